@@ -1,0 +1,50 @@
+//! Identifier newtypes. Backends assign them; they are positive and never reused.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl $name {
+            /// The raw number, for storage and URLs.
+            pub fn get(self) -> i64 {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl From<i64> for $name {
+            fn from(raw: i64) -> Self {
+                $name(raw)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A machine (test rig).
+    MachineId
+);
+id_type!(
+    /// A run: one execution of a master scenario. The run's master scenario is addressed by the
+    /// same id.
+    RunId
+);
+id_type!(
+    /// A scenario within a run.
+    ScenarioId
+);
+id_type!(
+    /// A test case within a scenario.
+    TestId
+);

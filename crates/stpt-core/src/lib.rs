@@ -1,0 +1,37 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod ids;
+mod live;
+mod model;
+mod page;
+mod protocol;
+pub mod rules;
+mod status;
+mod store;
+mod time;
+mod tracker;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use error::{BoxError, Error, ItemKind, NoMatch, Result};
+pub use ids::{MachineId, RunId, ScenarioId, TestId};
+pub use live::{
+    Delivery, InProcessBus, LiveBus, LiveEvent, LiveStream, RunChange, ScenarioChange, TestChange,
+    Topic,
+};
+pub use model::{
+    FileRef, ItemDetail, ItemRef, MachineSummary, RunDetail, RunSummary, ScenarioView, Statistics,
+    TestView, duration,
+};
+pub use page::{Page, PageRequest};
+pub use protocol::{
+    MAX_NAME_CHARS, MAX_PATH_CHARS, MachineName, MasterScenarioPayload, Plan, PlanPayload,
+    PlannedScenario, ScenarioPayload, ScriptFile, TestPayload, TestStart, TestStartPayload,
+    TestStop, TestStopPayload, machine_key,
+};
+pub use status::{MachineStatus, Status, StatusCounts};
+pub use store::{Changes, Committed, MachineRecord, NewRun, PlannedIds, Store, StoreTx};
+pub use time::parse_timestamp;
+pub use tracker::{Clock, EventReceipt, PlanReceipt, SystemClock, Tracker};

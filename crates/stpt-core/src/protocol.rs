@@ -1,0 +1,330 @@
+//! The seed's runner protocol: the JSON a runner posts, and the validated commands made of it.
+//!
+//! Payload types mirror the wire exactly (so existing runners keep working); `validate` turns
+//! them into commands that cannot hold a blank machine name, an oversized field or a
+//! non-final stop status.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
+
+use crate::time::deserialize_timestamp;
+use crate::{Error, Result, Status};
+
+/// Longest machine or file name accepted, in characters (as the seed).
+pub const MAX_NAME_CHARS: usize = 256;
+/// Longest file path accepted, in characters (as the seed).
+pub const MAX_PATH_CHARS: usize = 1024;
+
+/// `POST /tm_api/dry_run/`: the plan a runner sends before executing anything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanPayload {
+    /// The machine's name.
+    pub machine_name: String,
+    /// When the runner made the plan (its own clock).
+    #[serde(deserialize_with = "deserialize_timestamp")]
+    pub timestamp: DateTime<Utc>,
+    /// The master scenario with its scenarios and tests.
+    pub master_scenario: MasterScenarioPayload,
+}
+
+/// The master scenario of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MasterScenarioPayload {
+    /// Directory of the script.
+    pub file_path: String,
+    /// File name of the script.
+    pub file_name: String,
+    /// Script text; may be empty, `null` or absent.
+    #[serde(default)]
+    pub script: Option<String>,
+    /// Scenarios in run order; `null` or absent means none.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub scenarios: Vec<ScenarioPayload>,
+}
+
+/// A scenario of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioPayload {
+    /// Directory of the script.
+    pub file_path: String,
+    /// File name of the script.
+    pub file_name: String,
+    /// Script text; may be empty, `null` or absent.
+    #[serde(default)]
+    pub script: Option<String>,
+    /// Tests in run order; `null` or absent means none.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub tests: Vec<TestPayload>,
+}
+
+/// A test of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestPayload {
+    /// Directory of the script.
+    pub file_path: String,
+    /// File name of the script.
+    pub file_name: String,
+    /// Script text; may be empty, `null` or absent.
+    #[serde(default)]
+    pub script: Option<String>,
+}
+
+/// `POST /tm_api/test_start/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestStartPayload {
+    /// The machine's name.
+    pub machine_name: String,
+    /// Directory of the test script.
+    pub file_path: String,
+    /// File name of the test script.
+    pub file_name: String,
+    /// When the test started (the runner's clock).
+    #[serde(deserialize_with = "deserialize_timestamp")]
+    pub timestamp_start: DateTime<Utc>,
+}
+
+/// `POST /tm_api/test_stop/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestStopPayload {
+    /// The machine's name.
+    pub machine_name: String,
+    /// Directory of the test script.
+    pub file_path: String,
+    /// File name of the test script.
+    pub file_name: String,
+    /// The final status; `waiting` and `running` are invalid here.
+    pub status: Status,
+    /// When the test stopped (the runner's clock).
+    #[serde(deserialize_with = "deserialize_timestamp")]
+    pub timestamp_stop: DateTime<Utc>,
+}
+
+fn null_as_empty<'de, D, T>(deserializer: D) -> std::result::Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// A machine's name: not blank, at most [`MAX_NAME_CHARS`] characters, compared
+/// case-insensitively (SPEC rule 7).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct MachineName(String);
+
+impl MachineName {
+    /// Validates a machine name.
+    pub fn new(name: impl Into<String>) -> Result<Self> {
+        let name = name.into();
+        if name.trim().is_empty() {
+            return Err(Error::invalid("machine_name", "must not be blank"));
+        }
+        check_length("machine_name", &name, MAX_NAME_CHARS)?;
+        Ok(MachineName(name))
+    }
+
+    /// The name as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key two names are compared by: equal keys name one machine.
+    pub fn key(&self) -> String {
+        machine_key(&self.0)
+    }
+}
+
+/// The case-insensitive key of a machine name; backends index machines by it.
+pub fn machine_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
+impl fmt::Display for MachineName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn check_length(field: &str, value: &str, max_chars: usize) -> Result<()> {
+    let chars = value.chars().count();
+    if chars > max_chars {
+        return Err(Error::invalid(
+            field,
+            format!("is {chars} characters long; at most {max_chars} are allowed"),
+        ));
+    }
+    Ok(())
+}
+
+/// A script file as a plan names it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScriptFile {
+    /// Directory, at most [`MAX_PATH_CHARS`] characters.
+    pub file_path: String,
+    /// File name, at most [`MAX_NAME_CHARS`] characters.
+    pub file_name: String,
+    /// Script text, kept exactly: `None` and `Some("")` differ.
+    pub script: Option<String>,
+}
+
+impl ScriptFile {
+    fn validate(
+        field: &str,
+        file_path: String,
+        file_name: String,
+        script: Option<String>,
+    ) -> Result<Self> {
+        check_length(&format!("{field}.file_path"), &file_path, MAX_PATH_CHARS)?;
+        check_length(&format!("{field}.file_name"), &file_name, MAX_NAME_CHARS)?;
+        Ok(ScriptFile {
+            file_path,
+            file_name,
+            script,
+        })
+    }
+}
+
+/// A validated plan: what [`crate::Tracker::record_plan`] stores as a new run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// The machine.
+    pub machine: MachineName,
+    /// The runner's timestamp of the plan.
+    pub timestamp: DateTime<Utc>,
+    /// The master scenario.
+    pub master: ScriptFile,
+    /// Scenarios in plan order.
+    pub scenarios: Vec<PlannedScenario>,
+}
+
+/// A scenario of a validated plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedScenario {
+    /// The scenario's script.
+    pub file: ScriptFile,
+    /// Its tests in plan order.
+    pub tests: Vec<ScriptFile>,
+}
+
+impl Plan {
+    /// The number of tests in the plan.
+    pub fn test_count(&self) -> usize {
+        self.scenarios.iter().map(|s| s.tests.len()).sum()
+    }
+}
+
+impl PlanPayload {
+    /// Checks every rule of the protocol and returns the plan to store.
+    pub fn validate(self) -> Result<Plan> {
+        let machine = MachineName::new(self.machine_name)?;
+        let master = self.master_scenario;
+        let master_file = ScriptFile::validate(
+            "master_scenario",
+            master.file_path,
+            master.file_name,
+            master.script,
+        )?;
+        let scenarios = master
+            .scenarios
+            .into_iter()
+            .enumerate()
+            .map(|(s, scenario)| {
+                let field = format!("master_scenario.scenarios[{s}]");
+                let file = ScriptFile::validate(
+                    &field,
+                    scenario.file_path,
+                    scenario.file_name,
+                    scenario.script,
+                )?;
+                let tests = scenario
+                    .tests
+                    .into_iter()
+                    .enumerate()
+                    .map(|(t, test)| {
+                        ScriptFile::validate(
+                            &format!("{field}.tests[{t}]"),
+                            test.file_path,
+                            test.file_name,
+                            test.script,
+                        )
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(PlannedScenario { file, tests })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Plan {
+            machine,
+            timestamp: self.timestamp,
+            master: master_file,
+            scenarios,
+        })
+    }
+}
+
+/// A validated `test_start` (SPEC rule 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestStart {
+    /// The machine.
+    pub machine: MachineName,
+    /// Directory of the test script.
+    pub file_path: String,
+    /// File name of the test script.
+    pub file_name: String,
+    /// When the test started.
+    pub at: DateTime<Utc>,
+}
+
+/// A validated `test_stop` (SPEC rules 3 and 8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestStop {
+    /// The machine.
+    pub machine: MachineName,
+    /// Directory of the test script.
+    pub file_path: String,
+    /// File name of the test script.
+    pub file_name: String,
+    /// The final status: never `waiting` or `running`.
+    pub status: Status,
+    /// When the test stopped.
+    pub at: DateTime<Utc>,
+}
+
+impl TestStartPayload {
+    /// Checks the protocol's rules and returns the event to apply.
+    pub fn validate(self) -> Result<TestStart> {
+        check_length("file_path", &self.file_path, MAX_PATH_CHARS)?;
+        check_length("file_name", &self.file_name, MAX_NAME_CHARS)?;
+        Ok(TestStart {
+            machine: MachineName::new(self.machine_name)?,
+            file_path: self.file_path,
+            file_name: self.file_name,
+            at: self.timestamp_start,
+        })
+    }
+}
+
+impl TestStopPayload {
+    /// Checks the protocol's rules and returns the event to apply.
+    pub fn validate(self) -> Result<TestStop> {
+        check_length("file_path", &self.file_path, MAX_PATH_CHARS)?;
+        check_length("file_name", &self.file_name, MAX_NAME_CHARS)?;
+        if self.status.is_ongoing() {
+            return Err(Error::invalid(
+                "status",
+                format!(
+                    "`{}` is not a final status; expected one of passed, warning, failed, error, unknown, cancelled",
+                    self.status
+                ),
+            ));
+        }
+        Ok(TestStop {
+            machine: MachineName::new(self.machine_name)?,
+            file_path: self.file_path,
+            file_name: self.file_name,
+            status: self.status,
+            at: self.timestamp_stop,
+        })
+    }
+}
