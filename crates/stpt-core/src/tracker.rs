@@ -82,6 +82,11 @@ impl Tracker {
         self
     }
 
+    /// The server's current time, from this tracker's clock (for "started 5 minutes ago").
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// The store behind this tracker.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

@@ -1,0 +1,111 @@
+//! Errors as HTTP responses: a status code and a stable JSON body.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use stpt_core::{Error, NoMatch};
+
+/// Why a request failed, ready to become a response.
+///
+/// Body: `{"error": {"code": "...", "message": "...", ...}}`. `code` is stable and meant for
+/// programs; `message` is for people. Server-side failures are logged in full and shown to
+/// clients only as `internal_error`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    // Boxed: errors travel in every handler's `Result`, keep the happy path small.
+    body: Box<ErrorBody>,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorBody {
+    code: &'static str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    no_match: Option<NoMatch>,
+}
+
+impl ApiError {
+    /// A client error with a code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            body: Box::new(ErrorBody {
+                code,
+                message: message.into(),
+                field: None,
+                no_match: None,
+            }),
+        }
+    }
+
+    /// `400 invalid_input` about `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut error = Self::new(StatusCode::BAD_REQUEST, "invalid_input", message);
+        error.body.field = Some(field.into());
+        error
+    }
+
+    /// The response status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidInput { field, problem } => {
+                let message = format!("`{field}` {problem}");
+                Self::invalid(field, message)
+            }
+            Error::NotFound { kind, id } => Self::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{kind} {id} not found"),
+            ),
+            Error::NoMatch(reason) => {
+                // 409: the request was well-formed but matched nothing in the machine's
+                // current state; seed runners ignore the answer, newer clients can act on it.
+                let mut error = Self::new(
+                    StatusCode::CONFLICT,
+                    "no_match",
+                    format!("event matched nothing: {reason}"),
+                );
+                error.body.no_match = Some(reason);
+                error
+            }
+            Error::Conflict { message } => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("concurrent update, retry: {message}"),
+            ),
+            Error::NotSupported { operation } => Self::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "not_supported",
+                format!("not supported by this server's store: {operation}"),
+            ),
+            other => {
+                tracing::error!(error = %other, source = ?std::error::Error::source(&other), "request failed");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "internal error; the server log has details",
+                )
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        #[derive(Serialize)]
+        struct Envelope {
+            error: Box<ErrorBody>,
+        }
+        (self.status, Json(Envelope { error: self.body })).into_response()
+    }
+}

@@ -1,0 +1,442 @@
+//! The seed's `/tm_api/` through the router (oneshot) and over a real socket.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::{DateTime, TimeZone, Utc};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use stpt_core::{Clock, InProcessBus, Tracker};
+use stpt_http::HttpConfig;
+use stpt_store_memory::MemoryStore;
+use tower::ServiceExt;
+
+const PLAN: &str = include_str!("../../stpt-core/fixtures/plan-python-runner.json");
+const EVENTS: &str = include_str!("../../stpt-core/fixtures/events-python-runner.json");
+
+#[derive(Debug)]
+struct FixedClock;
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, 15, 30, 0).unwrap()
+    }
+}
+
+fn app_with(config: HttpConfig) -> Router {
+    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()))
+        .with_clock(Arc::new(FixedClock));
+    stpt_http::router(tracker, config)
+}
+
+fn app() -> Router {
+    app_with(HttpConfig::default())
+}
+
+async fn call(app: &Router, method: &str, uri: &str, body: Option<&str>) -> (StatusCode, Value) {
+    let mut request = Request::builder().method(method).uri(uri);
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let request = request
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+        .unwrap();
+    send(app, request).await
+}
+
+async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("non-JSON body ({e}): {}", String::from_utf8_lossy(&bytes)));
+    (status, value)
+}
+
+async fn replay(app: &Router, events: &[Value]) {
+    for event in events {
+        let (status, body) = call(
+            app,
+            "POST",
+            event["endpoint"].as_str().unwrap(),
+            Some(&event["body"].to_string()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{event}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn python_runner_replay_and_every_read_shape() {
+    let app = app();
+    let (status, created) = call(&app, "POST", "/tm_api/dry_run/", Some(PLAN)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    insta::assert_json_snapshot!("plan_created", created);
+    let events: Vec<Value> = serde_json::from_str(EVENTS).unwrap();
+    replay(&app, &events[..15]).await;
+
+    let (status, machines) = call(&app, "GET", "/tm_api/machines/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    insta::assert_json_snapshot!("machines", machines);
+    let (_, runs) = call(&app, "GET", "/tm_api/machine_dry_run_datas/1", None).await;
+    insta::assert_json_snapshot!("machine_runs", runs);
+    let (_, last) = call(&app, "GET", "/tm_api/machine_last_data/1/", None).await;
+    insta::assert_json_snapshot!("machine_last_data", last);
+    let (_, test) = call(&app, "GET", "/tm_api/test/1", None).await;
+    insta::assert_json_snapshot!("test", test);
+    let (_, scenario) = call(&app, "GET", "/tm_api/scenario/4", None).await;
+    insta::assert_json_snapshot!("scenario", scenario);
+    let (_, master) = call(&app, "GET", "/tm_api/master_scenario/1/", None).await;
+    insta::assert_json_snapshot!("master_scenario", master);
+    let stop = &events[15];
+    assert_eq!(stop["endpoint"], "/tm_api/test_stop/");
+    let (status, accepted) = call(
+        &app,
+        "POST",
+        "/tm_api/test_stop/",
+        Some(&stop["body"].to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    insta::assert_json_snapshot!("event_accepted", accepted);
+}
+
+#[tokio::test]
+async fn paths_work_with_and_without_trailing_slash() {
+    let app = app();
+    let (status, _) = call(&app, "POST", "/tm_api/dry_run", Some(PLAN)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let events: Vec<Value> = serde_json::from_str(EVENTS).unwrap();
+    let start = events[0]["body"].to_string();
+    let (status, _) = call(&app, "POST", "/tm_api/test_start", Some(&start)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    for uri in [
+        "/tm_api/machines",
+        "/tm_api/machines/",
+        "/tm_api/machine_dry_run_datas/1",
+        "/tm_api/machine_dry_run_datas/1/",
+        "/tm_api/machine_last_data/1",
+        "/tm_api/machine_last_data/1/",
+        "/tm_api/test/1",
+        "/tm_api/test/1/",
+        "/tm_api/scenario/1",
+        "/tm_api/scenario/1/",
+        "/tm_api/master_scenario/1",
+        "/tm_api/master_scenario/1/",
+    ] {
+        let (status, body) = call(&app, "GET", uri, None).await;
+        assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn unmatched_events_answer_409_and_change_nothing() {
+    let app = app();
+    let stop = json!({"machine_name": "ghost", "file_path": "/t", "file_name": "a.py",
+        "status": "passed", "timestamp_stop": "2026-11-24 13:00:00"});
+    let (status, body) = call(&app, "POST", "/tm_api/test_stop/", Some(&stop.to_string())).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["code"], "no_match");
+    assert_eq!(body["error"]["no_match"]["reason"], "unknown_machine");
+    call(&app, "POST", "/tm_api/dry_run/", Some(PLAN)).await;
+    let (_, before) = call(&app, "GET", "/tm_api/machine_last_data/1/", None).await;
+    let unmatched = json!({"machine_name": "MACHINE #1", "file_path": "/rig/test_cases/01_feature_lamp",
+        "file_name": "01_01_test_lamp.py", "status": "failed", "timestamp_stop": "2026-11-24 13:00:00"});
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/tm_api/test_stop/",
+        Some(&unmatched.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["no_match"]["reason"], "no_running_test");
+    let (_, after) = call(&app, "GET", "/tm_api/machine_last_data/1/", None).await;
+    assert_eq!(before, after);
+}
+
+/// Every bad input is a 4xx with a JSON error, and nothing is stored.
+#[tokio::test]
+async fn bad_plans_are_rejected_and_store_nothing() {
+    let app = app_with(HttpConfig::default().with_body_limit(64 * 1024));
+    let plan: Value = serde_json::from_str(PLAN).unwrap();
+    let mut cases: Vec<(String, String)> = vec![
+        ("malformed".into(), "{\"machine_name\": ".into()),
+        ("not an object".into(), "[1, 2]".into()),
+        ("trailing garbage".into(), format!("{PLAN} x")),
+        ("empty body".into(), String::new()),
+    ];
+    for field in ["machine_name", "timestamp", "master_scenario"] {
+        let mut broken = plan.clone();
+        broken.as_object_mut().unwrap().remove(field);
+        cases.push((format!("missing {field}"), broken.to_string()));
+    }
+    for field in ["file_path", "file_name"] {
+        let mut broken = plan.clone();
+        broken["master_scenario"]
+            .as_object_mut()
+            .unwrap()
+            .remove(field);
+        cases.push((format!("missing master {field}"), broken.to_string()));
+        let mut broken = plan.clone();
+        broken["master_scenario"]["scenarios"][0]["tests"][1]
+            .as_object_mut()
+            .unwrap()
+            .remove(field);
+        cases.push((format!("missing test {field}"), broken.to_string()));
+    }
+    let wrong_types: [(&str, Value); 6] = [
+        ("/machine_name", json!(5)),
+        ("/timestamp", json!("yesterday")),
+        ("/timestamp", json!(1_546_174_917)),
+        ("/master_scenario/scenarios", json!("none")),
+        ("/master_scenario/scenarios/0/tests/0/script", json!(["x"])),
+        ("/master_scenario/file_name", json!(null)),
+    ];
+    for (pointer, value) in wrong_types {
+        let mut broken = plan.clone();
+        *broken.pointer_mut(pointer).unwrap() = value.clone();
+        cases.push((format!("{pointer} = {value}"), broken.to_string()));
+    }
+    for (pointer, value) in [
+        ("/machine_name", json!("   ")),
+        ("/machine_name", json!("m".repeat(257))),
+        (
+            "/master_scenario/scenarios/1/tests/0/file_name",
+            json!("n".repeat(257)),
+        ),
+        (
+            "/master_scenario/scenarios/1/tests/0/file_path",
+            json!("p".repeat(1025)),
+        ),
+    ] {
+        let mut broken = plan.clone();
+        *broken.pointer_mut(pointer).unwrap() = value;
+        cases.push((format!("bad value at {pointer}"), broken.to_string()));
+    }
+    let mut huge = plan.clone();
+    huge["master_scenario"]["script"] = json!("x".repeat(100 * 1024));
+    cases.push(("over the body limit".into(), huge.to_string()));
+
+    for (case, body) in &cases {
+        let (status, error) = call(&app, "POST", "/tm_api/dry_run/", Some(body)).await;
+        assert!(status.is_client_error(), "{case}: {status} {error}");
+        assert!(error["error"]["code"].is_string(), "{case}: {error}");
+        assert!(
+            !error["error"]["message"].as_str().unwrap().is_empty(),
+            "{case}"
+        );
+    }
+
+    let invalid_utf8 = Request::post("/tm_api/dry_run/")
+        .header("content-type", "application/json")
+        .body(Body::from(vec![
+            b'{', b'"', 0xff, 0xfe, b'"', b':', b'1', b'}',
+        ]))
+        .unwrap();
+    let (status, _) = send(&app, invalid_utf8).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let form = Request::post("/tm_api/dry_run/")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(PLAN))
+        .unwrap();
+    let (status, error) = send(&app, form).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(error["error"]["code"], "unsupported_media_type");
+
+    let (_, machines) = call(&app, "GET", "/tm_api/machines/", None).await;
+    assert_eq!(machines["count"], 0, "nothing was stored");
+}
+
+#[tokio::test]
+async fn bad_events_are_rejected() {
+    let app = app();
+    call(&app, "POST", "/tm_api/dry_run/", Some(PLAN)).await;
+    let start = json!({"machine_name": "machine #1", "file_path": "/rig/test_cases/01_feature_lamp",
+        "file_name": "01_01_test_lamp.py", "timestamp_start": "2026-11-24 13:00:00"});
+    let stop = json!({"machine_name": "machine #1", "file_path": "/rig/test_cases/01_feature_lamp",
+        "file_name": "01_01_test_lamp.py", "status": "passed", "timestamp_stop": "2026-11-24 13:00:01"});
+    let mut cases = Vec::new();
+    for (endpoint, body) in [
+        ("/tm_api/test_start/", &start),
+        ("/tm_api/test_stop/", &stop),
+    ] {
+        for field in body.as_object().unwrap().keys() {
+            let mut broken = body.clone();
+            broken.as_object_mut().unwrap().remove(field);
+            cases.push((endpoint, format!("missing {field}"), broken));
+            let mut broken = body.clone();
+            broken[field] = json!({"nested": true});
+            cases.push((endpoint, format!("{field} as object"), broken));
+        }
+        let mut blank = body.clone();
+        blank["machine_name"] = json!("");
+        cases.push((endpoint, "blank machine".into(), blank));
+    }
+    for status in ["running", "waiting", "PASSED", "done", ""] {
+        let mut broken = stop.clone();
+        broken["status"] = json!(status);
+        cases.push(("/tm_api/test_stop/", format!("status {status:?}"), broken));
+    }
+    for (endpoint, case, body) in cases {
+        let (status, error) = call(&app, "POST", endpoint, Some(&body.to_string())).await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{endpoint} {case}: {error}"
+        );
+        assert!(error["error"]["message"].is_string());
+    }
+    let (_, last) = call(&app, "GET", "/tm_api/machine_last_data/1/", None).await;
+    assert_eq!(last["status"], "waiting", "nothing was applied");
+}
+
+#[tokio::test]
+async fn bad_reads_are_clear() {
+    let app = app();
+    call(&app, "POST", "/tm_api/dry_run/", Some(PLAN)).await;
+    for (uri, expected) in [
+        ("/tm_api/machines/?page=0", StatusCode::BAD_REQUEST),
+        ("/tm_api/machines/?page=abc", StatusCode::BAD_REQUEST),
+        ("/tm_api/machines/?page=-1", StatusCode::BAD_REQUEST),
+        ("/tm_api/machines/?page_size=0", StatusCode::BAD_REQUEST),
+        ("/tm_api/machines/?page_size=101", StatusCode::BAD_REQUEST),
+        (
+            "/tm_api/machines/?page=99999999999",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/tm_api/machines/?page=2", StatusCode::NOT_FOUND),
+        (
+            "/tm_api/machine_dry_run_datas/1?page=2",
+            StatusCode::NOT_FOUND,
+        ),
+        ("/tm_api/machine_dry_run_datas/99", StatusCode::NOT_FOUND),
+        ("/tm_api/machine_dry_run_datas/x", StatusCode::BAD_REQUEST),
+        ("/tm_api/machine_last_data/99/", StatusCode::NOT_FOUND),
+        ("/tm_api/test/99999", StatusCode::NOT_FOUND),
+        ("/tm_api/test/abc", StatusCode::BAD_REQUEST),
+        ("/tm_api/scenario/0", StatusCode::NOT_FOUND),
+        ("/tm_api/master_scenario/-4", StatusCode::NOT_FOUND),
+        ("/tm_api/nothing_here/", StatusCode::NOT_FOUND),
+    ] {
+        let (status, body) = call(&app, "GET", uri, None).await;
+        assert_eq!(status, expected, "{uri}: {body}");
+        assert!(body["error"]["code"].is_string(), "{uri}: {body}");
+    }
+    let (status, page) = call(&app, "GET", "/tm_api/machines/?page=1&page_size=100", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["page_size"], 100);
+}
+
+#[tokio::test]
+async fn links_survive_a_nesting_prefix() {
+    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
+    let app: Router =
+        Router::new().nest("/stpt", stpt_http::router(tracker, HttpConfig::default()));
+    call(&app, "POST", "/stpt/tm_api/dry_run/", Some(PLAN)).await;
+    let (status, machines) = call(&app, "GET", "/stpt/tm_api/machines/", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(machines["results"][0]["url"], "/stpt/machine/1");
+}
+
+/// The whole seed protocol over a real socket with a real HTTP client: a plan with naive
+/// timestamps and `null` lists, a test file listed twice, a second plan abandoning the first,
+/// and a cancel.
+#[tokio::test]
+async fn runner_story_over_a_real_socket() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move { axum::serve(listener, app()).await });
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        let request = client.post(format!("{base}{path}")).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let get = |path: &str| {
+        let request = client.get(format!("{base}{path}"));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+
+    let plan: Value = serde_json::from_str(PLAN).unwrap();
+    assert_eq!(post("/tm_api/dry_run/", plan.clone()).await.0, 201);
+    let events: Vec<Value> = serde_json::from_str(EVENTS).unwrap();
+    for event in &events {
+        let (status, body) = post(event["endpoint"].as_str().unwrap(), event["body"].clone()).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let last = get("/tm_api/machine_last_data/1/").await;
+    let statuses: Vec<(String, String)> = last["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["tests"].as_array().unwrap().iter())
+        .map(|t| {
+            (
+                t["file_name"].as_str().unwrap().to_owned(),
+                t["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["endpoint"] == "/tm_api/test_stop/")
+        .map(|e| {
+            (
+                e["body"]["file_name"].as_str().unwrap().to_owned(),
+                e["body"]["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(statuses, expected, "trunk listed twice ran in plan order");
+    assert_eq!(last["status"], "failed");
+    assert_eq!(last["tests_count"], 10);
+    assert_eq!(last["statistics"]["passed"], 4);
+    assert_eq!(last["duration"], "0 minutes");
+    assert_eq!(last["timestamp_start"], "24-11-2026  13:02:01");
+
+    // A second plan, one test run, then a third plan abandons it mid-test.
+    let mut second = plan.clone();
+    second["timestamp"] = json!("2026-11-24T14:00:00Z");
+    assert_eq!(post("/tm_api/dry_run", second.clone()).await.0, 201);
+    let start = json!({"machine_name": "MACHINE #1", "file_path": "/rig/test_cases/01_feature_lamp",
+        "file_name": "01_01_test_lamp.py", "timestamp_start": "2026-11-24 14:00:01.5"});
+    assert_eq!(post("/tm_api/test_start/", start.clone()).await.0, 202);
+    let mut third = plan.clone();
+    third["timestamp"] = json!("2026-11-24 14:10:00");
+    let (status, created) = post("/tm_api/dry_run/", third).await;
+    assert_eq!(status, 201);
+    assert_eq!(created["abandoned_runs"], json!([2]));
+    let runs = get("/tm_api/machine_dry_run_datas/1").await;
+    let run_statuses: Vec<&str> = runs["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(run_statuses, ["waiting", "unknown", "failed"]);
+    let abandoned = get("/tm_api/test/11").await;
+    assert_eq!(abandoned["status"], "unknown");
+    assert_eq!(abandoned["timestamp_stop"], "24-11-2026  14:10:00");
+
+    // Cancel the third run from its first test.
+    assert_eq!(post("/tm_api/test_start/", start).await.0, 202);
+    let cancel = json!({"machine_name": "machine #1", "file_path": "/rig/test_cases/01_feature_lamp",
+        "file_name": "01_01_test_lamp.py", "status": "cancelled", "timestamp_stop": "2026-11-24 14:11:00"});
+    assert_eq!(post("/tm_api/test_stop/", cancel).await.0, 202);
+    let last = get("/tm_api/machine_last_data/1").await;
+    assert_eq!(last["status"], "cancelled");
+    assert_eq!(last["statistics"]["cancelled"], 10);
+    let machines = get("/tm_api/machines/").await;
+    assert_eq!(machines["results"][0]["status"], "cancelled");
+    assert_eq!(machines["count"], 1);
+    server.abort();
+}
