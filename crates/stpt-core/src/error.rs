@@ -131,6 +131,11 @@ pub enum NoMatch {
         /// The name sent.
         file_name: String,
     },
+    /// The test addressed by id is not in its machine's ongoing run.
+    TestNotInOngoingRun {
+        /// The test sent.
+        test_id: crate::TestId,
+    },
     /// The ongoing run has no running test with this path and name.
     NoRunningTest {
         /// The path sent.
@@ -156,6 +161,9 @@ impl fmt::Display for NoMatch {
                 f,
                 "no waiting test `{file_name}` at `{file_path}` in the ongoing run"
             ),
+            NoMatch::TestNotInOngoingRun { test_id } => {
+                write!(f, "test {test_id} is not in its machine's ongoing run")
+            }
             NoMatch::NoRunningTest {
                 file_path,
                 file_name,

@@ -32,6 +32,12 @@ pub use protocol::{
     TestStop, TestStopPayload, machine_key,
 };
 pub use status::{MachineStatus, Status, StatusCounts};
-pub use store::{Changes, Committed, MachineRecord, NewRun, PlannedIds, Store, StoreTx};
-pub use time::parse_timestamp;
-pub use tracker::{Clock, EventReceipt, PlanReceipt, SystemClock, Tracker};
+pub use store::{
+    Changes, Committed, EventRecord, MachineRecord, NewRun, PlannedIds, RecordedEvent, Store,
+    StoreTx,
+};
+pub use time::{deserialize_timestamp, parse_timestamp};
+pub use tracker::{
+    Clock, EventId, EventReceipt, PlanReceipt, Recorded, SystemClock, TestAction, TestEvent,
+    TestTarget, Tracker,
+};

@@ -83,6 +83,27 @@ pub trait StoreTx: Send {
     /// The `running` test of `run`, if any (the rules keep at most one).
     async fn running_test(&mut self, run: RunId) -> Result<Option<TestState>>;
 
+    /// One test of the machine by id, if it exists. Needed for events addressed by test id.
+    ///
+    /// Optional: the default answers [`crate::Error::NotSupported`].
+    async fn test(&mut self, id: TestId) -> Result<Option<TestState>> {
+        let _ = id;
+        Err(crate::Error::NotSupported {
+            operation: "events addressed by test id",
+        })
+    }
+
+    /// What an earlier commit on this machine recorded under the client's `event_id`
+    /// ([`Changes::record`]), if any. Needed for idempotent retries.
+    ///
+    /// Optional: the default answers [`crate::Error::NotSupported`].
+    async fn recorded_event(&mut self, event_id: &str) -> Result<Option<RecordedEvent>> {
+        let _ = event_id;
+        Err(crate::Error::NotSupported {
+            operation: "idempotent events (client event ids)",
+        })
+    }
+
     /// Persists `changes` atomically and ends the unit. The machine is created (named as in
     /// the new run's plan) if it does not exist and a run is planned.
     async fn commit(self: Box<Self>, changes: Changes) -> Result<Committed>;
@@ -97,6 +118,28 @@ pub struct Changes {
     pub runs: Vec<RunWork>,
     /// A plan to store as the machine's new latest run, after `runs` are applied.
     pub new_run: Option<NewRun>,
+    /// A client event id to remember with this commit, so a retry is answered from the
+    /// record instead of applied again. Only set after [`StoreTx::recorded_event`] succeeded.
+    pub record: Option<EventRecord>,
+}
+
+/// What to remember under a client's event id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// The client's id for the event, unique per machine.
+    pub event_id: String,
+    /// The event's receipt as JSON, to answer a retry with; `None` for a plan, whose receipt
+    /// is rebuilt from the new run.
+    pub receipt: Option<String>,
+}
+
+/// What a commit remembered under a client's event id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// The receipt JSON given in [`EventRecord::receipt`].
+    pub receipt: Option<String>,
+    /// The run the commit planned, if it planned one.
+    pub new_run: Option<RunId>,
 }
 
 /// A plan ready to store: every item `waiting`, aggregates computed.

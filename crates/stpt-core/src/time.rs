@@ -21,8 +21,8 @@ pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
         .map(|naive| naive.and_utc())
 }
 
-/// `deserialize_with` helper for a required runner timestamp.
-pub(crate) fn deserialize_timestamp<'de, D: Deserializer<'de>>(
+/// `#[serde(deserialize_with = "...")]` helper for a runner timestamp in any accepted form.
+pub fn deserialize_timestamp<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<DateTime<Utc>, D::Error> {
     let text = String::deserialize(deserializer)?;

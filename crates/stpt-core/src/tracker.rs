@@ -2,17 +2,19 @@
 //! commits, then tells live subscribers what changed.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
 use std::sync::Arc;
 
 use crate::live::{LiveBus, LiveEvent, RunChange, Topic};
 use crate::rules::{RunState, RunWork};
-use crate::store::{Changes, MachineRecord, NewRun, PlannedIds, Store, StoreTx};
+use crate::store::{
+    Changes, EventRecord, MachineRecord, NewRun, PlannedIds, RecordedEvent, Store, StoreTx,
+};
 use crate::{
-    Error, ItemDetail, ItemKind, ItemRef, MachineId, MachineStatus, MachineSummary, NoMatch, Page,
-    PageRequest, Plan, Result, RunDetail, RunId, RunSummary, Statistics, Status, TestId, TestStart,
-    TestStop,
+    Error, ItemDetail, ItemKind, ItemRef, MachineId, MachineName, MachineStatus, MachineSummary,
+    NoMatch, Page, PageRequest, Plan, Result, RunDetail, RunId, RunSummary, Statistics, Status,
+    TestId, TestStart, TestStop,
 };
 
 /// Where the tracker takes the server's time from.
@@ -41,7 +43,7 @@ pub struct Tracker {
 }
 
 /// What storing a plan did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanReceipt {
     /// The machine (created if new).
     pub machine_id: MachineId,
@@ -52,7 +54,7 @@ pub struct PlanReceipt {
 }
 
 /// What applying a test event did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventReceipt {
     /// The machine.
     pub machine_id: MachineId,
@@ -64,6 +66,125 @@ pub struct EventReceipt {
     pub status: Status,
     /// The run's new status.
     pub run_status: Status,
+}
+
+/// A client's id for one event, so a retried post is applied once. Unique per machine.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EventId(String);
+
+impl EventId {
+    /// Longest id accepted, in characters.
+    pub const MAX_CHARS: usize = 128;
+
+    /// Validates an event id: not blank, at most [`Self::MAX_CHARS`] characters.
+    pub fn new(id: impl Into<String>) -> Result<Self> {
+        let id = id.into();
+        if id.trim().is_empty() {
+            return Err(Error::invalid("event_id", "must not be blank"));
+        }
+        if id.chars().count() > Self::MAX_CHARS {
+            return Err(Error::invalid(
+                "event_id",
+                format!("at most {} characters are allowed", Self::MAX_CHARS),
+            ));
+        }
+        Ok(EventId(id))
+    }
+
+    /// The id as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for EventId {
+    type Error = Error;
+
+    fn try_from(id: String) -> Result<Self> {
+        EventId::new(id)
+    }
+}
+
+impl From<EventId> for String {
+    fn from(id: EventId) -> Self {
+        id.0
+    }
+}
+
+/// A receipt, and whether it answers a retry of an event applied before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recorded<T> {
+    /// What the event did (the first time, when replayed).
+    #[serde(flatten)]
+    pub receipt: T,
+    /// `true` when the event id was seen before and nothing was applied now.
+    pub replayed: bool,
+}
+
+/// Which test an event is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestTarget {
+    /// By machine, path and name, as the seed protocol addresses tests; rule 2 picks the
+    /// first waiting one in plan order.
+    Named {
+        /// The machine.
+        machine: MachineName,
+        /// Directory of the test script.
+        file_path: String,
+        /// File name of the test script.
+        file_name: String,
+    },
+    /// By the id the plan's receipt gave: exactly this test.
+    Id(TestId),
+}
+
+/// What happens to the test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestAction {
+    /// It starts (rule 2).
+    Start,
+    /// It stops with a final status (rules 3 and 8).
+    Stop(Status),
+}
+
+/// A test start or stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestEvent {
+    /// The test.
+    pub target: TestTarget,
+    /// Start or stop.
+    pub action: TestAction,
+    /// When, by the runner's clock.
+    pub at: DateTime<Utc>,
+}
+
+impl From<TestStart> for TestEvent {
+    fn from(event: TestStart) -> Self {
+        TestEvent {
+            target: TestTarget::Named {
+                machine: event.machine,
+                file_path: event.file_path,
+                file_name: event.file_name,
+            },
+            action: TestAction::Start,
+            at: event.at,
+        }
+    }
+}
+
+impl From<TestStop> for TestEvent {
+    fn from(event: TestStop) -> Self {
+        TestEvent {
+            target: TestTarget::Named {
+                machine: event.machine,
+                file_path: event.file_path,
+                file_name: event.file_name,
+            },
+            action: TestAction::Stop(event.status),
+            at: event.at,
+        }
+    }
 }
 
 impl Tracker {
@@ -100,10 +221,30 @@ impl Tracker {
     /// Rule 1: stores `plan` as the machine's new latest run, every item `waiting`, after
     /// abandoning the machine's ongoing runs (their ongoing tests become `unknown` at the
     /// plan's timestamp).
-    #[tracing::instrument(skip_all, fields(machine = %plan.machine, tests = plan.test_count()))]
     pub async fn record_plan(&self, plan: Plan) -> Result<PlanReceipt> {
+        Ok(self.plan(plan, None).await?.receipt)
+    }
+
+    /// [`Self::record_plan`], applied once per `event_id`: a retry with the same id answers
+    /// the first receipt (with `replayed` set) and changes nothing.
+    pub async fn record_plan_once(
+        &self,
+        plan: Plan,
+        event_id: &EventId,
+    ) -> Result<Recorded<PlanReceipt>> {
+        self.plan(plan, Some(event_id)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(machine = %plan.machine, tests = plan.test_count()))]
+    async fn plan(&self, plan: Plan, event_id: Option<&EventId>) -> Result<Recorded<PlanReceipt>> {
         let now = self.clock.now();
         let mut tx = self.store.begin(&plan.machine).await?;
+        if let (Some(event_id), Some(machine)) = (event_id, tx.machine().cloned()) {
+            if let Some(recorded) = tx.recorded_event(event_id.as_str()).await? {
+                drop(tx);
+                return self.replayed_plan(machine.id, recorded).await;
+            }
+        }
         let machine_name = tx
             .machine()
             .map_or_else(|| plan.machine.as_str().to_owned(), |m| m.name.clone());
@@ -117,16 +258,17 @@ impl Tracker {
             }
         }
         let new_run = NewRun::from_plan(plan, now);
-        let summary_parts = (
-            new_run.plan.timestamp,
-            new_run.aggregate,
-            u32::try_from(new_run.scenario_aggregates.len()).unwrap_or(u32::MAX),
-        );
+        let (timestamp, aggregate) = (new_run.plan.timestamp, new_run.aggregate);
+        let scenario_count = u32::try_from(new_run.scenario_aggregates.len()).unwrap_or(u32::MAX);
         let committed = tx
             .commit(Changes {
                 seen_at: now,
                 runs: abandoned.clone(),
                 new_run: Some(new_run),
+                record: event_id.map(|id| EventRecord {
+                    event_id: id.as_str().to_owned(),
+                    receipt: None,
+                }),
             })
             .await?;
         let ids = committed
@@ -136,7 +278,6 @@ impl Tracker {
         for work in &abandoned {
             self.publish_run_change(machine_id, work);
         }
-        let (timestamp, aggregate, scenario_count) = summary_parts;
         let run = RunSummary {
             id: ids.run_id,
             machine_id,
@@ -152,113 +293,199 @@ impl Tracker {
             Topic::Machine(machine_id),
             Arc::new(LiveEvent::RunCreated { run }),
         );
-        Ok(PlanReceipt {
-            machine_id,
-            ids,
-            abandoned: abandoned.iter().map(|work| work.run.id).collect(),
+        Ok(Recorded {
+            receipt: PlanReceipt {
+                machine_id,
+                ids,
+                abandoned: abandoned.iter().map(|work| work.run.id).collect(),
+            },
+            replayed: false,
+        })
+    }
+
+    /// Rebuilds a plan's receipt from the run it created (which runs it abandoned is not
+    /// kept: a replay reports none).
+    async fn replayed_plan(
+        &self,
+        machine_id: MachineId,
+        recorded: RecordedEvent,
+    ) -> Result<Recorded<PlanReceipt>> {
+        let run_id = recorded.new_run.ok_or_else(|| Error::Conflict {
+            message: "this event id was already used for an event that is not a plan".to_owned(),
+        })?;
+        let run = self.store.run(run_id).await?;
+        Ok(Recorded {
+            receipt: PlanReceipt {
+                machine_id,
+                ids: PlannedIds {
+                    run_id,
+                    scenario_ids: run.scenarios.iter().map(|s| s.id).collect(),
+                    test_ids: run
+                        .scenarios
+                        .iter()
+                        .map(|s| s.tests.iter().map(|t| t.id).collect())
+                        .collect(),
+                },
+                abandoned: Vec::new(),
+            },
+            replayed: true,
         })
     }
 
     /// Rule 2: the first `waiting` test of that path and name in the machine's ongoing run,
     /// in plan order, starts; any other running test of the run becomes `unknown`.
-    #[tracing::instrument(skip_all, fields(machine = %event.machine, test = %event.file_name))]
     pub async fn record_test_start(&self, event: TestStart) -> Result<EventReceipt> {
-        let now = self.clock.now();
-        let mut tx = self.store.begin(&event.machine).await?;
-        let (machine, run) = ongoing_run(tx.as_mut(), event.machine.as_str()).await?;
-        let no_waiting_test = || {
-            Error::NoMatch(NoMatch::NoWaitingTest {
-                file_path: event.file_path.clone(),
-                file_name: event.file_name.clone(),
-            })
-        };
-        let target = tx
-            .first_waiting_test(run.id, &event.file_path, &event.file_name)
-            .await?
-            .ok_or_else(no_waiting_test)?;
-        let running = tx.running_test(run.id).await?;
-        let mut scenarios = vec![tx.scenario(target.scenario_id).await?];
-        if let Some(running) = &running {
-            if running.scenario_id != target.scenario_id {
-                scenarios.push(tx.scenario(running.scenario_id).await?);
-            }
-        }
-        let test_id = target.id;
-        let status_before = run.aggregate.status();
-        let mut work = RunWork::new(run, scenarios);
-        work.start_test(target, running, event.at)?;
-        self.commit_event(tx, machine, status_before, work, test_id, now)
-            .await
+        Ok(self.record_test_event(event.into(), None).await?.receipt)
     }
 
     /// Rules 3 and 8: the matching running test takes the final status; `cancelled` cancels
     /// every ongoing test of the run.
-    #[tracing::instrument(skip_all, fields(machine = %event.machine, test = %event.file_name, status = %event.status))]
     pub async fn record_test_stop(&self, event: TestStop) -> Result<EventReceipt> {
-        if event.status.is_ongoing() {
-            return Err(Error::invalid(
-                "status",
-                format!("`{}` is not a final status", event.status),
-            ));
-        }
-        let now = self.clock.now();
-        let mut tx = self.store.begin(&event.machine).await?;
-        let (machine, run) = ongoing_run(tx.as_mut(), event.machine.as_str()).await?;
-        let running = tx
-            .running_test(run.id)
-            .await?
-            .filter(|t| t.file_path == event.file_path && t.file_name == event.file_name)
-            .ok_or_else(|| {
-                Error::NoMatch(NoMatch::NoRunningTest {
-                    file_path: event.file_path.clone(),
-                    file_name: event.file_name.clone(),
-                })
-            })?;
-        let scenarios = if event.status == Status::Cancelled {
-            tx.scenarios(run.id).await?
-        } else {
-            vec![tx.scenario(running.scenario_id).await?]
-        };
-        let test_id = running.id;
-        let status_before = run.aggregate.status();
-        let mut work = RunWork::new(run, scenarios);
-        work.stop_test(running, event.status, event.at)?;
-        self.commit_event(tx, machine, status_before, work, test_id, now)
-            .await
+        Ok(self.record_test_event(event.into(), None).await?.receipt)
     }
 
-    async fn commit_event(
+    /// Applies a test start or stop, addressed by name (as the seed protocol) or by test id.
+    /// With an `event_id`, the event is applied once: a retry answers the first receipt with
+    /// `replayed` set.
+    #[tracing::instrument(skip_all, fields(action = ?event.action))]
+    pub async fn record_test_event(
         &self,
-        tx: Box<dyn StoreTx>,
-        machine: MachineRecord,
-        status_before: Status,
-        work: RunWork,
-        test_id: TestId,
-        now: DateTime<Utc>,
-    ) -> Result<EventReceipt> {
-        let committed = tx
-            .commit(Changes {
-                seen_at: now,
-                runs: vec![work.clone()],
-                new_run: None,
-            })
-            .await?;
-        let run_status = work.run.aggregate.status();
-        self.publish_run_change(committed.machine_id, &work);
-        if status_before != run_status && machine.latest_run == Some(work.run.id) {
-            self.publish_machine_status(machine.id, machine.name, run_status);
+        event: TestEvent,
+        event_id: Option<&EventId>,
+    ) -> Result<Recorded<EventReceipt>> {
+        if let TestAction::Stop(status) = event.action {
+            if status.is_ongoing() {
+                return Err(Error::invalid(
+                    "status",
+                    format!("`{status}` is not a final status"),
+                ));
+            }
         }
-        let status = work
-            .tests
-            .iter()
-            .find(|t| t.id == test_id)
-            .map_or(run_status, |t| t.status);
-        Ok(EventReceipt {
+        let now = self.clock.now();
+        // By id, the test's run, machine and file are fixed facts, read before locking.
+        let (machine_name, file_path, file_name, by_id) = match event.target {
+            TestTarget::Named {
+                machine,
+                file_path,
+                file_name,
+            } => (machine, file_path, file_name, None),
+            TestTarget::Id(test_id) => {
+                let item = self.store.item(ItemRef::Test(test_id)).await?;
+                let machine = self.store.machine(item.machine_id).await?;
+                let name = MachineName::new(machine.name)?;
+                (
+                    name,
+                    item.file.file_path,
+                    item.file.file_name,
+                    Some((test_id, item.run_id)),
+                )
+            }
+        };
+        let mut tx = self.store.begin(&machine_name).await?;
+        if let (Some(event_id), true) = (event_id, tx.machine().is_some()) {
+            if let Some(recorded) = tx.recorded_event(event_id.as_str()).await? {
+                let receipt = recorded.receipt.ok_or_else(|| Error::Conflict {
+                    message: "this event id was already used for a plan".to_owned(),
+                })?;
+                return Ok(Recorded {
+                    receipt: serde_json::from_str(&receipt).map_err(Error::backend)?,
+                    replayed: true,
+                });
+            }
+        }
+        let (machine, run) = ongoing_run(tx.as_mut(), machine_name.as_str()).await?;
+        if let Some((test_id, run_id)) = by_id {
+            if run_id != run.id {
+                return Err(Error::NoMatch(NoMatch::TestNotInOngoingRun { test_id }));
+            }
+        }
+        let status_before = run.aggregate.status();
+        let (work, test_id) = match event.action {
+            TestAction::Start => {
+                let target = match by_id {
+                    Some((test_id, _)) => tx.test(test_id).await?,
+                    None => {
+                        tx.first_waiting_test(run.id, &file_path, &file_name)
+                            .await?
+                    }
+                }
+                .filter(|test| test.status == Status::Waiting)
+                .ok_or_else(|| {
+                    Error::NoMatch(NoMatch::NoWaitingTest {
+                        file_path: file_path.clone(),
+                        file_name: file_name.clone(),
+                    })
+                })?;
+                let running = tx.running_test(run.id).await?;
+                let mut scenarios = vec![tx.scenario(target.scenario_id).await?];
+                if let Some(running) = &running {
+                    if running.scenario_id != target.scenario_id {
+                        scenarios.push(tx.scenario(running.scenario_id).await?);
+                    }
+                }
+                let test_id = target.id;
+                let mut work = RunWork::new(run, scenarios);
+                work.start_test(target, running, event.at)?;
+                (work, test_id)
+            }
+            TestAction::Stop(status) => {
+                let running = tx
+                    .running_test(run.id)
+                    .await?
+                    .filter(|test| match by_id {
+                        Some((test_id, _)) => test.id == test_id,
+                        None => test.file_path == file_path && test.file_name == file_name,
+                    })
+                    .ok_or_else(|| {
+                        Error::NoMatch(NoMatch::NoRunningTest {
+                            file_path: file_path.clone(),
+                            file_name: file_name.clone(),
+                        })
+                    })?;
+                let scenarios = if status == Status::Cancelled {
+                    tx.scenarios(run.id).await?
+                } else {
+                    vec![tx.scenario(running.scenario_id).await?]
+                };
+                let test_id = running.id;
+                let mut work = RunWork::new(run, scenarios);
+                work.stop_test(running, status, event.at)?;
+                (work, test_id)
+            }
+        };
+        let run_status = work.run.aggregate.status();
+        let receipt = EventReceipt {
             machine_id: machine.id,
             run_id: work.run.id,
             test_id,
-            status,
+            status: work
+                .tests
+                .iter()
+                .find(|t| t.id == test_id)
+                .map_or(run_status, |t| t.status),
             run_status,
+        };
+        let record = match event_id {
+            Some(id) => Some(EventRecord {
+                event_id: id.as_str().to_owned(),
+                receipt: Some(serde_json::to_string(&receipt).map_err(Error::backend)?),
+            }),
+            None => None,
+        };
+        tx.commit(Changes {
+            seen_at: now,
+            runs: vec![work.clone()],
+            new_run: None,
+            record,
+        })
+        .await?;
+        self.publish_run_change(machine.id, &work);
+        if status_before != run_status && machine.latest_run == Some(work.run.id) {
+            self.publish_machine_status(machine.id, machine.name, run_status);
+        }
+        Ok(Recorded {
+            receipt,
+            replayed: false,
         })
     }
 

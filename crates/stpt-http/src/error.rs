@@ -53,6 +53,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The error object of the body (without the `{"error": ...}` envelope).
+    pub(crate) fn body_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.body).unwrap_or(serde_json::Value::Null)
+    }
 }
 
 impl From<Error> for ApiError {

@@ -4,6 +4,7 @@ mod error;
 mod extract;
 pub mod humanize;
 mod seed;
+pub mod v1;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -57,12 +58,13 @@ where
     api_router(tracker, config)
 }
 
-/// The JSON API alone: the seed's `/tm_api/` paths.
+/// The JSON API alone: the seed's `/tm_api/` paths and the versioned `/api/v1/`.
 pub fn api_router<S>(tracker: Tracker, config: HttpConfig) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
     seed::routes()
+        .merge(v1::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(config.body_limit))
         .with_state(AppState { tracker })

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use stpt_core::rules::{RunState, ScenarioState, TestState};
 use stpt_core::{
     Changes, Committed, ItemDetail, ItemRef, MachineId, MachineName, MachineRecord, MachineSummary,
-    Page, PageRequest, Result, RunDetail, RunId, RunSummary, ScenarioId, Store, StoreTx,
+    Page, PageRequest, RecordedEvent, Result, RunDetail, RunId, RunSummary, ScenarioId, Store,
+    StoreTx, TestId,
 };
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
 
@@ -94,6 +95,17 @@ impl StoreTx for MemoryTx {
 
     async fn running_test(&mut self, run: RunId) -> Result<Option<TestState>> {
         self.state.running_test(run)
+    }
+
+    async fn test(&mut self, id: TestId) -> Result<Option<TestState>> {
+        Ok(self.state.test_state(id).ok())
+    }
+
+    async fn recorded_event(&mut self, event_id: &str) -> Result<Option<RecordedEvent>> {
+        Ok(match &self.machine {
+            Some(machine) => self.state.recorded_event(machine.id, event_id),
+            None => None,
+        })
     }
 
     async fn commit(mut self: Box<Self>, changes: Changes) -> Result<Committed> {

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use stpt_core::rules::{Aggregate, RunState, RunWork, ScenarioState, TestState};
 use stpt_core::{
     Changes, Committed, Error, FileRef, ItemDetail, ItemKind, ItemRef, MachineId, MachineRecord,
-    MachineStatus, MachineSummary, NewRun, Page, PageRequest, PlannedIds, Result, RunDetail, RunId,
-    RunSummary, ScenarioId, ScenarioView, ScriptFile, Statistics, Status, TestId, TestView,
+    MachineStatus, MachineSummary, NewRun, Page, PageRequest, PlannedIds, RecordedEvent, Result,
+    RunDetail, RunId, RunSummary, ScenarioId, ScenarioView, ScriptFile, Statistics, Status, TestId,
+    TestView,
 };
 
 #[derive(Debug, Default)]
@@ -20,6 +21,8 @@ pub(crate) struct State {
     tests: Vec<TestRow>,
     /// Each distinct script text once: the same files run night after night.
     scripts: HashSet<Arc<str>>,
+    /// Client event ids seen, per machine, with what they did.
+    events: HashMap<(MachineId, String), RecordedEvent>,
 }
 
 #[derive(Debug)]
@@ -171,7 +174,15 @@ impl State {
         })
     }
 
-    fn test_state(&self, id: TestId) -> Result<TestState> {
+    pub(crate) fn recorded_event(
+        &self,
+        machine: MachineId,
+        event_id: &str,
+    ) -> Option<RecordedEvent> {
+        self.events.get(&(machine, event_id.to_owned())).cloned()
+    }
+
+    pub(crate) fn test_state(&self, id: TestId) -> Result<TestState> {
         let row = self.test_row(id)?;
         Ok(TestState {
             id,
@@ -241,6 +252,15 @@ impl State {
             .map(|new_run| self.insert_run(machine_id, new_run));
         if let Some(row) = slot(machine_id.get()).and_then(|i| self.machines.get_mut(i)) {
             row.last_seen = Some(changes.seen_at);
+        }
+        if let Some(record) = changes.record {
+            self.events.insert(
+                (machine_id, record.event_id),
+                RecordedEvent {
+                    receipt: record.receipt,
+                    new_run: new_run.as_ref().map(|ids| ids.run_id),
+                },
+            );
         }
         Ok(Committed {
             machine_id,

@@ -1,14 +1,93 @@
-//! The conformance suite every [`Store`] and [`LiveBus`] must pass.
+//! The conformance suite every [`Store`](crate::Store) and [`LiveBus`](crate::LiveBus) must pass.
 //!
-//! Each scenario is a plain `pub async fn` that panics on failure. The macros
-//! [`store_conformance_tests!`](crate::store_conformance_tests) and
+//! Each scenario is a plain `pub async fn(Arc<dyn Store>)` (or `Arc<dyn LiveBus>`) that panics
+//! on failure. The macros [`store_conformance_tests!`](crate::store_conformance_tests) and
 //! [`live_bus_conformance_tests!`](crate::live_bus_conformance_tests) stamp one test per
-//! scenario with the test attribute you give, so a database backend can use a fresh database
+//! scenario with the test attribute you give, so a database backend can take a fresh database
 //! per test:
 //!
 //! ```ignore
 //! stpt_core::store_conformance_tests!(#[tokio::test] async fn() { MyStore::new() });
 //! stpt_core::store_conformance_tests!(#[sqlx::test] async fn(pool: PgPool) { PgStore::new(pool) });
+//! ```
+//!
+//! A custom backend in full: this one counts units of work and delegates the storing to
+//! another store, and runs a scenario of the suite. A real backend implements the same two
+//! traits over its own storage; `stpt-store-memory` is a complete one in about 500 lines.
+//!
+//! ```
+//! use async_trait::async_trait;
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use stpt_core::rules::{RunState, ScenarioState, TestState};
+//! use stpt_core::*;
+//!
+//! #[derive(Debug)]
+//! struct CountingStore {
+//!     inner: Arc<dyn Store>,
+//!     units: AtomicU64,
+//! }
+//!
+//! #[async_trait]
+//! impl Store for CountingStore {
+//!     async fn begin(&self, machine: &MachineName) -> Result<Box<dyn StoreTx>> {
+//!         self.units.fetch_add(1, Ordering::Relaxed);
+//!         Ok(Box::new(CountingTx(self.inner.begin(machine).await?)))
+//!     }
+//!     async fn machines(&self, page: PageRequest) -> Result<Page<MachineSummary>> {
+//!         self.inner.machines(page).await
+//!     }
+//!     async fn machine(&self, id: MachineId) -> Result<MachineSummary> {
+//!         self.inner.machine(id).await
+//!     }
+//!     async fn runs(&self, machine: MachineId, page: PageRequest) -> Result<Page<RunSummary>> {
+//!         self.inner.runs(machine, page).await
+//!     }
+//!     async fn run(&self, id: RunId) -> Result<RunDetail> {
+//!         self.inner.run(id).await
+//!     }
+//!     async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
+//!         self.inner.item(item).await
+//!     }
+//! }
+//!
+//! struct CountingTx(Box<dyn StoreTx>);
+//!
+//! #[async_trait]
+//! impl StoreTx for CountingTx {
+//!     fn machine(&self) -> Option<&MachineRecord> {
+//!         self.0.machine()
+//!     }
+//!     async fn ongoing_runs(&mut self) -> Result<Vec<RunState>> {
+//!         self.0.ongoing_runs().await
+//!     }
+//!     async fn scenarios(&mut self, run: RunId) -> Result<Vec<ScenarioState>> {
+//!         self.0.scenarios(run).await
+//!     }
+//!     async fn scenario(&mut self, id: ScenarioId) -> Result<ScenarioState> {
+//!         self.0.scenario(id).await
+//!     }
+//!     async fn first_waiting_test(&mut self, run: RunId, path: &str, name: &str) -> Result<Option<TestState>> {
+//!         self.0.first_waiting_test(run, path, name).await
+//!     }
+//!     async fn running_test(&mut self, run: RunId) -> Result<Option<TestState>> {
+//!         self.0.running_test(run).await
+//!     }
+//!     async fn commit(self: Box<Self>, changes: Changes) -> Result<Committed> {
+//!         self.0.commit(changes).await
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let store = Arc::new(CountingStore {
+//!     inner: Arc::new(stpt_store_memory::MemoryStore::new()),
+//!     units: AtomicU64::new(0),
+//! });
+//! // In a test file: `stpt_core::store_conformance_tests!(#[tokio::test] async fn() { .. });`
+//! stpt_core::conformance::python_runner_story(store.clone()).await;
+//! assert_eq!(store.units.load(Ordering::Relaxed), 21, "one unit of work per post");
+//! # }
 //! ```
 
 mod live;
@@ -51,6 +130,9 @@ macro_rules! store_conformance_tests {
             sixteen_machines_post_concurrently,
             concurrent_plans_for_one_new_machine,
             last_seen_is_server_time,
+            events_by_test_id,
+            retried_events_apply_once,
+            concurrent_retries_apply_once,
         }
     };
 }

@@ -8,9 +8,9 @@ use super::support::{
     test_statuses, tracker,
 };
 use crate::{
-    Error, ItemKind, ItemRef, MachineId, MachineStatus, NoMatch, PageRequest, Plan, PlanPayload,
-    PlannedScenario, RunId, ScenarioId, Status, StatusCounts, Store, TestId, TestStartPayload,
-    TestStopPayload,
+    Error, EventId, ItemKind, ItemRef, MachineId, MachineStatus, NoMatch, PageRequest, Plan,
+    PlanPayload, PlannedScenario, RunId, ScenarioId, Status, StatusCounts, Store, TestAction,
+    TestEvent, TestId, TestStartPayload, TestStopPayload, TestTarget,
 };
 
 use Status::{Cancelled, Failed, Passed, Running, Unknown, Waiting, Warning};
@@ -1038,4 +1038,199 @@ pub async fn last_seen_is_server_time(store: Arc<dyn Store>) {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(machine.last_seen, Some(at(600)));
+}
+
+fn by_id(test: TestId, action: TestAction, time: i64) -> TestEvent {
+    TestEvent {
+        target: TestTarget::Id(test),
+        action,
+        at: at(time),
+    }
+}
+
+fn event_id(id: &str) -> EventId {
+    EventId::new(id).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Events addressed by test id start and stop exactly that test.
+pub async fn events_by_test_id(store: Arc<dyn Store>) {
+    let (tracker, _) = tracker(store);
+    let first = record_plan(
+        &tracker,
+        plan("rig", at(0), &[("s.py", &["dup.py", "dup.py", "x.py"])]),
+    )
+    .await;
+    let ids = &first.ids.test_ids[0];
+    let started = tracker
+        .record_test_event(by_id(ids[1], TestAction::Start, 1), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        started.receipt.test_id, ids[1],
+        "the second listing, as addressed"
+    );
+    assert!(!started.replayed);
+    let wrong = tracker
+        .record_test_event(by_id(ids[0], TestAction::Stop(Passed), 2), None)
+        .await;
+    assert!(
+        matches!(wrong, Err(Error::NoMatch(NoMatch::NoRunningTest { .. }))),
+        "{wrong:?}"
+    );
+    let stopped = tracker
+        .record_test_event(by_id(ids[1], TestAction::Stop(Failed), 3), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (stopped.receipt.status, stopped.receipt.run_status),
+        (Failed, Waiting)
+    );
+    let again = tracker
+        .record_test_event(by_id(ids[1], TestAction::Start, 4), None)
+        .await;
+    assert!(
+        matches!(again, Err(Error::NoMatch(NoMatch::NoWaitingTest { .. }))),
+        "{again:?}"
+    );
+    let run = detail(&tracker, first.ids.run_id).await;
+    assert_eq!(test_statuses(&run), vec![vec![Waiting, Failed, Waiting]]);
+
+    record_plan(&tracker, plan("rig", at(5), &[("s.py", &["dup.py"])])).await;
+    let old = tracker
+        .record_test_event(by_id(ids[2], TestAction::Start, 6), None)
+        .await;
+    assert!(
+        matches!(
+            old,
+            Err(Error::NoMatch(NoMatch::TestNotInOngoingRun { .. }))
+        ),
+        "a test of an abandoned run: {old:?}"
+    );
+    let missing = tracker
+        .record_test_event(by_id(TestId(987_654_321), TestAction::Start, 7), None)
+        .await;
+    assert!(
+        matches!(
+            missing,
+            Err(Error::NotFound {
+                kind: ItemKind::Test,
+                ..
+            })
+        ),
+        "{missing:?}"
+    );
+}
+
+/// A retried event (same client event id) is answered from the first time and applied once;
+/// ids are per machine.
+pub async fn retried_events_apply_once(store: Arc<dyn Store>) {
+    let (tracker, _) = tracker(store);
+    let plan_id = event_id("plan-1");
+    let first = tracker
+        .record_plan_once(plan("rig", at(0), TWO_BY_TWO), &plan_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!first.replayed);
+    let retried = tracker
+        .record_plan_once(plan("rig", at(0), TWO_BY_TWO), &plan_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(retried.replayed);
+    assert_eq!(
+        retried.receipt.ids, first.receipt.ids,
+        "the same run, not a new one"
+    );
+    let runs = tracker
+        .runs(first.receipt.machine_id, PageRequest::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(runs.total, 1);
+
+    let test = first.receipt.ids.test_ids[0][0];
+    let start_id = event_id("start-a");
+    let started = tracker
+        .record_test_event(by_id(test, TestAction::Start, 1), Some(&start_id))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!started.replayed);
+    let before = detail(&tracker, first.receipt.ids.run_id).await;
+    let again = tracker
+        .record_test_event(by_id(test, TestAction::Start, 1), Some(&start_id))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(again.replayed);
+    assert_eq!(again.receipt, started.receipt);
+    assert_eq!(
+        detail(&tracker, first.receipt.ids.run_id).await,
+        before,
+        "applied once"
+    );
+
+    let stop_id = event_id("stop-a");
+    let stop_event = by_id(test, TestAction::Stop(Passed), 2);
+    tracker
+        .record_test_event(stop_event.clone(), Some(&stop_id))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let late_retry = tracker
+        .record_test_event(by_id(test, TestAction::Start, 1), Some(&start_id))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        late_retry.replayed,
+        "a late retry of the start is still answered, not an error"
+    );
+    let stop_retry = tracker
+        .record_test_event(stop_event, Some(&stop_id))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (stop_retry.replayed, stop_retry.receipt.status),
+        (true, Passed)
+    );
+
+    let misuse = tracker
+        .record_test_event(by_id(test, TestAction::Start, 3), Some(&plan_id))
+        .await;
+    assert!(
+        matches!(misuse, Err(Error::Conflict { .. })),
+        "a plan's id reused for a start: {misuse:?}"
+    );
+
+    let other = tracker
+        .record_plan_once(plan("other-rig", at(0), TWO_BY_TWO), &plan_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!other.replayed, "event ids are per machine");
+}
+
+/// The same event posted concurrently with one event id is applied exactly once.
+pub async fn concurrent_retries_apply_once(store: Arc<dyn Store>) {
+    let (tracker, _) = tracker(store);
+    let receipt = record_plan(&tracker, plan("rig", at(0), TWO_BY_TWO)).await;
+    let test = receipt.ids.test_ids[0][0];
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let tracker = tracker.clone();
+        tasks.spawn(async move {
+            tracker
+                .record_test_event(by_id(test, TestAction::Start, 1), Some(&event_id("same")))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        });
+    }
+    let mut applied = 0;
+    while let Some(joined) = tasks.join_next().await {
+        let recorded = joined.unwrap_or_else(|e| panic!("task failed: {e}"));
+        assert_eq!(recorded.receipt.test_id, test);
+        if !recorded.replayed {
+            applied += 1;
+        }
+    }
+    assert_eq!(applied, 1);
+    let run = detail(&tracker, receipt.ids.run_id).await;
+    assert_eq!(
+        run.summary.statistics.counts,
+        counts(&[(Running, 1), (Waiting, 3)])
+    );
 }
