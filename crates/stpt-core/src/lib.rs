@@ -18,8 +18,8 @@ pub mod conformance;
 pub use error::{BoxError, Error, ItemKind, NoMatch, Result};
 pub use ids::{MachineId, RunId, ScenarioId, TestId};
 pub use live::{
-    Delivery, InProcessBus, LiveBus, LiveEvent, LiveStream, RunChange, ScenarioChange, TestChange,
-    Topic,
+    Delivery, Fanout, InProcessBus, LiveBus, LiveEvent, LiveStream, RunChange, ScenarioChange,
+    TestChange, Topic,
 };
 pub use model::{
     FileRef, ItemDetail, ItemRef, MachineSummary, RunDetail, RunSummary, ScenarioView, Statistics,

@@ -169,12 +169,85 @@ pub trait LiveBus: Send + Sync + Debug + 'static {
     async fn subscribe(&self, topic: Topic) -> Result<LiveStream>;
 }
 
+/// Local fan-out of deliveries to subscribers, by topic: the part every [`LiveBus`] shares.
+/// A slow subscriber never blocks [`Fanout::deliver`]: past `capacity` undelivered items it
+/// gets [`Delivery::Lagged`].
+#[derive(Debug)]
+pub struct Fanout {
+    capacity: usize,
+    topics: Mutex<HashMap<Topic, broadcast::Sender<Delivery>>>,
+}
+
+impl Fanout {
+    /// A fan-out buffering `capacity` (at least 1) deliveries per subscriber.
+    pub fn new(capacity: usize) -> Self {
+        Fanout {
+            capacity: capacity.max(1),
+            topics: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn topics(&self) -> std::sync::MutexGuard<'_, HashMap<Topic, broadcast::Sender<Delivery>>> {
+        // A panic elsewhere while holding this lock cannot leave the map inconsistent.
+        self.topics
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Hands `event` to every current subscriber of `topic`.
+    pub fn deliver(&self, topic: Topic, event: Arc<LiveEvent>) {
+        let mut topics = self.topics();
+        if let Some(sender) = topics.get(&topic) {
+            if sender.send(Delivery::Event(event)).is_err() {
+                // Nobody listens any more: forget the topic so idle machines cost nothing.
+                topics.remove(&topic);
+            }
+        }
+    }
+
+    /// Tells the subscribers of `topic` that they missed events.
+    pub fn lagged(&self, topic: Topic, missed: u64) {
+        let mut topics = self.topics();
+        if let Some(sender) = topics.get(&topic) {
+            if sender.send(Delivery::Lagged { missed }).is_err() {
+                topics.remove(&topic);
+            }
+        }
+    }
+
+    /// Tells every subscriber of every topic that it may have missed events (the transport
+    /// lost messages or its connection), so it resynchronises.
+    pub fn lagged_all(&self) {
+        let mut topics = self.topics();
+        topics.retain(|_, sender| sender.send(Delivery::Lagged { missed: 0 }).is_ok());
+    }
+
+    /// Whether anyone listens to `topic`.
+    pub fn has_subscribers(&self, topic: Topic) -> bool {
+        self.topics()
+            .get(&topic)
+            .is_some_and(|sender| sender.receiver_count() > 0)
+    }
+
+    /// A new subscription to `topic`.
+    pub fn subscribe(&self, topic: Topic) -> LiveStream {
+        let receiver = self
+            .topics()
+            .entry(topic)
+            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .subscribe();
+        Box::pin(BroadcastStream::new(receiver).map(|item| match item {
+            Ok(delivery) => delivery,
+            Err(BroadcastStreamRecvError::Lagged(missed)) => Delivery::Lagged { missed },
+        }))
+    }
+}
+
 /// A [`LiveBus`] within one process, on tokio broadcast channels. A slow subscriber never
 /// blocks publishers: past `capacity` undelivered events it gets [`Delivery::Lagged`].
 #[derive(Debug)]
 pub struct InProcessBus {
-    capacity: usize,
-    topics: Mutex<HashMap<Topic, broadcast::Sender<Arc<LiveEvent>>>>,
+    fanout: Fanout,
 }
 
 impl InProcessBus {
@@ -189,18 +262,8 @@ impl InProcessBus {
     /// A bus buffering `capacity` (at least 1) events per subscriber.
     pub fn with_capacity(capacity: usize) -> Self {
         InProcessBus {
-            capacity: capacity.max(1),
-            topics: Mutex::new(HashMap::new()),
+            fanout: Fanout::new(capacity),
         }
-    }
-
-    fn topics(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<Topic, broadcast::Sender<Arc<LiveEvent>>>> {
-        // A panic elsewhere while holding this lock cannot leave the map inconsistent.
-        self.topics
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -213,26 +276,10 @@ impl Default for InProcessBus {
 #[async_trait]
 impl LiveBus for InProcessBus {
     fn publish(&self, topic: Topic, event: Arc<LiveEvent>) {
-        let mut topics = self.topics();
-        if let Some(sender) = topics.get(&topic) {
-            if sender.send(event).is_err() {
-                // Nobody listens any more: forget the topic so idle machines cost nothing.
-                topics.remove(&topic);
-            }
-        }
+        self.fanout.deliver(topic, event);
     }
 
     async fn subscribe(&self, topic: Topic) -> Result<LiveStream> {
-        let receiver = self
-            .topics()
-            .entry(topic)
-            .or_insert_with(|| broadcast::channel(self.capacity).0)
-            .subscribe();
-        Ok(Box::pin(BroadcastStream::new(receiver).map(
-            |item| match item {
-                Ok(event) => Delivery::Event(event),
-                Err(BroadcastStreamRecvError::Lagged(missed)) => Delivery::Lagged { missed },
-            },
-        )))
+        Ok(self.fanout.subscribe(topic))
     }
 }
