@@ -1,1 +1,20 @@
 #![doc = include_str!("../README.md")]
+
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod common;
+mod error;
+#[cfg(feature = "postgres")]
+mod pg;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod rows;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+pub use error::RowError;
+#[cfg(feature = "postgres")]
+pub use pg::{PgStore, SCHEMA};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{BUSY_TIMEOUT, SqliteStore};
+
+/// sqlx itself, at the version this crate uses (for pools and connect options).
+pub use sqlx;

@@ -1,0 +1,147 @@
+//! The PostgreSQL backend.
+
+use chrono::{DateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{Postgres, Transaction};
+use std::sync::Arc;
+use stpt_core::{MachineId, MachineName, MachineRecord, Result, RunId};
+
+use crate::common::{Sql, bind_counts, sql_store};
+use crate::error::SqlxResultExt;
+use crate::rows::MachineRecordRow;
+
+/// The schema holding every stpt table and stpt's migration bookkeeping.
+pub const SCHEMA: &str = "stpt";
+
+/// First key of stpt's transaction-level advisory locks (`'STPT'`), so they never meet a host
+/// application's own advisory locks on the same database.
+const LOCK_CLASS: i32 = 0x5354_5054;
+
+/// PostgreSQL allows 65535 bind parameters a statement.
+const MAX_BINDS: usize = 65_535;
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+/// A [`stpt_core::Store`] on PostgreSQL.
+///
+/// Every table lives in schema [`SCHEMA`] (`stpt`), and so does the bookkeeping of
+/// [`PgStore::migrate`], so stpt can share a database with a host application that has its own
+/// sqlx migrations. Units of work on one machine are serialised by a transaction-level
+/// advisory lock on the machine's name key; units on different machines run in parallel.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    sql: Arc<Sql>,
+}
+
+impl PgStore {
+    /// A store on an existing pool. Call [`PgStore::migrate`] before first use.
+    pub fn new(pool: PgPool) -> Self {
+        PgStore {
+            pool,
+            sql: Arc::new(Sql::new("stpt.")),
+        }
+    }
+
+    /// Connects a pool to `url` (e.g. `postgres://user@host/db`). Does not migrate.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new().connect(url).await.db()?;
+        Ok(Self::new(pool))
+    }
+
+    /// The pool behind this store.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Creates schema `stpt` if needed and applies stpt's embedded migrations that are not
+    /// applied yet. Idempotent; safe to run from several instances at once.
+    ///
+    /// sqlx's migrator keeps its bookkeeping table `_sqlx_migrations` in the connection's
+    /// current schema, so this runs it on a connection of its own whose `search_path` is
+    /// `stpt`: our bookkeeping is `stpt._sqlx_migrations`, and a host application's
+    /// `_sqlx_migrations` (in its own schema) is never touched.
+    pub async fn migrate(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await.db()?.detach();
+        let result = async {
+            // Instances starting at once: one creates the schema, the others wait. Released
+            // when the connection closes.
+            sqlx::query("SELECT pg_advisory_lock($1, 0)")
+                .bind(LOCK_CLASS)
+                .execute(&mut conn)
+                .await
+                .db()?;
+            sqlx::query("CREATE SCHEMA IF NOT EXISTS stpt")
+                .execute(&mut conn)
+                .await
+                .db()?;
+            sqlx::query("SET search_path TO stpt")
+                .execute(&mut conn)
+                .await
+                .db()?;
+            // `run_direct` is what `run` calls (with sqlx's own migration lock); called
+            // directly, this future stays `Send` (sqlx's "Acquire is not general enough").
+            MIGRATOR
+                .run_direct(&mut conn)
+                .await
+                .map_err(stpt_core::Error::backend)
+        }
+        .await;
+        // The connection carries our search_path: close it rather than return it to the pool.
+        if let Err(error) = sqlx::Connection::close(conn).await {
+            tracing::debug!(%error, "closing the migration connection failed");
+        }
+        result
+    }
+
+    async fn begin_tx(&self, machine: &MachineName) -> Result<PgTx> {
+        let key = machine.key();
+        let mut tx = self.pool.begin().await.db()?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(LOCK_CLASS)
+            .bind(&key)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        let row: Option<MachineRecordRow> = sqlx::query_as(&self.sql.machine_by_key)
+            .bind(&key)
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?;
+        Ok(PgTx {
+            tx,
+            machine: row.map(|row| MachineRecord {
+                id: MachineId(row.id),
+                name: row.name,
+                latest_run: row.latest_run_id.map(RunId),
+            }),
+            sql: Arc::clone(&self.sql),
+        })
+    }
+
+    async fn read_tx(&self) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await.db()?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        Ok(tx)
+    }
+}
+
+/// A unit of work: a transaction holding the machine's advisory lock.
+pub(crate) struct PgTx {
+    tx: Transaction<'static, Postgres>,
+    machine: Option<MachineRecord>,
+    sql: Arc<Sql>,
+}
+
+fn ts(time: DateTime<Utc>) -> DateTime<Utc> {
+    time
+}
+
+/// `TIMESTAMPTZ` holds 4713 BC to 294276 AD.
+const YEARS: std::ops::RangeInclusive<i32> = -4712..=294_275;
+
+sql_store!(store: PgStore, tx: PgTx, db: Postgres, ts: ts, years: YEARS, max_binds: MAX_BINDS);

@@ -1,0 +1,214 @@
+//! PostgreSQL-specific tests: sharing a database with a host application's migrations, two
+//! trackers on one database, bad rows, a large plan.
+//!
+//! Needs `STPT_TEST_POSTGRES_URL`; skipped without it, unless `STPT_TEST_INTEGRATION=1`.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use sqlx::migrate::Migrator;
+use std::sync::Arc;
+use stpt_core::{ItemRef, PageRequest, Store};
+use support::{TempDatabase, assert_backend, plan, postgres_url, tracker};
+
+/// A host application with its own sqlx migrations (version 1, like ours) and stpt share one
+/// database: both migrate, in either order, twice, and neither sees the other's bookkeeping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_migrations_and_ours_share_a_database() {
+    let Some(url) = postgres_url() else { return };
+    let db = TempDatabase::create(&url).await;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .connect_with(db.options.clone())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("0001_host.sql"),
+        "CREATE TABLE host_things (id BIGINT PRIMARY KEY, name TEXT NOT NULL);\n\
+         CREATE TABLE machines (host_column TEXT);\n",
+    )
+    .unwrap();
+    let host = Migrator::new(dir.path()).await.unwrap();
+    let ours = stpt_store_sqlx::PgStore::new(pool.clone());
+
+    host.run(&pool).await.unwrap();
+    ours.migrate().await.unwrap();
+    ours.migrate().await.unwrap();
+    host.run(&pool).await.unwrap();
+
+    let host_versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM public._sqlx_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(host_versions, [1]);
+    let host_description: String =
+        sqlx::query_scalar("SELECT description FROM public._sqlx_migrations")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(host_description, "host");
+    let our_descriptions: Vec<String> =
+        sqlx::query_scalar("SELECT description FROM stpt._sqlx_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(our_descriptions, ["init"]);
+    // The pool's connections were not left with our search_path.
+    for _ in 0..4 {
+        let path: String = sqlx::query_scalar("SHOW search_path")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(!path.contains("stpt"), "search_path leaked: {path}");
+    }
+    // Both applications work side by side; the host's own `machines` table is untouched.
+    sqlx::query("INSERT INTO host_things (id, name) VALUES (1, 'x')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let tracker = tracker(Arc::new(ours));
+    tracker.record_plan(plan("rig", 1, 2)).await.unwrap();
+    let host_machines: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM public.machines")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(host_machines, 0);
+    assert_eq!(
+        tracker
+            .machines(PageRequest::default())
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    pool.close().await;
+}
+
+/// Two trackers, each with a store and pool of its own, on one database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_trackers_on_one_database_lose_no_update() {
+    let Some(url) = postgres_url() else { return };
+    let db = TempDatabase::create(&url).await;
+    let a = db.store().await;
+    let b = db.store().await;
+    support::two_trackers_lose_nothing(Arc::new(a), Arc::new(b)).await;
+}
+
+/// A status text the domain does not know is a backend error on every read, never a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rows_are_backend_errors() {
+    let Some(url) = postgres_url() else { return };
+    let db = TempDatabase::create(&url).await;
+    let store = db.store().await;
+    let pool = store.pool().clone();
+    let tracker = tracker(Arc::new(store));
+    let receipt = tracker.record_plan(plan("rig", 1, 2)).await.unwrap();
+    for table in ["tests", "runs"] {
+        sqlx::query(&format!(
+            "ALTER TABLE stpt.{table} DROP CONSTRAINT {table}_status_check"
+        ))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let test = receipt.ids.test_ids[0][0];
+    sqlx::query("UPDATE stpt.tests SET status = 'bogus' WHERE id = $1")
+        .bind(test.get())
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_backend(tracker.run(receipt.ids.run_id).await, "run");
+    assert_backend(tracker.item(ItemRef::Test(test)).await, "item");
+    sqlx::query("UPDATE stpt.runs SET status = 'bogus', n_passed = -1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_backend(tracker.machines(PageRequest::default()).await, "machines");
+    assert_backend(tracker.machine(receipt.machine_id).await, "machine");
+    assert_backend(
+        tracker
+            .runs(receipt.machine_id, PageRequest::default())
+            .await,
+        "runs",
+    );
+    // The write path too: the ongoing run's counts are unreadable.
+    sqlx::query("UPDATE stpt.runs SET status = 'waiting'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_backend(
+        tracker
+            .record_test_start(support::test_start("rig", 0, 1, 1))
+            .await,
+        "test_start",
+    );
+}
+
+/// A 10,000-test plan goes in as a few statements and comes back in plan order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_test_plan() {
+    let Some(store) = support::fresh_pg().await else {
+        return;
+    };
+    support::big_plan(Arc::new(store) as Arc<dyn Store>).await;
+}
+
+/// PostgreSQL text cannot hold NUL: such a plan is invalid input, not a server failure, and
+/// nothing of it is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_in_runner_text_is_invalid_input() {
+    let Some(store) = support::fresh_pg().await else {
+        return;
+    };
+    let tracker = tracker(Arc::new(store));
+    let mut bad = plan("rig", 1, 2);
+    bad.scenarios[0].tests[1].script = Some("a\0b".to_owned());
+    let result = tracker.record_plan(bad).await;
+    assert!(
+        matches!(result, Err(stpt_core::Error::InvalidInput { .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        tracker
+            .machines(PageRequest::default())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+}
+
+/// Several instances migrating one database at once all succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_migrations_succeed() {
+    let Some(url) = postgres_url() else { return };
+    let db = TempDatabase::create(&url).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let options = db.options.clone();
+        tasks.spawn(async move {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .connect_with(options)
+                .await
+                .unwrap();
+            stpt_store_sqlx::PgStore::new(pool.clone())
+                .migrate()
+                .await
+                .unwrap();
+            pool.close().await;
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined.unwrap();
+    }
+}
+
+/// A commit that fails half-way leaves no trace and releases the machine's lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_commit_leaves_no_trace() {
+    let Some(store) = support::fresh_pg().await else {
+        return;
+    };
+    support::failed_commit_leaves_no_trace(Arc::new(store)).await;
+}

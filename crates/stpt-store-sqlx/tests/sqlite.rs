@@ -1,0 +1,217 @@
+//! SQLite-specific tests: durability without a clean shutdown, two stores on one file, bad
+//! rows, idempotent migrations, a large plan.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::sync::Arc;
+use stpt_core::{ItemRef, PageRequest, Status, Store};
+use stpt_store_sqlx::SqliteStore;
+use support::{assert_backend, plan, test_start, test_stop, tracker};
+
+/// Every acknowledged event is in the file after the store is dropped without any shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_an_unclean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stpt.sqlite3");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.migrate().await.unwrap();
+    let pool = store.pool().clone();
+    let tracker = tracker(Arc::new(store));
+    let receipt = tracker.record_plan(plan("rig", 2, 3)).await.unwrap();
+    let finals = [Status::Passed, Status::Failed, Status::Warning];
+    let mut expected = Vec::new();
+    for s in 0..2 {
+        for t in 0..3 {
+            let time = i64::try_from(s * 10 + t * 2).unwrap();
+            tracker
+                .record_test_start(test_start("rig", s, t, time))
+                .await
+                .unwrap();
+            let status = finals[(s + t) % 3];
+            tracker
+                .record_test_stop(test_stop("rig", s, t, status, time + 1))
+                .await
+                .unwrap();
+            expected.push(status);
+        }
+    }
+    // No close, no checkpoint: the pool and its connections are leaked as a crash would.
+    drop(tracker);
+    std::mem::forget(pool);
+
+    let reopened = SqliteStore::open(&path).await.unwrap();
+    reopened.migrate().await.unwrap();
+    let run = reopened.run(receipt.ids.run_id).await.unwrap();
+    let statuses: Vec<Status> = run
+        .scenarios
+        .iter()
+        .flat_map(|s| s.tests.iter().map(|t| t.status))
+        .collect();
+    assert_eq!(statuses, expected);
+    support::assert_consistent(&run);
+    assert_eq!(run.summary.status, Status::Failed);
+}
+
+/// Two stores (two pools, as two processes would have) on one file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_trackers_on_one_file_lose_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stpt.sqlite3");
+    let a = SqliteStore::open(&path).await.unwrap();
+    a.migrate().await.unwrap();
+    let b = SqliteStore::open(&path).await.unwrap();
+    b.migrate().await.unwrap();
+    support::two_trackers_lose_nothing(Arc::new(a), Arc::new(b)).await;
+}
+
+/// A status text the domain does not know is a backend error on every read, never a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_rows_are_backend_errors() {
+    let store = support::fresh_sqlite().await;
+    let pool = store.store.pool().clone();
+    let tracker = tracker(Arc::new(store));
+    let receipt = tracker.record_plan(plan("rig", 1, 2)).await.unwrap();
+    let test = receipt.ids.test_ids[0][0];
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("PRAGMA ignore_check_constraints = ON")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE stpt_tests SET status = 'bogus' WHERE id = $1")
+        .bind(test.get())
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    assert_backend(tracker.run(receipt.ids.run_id).await, "run");
+    assert_backend(tracker.item(ItemRef::Test(test)).await, "item");
+    sqlx::query("UPDATE stpt_runs SET status = 'bogus', n_passed = -1")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE stpt_runs SET planned_at = 'not a time' WHERE id = $1")
+        .bind(receipt.ids.run_id.get())
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    assert_backend(tracker.machines(PageRequest::default()).await, "machines");
+    assert_backend(tracker.machine(receipt.machine_id).await, "machine");
+    assert_backend(
+        tracker
+            .runs(receipt.machine_id, PageRequest::default())
+            .await,
+        "runs",
+    );
+    sqlx::query("UPDATE stpt_runs SET status = 'waiting'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    assert_backend(
+        tracker.record_test_start(test_start("rig", 0, 1, 1)).await,
+        "test_start",
+    );
+}
+
+/// Migrating twice is harmless; a host's own sqlx migrations in the same file do not collide
+/// with ours, which are kept in `stpt_migrations`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_are_idempotent_and_apart_from_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.sqlite3");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let host_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        host_dir.path().join("0001_host.sql"),
+        "CREATE TABLE machines (host_column TEXT);\n",
+    )
+    .unwrap();
+    let host = sqlx::migrate::Migrator::new(host_dir.path()).await.unwrap();
+    host.run(store.pool()).await.unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    host.run(store.pool()).await.unwrap();
+    let ours: Vec<String> =
+        sqlx::query_scalar("SELECT description FROM stpt_migrations ORDER BY version")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(ours, ["init"]);
+    let theirs: Vec<String> = sqlx::query_scalar("SELECT description FROM _sqlx_migrations")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(theirs, ["host"]);
+    // A changed migration is refused.
+    sqlx::query("UPDATE stpt_migrations SET checksum = x'00'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_backend(store.migrate().await, "migrate");
+}
+
+/// A 10,000-test plan goes in as a few statements and comes back in plan order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_test_plan() {
+    let store = support::fresh_sqlite().await;
+    support::big_plan(Arc::new(store) as Arc<dyn Store>).await;
+}
+
+/// Opening and migrating can run on a spawned task (their futures are `Send`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_and_migrate_are_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spawned.sqlite3");
+    let store = tokio::spawn(async move {
+        let store = SqliteStore::open(path).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        store.machines(PageRequest::default()).await.unwrap().total,
+        0
+    );
+}
+
+/// A commit that fails half-way leaves no trace and releases the write lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_commit_leaves_no_trace() {
+    let store = support::fresh_sqlite().await;
+    support::failed_commit_leaves_no_trace(Arc::new(store)).await;
+}
+
+/// Timestamps keep their microseconds at the ends of the stored range; a year outside it is
+/// invalid input, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamp_range() {
+    use chrono::{TimeZone, Utc};
+    let store = support::fresh_sqlite().await;
+    let tracker = tracker(Arc::new(store));
+    for (machine, text) in [
+        ("first", "0000-01-01 00:00:00.000001"),
+        ("last", "9999-12-31 23:59:59.999999"),
+    ] {
+        let mut early = plan(machine, 1, 1);
+        early.timestamp = stpt_core::parse_timestamp(text).unwrap();
+        let receipt = tracker.record_plan(early.clone()).await.unwrap();
+        let run = tracker.run(receipt.ids.run_id).await.unwrap();
+        assert_eq!(run.summary.timestamp, early.timestamp);
+    }
+    let mut odd = plan("odd", 1, 1);
+    odd.timestamp = Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap();
+    let result = tracker.record_plan(odd).await;
+    assert!(
+        matches!(result, Err(stpt_core::Error::InvalidInput { .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        tracker
+            .machines(PageRequest::default())
+            .await
+            .unwrap()
+            .total,
+        2
+    );
+}
