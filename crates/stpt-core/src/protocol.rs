@@ -147,7 +147,17 @@ impl fmt::Display for MachineName {
     }
 }
 
+/// Rejects NUL characters: no SQL database stores them in text, so accepting them would make
+/// the outcome depend on the backend.
+pub(crate) fn check_no_nul(field: &str, value: &str) -> Result<()> {
+    if value.contains('\0') {
+        return Err(Error::invalid(field, "must not contain NUL characters"));
+    }
+    Ok(())
+}
+
 fn check_length(field: &str, value: &str, max_chars: usize) -> Result<()> {
+    check_no_nul(field, value)?;
     let chars = value.chars().count();
     if chars > max_chars {
         return Err(Error::invalid(
@@ -178,6 +188,9 @@ impl ScriptFile {
     ) -> Result<Self> {
         check_length(&format!("{field}.file_path"), &file_path, MAX_PATH_CHARS)?;
         check_length(&format!("{field}.file_name"), &file_name, MAX_NAME_CHARS)?;
+        if let Some(script) = &script {
+            check_no_nul(&format!("{field}.script"), script)?;
+        }
         Ok(ScriptFile {
             file_path,
             file_name,
@@ -326,5 +339,74 @@ impl TestStopPayload {
             status: self.status,
             at: self.timestamp_stop,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_json(machine: &str, file_name: &str, script: &str) -> serde_json::Value {
+        serde_json::json!({
+            "machine_name": machine,
+            "timestamp": "2018-12-30 13:01:57.461401",
+            "master_scenario": {"file_path": "/s", "file_name": "m.py", "script": null,
+                "scenarios": [{"file_path": "/s", "file_name": "s.py", "tests": null},
+                              {"file_path": "/s", "file_name": "t.py",
+                               "tests": [{"file_path": "/t", "file_name": file_name, "script": script}]}]}
+        })
+    }
+
+    fn validate(value: serde_json::Value) -> Result<Plan> {
+        serde_json::from_value::<PlanPayload>(value)
+            .expect("well-formed payload")
+            .validate()
+    }
+
+    #[test]
+    fn null_lists_and_scripts_are_accepted() {
+        let plan = validate(plan_json("rig", "a.py", "")).expect("valid plan");
+        assert!(plan.scenarios[0].tests.is_empty());
+        assert_eq!(plan.master.script, None);
+        assert_eq!(plan.scenarios[1].tests[0].script.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn invalid_fields_are_named() {
+        let cases = [
+            (plan_json("  ", "a.py", ""), "machine_name"),
+            (plan_json("rig\0", "a.py", ""), "machine_name"),
+            (
+                plan_json("rig", "a\0.py", ""),
+                "master_scenario.scenarios[1].tests[0].file_name",
+            ),
+            (
+                plan_json("rig", "a.py", "x\0y"),
+                "master_scenario.scenarios[1].tests[0].script",
+            ),
+            (
+                plan_json("rig", &"n".repeat(257), ""),
+                "master_scenario.scenarios[1].tests[0].file_name",
+            ),
+        ];
+        for (value, expected) in cases {
+            match validate(value) {
+                Err(Error::InvalidInput { field, .. }) => assert_eq!(field, expected),
+                other => panic!("expected invalid {expected}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn stop_needs_a_final_status() {
+        let stop = |status: &str| {
+            serde_json::from_value::<TestStopPayload>(serde_json::json!({
+                "machine_name": "rig", "file_path": "/t", "file_name": "a.py",
+                "status": status, "timestamp_stop": "2018-12-30T13:01:57Z"}))
+        };
+        assert!(stop("running").expect("parses").validate().is_err());
+        assert!(stop("waiting").expect("parses").validate().is_err());
+        assert!(stop("passed").expect("parses").validate().is_ok());
+        assert!(stop("finished").is_err(), "unknown statuses fail to parse");
     }
 }

@@ -1,7 +1,7 @@
 //! Timestamps as runners send them: Python's naive `str(datetime.now())`, taken as UTC as the
 //! seed did, or RFC 3339.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
 use serde::{Deserialize, Deserializer, de::Error as _};
 
 /// Naive layouts a runner may send: `str(datetime)` and `datetime.isoformat()`, with or without
@@ -9,16 +9,18 @@ use serde::{Deserialize, Deserializer, de::Error as _};
 const NAIVE_FORMATS: [&str; 2] = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"];
 
 /// Parses a runner timestamp: RFC 3339 (`T` or space, `Z` or an offset), or a naive date and
-/// time taken as UTC. Returns `None` for anything else.
+/// time taken as UTC, in the years 1 to 9999 (what every database stores). Returns `None` for
+/// anything else.
 pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     let text = text.trim();
-    if let Ok(aware) = DateTime::parse_from_rfc3339(text) {
-        return Some(aware.with_timezone(&Utc));
-    }
-    NAIVE_FORMATS
-        .iter()
-        .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-        .map(|naive| naive.and_utc())
+    let parsed = match DateTime::parse_from_rfc3339(text) {
+        Ok(aware) => aware.with_timezone(&Utc),
+        Err(_) => NAIVE_FORMATS
+            .iter()
+            .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())?
+            .and_utc(),
+    };
+    (1..=9999).contains(&parsed.year()).then_some(parsed)
 }
 
 /// `#[serde(deserialize_with = "...")]` helper for a runner timestamp in any accepted form.

@@ -83,6 +83,7 @@ impl EventId {
         if id.trim().is_empty() {
             return Err(Error::invalid("event_id", "must not be blank"));
         }
+        crate::protocol::check_no_nul("event_id", &id)?;
         if id.chars().count() > Self::MAX_CHARS {
             return Err(Error::invalid(
                 "event_id",

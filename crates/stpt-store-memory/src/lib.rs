@@ -98,7 +98,10 @@ impl StoreTx for MemoryTx {
     }
 
     async fn test(&mut self, id: TestId) -> Result<Option<TestState>> {
-        Ok(self.state.test_state(id).ok())
+        Ok(match &self.machine {
+            Some(machine) => self.state.machine_test(machine.id, id),
+            None => None,
+        })
     }
 
     async fn recorded_event(&mut self, event_id: &str) -> Result<Option<RecordedEvent>> {

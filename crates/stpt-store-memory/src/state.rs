@@ -182,7 +182,13 @@ impl State {
         self.events.get(&(machine, event_id.to_owned())).cloned()
     }
 
-    pub(crate) fn test_state(&self, id: TestId) -> Result<TestState> {
+    /// A test of `machine` by id; `None` for another machine's test.
+    pub(crate) fn machine_test(&self, machine: MachineId, id: TestId) -> Option<TestState> {
+        let run = self.run_row(self.test_row(id).ok()?.run_id).ok()?;
+        (run.machine_id == machine).then(|| self.test_state(id).ok())?
+    }
+
+    fn test_state(&self, id: TestId) -> Result<TestState> {
         let row = self.test_row(id)?;
         Ok(TestState {
             id,
