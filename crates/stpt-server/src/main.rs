@@ -1,49 +1,65 @@
-//! The stpt reference server: the runner API and read API on one port.
+//! The stpt reference server.
 
 use clap::Parser;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use stpt_core::{InProcessBus, Tracker};
+use std::time::Duration;
+use stpt_core::Tracker;
 use stpt_http::HttpConfig;
-use stpt_store_memory::MemoryStore;
+use stpt_server::virtual_machine::{Protocol, VirtualMachine, VirtualMachineConfig};
+use stpt_server::{DatabaseUrl, LogFormat, Settings};
 use tracing_subscriber::EnvFilter;
-
-/// stpt — System Test Progress Tracking server.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Options {
-    /// Address and port to listen on.
-    #[arg(long, env = "STPT_BIND", default_value = "127.0.0.1:8000")]
-    bind: SocketAddr,
-
-    /// Largest request body accepted, in bytes.
-    #[arg(long, env = "STPT_BODY_LIMIT", default_value_t = HttpConfig::DEFAULT_BODY_LIMIT)]
-    body_limit: usize,
-
-    /// Log filter, e.g. `info` or `stpt_http=debug,info`.
-    #[arg(long, env = "STPT_LOG", default_value = "info")]
-    log: String,
-}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let options = Options::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_new(&options.log)?)
-        .init();
+    let settings = Settings::parse();
+    let filter = EnvFilter::try_new(&settings.log)?;
+    match settings.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
 
-    // In-memory until the SQL store lands: history does not survive a restart yet.
-    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
-    let app: axum::Router = stpt_http::router(
+    let database = DatabaseUrl::parse(&settings.database_url())?;
+    let store = stpt_server::open_store(&database).await?;
+    let bus = stpt_server::open_bus(settings.redis_url.as_deref(), &settings.redis_prefix)?;
+    let tracker = Tracker::new(store, bus);
+    let app = stpt_server::app(
         tracker,
-        HttpConfig::default().with_body_limit(options.body_limit),
+        HttpConfig::default().with_body_limit(settings.body_limit),
     );
 
-    let listener = tokio::net::TcpListener::bind(options.bind).await?;
-    tracing::info!(address = %listener.local_addr()?, "stpt listening; runners post to /tm_api/");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let listener = tokio::net::TcpListener::bind(settings.bind).await?;
+    let address = listener.local_addr()?;
+    tracing::info!(
+        %address,
+        %database,
+        live = if settings.redis_url.is_some() { "redis" } else { "in-process" },
+        "stpt listening: open http://{address}/ ; runners post to /tm_api/ and /api/v1/"
+    );
+    if settings.demo {
+        for n in 1..=settings.demo_machines {
+            let machine = VirtualMachine::new(VirtualMachineConfig {
+                server: format!("http://{address}"),
+                name: format!("demo-rig-{n}"),
+                scenarios: 3,
+                tests_per_scenario: 4,
+                mean_test_duration: Duration::from_millis(1500),
+                protocol: if n % 2 == 0 {
+                    Protocol::V1
+                } else {
+                    Protocol::Seed
+                },
+                seed: n as u64,
+            });
+            tokio::spawn(machine.run_forever(None));
+        }
+        tracing::info!(
+            machines = settings.demo_machines,
+            "demo: virtual machines are running"
+        );
+    }
+    stpt_server::serve(listener, app, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -74,4 +90,5 @@ async fn shutdown_signal() {
         () = interrupt => {},
         () = terminate => {},
     }
+    tracing::info!("shutting down: finishing in-flight requests");
 }

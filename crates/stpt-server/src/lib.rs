@@ -1,0 +1,53 @@
+//! The pieces of the reference server, as a library so tests and the demo can build them:
+//! settings, backend selection, the app, serving with graceful shutdown, and the virtual test
+//! machine.
+
+mod backends;
+mod settings;
+pub mod virtual_machine;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use std::future::Future;
+use stpt_core::{PageRequest, Tracker};
+use stpt_http::HttpConfig;
+use tokio::net::TcpListener;
+
+pub use backends::{DatabaseUrl, open_bus, open_store};
+pub use settings::{LogFormat, Settings};
+
+/// The whole app: stpt's routers plus `/healthz` (the process answers) and `/readyz` (the
+/// database answers).
+pub fn app(tracker: Tracker, config: HttpConfig) -> Router {
+    let ready = tracker.clone();
+    Router::new()
+        .merge(stpt_http::router(tracker, config))
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let tracker = ready.clone();
+                async move {
+                    match tracker.store().machines(PageRequest::default()).await {
+                        Ok(_) => (StatusCode::OK, "ready"),
+                        Err(error) => {
+                            tracing::warn!(%error, "not ready: the store does not answer");
+                            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable")
+                        }
+                    }
+                }
+            }),
+        )
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; in-flight requests then finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

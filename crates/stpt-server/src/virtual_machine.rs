@@ -1,0 +1,296 @@
+//! A virtual test machine: posts a plan (master scenario → scenarios → tests, with script
+//! text), then runs it with a start and a stop per test, random durations and random final
+//! statuses, against any stpt server — as a real runner on a rig does.
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use std::time::Duration;
+use stpt_core::Status;
+
+/// Which API the virtual machine speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// The seed's `/tm_api/` (tests addressed by path and name, naive timestamps).
+    Seed,
+    /// `/api/v1/` (tests addressed by id, idempotent retries).
+    V1,
+}
+
+/// What a virtual machine runs and how fast.
+#[derive(Debug, Clone)]
+pub struct VirtualMachineConfig {
+    /// The server's base URL, e.g. `http://127.0.0.1:8000`.
+    pub server: String,
+    /// The machine's name.
+    pub name: String,
+    /// Scenarios per plan.
+    pub scenarios: usize,
+    /// Tests per scenario.
+    pub tests_per_scenario: usize,
+    /// Mean test duration; each test takes between none and twice this.
+    pub mean_test_duration: Duration,
+    /// The API to speak.
+    pub protocol: Protocol,
+    /// Seed of the random choices, for repeatable runs.
+    pub seed: u64,
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunReport {
+    /// The run's id on the server.
+    pub run_id: i64,
+    /// Events the server applied.
+    pub events: usize,
+    /// The final status of every test, in plan order (those a cancel stopped included).
+    pub statuses: Vec<Status>,
+}
+
+/// Why a virtual run stopped early.
+#[derive(Debug)]
+pub struct VirtualMachineError(String);
+
+impl std::fmt::Display for VirtualMachineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for VirtualMachineError {}
+
+fn fail(message: impl Into<String>) -> VirtualMachineError {
+    VirtualMachineError(message.into())
+}
+
+/// One virtual rig.
+#[derive(Debug)]
+pub struct VirtualMachine {
+    config: VirtualMachineConfig,
+    client: reqwest::Client,
+    rng: fastrand::Rng,
+}
+
+/// A planned test as the machine knows it.
+struct PlannedTest {
+    file_path: String,
+    file_name: String,
+    id: Option<i64>,
+}
+
+impl VirtualMachine {
+    /// A machine with its own HTTP client.
+    pub fn new(config: VirtualMachineConfig) -> Self {
+        let rng = fastrand::Rng::with_seed(config.seed);
+        VirtualMachine {
+            config,
+            client: reqwest::Client::new(),
+            rng,
+        }
+    }
+
+    /// Python's `str(datetime.now())`, as the seed's runner sends it.
+    fn now() -> String {
+        Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+    }
+
+    fn plan(&mut self) -> (Value, Vec<PlannedTest>) {
+        let mut tests = Vec::new();
+        let scenarios: Vec<Value> = (1..=self.config.scenarios)
+            .map(|s| {
+                let feature = FEATURES[self.rng.usize(..FEATURES.len())];
+                let path = format!("/rig/test_cases/{s:02}_feature_{feature}");
+                let scenario_tests: Vec<Value> = (1..=self.config.tests_per_scenario)
+                    .map(|t| {
+                        let name = format!("{s:02}_{t:02}_test_{feature}.py");
+                        tests.push(PlannedTest {
+                            file_path: path.clone(),
+                            file_name: name.clone(),
+                            id: None,
+                        });
+                        json!({"file_path": path, "file_name": name, "script": test_script(feature, t)})
+                    })
+                    .collect();
+                json!({
+                    "file_path": "/rig/test_cases/scenarios",
+                    "file_name": format!("scenario_{s:02}_feature_{feature}.py"),
+                    "script": "from run import run_test_case\n",
+                    "tests": scenario_tests,
+                })
+            })
+            .collect();
+        let plan = json!({
+            "machine_name": self.config.name,
+            "timestamp": Self::now(),
+            "master_scenario": {
+                "file_path": "/rig/test_cases/scenarios",
+                "file_name": "scenario_master.py",
+                "script": "from run import SCENARIOS_DIR, run_test_scenario\n",
+                "scenarios": scenarios,
+            }
+        });
+        (plan, tests)
+    }
+
+    fn random_status(&mut self) -> Status {
+        match self.rng.u32(..1000) {
+            0..=699 => Status::Passed,
+            700..=799 => Status::Warning,
+            800..=889 => Status::Failed,
+            890..=949 => Status::Error,
+            950..=997 => Status::Unknown,
+            _ => Status::Cancelled,
+        }
+    }
+
+    fn key(&mut self) -> String {
+        format!("{:016x}{:016x}", self.rng.u64(..), self.rng.u64(..))
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        body: &Value,
+        key: Option<&str>,
+    ) -> Result<Value, VirtualMachineError> {
+        let url = format!("{}{path}", self.config.server.trim_end_matches('/'));
+        // A retry with the same idempotency key is safe on /api/v1/.
+        let attempts = if key.is_some() { 3 } else { 1 };
+        let mut last_error = String::new();
+        for _ in 0..attempts {
+            let mut request = self.client.post(&url).json(body);
+            if let Some(key) = key {
+                request = request.header("Idempotency-Key", key);
+            }
+            match request.send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let answer: Value = response.json().await.unwrap_or(Value::Null);
+                    if status.is_success() {
+                        return Ok(answer);
+                    }
+                    return Err(fail(format!("{path} answered {status}: {answer}")));
+                }
+                Err(error) => last_error = error.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(fail(format!("{path}: {last_error}")))
+    }
+
+    /// Posts a plan and runs every test of it once.
+    pub async fn run_once(&mut self) -> Result<RunReport, VirtualMachineError> {
+        let (plan, mut tests) = self.plan();
+        let v1 = self.config.protocol == Protocol::V1;
+        let created = if v1 {
+            let key = self.key();
+            self.post("/api/v1/plans", &plan, Some(&key)).await?
+        } else {
+            self.post("/tm_api/dry_run/", &plan, None).await?
+        };
+        let run_id = created["run_id"]
+            .as_i64()
+            .ok_or_else(|| fail("no run id in the plan's answer"))?;
+        if v1 {
+            let ids = created["scenarios"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|s| s["test_ids"].as_array().cloned().unwrap_or_default());
+            for (test, id) in tests.iter_mut().zip(ids) {
+                test.id = id.as_i64();
+            }
+        }
+        let mut report = RunReport {
+            run_id,
+            ..RunReport::default()
+        };
+        let mut cancelled = false;
+        for test in &tests {
+            if cancelled {
+                report.statuses.push(Status::Cancelled);
+                continue;
+            }
+            self.event(test, None).await?;
+            let mean = self.config.mean_test_duration.as_secs_f64();
+            tokio::time::sleep(Duration::from_secs_f64(mean * 2.0 * self.rng.f64())).await;
+            let status = self.random_status();
+            self.event(test, Some(status)).await?;
+            report.events += 2;
+            report.statuses.push(status);
+            cancelled = status == Status::Cancelled;
+        }
+        Ok(report)
+    }
+
+    /// A start (`status` None) or a stop.
+    async fn event(
+        &mut self,
+        test: &PlannedTest,
+        status: Option<Status>,
+    ) -> Result<(), VirtualMachineError> {
+        match (self.config.protocol, test.id) {
+            (Protocol::V1, Some(id)) => {
+                let key = self.key();
+                let (path, body) = match status {
+                    None => (
+                        format!("/api/v1/tests/{id}/start"),
+                        json!({"timestamp": Self::now()}),
+                    ),
+                    Some(status) => (
+                        format!("/api/v1/tests/{id}/stop"),
+                        json!({"status": status, "timestamp": Self::now()}),
+                    ),
+                };
+                self.post(&path, &body, Some(&key)).await?;
+            }
+            _ => {
+                let (path, body) = match status {
+                    None => (
+                        "/tm_api/test_start/",
+                        json!({"machine_name": self.config.name, "file_path": test.file_path,
+                               "file_name": test.file_name, "timestamp_start": Self::now()}),
+                    ),
+                    Some(status) => (
+                        "/tm_api/test_stop/",
+                        json!({"machine_name": self.config.name, "file_path": test.file_path,
+                               "file_name": test.file_name, "status": status,
+                               "timestamp_stop": Self::now()}),
+                    ),
+                };
+                self.post(path, &body, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs plan after plan until `runs` are done (`None`: forever), pausing briefly between
+    /// them; errors are logged and the machine goes on with a new plan.
+    pub async fn run_forever(mut self, runs: Option<usize>) {
+        let mut done = 0;
+        while runs.is_none_or(|runs| done < runs) {
+            match self.run_once().await {
+                Ok(report) => {
+                    tracing::info!(machine = %self.config.name, run = report.run_id, events = report.events, "virtual run finished");
+                }
+                Err(error) => {
+                    tracing::warn!(machine = %self.config.name, %error, "virtual run failed");
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
+            done += 1;
+            tokio::time::sleep(self.config.mean_test_duration).await;
+        }
+    }
+}
+
+const FEATURES: [&str; 8] = [
+    "lamp", "door", "trunk", "wiper", "horn", "mirror", "seat", "radio",
+];
+
+fn test_script(feature: &str, number: usize) -> String {
+    format!(
+        "from time import sleep\nfrom rig import {feature}\n\n\
+         def test_{feature}_{number}():\n    {feature}.power_on()\n    sleep({number})\n    \
+         assert {feature}.state() == 'ok'\n\nRUN_DATA.last_status = 'passed'\n"
+    )
+}
