@@ -54,6 +54,11 @@ impl ApiError {
         self.status
     }
 
+    /// The message for people.
+    pub fn message(&self) -> &str {
+        &self.body.message
+    }
+
     /// The error object of the body (without the `{"error": ...}` envelope).
     pub(crate) fn body_json(&self) -> serde_json::Value {
         serde_json::to_value(&self.body).unwrap_or(serde_json::Value::Null)

@@ -109,7 +109,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Pagination {
     }
 }
 
-fn parse_number(
+pub(crate) fn parse_number(
     query: &HashMap<String, String>,
     name: &str,
     default: u32,
@@ -146,8 +146,10 @@ impl<S: Send + Sync> FromRequestParts<S> for MountPrefix {
             .extensions
             .get::<OriginalUri>()
             .map_or_else(|| inner.clone(), |uri| uri.0.path().to_owned());
+        // Nested at `/stpt`, a request for `/stpt` reaches the inner router as `/`.
         let prefix = original
             .strip_suffix(inner.as_str())
+            .or_else(|| original.strip_suffix(inner.trim_end_matches('/')))
             .unwrap_or("")
             .trim_end_matches('/')
             .to_owned();

@@ -1,0 +1,194 @@
+//! Events per second through `Tracker` on each store, for runs of 10 and 10,000 tests, with
+//! one machine and with 16 machines posting concurrently; and plan insert time for 10,000
+//! tests. Prints a markdown table.
+//!
+//! `cargo bench -p stpt-benches --bench store_events`
+//! (PostgreSQL too when `STPT_BENCH_POSTGRES_URL` is set, e.g.
+//! `postgres://postgres@127.0.0.1:5432/postgres`; a scratch database is created and dropped.)
+
+use chrono::Utc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stpt_core::{
+    InProcessBus, MachineName, Plan, PlannedScenario, ScriptFile, Status, Store, TestStart,
+    TestStop, Tracker,
+};
+use stpt_store_memory::MemoryStore;
+use stpt_store_sqlx::sqlx::{self, Connection, Executor};
+use stpt_store_sqlx::{PgStore, SqliteStore};
+
+/// Start/stop pairs timed per machine and run size.
+const PAIRS_PER_MACHINE: usize = 200;
+
+fn file(name: String) -> ScriptFile {
+    ScriptFile {
+        file_path: "/t".to_owned(),
+        file_name: name,
+        script: Some("run()\n".to_owned()),
+    }
+}
+
+fn plan(machine: &str, tests: usize) -> Plan {
+    Plan {
+        machine: MachineName::new(machine).expect("valid name"),
+        timestamp: Utc::now(),
+        master: file("master.py".to_owned()),
+        scenarios: (0..tests.div_ceil(100))
+            .map(|s| PlannedScenario {
+                file: file(format!("s{s}.py")),
+                tests: (s * 100..tests.min((s + 1) * 100))
+                    .map(|t| file(format!("t{t}.py")))
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// One machine's timed work: `PAIRS_PER_MACHINE` start/stop pairs, re-planning (untimed)
+/// whenever a run is used up. Returns the time spent in events.
+async fn drive(tracker: Tracker, machine: String, run_size: usize) -> Duration {
+    let mut timed = Duration::ZERO;
+    let mut next = run_size;
+    for _ in 0..PAIRS_PER_MACHINE {
+        if next == run_size {
+            tracker
+                .record_plan(plan(&machine, run_size))
+                .await
+                .expect("plan stored");
+            next = 0;
+        }
+        let name = MachineName::new(machine.as_str()).expect("valid name");
+        let file_name = format!("t{next}.py");
+        let started = Instant::now();
+        tracker
+            .record_test_start(TestStart {
+                machine: name.clone(),
+                file_path: "/t".to_owned(),
+                file_name: file_name.clone(),
+                at: Utc::now(),
+            })
+            .await
+            .expect("start matched");
+        tracker
+            .record_test_stop(TestStop {
+                machine: name,
+                file_path: "/t".to_owned(),
+                file_name,
+                status: Status::Passed,
+                at: Utc::now(),
+            })
+            .await
+            .expect("stop matched");
+        timed += started.elapsed();
+        next += 1;
+    }
+    timed
+}
+
+/// Events per second with `machines` posting concurrently.
+async fn events_per_second(store: Arc<dyn Store>, machines: usize, run_size: usize) -> f64 {
+    let tracker = Tracker::new(store, Arc::new(InProcessBus::new()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for m in 0..machines {
+        tasks.spawn(drive(
+            tracker.clone(),
+            format!("bench-{run_size}-{machines}-{m}"),
+            run_size,
+        ));
+    }
+    let mut slowest = Duration::ZERO;
+    while let Some(timed) = tasks.join_next().await {
+        slowest = slowest.max(timed.expect("machine task"));
+    }
+    (machines * PAIRS_PER_MACHINE * 2) as f64 / slowest.as_secs_f64()
+}
+
+async fn plan_insert_seconds(store: Arc<dyn Store>) -> f64 {
+    let tracker = Tracker::new(store, Arc::new(InProcessBus::new()));
+    let started = Instant::now();
+    tracker
+        .record_plan(plan("plan-bench", 10_000))
+        .await
+        .expect("plan stored");
+    started.elapsed().as_secs_f64()
+}
+
+type Opener = Box<dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Arc<dyn Store>>>>>;
+
+async fn measure(name: &str, open: Opener) {
+    let mut row = format!("| {name} |");
+    for (machines, run_size) in [(1, 10), (1, 10_000), (16, 10), (16, 10_000)] {
+        let rate = events_per_second(open().await, machines, run_size).await;
+        row.push_str(&format!(" {rate:.0} |"));
+    }
+    let seconds = plan_insert_seconds(open().await).await;
+    row.push_str(&format!(" {:.0} ms |", seconds * 1000.0));
+    println!("{row}");
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    println!("events/s through Tracker ({PAIRS_PER_MACHINE} start/stop pairs per machine)\n");
+    println!(
+        "| store | 1 machine, 10-test runs | 1 machine, 10,000-test runs | 16 machines, 10-test runs | 16 machines, 10,000-test runs | plan of 10,000 tests |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- |");
+    measure(
+        "memory",
+        Box::new(|| Box::pin(async { Arc::new(MemoryStore::new()) as Arc<dyn Store> })),
+    )
+    .await;
+
+    let dir = std::env::temp_dir().join(format!("stpt-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sqlite_dir = dir.clone();
+    measure(
+        "sqlite (file, WAL, synchronous=FULL)",
+        Box::new(move || {
+            let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = sqlite_dir.join(format!("bench-{n}.sqlite3"));
+            Box::pin(async move {
+                let store = SqliteStore::open(&path).await.expect("sqlite opens");
+                store.migrate().await.expect("migrations");
+                Arc::new(store) as Arc<dyn Store>
+            })
+        }),
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    match std::env::var("STPT_BENCH_POSTGRES_URL") {
+        Ok(url) => {
+            let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let admin_url = url.clone();
+            measure(
+                "postgres",
+                Box::new(move || {
+                    let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let admin_url = admin_url.clone();
+                    Box::pin(async move {
+                        let database = format!("stpt_bench_{}_{n}", std::process::id());
+                        let mut admin = sqlx::PgConnection::connect(&admin_url)
+                            .await
+                            .expect("postgres reachable");
+                        admin
+                            .execute(format!("CREATE DATABASE {database}").as_str())
+                            .await
+                            .expect("scratch database");
+                        let base = admin_url
+                            .rsplit_once('/')
+                            .map_or(admin_url.as_str(), |(base, _)| base);
+                        let store = PgStore::connect(&format!("{base}/{database}"))
+                            .await
+                            .expect("connects");
+                        store.migrate().await.expect("migrations");
+                        Arc::new(store) as Arc<dyn Store>
+                    })
+                }),
+            )
+            .await;
+        }
+        Err(_) => println!("\n(postgres skipped: STPT_BENCH_POSTGRES_URL is unset)"),
+    }
+}

@@ -1,0 +1,362 @@
+// stpt — live updates for the server-rendered pages. Hand-written, no dependencies.
+//
+// Everything that comes from runners (names, paths) is put in the page as text:
+// elements are built with createElement and filled with textContent / append(string);
+// nothing received is ever parsed as HTML.
+(function () {
+  'use strict';
+
+  var body = document.body;
+  var prefix = body.dataset.prefix || '';
+  var pageKind = body.dataset.page || '';
+  var STATUSES = ['waiting', 'running', 'passed', 'warning', 'failed', 'error', 'unknown', 'cancelled'];
+  // Server time minus browser time, so elapsed times follow the server's clock.
+  var offset = 0;
+  setOffset(body.dataset.serverNow);
+
+  function setOffset(serverNow) {
+    var server = parseTime(serverNow);
+    if (server !== null) offset = server - Date.now();
+  }
+
+  function parseTime(text) {
+    if (!text) return null;
+    // Keep milliseconds only: not every engine reads microseconds.
+    var ms = Date.parse(String(text).replace(/(\.\d{3})\d+/, '$1'));
+    return isNaN(ms) ? null : ms;
+  }
+
+  function pad(n) { return (n < 10 ? '0' : '') + n; }
+
+  // The seed's format, in UTC: dd-mm-YYYY  HH:MM:SS.
+  function displayTime(text) {
+    var ms = parseTime(text);
+    if (ms === null) return '—';
+    var d = new Date(ms);
+    return pad(d.getUTCDate()) + '-' + pad(d.getUTCMonth() + 1) + '-' + d.getUTCFullYear() +
+      '  ' + pad(d.getUTCHours()) + ':' + pad(d.getUTCMinutes()) + ':' + pad(d.getUTCSeconds());
+  }
+
+  function clock(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    return Math.floor(s / 3600) + ':' + pad(Math.floor(s / 60) % 60) + ':' + pad(s % 60);
+  }
+
+  // el('a', {href: url}, 'text', child, ...): text arguments become text nodes.
+  function el(tag, attrs) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (name) {
+        if (attrs[name] !== null && attrs[name] !== undefined) node.setAttribute(name, String(attrs[name]));
+      });
+    }
+    for (var i = 2; i < arguments.length; i++) {
+      var child = arguments[i];
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : String(child));
+    }
+    return node;
+  }
+
+  function badge(status, big) {
+    return el('span', { 'class': big ? 'status status-big' : 'status', 'data-status': status }, status);
+  }
+
+  function setBadge(node, status) {
+    if (!node) return;
+    node.dataset.status = status;
+    node.textContent = status;
+  }
+
+  function isOngoing(status) { return status === 'waiting' || status === 'running'; }
+
+  function sum(counts) {
+    return STATUSES.reduce(function (total, s) { return total + (Number(counts && counts[s]) || 0); }, 0);
+  }
+
+  function finished(counts) {
+    return sum(counts) - (Number(counts.waiting) || 0) - (Number(counts.running) || 0);
+  }
+
+  // ---- the live connection: reconnects with backoff, shows its state ----
+
+  function connect(path, onMessage) {
+    var indicator = document.getElementById('live-state');
+    var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + path;
+    var delay = 500;
+    var socket = null;
+    var stopped = false;
+    var opened = false;
+    var timer = null;
+
+    function show(state, text) {
+      if (indicator) {
+        indicator.dataset.state = state;
+        indicator.textContent = text;
+      }
+      body.classList.toggle('offline', state === 'reconnecting');
+    }
+
+    function open() {
+      timer = null;
+      show(opened ? 'reconnecting' : 'connecting', opened ? 'reconnecting…' : 'connecting…');
+      socket = new WebSocket(url);
+      socket.onopen = function () {
+        opened = true;
+        delay = 500;
+        show('live', 'live');
+      };
+      socket.onmessage = function (event) {
+        var message;
+        try { message = JSON.parse(event.data); } catch (e) { return; }
+        onMessage(message);
+      };
+      socket.onclose = function () {
+        if (stopped) return;
+        var wait = Math.round(delay * (0.8 + Math.random() * 0.4));
+        delay = Math.min(delay * 2, 15000);
+        show('reconnecting', 'reconnecting in ' + Math.ceil(wait / 1000) + ' s…');
+        timer = setTimeout(open, wait);
+      };
+    }
+
+    open();
+    return {
+      stop: function (text) {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+        if (socket) socket.close();
+        show('finished', text);
+      }
+    };
+  }
+
+  // ---- machines list ----
+
+  function machinesPage() {
+    var notice = document.getElementById('new-machines');
+    connect(body.dataset.ws, function (message) {
+      var change = message.machine_id_status;
+      if (!change) return;
+      var row = document.querySelector('tr[data-machine-id="' + Number(change.id) + '"]');
+      if (row) setBadge(row.querySelector('.status'), change.status);
+      else if (notice) notice.hidden = false;
+    });
+  }
+
+  // ---- a machine's runs ----
+
+  function machinePage() {
+    var table = document.querySelector('table.runs');
+    connect(body.dataset.ws, function (message) {
+      if (message.run_data) {
+        var row = document.querySelector('tr[data-run-id="' + Number(message.run_data.id) + '"]');
+        if (row) setBadge(row.querySelector('.status'), message.run_data.status);
+      } else if (message.run_created && table && table.dataset.pageNumber === '1') {
+        var run = message.run_created;
+        if (document.querySelector('tr[data-run-id="' + Number(run.id) + '"]')) return;
+        var url = prefix + '/machine/run_data/' + Number(run.id);
+        var row = el('tr', { 'data-run-id': Number(run.id) },
+          el('td', null, el('a', { href: url }, '#' + Number(run.id))),
+          el('td', null, run.timestamp),
+          el('td', null, '—'),
+          el('td', null, '—'),
+          el('td', { 'class': 'num' }, Number(run.scenarios)),
+          el('td', { 'class': 'num' }, Number(run.tests)),
+          el('td', null, badge(run.status)));
+        table.tBodies[0].prepend(row);
+      }
+    });
+  }
+
+  // ---- one run: the live last run, or a run page while its run is ongoing ----
+
+  function runPage(kind) {
+    var root = document.getElementById('run-root');
+    var index = null;
+
+    function reindex() {
+      var section = document.getElementById('run');
+      index = null;
+      if (!section) return;
+      index = { section: section, id: Number(section.dataset.runId), tests: new Map(), scenarios: new Map() };
+      section.querySelectorAll('li.test').forEach(function (li) { index.tests.set(Number(li.dataset.testId), li); });
+      section.querySelectorAll('li.scenario').forEach(function (li) { index.scenarios.set(Number(li.dataset.scenarioId), li); });
+    }
+
+    function field(scope, name) { return scope.querySelector('[data-field="' + name + '"]'); }
+
+    function setText(node, text) { if (node) node.textContent = String(text); }
+
+    function applyRun(status, counts, start, stop) {
+      var s = index.section;
+      s.dataset.status = status;
+      setBadge(s.querySelector('.run-header h1 > .status'), status);
+      STATUSES.forEach(function (name) {
+        setText(s.querySelector('td[data-count="' + name + '"]'), Number(counts[name]) || 0);
+      });
+      var total = sum(counts);
+      var done = finished(counts);
+      var bar = field(s, 'progress');
+      if (bar) { bar.max = Math.max(total, 1); bar.value = done; }
+      setText(field(s, 'done'), done);
+      setText(field(s, 'total'), total);
+      setText(field(s, 'tests'), total);
+      setText(field(s, 'started'), start ? displayTime(start) : '—');
+      setText(field(s, 'finished'), stop ? displayTime(stop) : '—');
+      var duration = field(s, 'duration');
+      if (duration) { duration.dataset.start = start || ''; duration.dataset.stop = stop || ''; }
+      tick();
+      if (kind === 'run' && !isOngoing(status) && live) live.stop('finished');
+    }
+
+    function applyScenario(id, status, counts) {
+      var li = index.scenarios.get(Number(id));
+      if (!li) return;
+      li.dataset.status = status;
+      setBadge(li.querySelector('h2 > .status'), status);
+      setText(li.querySelector('.scenario-count [data-field="done"]'), finished(counts));
+    }
+
+    function applyTest(id, status) {
+      var li = index.tests.get(Number(id));
+      if (!li) return;
+      li.dataset.status = status;
+      setBadge(li.querySelector('.status'), status);
+    }
+
+    function applyChange(change) {
+      if (!index || index.id !== Number(change.run_id)) return;
+      if (change.closed) {
+        index.tests.forEach(function (li, id) {
+          if (isOngoing(li.dataset.status)) applyTest(id, change.closed.status);
+        });
+      }
+      (change.scenarios || []).forEach(function (s) { applyScenario(s.id, s.status, s.counts); });
+      (change.tests || []).forEach(function (t) { applyTest(t.id, t.status); });
+      applyRun(change.status, change.counts, change.timestamp_start, change.timestamp_stop);
+    }
+
+    function applySnapshot(snapshot) {
+      setOffset(snapshot.now);
+      var run = snapshot.run;
+      if (!run) {
+        if (kind === 'last' && index) showNoRun();
+        return;
+      }
+      if (!index || index.id !== Number(run.summary.id)) {
+        if (kind !== 'last') return;
+        root.replaceChildren(buildRun(run));
+        document.title = run.machine_name + ' · last run · stpt';
+        reindex();
+      }
+      run.scenarios.forEach(function (scenario) {
+        applyScenario(scenario.id, scenario.status, scenario.counts);
+        scenario.tests.forEach(function (test) { applyTest(test.id, test.status); });
+      });
+      var summary = run.summary;
+      applyRun(summary.status, summary.statistics.counts, summary.timestamp_start, summary.timestamp_stop);
+    }
+
+    function showNoRun() {
+      root.replaceChildren(el('p', { 'class': 'empty', id: 'no-run' }, 'This machine has no run yet.'));
+      reindex();
+    }
+
+    function buildRun(run) {
+      var summary = run.summary;
+      var counts = summary.statistics.counts;
+      var total = sum(counts);
+      var done = finished(counts);
+      var runId = Number(summary.id);
+      var machineUrl = prefix + '/machine/' + Number(summary.machine_id);
+      var fact = function (label, value, name) {
+        return el('div', null, el('dt', null, label), el('dd', name ? { 'data-field': name } : null, value));
+      };
+      var heads = el('tr');
+      var cells = el('tr');
+      STATUSES.forEach(function (status) {
+        heads.append(el('th', null, el('span', { 'class': 'dot', 'data-status': status }), status));
+        cells.append(el('td', { 'data-count': status }, Number(counts[status]) || 0));
+      });
+      heads.append(el('th', null, 'tests'), el('th', null, 'scenarios'));
+      cells.append(el('td', { 'data-field': 'tests' }, total), el('td', null, Number(summary.statistics.scenarios)));
+      var duration = el('dd', { 'data-field': 'duration', 'data-start': summary.timestamp_start || '', 'data-stop': summary.timestamp_stop || '' }, '—');
+      var scenarios = el('ol', { 'class': 'scenarios' });
+      run.scenarios.forEach(function (scenario) {
+        var heading = el('h2', null,
+          badge(scenario.status), ' ',
+          el('a', { href: prefix + '/scenario/' + Number(scenario.id) }, scenario.file.file_name), ' ',
+          el('span', { 'class': 'scenario-count' },
+            el('span', { 'data-field': 'done' }, finished(scenario.counts)), ' / ' + sum(scenario.counts)));
+        var item = el('li', { 'class': 'scenario', 'data-scenario-id': Number(scenario.id), 'data-status': scenario.status }, heading);
+        if (scenario.tests.length) {
+          var tests = el('ol', { 'class': 'tests' });
+          scenario.tests.forEach(function (test) {
+            tests.append(el('li', { 'class': 'test', 'data-test-id': Number(test.id), 'data-status': test.status },
+              badge(test.status), ' ',
+              el('a', { href: prefix + '/test/' + Number(test.id) }, test.file.file_name)));
+          });
+          item.append(tests);
+        } else {
+          item.append(el('p', { 'class': 'empty' }, 'No tests in this scenario.'));
+        }
+        scenarios.append(item);
+      });
+      return el('section', { 'class': 'run', id: 'run', 'data-run-id': runId, 'data-machine-id': Number(summary.machine_id), 'data-status': summary.status },
+        el('header', { 'class': 'run-header' },
+          el('h1', null, badge(summary.status, true), ' ',
+            el('span', { 'class': 'run-title' }, 'Run #' + runId + ' · ',
+              el('a', { href: prefix + '/master_scenario/' + runId }, run.master.file_name))),
+          el('dl', { 'class': 'facts' },
+            fact('Machine', el('a', { href: machineUrl }, run.machine_name)),
+            fact('Planned', displayTime(summary.timestamp)),
+            fact('Started', displayTime(summary.timestamp_start), 'started'),
+            fact('Finished', displayTime(summary.timestamp_stop), 'finished'),
+            el('div', null, el('dt', null, 'Duration'), duration))),
+        el('div', { 'class': 'progress-row' },
+          el('progress', { 'data-field': 'progress', max: Math.max(total, 1), value: done }),
+          el('span', { 'class': 'progress-text' },
+            el('span', { 'data-field': 'done' }, done), ' / ', el('span', { 'data-field': 'total' }, total), ' tests done')),
+        el('table', { 'class': 'stats' }, el('thead', null, heads), el('tbody', null, cells)),
+        scenarios);
+    }
+
+    function tick() {
+      document.querySelectorAll('[data-field="duration"]').forEach(function (node) {
+        var start = parseTime(node.dataset.start);
+        if (start === null) { node.textContent = '—'; return; }
+        var stop = parseTime(node.dataset.stop);
+        node.textContent = clock((stop === null ? Date.now() + offset : stop) - start);
+      });
+    }
+
+    reindex();
+    setInterval(tick, 1000);
+    var live = null;
+    if (!body.dataset.ws) return;
+    live = connect(body.dataset.ws, function (message) {
+      if (message.snapshot) applySnapshot(message.snapshot);
+      else if (message.run_changed) applyChange(message.run_changed);
+      else if (message.run_created && kind === 'run') {
+        var notice = document.getElementById('newer-run');
+        if (notice) notice.hidden = false;
+      }
+    });
+  }
+
+  // ---- every page ----
+
+  document.querySelectorAll('select[data-autosubmit]').forEach(function (select) {
+    // The server remembers the choice in a cookie when it sees `page_size`.
+    select.addEventListener('change', function () { select.form.submit(); });
+  });
+
+  if (window.hljs) {
+    document.querySelectorAll('pre.script code').forEach(function (code) { window.hljs.highlightElement(code); });
+  }
+
+  if (pageKind === 'machines' && body.dataset.ws) machinesPage();
+  else if (pageKind === 'machine' && body.dataset.ws) machinePage();
+  else if (pageKind === 'last' || pageKind === 'run') runPage(pageKind);
+})();

@@ -1,0 +1,353 @@
+//! What the templates see: read models turned into display values and links.
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde::Serialize;
+use stpt_core::{
+    ItemDetail, ItemRef, MachineSummary, Page, RunDetail, RunSummary, ScenarioView, Status,
+    StatusCounts, TestView,
+};
+
+use crate::humanize::{ago, display_time};
+
+/// One link of the breadcrumb trail; the last has no URL.
+#[derive(Debug, Serialize)]
+pub(crate) struct Crumb {
+    pub(crate) label: String,
+    pub(crate) url: Option<String>,
+}
+
+impl Crumb {
+    pub(crate) fn link(label: impl Into<String>, url: String) -> Self {
+        Crumb {
+            label: label.into(),
+            url: Some(url),
+        }
+    }
+
+    pub(crate) fn here(label: impl Into<String>) -> Self {
+        Crumb {
+            label: label.into(),
+            url: None,
+        }
+    }
+}
+
+/// Page sizes offered by the page-size choice.
+pub(crate) const PAGE_SIZES: [u32; 4] = [10, 25, 50, 100];
+
+/// Pagination controls.
+#[derive(Debug, Serialize)]
+pub(crate) struct Pager {
+    number: u32,
+    total_pages: u32,
+    count: u64,
+    size: u32,
+    sizes: Vec<u32>,
+    previous: Option<String>,
+    next: Option<String>,
+}
+
+impl Pager {
+    pub(crate) fn new<T>(page: &Page<T>) -> Self {
+        let number = page.request.number();
+        let size = page.request.size();
+        let link = |n: u32| format!("?page={n}&page_size={size}");
+        let mut sizes = PAGE_SIZES.to_vec();
+        if !sizes.contains(&size) {
+            sizes.push(size);
+            sizes.sort_unstable();
+        }
+        Pager {
+            number,
+            total_pages: page.total_pages(),
+            count: page.total,
+            size,
+            sizes,
+            previous: page.has_previous().then(|| link(number - 1)),
+            next: page.has_next().then(|| link(number + 1)),
+        }
+    }
+}
+
+/// Links to a machine's pages.
+#[derive(Debug, Serialize)]
+pub(crate) struct MachineLinks {
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) status: &'static str,
+    pub(crate) url: String,
+    pub(crate) last_url: String,
+    pub(crate) last_seen: Option<String>,
+}
+
+impl MachineLinks {
+    pub(crate) fn new(machine: MachineSummary, prefix: &str, now: DateTime<Utc>) -> Self {
+        MachineLinks {
+            id: machine.id.get(),
+            url: machine_url(prefix, machine.id.get()),
+            last_url: format!("{}/last", machine_url(prefix, machine.id.get())),
+            status: machine.status.as_str(),
+            last_seen: machine.last_seen.map(|seen| ago(seen, now)),
+            name: machine.name,
+        }
+    }
+
+    /// From a run, when only its machine's id and name are known.
+    pub(crate) fn of_run(run: &RunDetail, prefix: &str) -> Self {
+        let id = run.summary.machine_id.get();
+        MachineLinks {
+            id,
+            name: run.machine_name.clone(),
+            status: "",
+            url: machine_url(prefix, id),
+            last_url: format!("{}/last", machine_url(prefix, id)),
+            last_seen: None,
+        }
+    }
+}
+
+pub(crate) fn machine_url(prefix: &str, id: i64) -> String {
+    format!("{prefix}/machine/{id}")
+}
+
+pub(crate) fn run_url(prefix: &str, id: i64) -> String {
+    format!("{prefix}/machine/run_data/{id}")
+}
+
+/// A row of a machine's runs.
+#[derive(Debug, Serialize)]
+pub(crate) struct RunRow {
+    id: i64,
+    url: String,
+    timestamp: String,
+    started: Option<String>,
+    duration: Option<String>,
+    scenarios: u32,
+    tests: u32,
+    status: Status,
+}
+
+impl RunRow {
+    pub(crate) fn new(run: &RunSummary, prefix: &str) -> Self {
+        RunRow {
+            id: run.id.get(),
+            url: run_url(prefix, run.id.get()),
+            timestamp: display_time(run.timestamp),
+            started: run.timestamp_start.map(display_time),
+            duration: run.duration().map(clock_duration),
+            scenarios: run.statistics.scenarios,
+            tests: run.statistics.tests,
+            status: run.status,
+        }
+    }
+}
+
+/// One status's count in the statistics table.
+#[derive(Debug, Serialize)]
+struct StatCell {
+    status: Status,
+    count: u32,
+}
+
+/// A run in full, for the run and live pages.
+#[derive(Debug, Serialize)]
+pub(crate) struct RunView {
+    id: i64,
+    machine_id: i64,
+    machine_name: String,
+    status: Status,
+    timestamp: String,
+    started: Option<String>,
+    finished: Option<String>,
+    duration: Option<String>,
+    ts_start: String,
+    ts_stop: String,
+    done: u32,
+    total: u32,
+    stats: Vec<StatCell>,
+    scenarios_count: u32,
+    master: FileLink,
+    scenarios: Vec<ScenarioRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct FileLink {
+    url: String,
+    file_name: String,
+    file_path: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ScenarioRow {
+    id: i64,
+    url: String,
+    file_name: String,
+    file_path: String,
+    status: Status,
+    done: u32,
+    total: u32,
+    tests: Vec<TestRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct TestRow {
+    id: i64,
+    url: String,
+    file_name: String,
+    status: Status,
+}
+
+impl RunView {
+    pub(crate) fn new(run: RunDetail, prefix: &str, now: DateTime<Utc>) -> Self {
+        let summary = &run.summary;
+        let counts = summary.statistics.counts;
+        RunView {
+            id: summary.id.get(),
+            machine_id: summary.machine_id.get(),
+            status: summary.status,
+            timestamp: display_time(summary.timestamp),
+            started: summary.timestamp_start.map(display_time),
+            finished: summary.timestamp_stop.map(display_time),
+            duration: elapsed(summary.timestamp_start, summary.timestamp_stop, now),
+            ts_start: iso(summary.timestamp_start),
+            ts_stop: iso(summary.timestamp_stop),
+            done: counts.finished(),
+            total: counts.total(),
+            stats: stat_cells(&counts),
+            scenarios_count: summary.statistics.scenarios,
+            master: FileLink {
+                url: format!("{prefix}/master_scenario/{}", summary.id),
+                file_name: run.master.file_name,
+                file_path: run.master.file_path,
+            },
+            machine_name: run.machine_name,
+            scenarios: run
+                .scenarios
+                .into_iter()
+                .map(|scenario| ScenarioRow::new(scenario, prefix))
+                .collect(),
+        }
+    }
+}
+
+impl ScenarioRow {
+    fn new(scenario: ScenarioView, prefix: &str) -> Self {
+        ScenarioRow {
+            id: scenario.id.get(),
+            url: format!("{prefix}/scenario/{}", scenario.id),
+            file_name: scenario.file.file_name,
+            file_path: scenario.file.file_path,
+            status: scenario.status,
+            done: scenario.counts.finished(),
+            total: scenario.counts.total(),
+            tests: scenario
+                .tests
+                .into_iter()
+                .map(|test| TestRow::new(test, prefix))
+                .collect(),
+        }
+    }
+}
+
+impl TestRow {
+    fn new(test: TestView, prefix: &str) -> Self {
+        TestRow {
+            id: test.id.get(),
+            url: format!("{prefix}/test/{}", test.id),
+            file_name: test.file.file_name,
+            status: test.status,
+        }
+    }
+}
+
+fn stat_cells(counts: &StatusCounts) -> Vec<StatCell> {
+    counts
+        .iter()
+        .map(|(status, count)| StatCell { status, count })
+        .collect()
+}
+
+/// A test, scenario or master scenario with its script.
+#[derive(Debug, Serialize)]
+pub(crate) struct ItemView {
+    kind_label: &'static str,
+    file_name: String,
+    file_path: String,
+    script: Option<String>,
+    language: Option<&'static str>,
+    status: Status,
+    started: Option<String>,
+    finished: Option<String>,
+    duration: Option<String>,
+    run_id: i64,
+    run_url: String,
+}
+
+impl ItemView {
+    pub(crate) fn new(item: ItemDetail, prefix: &str) -> Self {
+        let kind_label = match item.item {
+            ItemRef::MasterScenario(_) => "Master scenario",
+            ItemRef::Scenario(_) => "Scenario",
+            ItemRef::Test(_) => "Test",
+        };
+        let language = item
+            .file
+            .file_name
+            .to_ascii_lowercase()
+            .ends_with(".py")
+            .then_some("python");
+        ItemView {
+            kind_label,
+            language,
+            script: item.script.filter(|script| !script.is_empty()),
+            status: item.status,
+            started: item.timestamp_start.map(display_time),
+            finished: item.timestamp_stop.map(display_time),
+            duration: stpt_core::duration(item.timestamp_start, item.timestamp_stop)
+                .map(clock_duration),
+            run_id: item.run_id.get(),
+            run_url: run_url(prefix, item.run_id.get()),
+            file_name: item.file.file_name,
+            file_path: item.file.file_path,
+        }
+    }
+}
+
+/// RFC 3339 with milliseconds, for scripts; empty when unknown.
+pub(crate) fn iso(time: Option<DateTime<Utc>>) -> String {
+    time.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_default()
+}
+
+/// Stop minus start once finished, now minus start while running.
+fn elapsed(
+    start: Option<DateTime<Utc>>,
+    stop: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    let start = start?;
+    Some(clock_duration(stop.unwrap_or(now) - start))
+}
+
+/// A duration as a clock reads: `0:04:09`, `27:00:05`. Negative reads as zero.
+pub(crate) fn clock_duration(duration: Duration) -> String {
+    let seconds = duration.num_seconds().max(0);
+    format!(
+        "{}:{:02}:{:02}",
+        seconds / 3600,
+        (seconds / 60) % 60,
+        seconds % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_durations() {
+        assert_eq!(clock_duration(Duration::seconds(249)), "0:04:09");
+        assert_eq!(clock_duration(Duration::seconds(27 * 3600 + 5)), "27:00:05");
+        assert_eq!(clock_duration(Duration::seconds(-3)), "0:00:00");
+    }
+}

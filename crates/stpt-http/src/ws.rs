@@ -1,0 +1,405 @@
+//! WebSockets at the seed's paths, fed by the tracker's [`LiveBus`](stpt_core::LiveBus).
+//!
+//! Every socket follows one protocol: subscribe to the bus first, then read a snapshot from
+//! the tracker, then forward deliveries. Changes carry absolute values, so an event that the
+//! snapshot already contains is harmless when it arrives again. A subscriber that lags
+//! behind the bus gets a fresh snapshot instead of the events it missed. One task per
+//! socket; a slow browser only ever slows its own task, never a publisher.
+//!
+//! Messages (JSON text frames, one object with one key):
+//!
+//! - `/ws/machine/status/` — `{"machine_id_status": {"id", "status", "name"}}` on every
+//!   machine status change. With `?page=&page_size=`, the statuses of that page of machines
+//!   are sent on connect and after a lag.
+//! - `/ws/machine/{id}/runs/` — `{"run_data": {"id", "status"}}` when a run's status changes,
+//!   and `{"run_created": {"id", "status", "timestamp", "scenarios", "tests"}}` for a new run.
+//!   With `?page=&page_size=`, that page's statuses are sent on connect and after a lag.
+//! - `/ws/machine/{id}/last/` — `{"snapshot": {"now", "run"}}` on connect and after a lag
+//!   (`run`: the latest run in full, or `null`), then `{"run_changed": RunChange}` per event
+//!   (the tests that changed and the aggregates they moved: its size does not depend on the
+//!   size of the run), and for a new plan `{"run_created": RunSummary}` followed by the new
+//!   run's snapshot.
+//! - `/ws/run/{id}/` — the same for one run: its snapshot, its changes, and
+//!   `{"run_created": RunSummary}` when a newer run of its machine supersedes it.
+
+use axum::Router;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::Uri;
+use axum::response::Response;
+use axum::routing::{MethodRouter, get};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::time::Duration;
+use stpt_core::{
+    Delivery, Error, ItemRef, LiveEvent, MachineId, MachineStatus, PageRequest, RunDetail, RunId,
+    RunSummary, Status, Topic, Tracker,
+};
+use tokio_stream::StreamExt;
+
+use crate::ApiError;
+use crate::extract::{parse_id, parse_number};
+use crate::humanize::display_time;
+
+/// How often the server pings an idle socket, so proxies keep it and dead peers are found.
+const PING_EVERY: Duration = Duration::from_secs(25);
+/// A peer that does not take a message within this time is disconnected.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The socket routes, each with and without its trailing slash.
+pub(crate) fn routes() -> Router<Tracker> {
+    let mut router = Router::new();
+    let sockets: [(&str, MethodRouter<Tracker>); 4] = [
+        ("/ws/machine/status", get(machine_status)),
+        ("/ws/machine/{id}/runs", get(machine_runs)),
+        ("/ws/machine/{id}/last", get(machine_last)),
+        ("/ws/run/{id}", get(run)),
+    ];
+    for (path, handler) in sockets {
+        router = router
+            .route(path, handler.clone())
+            .route(&format!("{path}/"), handler);
+    }
+    router
+}
+
+async fn machine_status(
+    State(tracker): State<Tracker>,
+    uri: Uri,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let page = optional_page(&uri)?;
+    Ok(upgrade.on_upgrade(move |socket| serve(socket, tracker, Follow::Machines { page })))
+}
+
+async fn machine_runs(
+    State(tracker): State<Tracker>,
+    Path(id): Path<String>,
+    uri: Uri,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let machine = MachineId(parse_id("machine", &id)?);
+    let page = optional_page(&uri)?;
+    tracker.machine(machine).await?;
+    Ok(upgrade.on_upgrade(move |socket| {
+        serve(
+            socket,
+            tracker,
+            Follow::Runs {
+                machine,
+                page,
+                sent: HashMap::new(),
+            },
+        )
+    }))
+}
+
+async fn machine_last(
+    State(tracker): State<Tracker>,
+    Path(id): Path<String>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let machine = MachineId(parse_id("machine", &id)?);
+    tracker.machine(machine).await?;
+    Ok(upgrade.on_upgrade(move |socket| serve(socket, tracker, Follow::Latest { machine })))
+}
+
+async fn run(
+    State(tracker): State<Tracker>,
+    Path(id): Path<String>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let run = RunId(parse_id("run", &id)?);
+    let machine = tracker.item(ItemRef::MasterScenario(run)).await?.machine_id;
+    Ok(upgrade.on_upgrade(move |socket| serve(socket, tracker, Follow::Run { machine, run })))
+}
+
+/// `?page=&page_size=` when either is given.
+fn optional_page(uri: &Uri) -> Result<Option<PageRequest>, ApiError> {
+    let query: HashMap<String, String> = Query::try_from_uri(uri)
+        .map(|Query(query)| query)
+        .map_err(|rejection| {
+            ApiError::invalid("query", format!("unreadable query string: {rejection}"))
+        })?;
+    if !query.contains_key("page") && !query.contains_key("page_size") {
+        return Ok(None);
+    }
+    let number = parse_number(&query, "page", 1)?;
+    let size = parse_number(&query, "page_size", PageRequest::DEFAULT_SIZE)?;
+    Ok(Some(PageRequest::new(number, size)?))
+}
+
+/// What one socket follows, with the little state it keeps.
+#[derive(Debug)]
+enum Follow {
+    Machines {
+        page: Option<PageRequest>,
+    },
+    Runs {
+        machine: MachineId,
+        page: Option<PageRequest>,
+        /// The last status sent per run, so only real status changes are sent.
+        sent: HashMap<RunId, Status>,
+    },
+    Latest {
+        machine: MachineId,
+    },
+    Run {
+        machine: MachineId,
+        run: RunId,
+    },
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Outgoing<'a> {
+    MachineIdStatus {
+        id: MachineId,
+        status: MachineStatus,
+        name: &'a str,
+    },
+    RunData {
+        id: RunId,
+        status: Status,
+    },
+    RunCreated(&'a RunSummary),
+    /// The runs page's row for a new run, under the same key as for the last-run page.
+    #[serde(rename = "run_created")]
+    RunRowCreated {
+        id: RunId,
+        status: Status,
+        timestamp: String,
+        scenarios: u32,
+        tests: u32,
+    },
+    RunChanged(&'a stpt_core::RunChange),
+    Snapshot {
+        now: DateTime<Utc>,
+        run: Option<&'a RunDetail>,
+    },
+}
+
+impl Outgoing<'_> {
+    fn text(&self) -> Result<Message, Error> {
+        let text = serde_json::to_string(self).map_err(Error::backend)?;
+        Ok(Message::Text(Utf8Bytes::from(text)))
+    }
+}
+
+impl Follow {
+    fn topic(&self) -> Topic {
+        match self {
+            Follow::Machines { .. } => Topic::Machines,
+            Follow::Runs { machine, .. }
+            | Follow::Latest { machine }
+            | Follow::Run { machine, .. } => Topic::Machine(*machine),
+        }
+    }
+
+    /// The current state, read after subscribing.
+    async fn snapshot(&mut self, tracker: &Tracker) -> Result<Vec<Message>, Error> {
+        match self {
+            Follow::Machines { page: None } | Follow::Runs { page: None, .. } => Ok(Vec::new()),
+            Follow::Machines { page: Some(page) } => {
+                let machines = match tracker.machines(*page).await {
+                    Err(Error::NotFound { .. }) => return Ok(Vec::new()),
+                    other => other?,
+                };
+                machines
+                    .items
+                    .iter()
+                    .map(|machine| {
+                        Outgoing::MachineIdStatus {
+                            id: machine.id,
+                            status: machine.status,
+                            name: &machine.name,
+                        }
+                        .text()
+                    })
+                    .collect()
+            }
+            Follow::Runs {
+                machine,
+                page: Some(page),
+                sent,
+            } => {
+                let runs = match tracker.runs(*machine, *page).await {
+                    Err(Error::NotFound { .. }) => return Ok(Vec::new()),
+                    other => other?,
+                };
+                runs.items
+                    .iter()
+                    .map(|run| {
+                        sent.insert(run.id, run.status);
+                        Outgoing::RunData {
+                            id: run.id,
+                            status: run.status,
+                        }
+                        .text()
+                    })
+                    .collect()
+            }
+            Follow::Latest { machine } => {
+                let run = tracker.latest_run(*machine).await?;
+                Ok(vec![run_snapshot(tracker, run.as_ref())?])
+            }
+            Follow::Run { run, .. } => {
+                let run = tracker.run(*run).await?;
+                Ok(vec![run_snapshot(tracker, Some(&run))?])
+            }
+        }
+    }
+
+    /// What to tell the peer about one event.
+    async fn on_event(
+        &mut self,
+        tracker: &Tracker,
+        event: &LiveEvent,
+    ) -> Result<Vec<Message>, Error> {
+        match (self, event) {
+            (
+                Follow::Machines { .. },
+                LiveEvent::MachineStatus {
+                    machine_id,
+                    machine_name,
+                    status,
+                },
+            ) => Ok(vec![
+                Outgoing::MachineIdStatus {
+                    id: *machine_id,
+                    status: *status,
+                    name: machine_name,
+                }
+                .text()?,
+            ]),
+            (Follow::Runs { sent, .. }, LiveEvent::RunChanged(change)) => {
+                if sent.insert(change.run_id, change.status) == Some(change.status) {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![
+                    Outgoing::RunData {
+                        id: change.run_id,
+                        status: change.status,
+                    }
+                    .text()?,
+                ])
+            }
+            (Follow::Runs { sent, .. }, LiveEvent::RunCreated { run }) => {
+                sent.insert(run.id, run.status);
+                Ok(vec![
+                    Outgoing::RunData {
+                        id: run.id,
+                        status: run.status,
+                    }
+                    .text()?,
+                    Outgoing::RunRowCreated {
+                        id: run.id,
+                        status: run.status,
+                        timestamp: display_time(run.timestamp),
+                        scenarios: run.statistics.scenarios,
+                        tests: run.statistics.tests,
+                    }
+                    .text()?,
+                ])
+            }
+            (Follow::Latest { .. }, LiveEvent::RunChanged(change)) => {
+                Ok(vec![Outgoing::RunChanged(change).text()?])
+            }
+            (Follow::Run { run, .. }, LiveEvent::RunChanged(change)) if change.run_id == *run => {
+                Ok(vec![Outgoing::RunChanged(change).text()?])
+            }
+            (Follow::Latest { .. }, LiveEvent::RunCreated { run }) => {
+                // The page needs the new run's items once; every later event is compact.
+                let detail = tracker.run(run.id).await?;
+                Ok(vec![
+                    Outgoing::RunCreated(run).text()?,
+                    run_snapshot(tracker, Some(&detail))?,
+                ])
+            }
+            (Follow::Run { run: followed, .. }, LiveEvent::RunCreated { run })
+                if run.id != *followed =>
+            {
+                Ok(vec![Outgoing::RunCreated(run).text()?])
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+}
+
+fn run_snapshot(tracker: &Tracker, run: Option<&RunDetail>) -> Result<Message, Error> {
+    Outgoing::Snapshot {
+        now: tracker.now(),
+        run,
+    }
+    .text()
+}
+
+/// Why a socket's task ended early.
+#[derive(Debug)]
+enum Stop {
+    /// The peer went away or stopped reading.
+    Peer,
+    /// Reading the state failed; the peer is told and reconnects later.
+    Failed(Error),
+}
+
+async fn send_all(socket: &mut WebSocket, messages: Vec<Message>) -> Result<(), Stop> {
+    for message in messages {
+        match tokio::time::timeout(SEND_TIMEOUT, socket.send(message)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => return Err(Stop::Peer),
+        }
+    }
+    Ok(())
+}
+
+/// One socket's task: subscribe, snapshot, then forward until either side goes away.
+async fn serve(mut socket: WebSocket, tracker: Tracker, mut follow: Follow) {
+    let outcome = forward(&mut socket, &tracker, &mut follow).await;
+    if let Err(Stop::Failed(error)) = outcome {
+        tracing::warn!(%error, ?follow, "live socket closed after a failure");
+        let close = Message::Close(Some(CloseFrame {
+            code: 1011,
+            reason: Utf8Bytes::from_static("server error; reconnect later"),
+        }));
+        let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(close)).await;
+    }
+}
+
+async fn forward(
+    socket: &mut WebSocket,
+    tracker: &Tracker,
+    follow: &mut Follow,
+) -> Result<(), Stop> {
+    // Subscribe first, then read the snapshot: nothing committed in between is lost.
+    let mut deliveries = tracker
+        .bus()
+        .subscribe(follow.topic())
+        .await
+        .map_err(Stop::Failed)?;
+    let snapshot = follow.snapshot(tracker).await.map_err(Stop::Failed)?;
+    send_all(socket, snapshot).await?;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    loop {
+        tokio::select! {
+            delivery = deliveries.next() => {
+                let messages = match delivery {
+                    // The bus went away: let the page reconnect to a new one.
+                    None => return Ok(()),
+                    Some(Delivery::Event(event)) => follow.on_event(tracker, &event).await,
+                    Some(Delivery::Lagged { missed }) => {
+                        tracing::debug!(missed, ?follow, "live socket lagged; sending a snapshot");
+                        follow.snapshot(tracker).await
+                    }
+                };
+                send_all(socket, messages.map_err(Stop::Failed)?).await?;
+            }
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => send_all(socket, vec![Message::Ping(Default::default())]).await?,
+        }
+    }
+}

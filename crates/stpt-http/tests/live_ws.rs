@@ -1,0 +1,488 @@
+//! The WebSockets over a real listener: snapshot then changes in order, the seed's message
+//! shapes, resynchronisation after a lag, isolation between machines, and compact updates.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
+mod support;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use stpt_core::{
+    InProcessBus, LiveBus, LiveEvent, MachineId, RunChange, RunId, Status, StatusCounts, Topic,
+};
+use stpt_http::HttpConfig;
+use support::{XSS_NAME, big_plan, post, serve, small_plan, start, stop};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+async fn server() -> String {
+    serve(stpt_http::router(support::tracker(), HttpConfig::default())).await
+}
+
+async fn connect(base: &str, path: &str) -> Socket {
+    let url = format!("{}{path}", base.replace("http://", "ws://"));
+    tokio_tungstenite::connect_async(url).await.unwrap().0
+}
+
+/// The next text message as JSON and its size in bytes.
+async fn next_sized(socket: &mut Socket) -> (Value, usize) {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("no message within 5 s")
+            .expect("socket closed")
+            .unwrap();
+        if let Message::Text(text) = message {
+            return (serde_json::from_str(&text).unwrap(), text.len());
+        }
+    }
+}
+
+async fn next(socket: &mut Socket) -> Value {
+    next_sized(socket).await.0
+}
+
+async fn assert_silent(socket: &mut Socket) {
+    if let Ok(Some(Ok(Message::Text(text)))) =
+        tokio::time::timeout(Duration::from_millis(300), socket.next()).await
+    {
+        panic!("unexpected message: {text}");
+    }
+}
+
+async fn send(base: &str, (path, body): (&str, Value)) {
+    let (status, answer) = post(base, path, &body).await;
+    assert!(
+        status == 201 || status == 202,
+        "{path} {body}: {status} {answer}"
+    );
+}
+
+#[tokio::test]
+async fn last_run_socket_sends_a_snapshot_then_changes_in_order() {
+    let base = server().await;
+    send(
+        &base,
+        (
+            "/tm_api/dry_run/",
+            small_plan("rig-1", "2026-11-24 13:00:00"),
+        ),
+    )
+    .await;
+    let mut socket = connect(&base, "/ws/machine/1/last/").await;
+
+    let snapshot = next(&mut socket).await;
+    let run = &snapshot["snapshot"]["run"];
+    assert_eq!(snapshot["snapshot"]["now"], "2026-11-24T15:30:00Z");
+    assert_eq!(run["summary"]["id"], 1);
+    assert_eq!(run["summary"]["status"], "waiting");
+    assert_eq!(
+        run["scenarios"][0]["tests"][1]["file"]["file_name"],
+        XSS_NAME
+    );
+
+    send(
+        &base,
+        start("rig-1", "/rig/lamp", "lamp_on.py", "2026-11-24 13:01:00"),
+    )
+    .await;
+    let change = &next(&mut socket).await["run_changed"];
+    assert_eq!(change["run_id"], 1);
+    assert_eq!(change["status"], "running");
+    assert_eq!(change["counts"]["running"], 1);
+    assert_eq!(change["timestamp_start"], "2026-11-24T13:01:00Z");
+    assert_eq!(
+        change["tests"],
+        serde_json::json!([{
+            "id": 1, "status": "running", "timestamp_start": "2026-11-24T13:01:00Z", "timestamp_stop": null
+        }])
+    );
+    assert_eq!(change["scenarios"][0]["id"], 1);
+
+    send(
+        &base,
+        stop(
+            "rig-1",
+            "/rig/lamp",
+            "lamp_on.py",
+            "failed",
+            "2026-11-24 13:02:00",
+        ),
+    )
+    .await;
+    let change = &next(&mut socket).await["run_changed"];
+    assert_eq!(change["tests"][0]["status"], "failed");
+    assert_eq!(change["status"], "waiting");
+    assert_eq!(change["counts"]["failed"], 1);
+
+    // A new plan: the old run is abandoned, then the new one arrives once in full.
+    send(
+        &base,
+        (
+            "/tm_api/dry_run/",
+            small_plan("rig-1", "2026-11-24 14:00:00"),
+        ),
+    )
+    .await;
+    let abandoned = &next(&mut socket).await["run_changed"];
+    assert_eq!(abandoned["run_id"], 1);
+    assert_eq!(abandoned["closed"]["status"], "unknown");
+    let created = &next(&mut socket).await["run_created"];
+    assert_eq!(created["id"], 2);
+    let snapshot = &next(&mut socket).await["snapshot"];
+    assert_eq!(snapshot["run"]["summary"]["id"], 2);
+
+    send(
+        &base,
+        start(
+            "rig-1",
+            "/rig/motor",
+            "motor_spin.py",
+            "2026-11-24 14:01:00",
+        ),
+    )
+    .await;
+    let change = &next(&mut socket).await["run_changed"];
+    assert_eq!(change["run_id"], 2);
+    assert_eq!(change["tests"][0]["status"], "running");
+    assert_silent(&mut socket).await;
+}
+
+#[tokio::test]
+async fn a_machine_without_run_gets_a_null_snapshot_then_its_first_run() {
+    let base = server().await;
+    send(
+        &base,
+        (
+            "/tm_api/dry_run/",
+            small_plan("rig-1", "2026-11-24 13:00:00"),
+        ),
+    )
+    .await;
+    let mut socket = connect(&base, "/ws/run/1").await;
+    assert_eq!(
+        next(&mut socket).await["snapshot"]["run"]["summary"]["id"],
+        1
+    );
+    // A run page follows its run only, and learns when a newer one supersedes it.
+    send(
+        &base,
+        (
+            "/tm_api/dry_run/",
+            small_plan("rig-1", "2026-11-24 14:00:00"),
+        ),
+    )
+    .await;
+    assert_eq!(next(&mut socket).await["run_changed"]["run_id"], 1);
+    assert_eq!(next(&mut socket).await["run_created"]["id"], 2);
+    send(
+        &base,
+        start(
+            "rig-1",
+            "/rig/motor",
+            "motor_spin.py",
+            "2026-11-24 14:01:00",
+        ),
+    )
+    .await;
+    assert_silent(&mut socket).await;
+}
+
+#[tokio::test]
+async fn machine_status_socket_uses_the_seed_shape() {
+    let base = server().await;
+    let mut all = connect(&base, "/ws/machine/status/").await;
+    send(
+        &base,
+        (
+            "/tm_api/dry_run/",
+            small_plan("rig-1", "2026-11-24 13:00:00"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        next(&mut all).await,
+        serde_json::json!({"machine_id_status": {"id": 1, "status": "waiting", "name": "rig-1"}})
+    );
+    send(
+        &base,
+        start("rig-1", "/rig/lamp", "lamp_on.py", "2026-11-24 13:01:00"),
+    )
+    .await;
+    assert_eq!(
+        next(&mut all).await["machine_id_status"]["status"],
+        "running"
+    );
+    // With a page, the page's statuses come first (a reconnecting page catches up).
+    let mut paged = connect(&base, "/ws/machine/status?page=1&page_size=10").await;
+    assert_eq!(
+        next(&mut paged).await,
+        serde_json::json!({"machine_id_status": {"id": 1, "status": "running", "name": "rig-1"}})
+    );
+    assert_silent(&mut all).await;
+}
+
+#[tokio::test]
+async fn runs_socket_sends_status_changes_and_new_runs() {
+    let base = server().await;
+    send(
+        &base,
+        (
+            "/tm_api/dry_run/",
+            small_plan("rig-1", "2026-11-24 13:00:00"),
+        ),
+    )
+    .await;
+    let mut socket = connect(&base, "/ws/machine/1/runs/?page=1").await;
+    assert_eq!(
+        next(&mut socket).await,
+        serde_json::json!({"run_data": {"id": 1, "status": "waiting"}})
+    );
+    send(
+        &base,
+        start("rig-1", "/rig/lamp", "lamp_on.py", "2026-11-24 13:01:00"),
+    )
+    .await;
+    assert_eq!(
+        next(&mut socket).await,
+        serde_json::json!({"run_data": {"id": 1, "status": "running"}})
+    );
+    // A second running test: the run's status did not change, so nothing is sent.
+    send(
+        &base,
+        start(
+            "rig-1",
+            "/rig/motor",
+            "motor_spin.py",
+            "2026-11-24 13:01:30",
+        ),
+    )
+    .await;
+    assert_silent(&mut socket).await;
+    send(
+        &base,
+        stop(
+            "rig-1",
+            "/rig/motor",
+            "motor_spin.py",
+            "passed",
+            "2026-11-24 13:02:00",
+        ),
+    )
+    .await;
+    assert_eq!(
+        next(&mut socket).await,
+        serde_json::json!({"run_data": {"id": 1, "status": "waiting"}})
+    );
+    send(
+        &base,
+        (
+            "/tm_api/dry_run/",
+            small_plan("rig-1", "2026-11-24 14:00:00"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        next(&mut socket).await,
+        serde_json::json!({"run_data": {"id": 1, "status": "unknown"}})
+    );
+    assert_eq!(
+        next(&mut socket).await,
+        serde_json::json!({"run_data": {"id": 2, "status": "waiting"}})
+    );
+    assert_eq!(
+        next(&mut socket).await,
+        serde_json::json!({"run_created": {
+            "id": 2, "status": "waiting", "timestamp": "24-11-2026  14:00:00", "scenarios": 3, "tests": 4
+        }})
+    );
+}
+
+#[tokio::test]
+async fn sockets_of_one_machine_hear_nothing_of_another() {
+    let base = server().await;
+    send(
+        &base,
+        (
+            "/tm_api/dry_run/",
+            small_plan("rig-a", "2026-11-24 13:00:00"),
+        ),
+    )
+    .await;
+    send(
+        &base,
+        (
+            "/tm_api/dry_run/",
+            small_plan("rig-b", "2026-11-24 13:00:00"),
+        ),
+    )
+    .await;
+    let mut last_a = connect(&base, "/ws/machine/1/last/").await;
+    let mut runs_a = connect(&base, "/ws/machine/1/runs/").await;
+    let mut last_b = connect(&base, "/ws/machine/2/last/").await;
+    assert_eq!(
+        next(&mut last_a).await["snapshot"]["run"]["summary"]["id"],
+        1
+    );
+    assert_eq!(
+        next(&mut last_b).await["snapshot"]["run"]["summary"]["id"],
+        2
+    );
+
+    send(
+        &base,
+        start("rig-b", "/rig/lamp", "lamp_on.py", "2026-11-24 13:01:00"),
+    )
+    .await;
+    send(
+        &base,
+        stop(
+            "rig-b",
+            "/rig/lamp",
+            "lamp_on.py",
+            "passed",
+            "2026-11-24 13:01:30",
+        ),
+    )
+    .await;
+    send(
+        &base,
+        (
+            "/tm_api/dry_run/",
+            small_plan("rig-b", "2026-11-24 14:00:00"),
+        ),
+    )
+    .await;
+    send(
+        &base,
+        start("rig-a", "/rig/lamp", "lamp_on.py", "2026-11-24 13:02:00"),
+    )
+    .await;
+
+    // The first thing machine A's sockets hear is machine A's event.
+    let change = &next(&mut last_a).await["run_changed"];
+    assert_eq!(change["machine_id"], 1);
+    assert_eq!(change["run_id"], 1);
+    assert_eq!(next(&mut runs_a).await["run_data"]["id"], 1);
+    assert_silent(&mut last_a).await;
+    assert_silent(&mut runs_a).await;
+    assert_eq!(next(&mut last_b).await["run_changed"]["machine_id"], 2);
+}
+
+#[tokio::test]
+async fn a_lagging_client_gets_a_fresh_snapshot() {
+    // A current-thread runtime: while this test publishes without awaiting, the socket's
+    // task cannot run, so it falls behind a bus that keeps two events.
+    let bus = Arc::new(InProcessBus::with_capacity(2));
+    let tracker = support::tracker_with(bus.clone());
+    let base = serve(stpt_http::router(tracker, HttpConfig::default())).await;
+    send(
+        &base,
+        (
+            "/tm_api/dry_run/",
+            small_plan("rig-1", "2026-11-24 13:00:00"),
+        ),
+    )
+    .await;
+    let mut socket = connect(&base, "/ws/machine/1/last/").await;
+    assert_eq!(
+        next(&mut socket).await["snapshot"]["run"]["summary"]["status"],
+        "waiting"
+    );
+
+    for _ in 0..10 {
+        bus.publish(
+            Topic::Machine(MachineId(1)),
+            Arc::new(LiveEvent::RunChanged(RunChange {
+                machine_id: MachineId(1),
+                run_id: RunId(1),
+                status: Status::Waiting,
+                counts: StatusCounts::new(),
+                timestamp_start: None,
+                timestamp_stop: None,
+                scenarios: Vec::new(),
+                tests: Vec::new(),
+                closed: None,
+            })),
+        );
+    }
+    let resync = next(&mut socket).await;
+    assert_eq!(resync["snapshot"]["run"]["summary"]["id"], 1, "{resync}");
+    // Then the events the bus still held, and nothing more.
+    assert_eq!(next(&mut socket).await["run_changed"]["run_id"], 1);
+    assert_eq!(next(&mut socket).await["run_changed"]["run_id"], 1);
+    assert_silent(&mut socket).await;
+}
+
+#[tokio::test]
+async fn bytes_per_update_do_not_grow_with_the_run() {
+    let base = server().await;
+    let mut sizes = Vec::new();
+    for (machine, tests) in [("small", 10), ("large", 5_000)] {
+        let (status, created) = post(&base, "/tm_api/dry_run/", &big_plan(machine, tests)).await;
+        assert_eq!(status, 201);
+        let path = format!("/ws/machine/{}/last/", created["machine_id"]);
+        let mut socket = connect(&base, &path).await;
+        let (_, snapshot_bytes) = next_sized(&mut socket).await;
+        send(
+            &base,
+            start(machine, "/rig/big", "t0003.py", "2026-11-24 13:01:00"),
+        )
+        .await;
+        let (_, start_bytes) = next_sized(&mut socket).await;
+        send(
+            &base,
+            stop(
+                machine,
+                "/rig/big",
+                "t0003.py",
+                "passed",
+                "2026-11-24 13:02:00",
+            ),
+        )
+        .await;
+        let (_, stop_bytes) = next_sized(&mut socket).await;
+        println!(
+            "{tests} tests: snapshot {snapshot_bytes} B, test_start {start_bytes} B, test_stop {stop_bytes} B"
+        );
+        sizes.push((start_bytes, stop_bytes));
+    }
+    let ((small_start, small_stop), (large_start, large_stop)) = (sizes[0], sizes[1]);
+    // Only the digits of ids and counts may differ.
+    assert!(large_start <= small_start + 24, "{sizes:?}");
+    assert!(large_stop <= small_stop + 24, "{sizes:?}");
+    assert!(large_stop < 1024, "{sizes:?}");
+}
+
+#[tokio::test]
+async fn bad_socket_requests_are_answered_before_the_upgrade() {
+    let base = server().await;
+    send(
+        &base,
+        (
+            "/tm_api/dry_run/",
+            small_plan("rig-1", "2026-11-24 13:00:00"),
+        ),
+    )
+    .await;
+    for (path, expected) in [
+        ("/ws/machine/abc/last/", 400),
+        ("/ws/machine/99/last/", 404),
+        ("/ws/machine/99/runs/", 404),
+        ("/ws/run/99/", 404),
+        ("/ws/machine/status/?page=0", 400),
+    ] {
+        let url = format!("{}{path}", base.replace("http://", "ws://"));
+        match tokio_tungstenite::connect_async(url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), expected, "{path}");
+            }
+            other => panic!("{path}: expected HTTP {expected}, got {other:?}"),
+        }
+    }
+}
