@@ -45,10 +45,22 @@ fn plan(machine: &str, tests: usize) -> Plan {
 }
 
 /// One machine's timed work: `PAIRS_PER_MACHINE` start/stop pairs, re-planning (untimed)
-/// whenever a run is used up. Returns the time spent in events.
-async fn drive(tracker: Tracker, machine: String, run_size: usize) -> Duration {
+/// whenever a run is used up. Every machine plans its first run before any starts timing, so
+/// a big plan's insert does not count against another machine's events. Returns the time
+/// spent in events.
+async fn drive(
+    tracker: Tracker,
+    machine: String,
+    run_size: usize,
+    ready: Arc<tokio::sync::Barrier>,
+) -> Duration {
+    tracker
+        .record_plan(plan(&machine, run_size))
+        .await
+        .expect("plan stored");
+    ready.wait().await;
     let mut timed = Duration::ZERO;
-    let mut next = run_size;
+    let mut next = 0;
     for _ in 0..PAIRS_PER_MACHINE {
         if next == run_size {
             tracker
@@ -89,12 +101,10 @@ async fn drive(tracker: Tracker, machine: String, run_size: usize) -> Duration {
 async fn events_per_second(store: Arc<dyn Store>, machines: usize, run_size: usize) -> f64 {
     let tracker = Tracker::new(store, Arc::new(InProcessBus::new()));
     let mut tasks = tokio::task::JoinSet::new();
+    let ready = Arc::new(tokio::sync::Barrier::new(machines));
     for m in 0..machines {
-        tasks.spawn(drive(
-            tracker.clone(),
-            format!("bench-{run_size}-{machines}-{m}"),
-            run_size,
-        ));
+        let name = format!("bench-{run_size}-{machines}-{m}");
+        tasks.spawn(drive(tracker.clone(), name, run_size, Arc::clone(&ready)));
     }
     let mut slowest = Duration::ZERO;
     while let Some(timed) = tasks.join_next().await {
