@@ -190,7 +190,7 @@ async fn timestamp_range() {
     let store = support::fresh_sqlite().await;
     let tracker = tracker(Arc::new(store));
     for (machine, text) in [
-        ("first", "0000-01-01 00:00:00.000001"),
+        ("first", "0001-01-01 00:00:00.000001"),
         ("last", "9999-12-31 23:59:59.999999"),
     ] {
         let mut early = plan(machine, 1, 1);
