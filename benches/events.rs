@@ -3,39 +3,13 @@
 
 use chrono::{TimeZone, Utc};
 use std::sync::Arc;
-use stpt_core::{
-    InProcessBus, MachineName, Plan, PlannedScenario, ScriptFile, Status, TestStart, TestStop,
-    Tracker,
-};
+use stpt_benches::plan;
+use stpt_core::{InProcessBus, MachineName, Status, TestStart, TestStop, Tracker};
 use stpt_store_memory::MemoryStore;
 use tokio::runtime::Runtime;
 
 fn main() {
     divan::main();
-}
-
-fn file(name: String) -> ScriptFile {
-    ScriptFile {
-        file_path: "/t".to_owned(),
-        file_name: name,
-        script: Some("run()\n".to_owned()),
-    }
-}
-
-fn plan(tests: usize) -> Plan {
-    Plan {
-        machine: MachineName::new("rig").expect("valid name"),
-        timestamp: Utc::now(),
-        master: file("master.py".to_owned()),
-        scenarios: (0..tests.div_ceil(100))
-            .map(|s| PlannedScenario {
-                file: file(format!("s{s}.py")),
-                tests: (s * 100..tests.min((s + 1) * 100))
-                    .map(|t| file(format!("t{t}.py")))
-                    .collect(),
-            })
-            .collect(),
-    }
 }
 
 fn runtime() -> Runtime {
@@ -52,7 +26,7 @@ fn start_and_stop(bencher: divan::Bencher, tests: usize) {
             let runtime = runtime();
             let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
             runtime
-                .block_on(tracker.record_plan(plan(tests)))
+                .block_on(tracker.record_plan(plan("rig", tests)))
                 .expect("plan stored");
             (runtime, tracker)
         })
@@ -94,7 +68,7 @@ fn record_plan(bencher: divan::Bencher, tests: usize) {
     bencher
         .with_inputs(|| {
             let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
-            (runtime(), tracker, plan(tests))
+            (runtime(), tracker, plan("rig", tests))
         })
         .bench_local_values(|(runtime, tracker, plan)| {
             runtime

@@ -9,40 +9,14 @@
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stpt_core::{
-    InProcessBus, MachineName, Plan, PlannedScenario, ScriptFile, Status, Store, TestStart,
-    TestStop, Tracker,
-};
+use stpt_benches::plan;
+use stpt_core::{InProcessBus, MachineName, Status, Store, TestStart, TestStop, Tracker};
 use stpt_store_memory::MemoryStore;
 use stpt_store_sqlx::sqlx::{self, Connection, Executor};
 use stpt_store_sqlx::{PgStore, SqliteStore};
 
 /// Start/stop pairs timed per machine and run size.
 const PAIRS_PER_MACHINE: usize = 200;
-
-fn file(name: String) -> ScriptFile {
-    ScriptFile {
-        file_path: "/t".to_owned(),
-        file_name: name,
-        script: Some("run()\n".to_owned()),
-    }
-}
-
-fn plan(machine: &str, tests: usize) -> Plan {
-    Plan {
-        machine: MachineName::new(machine).expect("valid name"),
-        timestamp: Utc::now(),
-        master: file("master.py".to_owned()),
-        scenarios: (0..tests.div_ceil(100))
-            .map(|s| PlannedScenario {
-                file: file(format!("s{s}.py")),
-                tests: (s * 100..tests.min((s + 1) * 100))
-                    .map(|t| file(format!("t{t}.py")))
-                    .collect(),
-            })
-            .collect(),
-    }
-}
 
 /// One machine's timed work: `PAIRS_PER_MACHINE` start/stop pairs, re-planning (untimed)
 /// whenever a run is used up. Every machine plans its first run before any starts timing, so

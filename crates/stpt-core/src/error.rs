@@ -112,6 +112,7 @@ impl fmt::Display for ItemKind {
 /// Why a runner event matched nothing (SPEC rule 5).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[non_exhaustive]
 pub enum NoMatch {
     /// No machine has this name.

@@ -4,6 +4,8 @@ mod error;
 mod ids;
 mod live;
 mod model;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod page;
 mod protocol;
 pub mod rules;

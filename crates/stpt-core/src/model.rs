@@ -7,6 +7,7 @@ use crate::{ItemKind, MachineId, MachineStatus, RunId, ScenarioId, Status, Statu
 
 /// A machine with its live status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MachineSummary {
     /// The machine.
     pub id: MachineId,
@@ -22,6 +23,7 @@ pub struct MachineSummary {
 
 /// Test counts of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Statistics {
     /// Tests by status.
     pub counts: StatusCounts,
@@ -44,6 +46,7 @@ impl Statistics {
 
 /// A run as listed on its machine's page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunSummary {
     /// The run (and its master scenario).
     pub id: RunId,
@@ -77,6 +80,7 @@ pub fn duration(start: Option<DateTime<Utc>>, stop: Option<DateTime<Utc>>) -> Op
 
 /// A script file's name and place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileRef {
     /// Directory.
     pub file_path: String,
@@ -86,6 +90,7 @@ pub struct FileRef {
 
 /// A run in full, without scripts: what the run page and the live page show.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunDetail {
     /// Header and counts.
     pub summary: RunSummary,
@@ -99,6 +104,7 @@ pub struct RunDetail {
 
 /// A scenario in a [`RunDetail`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScenarioView {
     /// The scenario.
     pub id: ScenarioId,
@@ -118,6 +124,7 @@ pub struct ScenarioView {
 
 /// A test in a [`ScenarioView`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TestView {
     /// The test.
     pub id: TestId,
@@ -134,6 +141,7 @@ pub struct TestView {
 /// Which item's details to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum ItemRef {
     /// The master scenario of a run.
     MasterScenario(RunId),
@@ -165,6 +173,7 @@ impl ItemRef {
 
 /// One test, scenario or master scenario with its script: the details view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ItemDetail {
     /// The item.
     pub item: ItemRef,

@@ -18,11 +18,13 @@ pub const MAX_PATH_CHARS: usize = 1024;
 
 /// `POST /tm_api/dry_run/`: the plan a runner sends before executing anything.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanPayload {
     /// The machine's name.
     pub machine_name: String,
     /// When the runner made the plan (its own clock).
     #[serde(deserialize_with = "deserialize_timestamp")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::RunnerTimestamp))]
     pub timestamp: DateTime<Utc>,
     /// The master scenario with its scenarios and tests.
     pub master_scenario: MasterScenarioPayload,
@@ -30,6 +32,7 @@ pub struct PlanPayload {
 
 /// The master scenario of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MasterScenarioPayload {
     /// Directory of the script.
     pub file_path: String,
@@ -40,11 +43,13 @@ pub struct MasterScenarioPayload {
     pub script: Option<String>,
     /// Scenarios in run order; `null` or absent means none.
     #[serde(default, deserialize_with = "null_as_empty")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub scenarios: Vec<ScenarioPayload>,
 }
 
 /// A scenario of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScenarioPayload {
     /// Directory of the script.
     pub file_path: String,
@@ -55,11 +60,13 @@ pub struct ScenarioPayload {
     pub script: Option<String>,
     /// Tests in run order; `null` or absent means none.
     #[serde(default, deserialize_with = "null_as_empty")]
+    #[cfg_attr(feature = "openapi", schema(nullable))]
     pub tests: Vec<TestPayload>,
 }
 
 /// A test of a plan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TestPayload {
     /// Directory of the script.
     pub file_path: String,
@@ -72,6 +79,7 @@ pub struct TestPayload {
 
 /// `POST /tm_api/test_start/`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TestStartPayload {
     /// The machine's name.
     pub machine_name: String,
@@ -81,11 +89,13 @@ pub struct TestStartPayload {
     pub file_name: String,
     /// When the test started (the runner's clock).
     #[serde(deserialize_with = "deserialize_timestamp")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::RunnerTimestamp))]
     pub timestamp_start: DateTime<Utc>,
 }
 
 /// `POST /tm_api/test_stop/`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TestStopPayload {
     /// The machine's name.
     pub machine_name: String,
@@ -97,6 +107,7 @@ pub struct TestStopPayload {
     pub status: Status,
     /// When the test stopped (the runner's clock).
     #[serde(deserialize_with = "deserialize_timestamp")]
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::RunnerTimestamp))]
     pub timestamp_stop: DateTime<Utc>,
 }
 

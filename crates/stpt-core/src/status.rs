@@ -12,6 +12,7 @@ use crate::Error;
 /// Serialised in lowercase, as the seed's runners send it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Status {
     /// Planned, not started yet.
     Waiting,

@@ -238,6 +238,16 @@ impl Tracker {
 
     #[tracing::instrument(skip_all, fields(machine = %plan.machine, tests = plan.test_count()))]
     async fn plan(&self, plan: Plan, event_id: Option<&EventId>) -> Result<Recorded<PlanReceipt>> {
+        let result = self.apply_plan(plan, event_id).await;
+        count_event("plan", &result);
+        result
+    }
+
+    async fn apply_plan(
+        &self,
+        plan: Plan,
+        event_id: Option<&EventId>,
+    ) -> Result<Recorded<PlanReceipt>> {
         let now = self.clock.now();
         let mut tx = self.store.begin(&plan.machine).await?;
         if let (Some(event_id), Some(machine)) = (event_id, tx.machine().cloned()) {
@@ -350,6 +360,20 @@ impl Tracker {
     /// `replayed` set.
     #[tracing::instrument(skip_all, fields(action = ?event.action))]
     pub async fn record_test_event(
+        &self,
+        event: TestEvent,
+        event_id: Option<&EventId>,
+    ) -> Result<Recorded<EventReceipt>> {
+        let kind = match event.action {
+            TestAction::Start => "test_start",
+            TestAction::Stop(_) => "test_stop",
+        };
+        let result = self.apply_test_event(event, event_id).await;
+        count_event(kind, &result);
+        result
+    }
+
+    async fn apply_test_event(
         &self,
         event: TestEvent,
         event_id: Option<&EventId>,
@@ -558,6 +582,21 @@ async fn ongoing_run(
         })
     })?;
     Ok((machine, run))
+}
+
+/// Counts runner events by kind and outcome (`stpt_events_total`), for whatever metrics
+/// recorder the host installed.
+fn count_event<T>(kind: &'static str, result: &Result<Recorded<T>>) {
+    let outcome = match result {
+        Ok(Recorded {
+            replayed: false, ..
+        }) => "applied",
+        Ok(Recorded { replayed: true, .. }) => "replayed",
+        Err(Error::NoMatch(_)) => "no_match",
+        Err(Error::InvalidInput { .. }) => "invalid",
+        Err(_) => "error",
+    };
+    metrics::counter!("stpt_events_total", "kind" => kind, "outcome" => outcome).increment(1);
 }
 
 fn within_range<T>(page: Page<T>) -> Result<Page<T>> {

@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use stpt_core::{Error, NoMatch};
+use utoipa::ToSchema;
 
 /// Why a request failed, ready to become a response.
 ///
@@ -18,12 +19,29 @@ pub struct ApiError {
     body: Box<ErrorBody>,
 }
 
-#[derive(Debug, Serialize)]
-struct ErrorBody {
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {"code": "invalid_input", "message": "`machine_name` must not be blank", "field": "machine_name"}}))]
+pub(crate) struct ErrorEnvelope {
+    /// What went wrong.
+    error: Box<ErrorBody>,
+}
+
+/// What went wrong: a stable code for programs and a message for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorBody {
+    /// Stable, for programs: `malformed_json`, `invalid_input`, `unreadable_body`,
+    /// `unsupported_media_type`, `body_too_large`, `not_found`, `no_match`, `conflict`,
+    /// `not_supported` or `internal_error`.
+    #[schema(value_type = String, example = "invalid_input")]
     code: &'static str,
+    /// For people; wording may change.
     message: String,
+    /// With `invalid_input`: where in the input, e.g. `master_scenario.scenarios[2].file_name`,
+    /// `status`, `page` or `Idempotency-Key`.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<String>,
+    /// With `no_match`: why the event matched nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     no_match: Option<NoMatch>,
 }
@@ -112,10 +130,6 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        #[derive(Serialize)]
-        struct Envelope {
-            error: Box<ErrorBody>,
-        }
-        (self.status, Json(Envelope { error: self.body })).into_response()
+        (self.status, Json(ErrorEnvelope { error: self.body })).into_response()
     }
 }

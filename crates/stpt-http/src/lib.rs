@@ -4,6 +4,7 @@ mod assets;
 mod error;
 mod extract;
 pub mod humanize;
+mod openapi;
 mod pages;
 mod seed;
 pub mod v1;
@@ -18,6 +19,7 @@ use stpt_core::Tracker;
 
 pub use error::ApiError;
 pub use extract::{MountPrefix, Pagination, RunnerJson};
+pub use openapi::openapi;
 pub use pages::TemplateError;
 
 /// Settings of the routers. Build with [`HttpConfig::default`] and the `with_*` methods.
@@ -55,7 +57,7 @@ impl HttpConfig {
     }
 
     /// The names of the built-in templates, which [`HttpConfig::with_template`] overrides.
-    pub const TEMPLATE_NAMES: [&'static str; 8] = [
+    pub const TEMPLATE_NAMES: [&'static str; 9] = [
         "stpt/base.html",
         "stpt/pagination.html",
         "stpt/machines.html",
@@ -64,6 +66,7 @@ impl HttpConfig {
         "stpt/item.html",
         "stpt/error.html",
         "stpt/macros.html",
+        "stpt/docs.html",
     ];
 
     /// Whether the templates, overrides included, compile.
@@ -91,7 +94,8 @@ pub(crate) struct AppState {
 ///
 /// Besides the JSON API of [`api_router`]: the pages (`/`, `/machine/{id}`,
 /// `/machine/{id}/last`, `/machine/run_data/{id}`, `/test/{id}`, `/scenario/{id}`,
-/// `/master_scenario/{id}`), their assets under `/static/`, and the WebSockets
+/// `/master_scenario/{id}`), the API documentation page (`/docs/`, rendered from the OpenAPI
+/// document), their assets under `/static/`, and the WebSockets
 /// (`/ws/machine/status/`, `/ws/machine/{id}/runs/`, `/ws/machine/{id}/last/`, `/ws/run/{id}/`).
 /// Unknown paths answer an HTML 404 page, or JSON under the API paths.
 pub fn router<S>(tracker: Tracker, config: HttpConfig) -> Router<S>
@@ -115,7 +119,8 @@ where
         })
 }
 
-/// The JSON API alone: the seed's `/tm_api/` paths and the versioned `/api/v1/`.
+/// The JSON API alone: the seed's `/tm_api/` paths, the versioned `/api/v1/`, and the OpenAPI
+/// document describing them at `/openapi.json` (see [`openapi`]).
 pub fn api_router<S>(tracker: Tracker, config: HttpConfig) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -129,6 +134,7 @@ fn api_routes(config: &HttpConfig) -> Router<AppState> {
     seed::routes()
         .merge(v1::routes())
         .layer(DefaultBodyLimit::max(config.body_limit))
+        .merge(openapi::routes())
 }
 
 async fn not_found() -> ApiError {

@@ -356,7 +356,10 @@ async fn send_all(socket: &mut WebSocket, messages: Vec<Message>) -> Result<(), 
 
 /// One socket's task: subscribe, snapshot, then forward until either side goes away.
 async fn serve(mut socket: WebSocket, tracker: Tracker, mut follow: Follow) {
+    let clients = metrics::gauge!("stpt_websocket_clients");
+    clients.increment(1.0);
     let outcome = forward(&mut socket, &tracker, &mut follow).await;
+    clients.decrement(1.0);
     if let Err(Stop::Failed(error)) = outcome {
         tracing::warn!(%error, ?follow, "live socket closed after a failure");
         let close = Message::Close(Some(CloseFrame {

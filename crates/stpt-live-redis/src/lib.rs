@@ -135,6 +135,7 @@ impl LiveBus for RedisBus {
         };
         if self.outbox.try_send(Outgoing { topic, payload }).is_err() {
             let dropped = self.shared.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            metrics::counter!("stpt_bus_dropped_total").increment(1);
             if dropped.is_power_of_two() {
                 tracing::warn!(dropped, "Redis is slow or down: live events dropped");
             }

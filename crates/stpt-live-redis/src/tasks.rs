@@ -64,6 +64,7 @@ pub(crate) async fn publish(
         };
         if connected_before {
             shared.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("stpt_bus_reconnects_total").increment(1);
             tracing::info!("Redis publisher reconnected");
         }
         connected_before = true;
@@ -78,6 +79,7 @@ pub(crate) async fn publish(
                 Err(error) => {
                     tracing::warn!(%error, "Redis publish failed; reconnecting");
                     shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("stpt_bus_dropped_total").increment(1);
                     shared.fanout.lagged(outgoing.topic, 1);
                     break;
                 }
@@ -116,6 +118,7 @@ pub(crate) async fn subscribe(
         }
         if connected_before {
             shared.stats.reconnects.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("stpt_bus_reconnects_total").increment(1);
             tracing::info!("Redis subscriber reconnected; clients resynchronise");
             shared.fanout.lagged_all();
         }

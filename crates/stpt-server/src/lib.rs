@@ -1,8 +1,9 @@
 //! The pieces of the reference server, as a library so tests and the demo can build them:
-//! settings, backend selection, the app, serving with graceful shutdown, and the virtual test
-//! machine.
+//! settings, backend selection, the app, metrics, serving with graceful shutdown, and the
+//! virtual test machine.
 
 mod backends;
+mod metrics;
 mod settings;
 pub mod virtual_machine;
 
@@ -15,6 +16,7 @@ use stpt_http::HttpConfig;
 use tokio::net::TcpListener;
 
 pub use backends::{DatabaseUrl, open_bus, open_store};
+pub use metrics::{install_recorder, with_metrics};
 pub use settings::{LogFormat, Settings};
 
 /// The whole app: stpt's routers plus `/healthz` (the process answers) and `/readyz` (the

@@ -24,9 +24,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = stpt_server::open_store(&database).await?;
     let bus = stpt_server::open_bus(settings.redis_url.as_deref(), &settings.redis_prefix)?;
     let tracker = Tracker::new(store, bus);
-    let app = stpt_server::app(
-        tracker,
-        HttpConfig::default().with_body_limit(settings.body_limit),
+    let metrics = stpt_server::install_recorder()?;
+    let app = stpt_server::with_metrics(
+        stpt_server::app(
+            tracker,
+            HttpConfig::default().with_body_limit(settings.body_limit),
+        ),
+        metrics,
     );
 
     let listener = tokio::net::TcpListener::bind(settings.bind).await?;

@@ -196,3 +196,54 @@ async fn virtual_machine_runs_plans_over_both_protocols() {
     }
     server.abort();
 }
+
+#[tokio::test]
+async fn metrics_count_events_and_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&format!(
+        "sqlite://{}",
+        dir.path().join("m.sqlite3").display()
+    ))
+    .await;
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: String| {
+        client
+            .post(format!("{}{path}", server.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        post("/tm_api/dry_run/", PLAN.to_owned())
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    let unmatched = serde_json::json!({"machine_name": "ghost", "file_path": "/t", "file_name": "a.py",
+        "timestamp_start": "2026-11-24 13:00:00"});
+    assert_eq!(
+        post("/tm_api/test_start/", unmatched.to_string())
+            .await
+            .unwrap()
+            .status(),
+        409
+    );
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        r#"stpt_events_total{kind="plan",outcome="applied"} 1"#,
+        r#"stpt_events_total{kind="test_start",outcome="no_match"} 1"#,
+        r#"stpt_http_request_duration_seconds_bucket{method="POST",route="/tm_api/dry_run/",status="201""#,
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "missing {expected} in:\n{metrics}"
+        );
+    }
+    server.stop().await;
+}

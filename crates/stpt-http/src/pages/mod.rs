@@ -1,6 +1,7 @@
 //! Server-rendered pages: machines, a machine's runs, a run (live while ongoing), a machine's
 //! live last run, and the details of a test, scenario or master scenario.
 
+mod docs;
 mod templates;
 mod views;
 
@@ -47,7 +48,8 @@ impl PagesState {
 /// The page routes, each with and without its trailing slash.
 pub(crate) fn routes() -> Router<PagesState> {
     let mut router = Router::new().route("/", get(machines_page));
-    let pages: [(&str, MethodRouter<PagesState>); 6] = [
+    let pages: [(&str, MethodRouter<PagesState>); 7] = [
+        ("/docs", get(docs_page)),
         ("/machine/{id}", get(machine_page)),
         ("/machine/{id}/last", get(last_run_page)),
         ("/machine/run_data/{id}", get(run_page)),
@@ -547,4 +549,40 @@ async fn master_scenario_page(cx: Cx, Path(id): Path<String>) -> Response {
         parse_id("master scenario", &id).map(|id| ItemRef::MasterScenario(RunId(id))),
     )
     .await
+}
+
+/// The OpenAPI description of the docs page.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(docs_page))]
+pub(crate) struct DocsApi;
+
+/// The API documentation page
+///
+/// This document as a page for people: every endpoint by tag with its parameters, request
+/// body, responses and examples, then every schema. Served by stpt itself, no script needed.
+/// Also served without the trailing slash.
+#[utoipa::path(
+    get,
+    path = "/docs/",
+    tag = "documentation",
+    responses(
+        (status = 200, description = "The documentation page.", content_type = "text/html", body = String),
+    )
+)]
+async fn docs_page(cx: Cx) -> Response {
+    let view = docs::view();
+    let result = cx.render(View {
+        template: "stpt/docs.html",
+        kind: "docs",
+        title: "API documentation".to_owned(),
+        breadcrumbs: vec![cx.crumb_home(), Crumb::here("API documentation")],
+        live: None,
+        data: DocsData { docs: view },
+    });
+    cx.finish(result)
+}
+
+#[derive(Debug, Serialize)]
+struct DocsData {
+    docs: &'static docs::DocsView,
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use tera::{Context, Tera};
 
 /// Every built-in template, by the name an embedder overrides it with.
-pub(crate) const BUILTIN: [(&str, &str); 8] = [
+pub(crate) const BUILTIN: [(&str, &str); 9] = [
     ("stpt/base.html", include_str!("../../templates/base.html")),
     (
         "stpt/pagination.html",
@@ -31,6 +31,7 @@ pub(crate) const BUILTIN: [(&str, &str); 8] = [
         "stpt/macros.html",
         include_str!("../../templates/macros.html"),
     ),
+    ("stpt/docs.html", include_str!("../../templates/docs.html")),
 ];
 
 /// A template that does not parse, or a page that does not render.

@@ -3,20 +3,31 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use stpt_core::{ItemDetail, MachineSummary, Page, RunDetail, RunSummary, Status, StatusCounts};
+use utoipa::ToSchema;
 
 use crate::humanize::{ago, display_time, human_duration};
 
 /// The seed's pagination envelope.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SeedPage)]
 pub(crate) struct Paginated<T> {
+    /// Items on all pages.
     count: u64,
+    /// Items per page.
     page_size: u32,
+    /// This page, from 1.
     page_number: u32,
+    /// Pages in all (at least 1).
     total_pages: u32,
+    /// Whether a page comes before this one.
     has_previous: bool,
+    /// The previous page's number, or `null`.
     previous_page_number: Option<u32>,
+    /// Whether a page comes after this one.
     has_next: bool,
+    /// The next page's number, or `null`.
     next_page_number: Option<u32>,
+    /// This page's items.
     results: Vec<T>,
 }
 
@@ -37,13 +48,22 @@ impl<T> Paginated<T> {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A machine as the seed listed it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SeedMachine)]
 pub(crate) struct MachineJson {
+    /// The machine's id.
     id: i64,
+    /// Its name, spelled as first seen.
     name: String,
+    /// Its latest run's status, or `not-available`.
+    #[schema(value_type = stpt_core::MachineStatus)]
     status: &'static str,
+    /// Its page, e.g. `/machine/1`.
     url: String,
+    /// Its live last-run page, e.g. `/machine/1/last`.
     last_run_url: String,
+    /// When it last posted anything that was applied (server clock), or `null`.
     last_seen: Option<DateTime<Utc>>,
 }
 
@@ -60,14 +80,24 @@ impl MachineJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A run as the seed listed it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SeedRun)]
 pub(crate) struct RunJson {
+    /// The run's id (also its master scenario's id).
     id: i64,
+    /// The plan's timestamp in the seed's display format `dd-mm-YYYY  HH:MM:SS` (UTC).
+    #[schema(example = "30-12-2018  13:01:57")]
     timestamp: String,
+    /// When the server received the plan.
     received_at: DateTime<Utc>,
+    /// Scenarios in the run, empty ones included.
     scenarios_count: u32,
+    /// Tests in the run.
     tests_count: u32,
+    /// The run's aggregated status.
     status: Status,
+    /// The run's page, e.g. `/machine/run_data/1`.
     url: String,
 }
 
@@ -86,49 +116,90 @@ impl RunJson {
 }
 
 /// A run in full, as `machine_last_data` answers it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SeedRunData)]
 pub(crate) struct RunDataJson {
+    /// The run's id (also its master scenario's id).
     id: i64,
+    /// Its machine.
     machine: MachineRef,
+    /// Its master scenario.
     master_scenario: ItemRefJson,
+    /// The plan's timestamp, `dd-mm-YYYY  HH:MM:SS` (UTC).
+    #[schema(example = "30-12-2018  13:01:57")]
     timestamp: String,
+    /// When its first test started, `dd-mm-YYYY  HH:MM:SS`, or `null`.
+    #[schema(example = "30-12-2018  13:02:01")]
     timestamp_start: Option<String>,
+    /// When it finished, `dd-mm-YYYY  HH:MM:SS`, or `null` while ongoing.
+    #[schema(example = "30-12-2018  13:05:12")]
     timestamp_stop: Option<String>,
+    /// How long ago it started, for people (e.g. `2 hours ago`), or `null`.
+    #[schema(example = "2 hours, 5 minutes ago")]
     started_ago: Option<String>,
+    /// How long ago it finished, for people, or `null`.
+    #[schema(example = "2 hours, 5 minutes ago")]
     finished_ago: Option<String>,
+    /// Stop minus start, for people (e.g. `2 hours, 5 minutes`), or `null`.
+    #[schema(example = "3 minutes")]
     duration: Option<String>,
+    /// The run's aggregated status.
     status: Status,
+    /// Its tests by status.
     statistics: StatusCounts,
+    /// Scenarios in the run, empty ones included.
     scenarios_count: u32,
+    /// Tests in the run.
     tests_count: u32,
+    /// The run's page, e.g. `/machine/run_data/1`.
     url: String,
+    /// Scenarios in plan order, each with its tests in plan order.
     scenarios: Vec<ScenarioJson>,
 }
 
-#[derive(Debug, Serialize)]
+/// A machine's id and name.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SeedMachineRef)]
 struct MachineRef {
+    /// The machine's id.
     id: i64,
+    /// Its name.
     name: String,
 }
 
-#[derive(Debug, Serialize)]
+/// An item's id and file name.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SeedItemRef)]
 struct ItemRefJson {
+    /// The item's id.
     id: i64,
+    /// Its script's file name.
     file_name: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A scenario of a run, with its tests.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SeedScenario)]
 struct ScenarioJson {
+    /// The scenario's id.
     id: i64,
+    /// Its script's file name.
     file_name: String,
+    /// Its aggregated status (`unknown` when it has no tests).
     status: Status,
+    /// Its tests in plan order.
     tests: Vec<TestJson>,
 }
 
-#[derive(Debug, Serialize)]
+/// A test of a scenario.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SeedTest)]
 struct TestJson {
+    /// The test's id.
     id: i64,
+    /// Its script's file name.
     file_name: String,
+    /// Its status.
     status: Status,
 }
 
@@ -179,17 +250,31 @@ impl RunDataJson {
 }
 
 /// One test, scenario or master scenario with its script.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SeedItem)]
 pub(crate) struct ItemJson {
+    /// The item's id.
     id: i64,
+    /// Its script's file name.
     file_name: String,
+    /// Its script's directory.
     file_path: String,
+    /// The script text exactly as planned; `null` when the runner sent `null` or nothing.
     script: Option<String>,
+    /// Its status.
     status: Status,
+    /// When it started, `dd-mm-YYYY  HH:MM:SS` (UTC), or `null`.
+    #[schema(example = "30-12-2018  13:02:01")]
     timestamp_start: Option<String>,
+    /// When it stopped, `dd-mm-YYYY  HH:MM:SS` (UTC), or `null`.
+    #[schema(example = "30-12-2018  13:02:04")]
     timestamp_stop: Option<String>,
+    /// Stop minus start, for people, or `null`.
+    #[schema(example = "1 minute")]
     duration: Option<String>,
+    /// Its run.
     run_id: i64,
+    /// Its machine.
     machine_id: i64,
 }
 

@@ -1,0 +1,98 @@
+//! Embedding stpt in an existing axum service that has its own routes and state: stpt's
+//! routers are mounted under `/stpt`, next to the host's own pages.
+//!
+//! `cargo run -p stpt-examples --example embedding` serves on http://127.0.0.1:3000/
+//! (`-- --smoke` binds a free port, calls itself once, prints what it saw and exits).
+
+use axum::extract::State;
+use axum::response::Html;
+use axum::routing::get;
+use axum::{Json, Router};
+use std::sync::Arc;
+use stpt_core::{InProcessBus, Tracker};
+use stpt_http::HttpConfig;
+use stpt_store_memory::MemoryStore;
+
+/// The host application's own state.
+#[derive(Clone)]
+struct LabState {
+    lab_name: &'static str,
+    benches: Arc<Vec<&'static str>>,
+}
+
+async fn home(State(lab): State<LabState>) -> Html<String> {
+    Html(format!(
+        "<h1>{}</h1><p><a href=\"/stpt\">Test progress</a> · <a href=\"/benches\">Benches</a></p>",
+        lab.lab_name
+    ))
+}
+
+async fn benches(State(lab): State<LabState>) -> Json<Vec<&'static str>> {
+    Json(lab.benches.as_ref().clone())
+}
+
+fn app() -> Router {
+    let lab = LabState {
+        lab_name: "Body electronics lab",
+        benches: Arc::new(vec!["bench-a", "bench-b"]),
+    };
+    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
+    Router::new()
+        .route("/", get(home))
+        .route("/benches", get(benches))
+        .with_state(lab)
+        // stpt brings its own state; the host mounts it like any router.
+        .nest("/stpt", stpt_http::router(tracker, HttpConfig::default()))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let smoke = std::env::args().any(|arg| arg == "--smoke");
+    let address = if smoke {
+        "127.0.0.1:0"
+    } else {
+        "127.0.0.1:3000"
+    };
+    let listener = tokio::net::TcpListener::bind(address).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    if !smoke {
+        println!("serving the lab app on {base}/ with stpt under {base}/stpt/");
+        axum::serve(listener, app()).await?;
+        return Ok(());
+    }
+    let server = tokio::spawn(async move { axum::serve(listener, app()).await });
+    let client = reqwest::Client::new();
+    let plan = include_str!("../crates/stpt-core/fixtures/plan-python-runner.json");
+    let created = client
+        .post(format!("{base}/stpt/tm_api/dry_run/"))
+        .header("content-type", "application/json")
+        .body(plan)
+        .send()
+        .await?;
+    let machines: serde_json::Value = client
+        .get(format!("{base}/stpt/tm_api/machines/"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let page = client.get(format!("{base}/stpt")).send().await?;
+    let own = client
+        .get(format!("{base}/benches"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    println!("plan: {}", created.status());
+    println!("first machine links to {}", machines["results"][0]["url"]);
+    println!("stpt page: {}", page.status());
+    println!("host route /benches: {own}");
+    server.abort();
+    let ok = created.status().as_u16() == 201
+        && machines["results"][0]["url"] == "/stpt/machine/1"
+        && page.status().is_success();
+    if ok {
+        Ok(())
+    } else {
+        Err("the embedded stpt did not answer as expected".into())
+    }
+}
