@@ -6,33 +6,15 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use stpt_core::{Delivery, LiveBus, LiveEvent, Topic};
 use stpt_live_redis::{RedisBus, RedisBusConfig};
+use stpt_testkit::{OwnRedis, free_port, redis_url, unique_name};
 use tokio_stream::StreamExt;
-
-fn redis_url() -> Option<String> {
-    match std::env::var("STPT_TEST_REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var("STPT_TEST_INTEGRATION").as_deref() == Ok("1") => {
-            panic!("STPT_TEST_REDIS_URL is unset but STPT_TEST_INTEGRATION=1 requires Redis")
-        }
-        _ => {
-            eprintln!("skipped: STPT_TEST_REDIS_URL is unset (e.g. redis://127.0.0.1:6379)");
-            None
-        }
-    }
-}
 
 /// A prefix of its own per test, so tests sharing one Redis do not hear each other.
 fn unique_prefix() -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "stpt-test-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
+    unique_name("stpt-test")
 }
 
 async fn bus(url: &str, prefix: &str) -> RedisBus {
@@ -84,64 +66,6 @@ fn event(n: i64) -> LiveEvent {
     }
 }
 
-/// A `redis-server` of the test's own on a free port, so it can be stopped and restarted.
-struct OwnRedis {
-    port: u16,
-    child: tokio::process::Child,
-}
-
-impl OwnRedis {
-    async fn start(port: u16) -> Option<OwnRedis> {
-        let child = tokio::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--bind",
-                "127.0.0.1",
-            ])
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn();
-        let child = match child {
-            Ok(child) => child,
-            Err(error) if std::env::var("STPT_TEST_INTEGRATION").as_deref() == Ok("1") => {
-                panic!("redis-server cannot be started: {error}")
-            }
-            Err(error) => {
-                eprintln!("skipped: redis-server cannot be started ({error})");
-                return None;
-            }
-        };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Some(OwnRedis { port, child });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not listen on {port}");
-    }
-
-    async fn stop(mut self) -> u16 {
-        self.child.kill().await.unwrap();
-        self.port
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Redis restarted mid-stream: ingestion keeps answering, subscribers are told they may have
 /// missed events (so WebSocket clients take a snapshot), and live updates resume.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,7 +76,7 @@ async fn redis_restart_mid_stream() {
     let Some(redis) = OwnRedis::start(free_port()).await else {
         return;
     };
-    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let url = redis.url();
     let config = RedisBusConfig::default().with_max_backoff(Duration::from_millis(200));
     let bus = Arc::new(RedisBus::connect(&url, config).await.unwrap());
     let tracker =

@@ -10,16 +10,9 @@ use stpt_core::{InProcessBus, Status, Tracker};
 use stpt_http::HttpConfig;
 use stpt_server::virtual_machine::{Protocol, VirtualMachine, VirtualMachineConfig};
 use stpt_store_memory::MemoryStore;
+use stpt_testkit::free_port;
 
 const PLAN: &str = include_str!("../../stpt-core/fixtures/plan-python-runner.json");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Server {
     child: tokio::process::Child,

@@ -12,16 +12,13 @@
 use chrono::{NaiveDate, NaiveDateTime, TimeDelta};
 use futures_util::StreamExt as _;
 use serde_json::{Value, json};
-use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use stpt_core::{Delivery, LiveBus, LiveEvent, Topic, Tracker};
 use stpt_http::HttpConfig;
 use stpt_live_redis::{RedisBus, RedisBusConfig};
 use stpt_server::DatabaseUrl;
-use stpt_store_sqlx::sqlx::postgres::PgConnectOptions;
-use stpt_store_sqlx::sqlx::{self, ConnectOptions};
+use stpt_testkit::{OwnRedis, TempDatabase, free_port, postgres_url, redis_url, unique_name};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -29,92 +26,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long any one expected thing may take before the test fails.
 const PATIENCE: Duration = Duration::from_secs(10);
 
-fn integration() -> bool {
-    std::env::var("STPT_TEST_INTEGRATION").as_deref() == Ok("1")
-}
-
-/// A service address from `var`, read at run time; unset skips (loudly), or fails in CI.
-fn service(var: &str, example: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if integration() => panic!("{var} is unset but STPT_TEST_INTEGRATION=1 requires it"),
-        _ => {
-            eprintln!("skipped: {var} is unset (e.g. {example})");
-            None
-        }
-    }
-}
-
-fn postgres_url() -> Option<String> {
-    service(
-        "STPT_TEST_POSTGRES_URL",
-        "postgres://postgres@127.0.0.1:5432/postgres",
-    )
-}
-
-fn redis_url() -> Option<String> {
-    service("STPT_TEST_REDIS_URL", "redis://127.0.0.1:6379")
-}
-
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let nanos = chrono::Utc::now()
-        .timestamp_nanos_opt()
-        .unwrap_or_default()
-        .rem_euclid(1_000_000_000);
-    format!(
-        "{prefix}_{}_{}_{nanos}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A database of its own on the test server, dropped (with its connections) when this is.
-struct TempDatabase {
-    admin: PgConnectOptions,
-    name: String,
-    url: DatabaseUrl,
-}
-
-impl TempDatabase {
-    async fn create(url: &str) -> TempDatabase {
-        let admin = PgConnectOptions::from_str(url).unwrap();
-        let name = unique("stpt_test_two");
-        let mut conn = admin.connect().await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let _ = sqlx::Connection::close(conn).await;
-        let url = admin.clone().database(&name).to_url_lossy();
-        let url = DatabaseUrl::parse(url.as_str()).unwrap();
-        TempDatabase { admin, name, url }
-    }
-}
-
-impl Drop for TempDatabase {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime: clean up on a thread of its own.
-        let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                if let Ok(mut conn) = admin.connect().await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
-                    let _ = sqlx::Connection::close(conn).await;
-                }
-            });
-        });
-        let _ = cleanup.join();
-    }
+fn database_url(database: &TempDatabase) -> DatabaseUrl {
+    DatabaseUrl::parse(&database.url()).unwrap()
 }
 
 /// One server instance, as `stpt-server` builds it: its own store (own pool, migrated), its
@@ -298,9 +211,9 @@ async fn a_page_on_b_follows_events_posted_to_a_in_order() {
         return;
     };
     let database = TempDatabase::create(&postgres).await;
-    let prefix = unique("stpt-test-two");
-    let a = Instance::start(&database.url, &redis, &prefix).await;
-    let b = Instance::start(&database.url, &redis, &prefix).await;
+    let prefix = unique_name("stpt-test-two");
+    let a = Instance::start(&database_url(&database), &redis, &prefix).await;
+    let b = Instance::start(&database_url(&database), &redis, &prefix).await;
 
     const TESTS: usize = 12;
     let created = send(&a.base, ("/tm_api/dry_run/", plan("rig-1", TESTS, 0))).await;
@@ -396,64 +309,6 @@ async fn a_page_on_b_follows_events_posted_to_a_in_order() {
     assert_eq!(a.bus.stats().dropped, 0, "{:?}", a.bus.stats());
 }
 
-/// A `redis-server` of the test's own on a free port, so it can be stopped and restarted.
-struct OwnRedis {
-    port: u16,
-    child: tokio::process::Child,
-}
-
-impl OwnRedis {
-    async fn start(port: u16) -> Option<OwnRedis> {
-        let child = tokio::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--bind",
-                "127.0.0.1",
-            ])
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn();
-        let child = match child {
-            Ok(child) => child,
-            Err(error) if integration() => panic!("redis-server cannot be started: {error}"),
-            Err(error) => {
-                eprintln!("skipped: redis-server cannot be started ({error})");
-                return None;
-            }
-        };
-        for _ in 0..200 {
-            if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                return Some(OwnRedis { port, child });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not listen on {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills the server and waits until it is gone; returns its port for a restart.
-    async fn stop(mut self) -> u16 {
-        self.child.kill().await.unwrap();
-        self.port
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Redis restarted mid-stream: both instances keep accepting runner events while it is
 /// down; once it is back, B's page gets a snapshot holding what it missed, and live
 /// changes from A reach it again.
@@ -466,9 +321,9 @@ async fn redis_restart_mid_stream_at_the_server_level() {
         return;
     };
     let database = TempDatabase::create(&postgres).await;
-    let prefix = unique("stpt-test-restart");
-    let a = Instance::start(&database.url, &redis.url(), &prefix).await;
-    let b = Instance::start(&database.url, &redis.url(), &prefix).await;
+    let prefix = unique_name("stpt-test-restart");
+    let a = Instance::start(&database_url(&database), &redis.url(), &prefix).await;
+    let b = Instance::start(&database_url(&database), &redis.url(), &prefix).await;
 
     let created = send(&a.base, ("/tm_api/dry_run/", plan("rig-1", 10, 0))).await;
     let machine = created["machine_id"].as_i64().unwrap();

@@ -90,8 +90,8 @@ async fn host_migrations_and_ours_share_a_database() {
 async fn two_trackers_on_one_database_lose_no_update() {
     let Some(url) = postgres_url() else { return };
     let db = TempDatabase::create(&url).await;
-    let a = db.store().await;
-    let b = db.store().await;
+    let a = support::pg_store(&db).await;
+    let b = support::pg_store(&db).await;
     support::two_trackers_lose_nothing(Arc::new(a), Arc::new(b)).await;
 }
 
@@ -100,7 +100,7 @@ async fn two_trackers_on_one_database_lose_no_update() {
 async fn bad_rows_are_backend_errors() {
     let Some(url) = postgres_url() else { return };
     let db = TempDatabase::create(&url).await;
-    let store = db.store().await;
+    let store = support::pg_store(&db).await;
     let pool = store.pool().clone();
     let tracker = tracker(Arc::new(store));
     let receipt = tracker.record_plan(plan("rig", 1, 2)).await.unwrap();

@@ -4,11 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use sqlx::ConnectOptions;
-use sqlx::postgres::PgConnectOptions;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use stpt_core::{
     Error, InProcessBus, ItemDetail, ItemRef, MachineId, MachineName, MachineSummary, Page,
     PageRequest, Plan, PlannedScenario, Result, RunDetail, RunId, RunSummary, ScriptFile, Status,
@@ -16,98 +12,18 @@ use stpt_core::{
 };
 use stpt_store_sqlx::{PgStore, SqliteStore};
 
-/// The PostgreSQL server to test against, from `STPT_TEST_POSTGRES_URL` (read at run time).
-/// `None` (with a loud "skipped" line) when unset, unless `STPT_TEST_INTEGRATION=1`: then a
-/// missing variable fails the test, so CI can never skip the suite silently.
-pub fn postgres_url() -> Option<String> {
-    match std::env::var("STPT_TEST_POSTGRES_URL") {
-        Ok(url) if !url.trim().is_empty() => Some(url),
-        _ => {
-            if std::env::var("STPT_TEST_INTEGRATION").is_ok_and(|v| v == "1") {
-                panic!("STPT_TEST_POSTGRES_URL is unset but STPT_TEST_INTEGRATION=1");
-            }
-            eprintln!(
-                "skipped: STPT_TEST_POSTGRES_URL is unset (e.g. postgres://postgres@127.0.0.1:5432/postgres)"
-            );
-            None
-        }
-    }
-}
+pub use stpt_testkit::{TempDatabase, postgres_url};
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-fn unique_name(prefix: &str) -> String {
-    let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    format!(
-        "{prefix}_{}_{}_{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        nanos.rem_euclid(1_000_000_000)
-    )
-}
-
-/// A database of its own on the test server, dropped when this is dropped.
-#[derive(Debug)]
-pub struct TempDatabase {
-    admin: PgConnectOptions,
-    name: String,
-    pub options: PgConnectOptions,
-}
-
-impl TempDatabase {
-    pub async fn create(url: &str) -> TempDatabase {
-        let admin = PgConnectOptions::from_str(url).unwrap();
-        let name = unique_name("stpt_test");
-        let mut conn = admin.connect().await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let _ = sqlx::Connection::close(conn).await;
-        let options = admin.clone().database(&name);
-        TempDatabase {
-            admin,
-            name,
-            options,
-        }
-    }
-
-    /// A migrated store on this database, with a pool of its own.
-    pub async fn store(&self) -> PgStore {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(8)
-            .connect_with(self.options.clone())
-            .await
-            .unwrap();
-        let store = PgStore::new(pool);
-        store.migrate().await.unwrap();
-        store
-    }
-}
-
-impl Drop for TempDatabase {
-    fn drop(&mut self) {
-        let admin = self.admin.clone();
-        let name = self.name.clone();
-        // Drop may run inside a runtime: do the async clean-up on a thread of its own.
-        let cleanup = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                if let Ok(mut conn) = admin.connect().await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut conn)
-                        .await;
-                    let _ = sqlx::Connection::close(conn).await;
-                }
-            });
-        });
-        let _ = cleanup.join();
-    }
+/// A migrated store on `database`, with a pool of its own.
+pub async fn pg_store(database: &TempDatabase) -> PgStore {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(database.options.clone())
+        .await
+        .unwrap();
+    let store = PgStore::new(pool);
+    store.migrate().await.unwrap();
+    store
 }
 
 /// A store that owns what it needs besides itself (a temp database or directory), released
@@ -144,7 +60,7 @@ impl<S: Store, G: std::fmt::Debug + Send + Sync + 'static> Store for Owned<S, G>
 pub async fn fresh_pg() -> Option<Owned<PgStore, TempDatabase>> {
     let url = postgres_url()?;
     let db = TempDatabase::create(&url).await;
-    let store = db.store().await;
+    let store = pg_store(&db).await;
     Some(Owned { store, guard: db })
 }
 
