@@ -33,6 +33,7 @@ pub use protocol::{
     PlannedScenario, ScenarioPayload, ScriptFile, TestPayload, TestStart, TestStartPayload,
     TestStop, TestStopPayload, machine_key,
 };
+pub use rules::OngoingClosed;
 pub use status::{MachineStatus, Status, StatusCounts};
 pub use store::{
     Changes, Committed, EventRecord, MachineRecord, NewRun, PlannedIds, RecordedEvent, Store,
