@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod error;
+mod event;
 mod ids;
 mod live;
 mod model;
@@ -18,6 +19,7 @@ mod tracker;
 pub mod conformance;
 
 pub use error::{BoxError, Error, ItemKind, NoMatch, Result};
+pub use event::{EventId, EventReceipt, PlanReceipt, Recorded, TestAction, TestEvent, TestTarget};
 pub use ids::{MachineId, RunId, ScenarioId, TestId};
 pub use live::{
     Delivery, Fanout, InProcessBus, LiveBus, LiveEvent, LiveStream, RunChange, ScenarioChange,
@@ -40,7 +42,4 @@ pub use store::{
     StoreTx,
 };
 pub use time::{deserialize_timestamp, parse_timestamp};
-pub use tracker::{
-    Clock, EventId, EventReceipt, PlanReceipt, Recorded, SystemClock, TestAction, TestEvent,
-    TestTarget, Tracker,
-};
+pub use tracker::{Clock, SystemClock, Tracker};
