@@ -145,6 +145,7 @@ async fn main() {
     match std::env::var("STPT_BENCH_POSTGRES_URL") {
         Ok(url) => {
             let counter = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let opened = Arc::clone(&counter);
             let admin_url = url.clone();
             measure(
                 "postgres",
@@ -172,6 +173,16 @@ async fn main() {
                 }),
             )
             .await;
+            // Drop the scratch databases (their pools are gone with their trackers).
+            let mut admin = sqlx::PgConnection::connect(&url)
+                .await
+                .expect("postgres reachable");
+            for n in 0..opened.load(std::sync::atomic::Ordering::Relaxed) {
+                let database = format!("stpt_bench_{}_{n}", std::process::id());
+                let _ = admin
+                    .execute(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)").as_str())
+                    .await;
+            }
         }
         Err(_) => println!("\n(postgres skipped: STPT_BENCH_POSTGRES_URL is unset)"),
     }
