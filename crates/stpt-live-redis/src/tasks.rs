@@ -1,6 +1,5 @@
 //! The two background tasks: one publishes the outbox, one listens and fans out.
 
-use redis::AsyncCommands;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -9,6 +8,9 @@ use tokio_stream::StreamExt;
 
 use crate::envelope::{self, Skip};
 use crate::{Outgoing, Shared};
+
+/// Most events sent in one pipelined round trip.
+const MAX_PIPELINE: usize = 256;
 
 /// Doubling waits between reconnection attempts, capped.
 struct Backoff {
@@ -69,18 +71,37 @@ pub(crate) async fn publish(
         }
         connected_before = true;
         backoff.reset();
-        while let Some(outgoing) = queue.recv().await {
-            let channel = envelope::channel(&prefix, outgoing.topic);
-            let sent: redis::RedisResult<i64> = connection.publish(channel, outgoing.payload).await;
+        while let Some(first) = queue.recv().await {
+            // Whatever queued up meanwhile goes out in one pipelined round trip, in order, so
+            // a burst of events does not wait for one round trip each.
+            let mut batch = vec![first];
+            while batch.len() < MAX_PIPELINE {
+                match queue.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let mut pipeline = redis::pipe();
+            for outgoing in &batch {
+                pipeline
+                    .cmd("PUBLISH")
+                    .arg(envelope::channel(&prefix, outgoing.topic))
+                    .arg(&outgoing.payload)
+                    .ignore();
+            }
+            let sent: redis::RedisResult<()> = pipeline.query_async(&mut connection).await;
+            let count = u64::try_from(batch.len()).unwrap_or(u64::MAX);
             match sent {
-                Ok(_) => {
-                    shared.stats.published.fetch_add(1, Ordering::Relaxed);
+                Ok(()) => {
+                    shared.stats.published.fetch_add(count, Ordering::Relaxed);
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "Redis publish failed; reconnecting");
-                    shared.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    metrics::counter!("stpt_bus_dropped_total").increment(1);
-                    shared.fanout.lagged(outgoing.topic, 1);
+                    tracing::warn!(%error, lost = count, "Redis publish failed; reconnecting");
+                    shared.stats.dropped.fetch_add(count, Ordering::Relaxed);
+                    metrics::counter!("stpt_bus_dropped_total").increment(count);
+                    for outgoing in &batch {
+                        shared.fanout.lagged(outgoing.topic, 1);
+                    }
                     break;
                 }
             }
