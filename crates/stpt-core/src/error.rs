@@ -94,6 +94,10 @@ pub enum ItemKind {
     Test,
     /// A page of results past the last one.
     Page,
+    /// A user account.
+    User,
+    /// A runner token.
+    RunnerToken,
 }
 
 impl fmt::Display for ItemKind {
@@ -105,6 +109,8 @@ impl fmt::Display for ItemKind {
             ItemKind::Scenario => "scenario",
             ItemKind::Test => "test",
             ItemKind::Page => "page",
+            ItemKind::User => "user",
+            ItemKind::RunnerToken => "runner token",
         })
     }
 }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod accounts;
 mod error;
 mod event;
 mod ids;
@@ -42,4 +43,4 @@ pub use store::{
     StoreTx,
 };
 pub use time::{deserialize_timestamp, parse_timestamp};
-pub use tracker::{Clock, SystemClock, Tracker};
+pub use tracker::{Clock, ManualClock, SystemClock, Tracker};

@@ -35,6 +35,43 @@ impl Clock for SystemClock {
     }
 }
 
+/// A clock that moves only when told: for tests of durations and expiry.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    /// A clock showing `start`.
+    pub fn new(start: DateTime<Utc>) -> Self {
+        ManualClock(std::sync::Mutex::new(start))
+    }
+
+    /// Sets the time.
+    pub fn set(&self, time: DateTime<Utc>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = time;
+    }
+
+    /// Moves the time forward by `by`.
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut now = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *now += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// Applies runner events to a [`Store`] with SPEC's rules and publishes what changed on a
 /// [`LiveBus`]. Cheap to clone; share one per process.
 #[derive(Debug, Clone)]

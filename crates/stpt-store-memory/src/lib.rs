@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod accounts;
 mod state;
 
 use async_trait::async_trait;
@@ -14,10 +15,12 @@ use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
 
 use state::State;
 
-/// A [`Store`] that keeps everything in memory.
+/// A [`Store`] and [`AccountStore`](stpt_core::accounts::AccountStore) that keeps
+/// everything in memory.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Arc<RwLock<State>>,
+    accounts: tokio::sync::Mutex<accounts::AccountTables>,
 }
 
 impl MemoryStore {

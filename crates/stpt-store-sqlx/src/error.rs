@@ -47,6 +47,18 @@ pub enum RowError {
         /// Ids returned.
         got: usize,
     },
+    /// A role column holds text that is not a role.
+    #[error("column `role` holds unknown role `{value}`")]
+    UnknownRole {
+        /// The text found.
+        value: String,
+    },
+    /// A runner token's machine list is not a JSON array of names.
+    #[error("runner token {token} has a malformed machine list")]
+    BadMachineList {
+        /// The token.
+        token: i64,
+    },
     /// A script hash inserted with the plan has no row.
     #[error("script row missing after insert")]
     MissingScript,

@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod accounts;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod common;
 mod error;
 #[cfg(feature = "postgres")]

@@ -7,6 +7,7 @@ use sqlx::{Postgres, Transaction};
 use std::sync::Arc;
 use stpt_core::{MachineId, MachineName, MachineRecord, Result, RunId};
 
+use crate::accounts::sql_account_store;
 use crate::common::{Sql, bind_counts, sql_store};
 use crate::error::SqlxResultExt;
 use crate::rows::MachineRecordRow;
@@ -145,3 +146,4 @@ fn ts(time: DateTime<Utc>) -> DateTime<Utc> {
 const YEARS: std::ops::RangeInclusive<i32> = -4712..=294_275;
 
 sql_store!(store: PgStore, tx: PgTx, db: Postgres, ts: ts, years: YEARS, max_binds: MAX_BINDS);
+sql_account_store!(store: PgStore, ts: ts);

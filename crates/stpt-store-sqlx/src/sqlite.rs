@@ -12,6 +12,7 @@ use std::time::Duration;
 use stpt_core::{Error, MachineId, MachineName, MachineRecord, Result, RunId};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
+use crate::accounts::sql_account_store;
 use crate::common::{Sql, bind_counts, sql_store};
 use crate::error::{RowError, SqlxResultExt};
 use crate::rows::MachineRecordRow;
@@ -269,3 +270,4 @@ mod tests {
         }
     }
 }
+sql_account_store!(store: SqliteStore, ts: ts);

@@ -11,3 +11,14 @@ stpt_core::store_conformance_tests!(#[tokio::test(flavor = "multi_thread", worke
         None => return,
     }
 });
+
+mod accounts {
+    use super::support;
+
+    stpt_core::account_store_conformance_tests!(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn() {
+        match support::fresh_pg().await {
+            Some(store) => store,
+            None => return,
+        }
+    });
+}

@@ -6,3 +6,11 @@ mod support;
 stpt_core::store_conformance_tests!(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn() {
     support::fresh_sqlite().await
 });
+
+mod accounts {
+    use super::support;
+
+    stpt_core::account_store_conformance_tests!(#[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn() {
+        support::fresh_sqlite().await
+    });
+}

@@ -90,10 +90,12 @@
 //! # }
 //! ```
 
+mod accounts;
 mod live;
 mod store;
 mod support;
 
+pub use accounts::*;
 pub use live::*;
 pub use store::*;
 
@@ -133,6 +135,25 @@ macro_rules! store_conformance_tests {
             events_by_test_id,
             retried_events_apply_once,
             concurrent_retries_apply_once,
+        }
+    };
+}
+
+/// Stamps one test per [`AccountStore`](crate::accounts::AccountStore) scenario of the suite.
+///
+/// `$make` is a block evaluating to a fresh, empty account store.
+#[macro_export]
+macro_rules! account_store_conformance_tests {
+    (#[$($attr:tt)*] async fn ($($args:tt)*) $make:block) => {
+        $crate::__conformance_tests! {
+            [#[$($attr)*] ($($args)*) $make]
+            accounts_users_round_trip,
+            accounts_usernames_unique_without_case,
+            accounts_users_change_and_delete,
+            accounts_sessions,
+            accounts_runner_tokens,
+            accounts_resets_are_taken_once,
+            accounts_rules_over_the_store,
         }
     };
 }

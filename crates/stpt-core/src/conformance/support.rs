@@ -1,41 +1,20 @@
 //! Helpers shared by the scenarios: plan builders, event shorthands, a manual clock.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+pub(crate) use crate::ManualClock;
 use crate::{
-    Clock, EventReceipt, InProcessBus, MachineName, Plan, PlanReceipt, PlannedScenario, Result,
-    RunDetail, ScriptFile, Status, Store, TestStart, TestStop, Tracker,
+    EventReceipt, InProcessBus, MachineName, Plan, PlanReceipt, PlannedScenario, Result, RunDetail,
+    ScriptFile, Status, Store, TestStart, TestStop, Tracker,
 };
 
 /// A tracker over `store` with an in-process bus and a manual clock.
 pub(crate) fn tracker(store: Arc<dyn Store>) -> (Tracker, Arc<ManualClock>) {
-    let clock = Arc::new(ManualClock::default());
+    let clock = Arc::new(ManualClock::new(at(0)));
     let tracker =
         Tracker::new(store, Arc::new(InProcessBus::new())).with_clock(Arc::clone(&clock) as _);
     (tracker, clock)
-}
-
-/// A clock the scenario moves by hand.
-#[derive(Debug)]
-pub(crate) struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        ManualClock(Mutex::new(at(0)))
-    }
-}
-
-impl ManualClock {
-    pub(crate) fn set(&self, time: DateTime<Utc>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = time;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 /// A fixed base time plus `seconds` (and microseconds, so backends must keep them).

@@ -5,6 +5,10 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::sync::Arc;
+use stpt_core::accounts::{
+    AccountStore, NewRunnerToken, NewUser, ResetRecord, Role, RunnerToken, RunnerTokenId,
+    SecretHash, SessionRecord, StoredUser, User, UserId,
+};
 use stpt_core::{
     Error, InProcessBus, ItemDetail, ItemRef, MachineId, MachineName, MachineSummary, Page,
     PageRequest, Plan, PlannedScenario, Result, RunDetail, RunId, RunSummary, ScriptFile, Status,
@@ -53,6 +57,71 @@ impl<S: Store, G: std::fmt::Debug + Send + Sync + 'static> Store for Owned<S, G>
     }
     async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
         self.store.item(item).await
+    }
+}
+
+#[async_trait]
+impl<S: AccountStore, G: std::fmt::Debug + Send + Sync + 'static> AccountStore for Owned<S, G> {
+    async fn create_user(&self, user: NewUser) -> Result<User> {
+        self.store.create_user(user).await
+    }
+    async fn user(&self, id: UserId) -> Result<Option<StoredUser>> {
+        self.store.user(id).await
+    }
+    async fn user_by_key(&self, key: &str) -> Result<Option<StoredUser>> {
+        self.store.user_by_key(key).await
+    }
+    async fn users(&self) -> Result<Vec<User>> {
+        self.store.users().await
+    }
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> Result<()> {
+        self.store.set_password_hash(id, hash).await
+    }
+    async fn set_role(&self, id: UserId, role: Role) -> Result<User> {
+        self.store.set_role(id, role).await
+    }
+    async fn delete_user(&self, id: UserId) -> Result<()> {
+        self.store.delete_user(id).await
+    }
+    async fn insert_session(&self, session: SessionRecord) -> Result<()> {
+        self.store.insert_session(session).await
+    }
+    async fn session(&self, key: &SecretHash) -> Result<Option<SessionRecord>> {
+        self.store.session(key).await
+    }
+    async fn delete_session(&self, key: &SecretHash) -> Result<()> {
+        self.store.delete_session(key).await
+    }
+    async fn delete_user_sessions(&self, user: UserId) -> Result<()> {
+        self.store.delete_user_sessions(user).await
+    }
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.store.delete_expired_sessions(now).await
+    }
+    async fn insert_runner_token(&self, token: NewRunnerToken) -> Result<RunnerToken> {
+        self.store.insert_runner_token(token).await
+    }
+    async fn runner_tokens(&self) -> Result<Vec<RunnerToken>> {
+        self.store.runner_tokens().await
+    }
+    async fn runner_token_by_hash(&self, hash: &SecretHash) -> Result<Option<RunnerToken>> {
+        self.store.runner_token_by_hash(hash).await
+    }
+    async fn revoke_runner_token(
+        &self,
+        id: RunnerTokenId,
+        at: DateTime<Utc>,
+    ) -> Result<RunnerToken> {
+        self.store.revoke_runner_token(id, at).await
+    }
+    async fn insert_reset(&self, reset: ResetRecord) -> Result<()> {
+        self.store.insert_reset(reset).await
+    }
+    async fn reset(&self, key: &SecretHash) -> Result<Option<ResetRecord>> {
+        self.store.reset(key).await
+    }
+    async fn take_reset(&self, key: &SecretHash) -> Result<Option<ResetRecord>> {
+        self.store.take_reset(key).await
     }
 }
 

@@ -1,0 +1,87 @@
+//! The storage port for accounts: users, sessions, runner tokens and reset grants.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::fmt::Debug;
+
+use super::model::{
+    NewRunnerToken, NewUser, ResetRecord, Role, RunnerToken, RunnerTokenId, SessionRecord,
+    StoredUser, User, UserId,
+};
+use super::secret::SecretHash;
+use crate::Result;
+
+/// Where accounts live. Backends store and fetch; every rule (hashing, expiry, single use,
+/// who may do what) lives in [`Accounts`](super::Accounts), so a backend stays thin. Every
+/// backend must pass the account scenarios of the conformance suite
+/// ([`account_store_conformance_tests!`](crate::account_store_conformance_tests)).
+///
+/// Secrets never reach a store: sessions, tokens and reset grants are keyed by the
+/// [`SecretHash`] of their secret.
+#[async_trait]
+pub trait AccountStore: Send + Sync + Debug + 'static {
+    /// Stores a new user. [`Error::Conflict`](crate::Error::Conflict) if a user with the same
+    /// `username_key` exists.
+    async fn create_user(&self, user: NewUser) -> Result<User>;
+
+    /// The user with this id, if any.
+    async fn user(&self, id: UserId) -> Result<Option<StoredUser>>;
+
+    /// The user whose `username_key` is `key`, if any.
+    async fn user_by_key(&self, key: &str) -> Result<Option<StoredUser>>;
+
+    /// Every user, by id.
+    async fn users(&self) -> Result<Vec<User>>;
+
+    /// Replaces the user's password hash. [`Error::NotFound`](crate::Error::NotFound) with
+    /// [`ItemKind::User`](crate::ItemKind::User) for an unknown id.
+    async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()>;
+
+    /// Changes the user's role; `NotFound` for an unknown id.
+    async fn set_role(&self, id: UserId, role: Role) -> Result<User>;
+
+    /// Deletes the user with their sessions and reset grants; `NotFound` for an unknown id.
+    async fn delete_user(&self, id: UserId) -> Result<()>;
+
+    /// Stores a session.
+    async fn insert_session(&self, session: SessionRecord) -> Result<()>;
+
+    /// The session with this key, expired or not.
+    async fn session(&self, key: &SecretHash) -> Result<Option<SessionRecord>>;
+
+    /// Deletes the session with this key, if any.
+    async fn delete_session(&self, key: &SecretHash) -> Result<()>;
+
+    /// Deletes every session of the user (after a password change).
+    async fn delete_user_sessions(&self, user: UserId) -> Result<()>;
+
+    /// Deletes every session that expired before `now`; returns how many.
+    async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64>;
+
+    /// Stores a runner token. `Conflict` if its secret hash is already stored.
+    async fn insert_runner_token(&self, token: NewRunnerToken) -> Result<RunnerToken>;
+
+    /// Every runner token, revoked ones included, by id.
+    async fn runner_tokens(&self) -> Result<Vec<RunnerToken>>;
+
+    /// The runner token whose secret hashes to `hash`, revoked or not.
+    async fn runner_token_by_hash(&self, hash: &SecretHash) -> Result<Option<RunnerToken>>;
+
+    /// Marks the token revoked at `at` (keeping the first time if already revoked);
+    /// `NotFound` with [`ItemKind::RunnerToken`](crate::ItemKind::RunnerToken) for an unknown id.
+    async fn revoke_runner_token(
+        &self,
+        id: RunnerTokenId,
+        at: DateTime<Utc>,
+    ) -> Result<RunnerToken>;
+
+    /// Stores a password-reset grant.
+    async fn insert_reset(&self, reset: ResetRecord) -> Result<()>;
+
+    /// The reset grant with this key, expired or not, without using it up.
+    async fn reset(&self, key: &SecretHash) -> Result<Option<ResetRecord>>;
+
+    /// Removes and returns the reset grant with this key, atomically: of two concurrent
+    /// calls with the same key, at most one gets `Some`.
+    async fn take_reset(&self, key: &SecretHash) -> Result<Option<ResetRecord>>;
+}
