@@ -109,7 +109,7 @@ struct Instance {
 
 impl Instance {
     async fn start(database: &DatabaseUrl, redis: &str, prefix: &str) -> Instance {
-        let store = stpt_server::open_store(database)
+        let stores = stpt_server::open_store(database)
             .await
             .expect("store opens");
         let config = RedisBusConfig::default().with_prefix(prefix);
@@ -118,8 +118,12 @@ impl Instance {
                 .await
                 .expect("Redis reachable"),
         );
-        let tracker = Tracker::new(store, Arc::clone(&bus) as Arc<dyn LiveBus>);
-        let app = stpt_server::app(tracker, HttpConfig::default());
+        let tracker = Tracker::new(stores.runs, Arc::clone(&bus) as Arc<dyn LiveBus>);
+        let app = stpt_server::app(
+            tracker,
+            stpt_core::accounts::Accounts::new(stores.accounts),
+            HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::loopback()),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("free port");

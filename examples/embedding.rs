@@ -9,6 +9,7 @@ use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
 use std::sync::Arc;
+use stpt_core::accounts::Accounts;
 use stpt_core::{InProcessBus, Tracker};
 use stpt_http::HttpConfig;
 use stpt_store_memory::MemoryStore;
@@ -31,18 +32,29 @@ async fn benches(State(lab): State<LabState>) -> Json<Vec<&'static str>> {
     Json(lab.benches.as_ref().clone())
 }
 
-fn app() -> Router {
+/// The host's app with stpt under `/stpt`, and a runner token for the lab's runners.
+async fn app() -> Result<(Router, String), stpt_core::Error> {
     let lab = LabState {
         lab_name: "Body electronics lab",
         benches: Arc::new(vec!["bench-a", "bench-b"]),
     };
-    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
-    Router::new()
+    // One memory store keeps both the runs and the accounts.
+    let store = Arc::new(MemoryStore::new());
+    let tracker = Tracker::new(Arc::clone(&store) as _, Arc::new(InProcessBus::new()));
+    let accounts = Accounts::new(store);
+    // Runners must send a token (the default); a real service creates it once, e.g. with an
+    // admin page, and hands it to its runners.
+    let token = accounts.create_runner_token("lab runners", &[]).await?;
+    let router = Router::new()
         .route("/", get(home))
         .route("/benches", get(benches))
         .with_state(lab)
         // stpt brings its own state; the host mounts it like any router.
-        .nest("/stpt", stpt_http::router(tracker, HttpConfig::default()))
+        .nest(
+            "/stpt",
+            stpt_http::router(tracker, accounts, HttpConfig::default()),
+        );
+    Ok((router, token.secret))
 }
 
 #[tokio::main]
@@ -55,16 +67,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let listener = tokio::net::TcpListener::bind(address).await?;
     let base = format!("http://{}", listener.local_addr()?);
+    let (app, token) = app().await?;
     if !smoke {
         println!("serving the lab app on {base}/ with stpt under {base}/stpt/");
-        axum::serve(listener, app()).await?;
+        println!("runners post with `Authorization: Bearer {token}`");
+        axum::serve(listener, app).await?;
         return Ok(());
     }
-    let server = tokio::spawn(async move { axum::serve(listener, app()).await });
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let client = reqwest::Client::new();
     let plan = include_str!("../crates/stpt-core/fixtures/plan-python-runner.json");
     let created = client
         .post(format!("{base}/stpt/tm_api/dry_run/"))
+        .bearer_auth(&token)
         .header("content-type", "application/json")
         .body(plan)
         .send()

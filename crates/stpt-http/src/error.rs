@@ -31,7 +31,8 @@ pub(crate) struct ErrorEnvelope {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ErrorBody {
     /// Stable, for programs: `malformed_json`, `invalid_input`, `unreadable_body`,
-    /// `unsupported_media_type`, `body_too_large`, `not_found`, `no_match`, `conflict`,
+    /// `unsupported_media_type`, `body_too_large`, `unauthorized`, `forbidden`, `not_found`,
+    /// `no_match`, `conflict`,
     /// `not_supported` or `internal_error`.
     #[schema(value_type = String, example = "invalid_input")]
     code: &'static str,
@@ -130,6 +131,14 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorEnvelope { error: self.body })).into_response()
+        let status = self.status;
+        let mut response = (status, Json(ErrorEnvelope { error: self.body })).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"stpt\""),
+            );
+        }
+        response
     }
 }

@@ -52,8 +52,61 @@ static DOCUMENT: LazyLock<Document> = LazyLock::new(|| {
     document.merge(crate::pages::DocsApi::openapi());
     // The version is the crate's; utoipa would take it from the crate that derives.
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    require_runner_token(&mut document);
     document
 });
+
+/// Every POST is a runner event: it takes a runner token (unless the operator opened
+/// ingestion to the runner's network) and can answer 401 and 403.
+fn require_runner_token(document: &mut Document) {
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    const SCHEME: &str = "runner_token";
+    document
+        .components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            SCHEME,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A runner token, created by an admin (admin page or `stpt-server token create`). \
+                         Not needed from networks the operator opened with `--open-ingest`.",
+                    ))
+                    .build(),
+            ),
+        );
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorEnvelope")))
+                    .build(),
+            )
+            .build()
+    };
+    for item in document.paths.paths.values_mut() {
+        if let Some(operation) = item.post.as_mut() {
+            operation.security = Some(vec![
+                SecurityRequirement::new(SCHEME, Vec::<String>::new()),
+                SecurityRequirement::default(),
+            ]);
+            operation.responses.responses.insert(
+                "401".to_owned(),
+                error("No runner token, or an unknown or revoked one, from a network not opened to tokenless runners (`unauthorized`). Nothing is changed.").into(),
+            );
+            operation.responses.responses.insert(
+                "403".to_owned(),
+                error("The runner token is bound to other machines (`forbidden`). Nothing is changed.").into(),
+            );
+        }
+    }
+}
 
 /// The document serialised once.
 static DOCUMENT_JSON: LazyLock<String> =

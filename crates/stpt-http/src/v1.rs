@@ -15,6 +15,7 @@ use stpt_core::{
 
 use crate::extract::{Pagination, RunnerJson, parse_id};
 use crate::openapi::{ErrorEnvelope, EventRecorded, PageQuery, examples};
+use crate::security::RunnerAccess;
 use crate::{ApiError, AppState};
 use stpt_core::openapi::RunnerTimestamp;
 use utoipa::ToSchema;
@@ -124,10 +125,12 @@ struct PlannedScenarioIds {
 )]
 async fn create_plan(
     State(state): State<AppState>,
+    access: RunnerAccess,
     headers: HeaderMap,
     RunnerJson(payload): RunnerJson<PlanPayload>,
 ) -> Result<(StatusCode, Json<PlanCreated>), ApiError> {
     let plan = payload.validate()?;
+    access.permit(&plan.machine)?;
     let recorded = match idempotency_key(&headers)? {
         Some(id) => state.tracker.record_plan_once(plan, &id).await?,
         None => Recorded {
@@ -238,12 +241,15 @@ async fn apply(
 )]
 async fn start_test(
     State(state): State<AppState>,
+    access: RunnerAccess,
     Path(id): Path<String>,
     headers: HeaderMap,
     RunnerJson(body): RunnerJson<StartBody>,
 ) -> Result<(StatusCode, Json<Recorded<EventReceipt>>), ApiError> {
+    let test = TestId(parse_id("test", &id)?);
+    access.permit_test(&state.tracker, test).await?;
     let event = TestEvent {
-        target: TestTarget::Id(TestId(parse_id("test", &id)?)),
+        target: TestTarget::Id(test),
         action: TestAction::Start,
         at: body.timestamp,
     };
@@ -272,12 +278,15 @@ async fn start_test(
 )]
 async fn stop_test(
     State(state): State<AppState>,
+    access: RunnerAccess,
     Path(id): Path<String>,
     headers: HeaderMap,
     RunnerJson(body): RunnerJson<StopBody>,
 ) -> Result<(StatusCode, Json<Recorded<EventReceipt>>), ApiError> {
+    let test = TestId(parse_id("test", &id)?);
+    access.permit_test(&state.tracker, test).await?;
     let event = TestEvent {
-        target: TestTarget::Id(TestId(parse_id("test", &id)?)),
+        target: TestTarget::Id(test),
         action: TestAction::Stop(body.status),
         at: body.timestamp,
     };
@@ -446,6 +455,7 @@ enum BatchResult {
 /// applies them in order; an event that matches nothing does not stop the ones after it.
 async fn batch(
     State(state): State<AppState>,
+    access: RunnerAccess,
     RunnerJson(body): RunnerJson<BatchBody>,
 ) -> Result<Json<BatchResults>, ApiError> {
     if body.events.len() > MAX_BATCH_EVENTS {
@@ -463,6 +473,13 @@ async fn batch(
         .enumerate()
         .map(|(index, event)| event.validate(index))
         .collect::<Result<Vec<_>, _>>()?;
+    // A token bound to machines must cover every event before any is applied.
+    for (event, _) in &events {
+        match &event.target {
+            TestTarget::Named { machine, .. } => access.permit(machine)?,
+            TestTarget::Id(test) => access.permit_test(&state.tracker, *test).await?,
+        }
+    }
     let mut results = Vec::with_capacity(events.len());
     for (event, event_id) in events {
         let result = match state

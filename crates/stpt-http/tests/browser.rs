@@ -322,9 +322,11 @@ fn test_status(name: &str) -> String {
     )
 }
 
-#[tokio::test]
-async fn live_page_follows_a_run_in_headless_chromium() {
-    let Some(binary) = find_browser() else {
+/// The browser to drive, or `None` (with a line saying so) where none is installed and
+/// integration tests are not required.
+fn browser_or_skip() -> Option<PathBuf> {
+    let binary = find_browser();
+    if binary.is_none() {
         if std::env::var("STPT_TEST_INTEGRATION").as_deref() == Ok("1") {
             panic!(
                 "chromium not found on PATH and STPT_TEST_INTEGRATION=1: install the `chromium` package"
@@ -333,11 +335,106 @@ async fn live_page_follows_a_run_in_headless_chromium() {
         eprintln!(
             "\n!!!!! skipped: chromium not found (install the `chromium` package; STPT_TEST_INTEGRATION=1 makes this a failure) !!!!!\n"
         );
+    }
+    binary
+}
+
+#[tokio::test]
+async fn admin_signs_in_and_creates_a_runner_token_in_headless_chromium() {
+    let Some(binary) = browser_or_skip() else {
+        return;
+    };
+    let store = Arc::new(MemoryStore::new());
+    let tracker = Tracker::new(Arc::clone(&store) as _, Arc::new(InProcessBus::new()));
+    let accounts = stpt_core::accounts::Accounts::new(store);
+    accounts
+        .create_user(
+            "ada",
+            None,
+            "correct horse",
+            stpt_core::accounts::Role::Admin,
+        )
+        .await
+        .unwrap();
+    // Tokens only: the token made in the browser is what lets the runner in.
+    let base = serve(stpt_http::router(tracker, accounts, HttpConfig::default())).await;
+    let plan = small_plan("rig-7", "2026-11-24 13:00:00");
+    assert_eq!(post(&base, "/tm_api/dry_run/", &plan).await.0, 401);
+
+    let browser = Browser::launch(&binary).await;
+    let mut page = Page::open(&browser).await;
+    page.navigate(&format!("{base}/admin/")).await;
+    page.wait_for(
+        "location.pathname === '/login/' && !!document.querySelector('input[name=password]')",
+    )
+    .await;
+    page.eval(
+        "document.querySelector('input[name=username]').value = 'ada';\
+         document.querySelector('input[name=password]').value = 'correct horse';\
+         document.querySelector('form.stacked').requestSubmit(); true",
+    )
+    .await;
+    page.wait_for("location.pathname === '/admin/' && !!document.getElementById('create-token')")
+        .await;
+    assert_eq!(
+        page.eval("document.querySelector('.account .who').textContent")
+            .await,
+        "ada"
+    );
+    assert_eq!(
+        page.eval("document.cookie.includes('stpt_session')").await,
+        false,
+        "the session cookie is HttpOnly"
+    );
+    page.screenshot("admin").await;
+    page.eval(
+        "const form = document.getElementById('create-token');\
+         form.querySelector('input[name=name]').value = 'rig 7 runner';\
+         form.querySelector('textarea[name=machines]').value = 'rig-7';\
+         form.requestSubmit(); true",
+    )
+    .await;
+    page.wait_for("!!document.getElementById('token-secret')")
+        .await;
+    page.screenshot("token-created").await;
+    let secret = page
+        .eval("document.getElementById('token-secret').textContent")
+        .await;
+    let secret = secret.as_str().unwrap().to_owned();
+    assert!(secret.starts_with("stpt_"), "{secret}");
+
+    let answer = reqwest::Client::new()
+        .post(format!("{base}/tm_api/dry_run/"))
+        .bearer_auth(&secret)
+        .json(&plan)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    page.navigate(&format!("{base}/admin/")).await;
+    assert_eq!(
+        page.eval("document.querySelector('table.tokens tbody tr td').textContent")
+            .await,
+        "rig 7 runner"
+    );
+    assert!(page.dialogs().is_empty(), "no alert ran");
+}
+
+#[tokio::test]
+async fn live_page_follows_a_run_in_headless_chromium() {
+    let Some(binary) = browser_or_skip() else {
         return;
     };
 
     let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
-    let server = serve(stpt_http::router(tracker, HttpConfig::default())).await;
+    let server = serve(stpt_http::router(
+        tracker,
+        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
+            stpt_store_memory::MemoryStore::new(),
+        )),
+        HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
+    ))
+    .await;
     // The browser reaches the server through a proxy that can cut its connections.
     let proxy = Proxy::start(&server).await;
     let base = proxy.base.clone();

@@ -21,7 +21,14 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn server() -> String {
-    serve(stpt_http::router(support::tracker(), HttpConfig::default())).await
+    serve(stpt_http::router(
+        support::tracker(),
+        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
+            stpt_store_memory::MemoryStore::new(),
+        )),
+        HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
+    ))
+    .await
 }
 
 async fn connect(base: &str, path: &str) -> Socket {
@@ -380,7 +387,14 @@ async fn a_lagging_client_gets_a_fresh_snapshot() {
     // task cannot run, so it falls behind a bus that keeps two events.
     let bus = Arc::new(InProcessBus::with_capacity(2));
     let tracker = support::tracker_with(bus.clone());
-    let base = serve(stpt_http::router(tracker, HttpConfig::default())).await;
+    let base = serve(stpt_http::router(
+        tracker,
+        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
+            stpt_store_memory::MemoryStore::new(),
+        )),
+        HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
+    ))
+    .await;
     send(
         &base,
         (

@@ -61,7 +61,13 @@ fn tracker() -> Tracker {
 }
 
 fn app() -> Router {
-    stpt_http::router(tracker(), HttpConfig::default())
+    stpt_http::router(
+        tracker(),
+        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
+            stpt_store_memory::MemoryStore::new(),
+        )),
+        HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
+    )
 }
 
 async fn send(app: &Router, request: Request<Body>) -> (StatusCode, String, Vec<u8>) {
@@ -137,7 +143,13 @@ async fn the_document_is_openapi_3_and_lists_every_route() {
     assert_eq!(documented, expected);
 
     // The JSON-only router serves the same document.
-    let api = stpt_http::api_router(tracker(), HttpConfig::default());
+    let api = stpt_http::api_router(
+        tracker(),
+        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
+            stpt_store_memory::MemoryStore::new(),
+        )),
+        HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
+    );
     assert_eq!(self::document(&api).await, document);
     // ... and the function hosts call.
     assert_eq!(
@@ -239,24 +251,30 @@ async fn errors_status_codes_and_headers_are_documented() {
         (
             "post",
             "/tm_api/dry_run/",
-            &["201", "400", "409", "413", "415"],
+            &["201", "400", "401", "403", "409", "413", "415"],
         ),
         (
             "post",
             "/tm_api/test_start/",
-            &["202", "400", "409", "413", "415"],
+            &["202", "400", "401", "403", "409", "413", "415"],
         ),
         (
             "post",
             "/api/v1/plans",
-            &["200", "201", "400", "409", "413", "415"],
+            &["200", "201", "400", "401", "403", "409", "413", "415"],
         ),
         (
             "post",
             "/api/v1/tests/{id}/stop",
-            &["200", "202", "400", "404", "409", "413", "415"],
+            &[
+                "200", "202", "400", "401", "403", "404", "409", "413", "415",
+            ],
         ),
-        ("post", "/api/v1/events", &["200", "400", "413", "415"]),
+        (
+            "post",
+            "/api/v1/events",
+            &["200", "400", "401", "403", "413", "415"],
+        ),
         (
             "get",
             "/tm_api/machine_last_data/{machine_id}/",
@@ -754,7 +772,15 @@ async fn real_answers_match_the_documented_responses() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Content type and size limits.
-    let small = stpt_http::router(tracker(), HttpConfig::default().with_body_limit(64));
+    let small = stpt_http::router(
+        tracker(),
+        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
+            stpt_store_memory::MemoryStore::new(),
+        )),
+        HttpConfig::default()
+            .with_body_limit(64)
+            .with_ingest_access(stpt_http::IngestAccess::open()),
+    );
     let (status, answer) = call(&small, "POST", "/api/v1/plans", Some(&plan)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_valid(

@@ -29,7 +29,13 @@ impl Clock for FixedClock {
 fn app_with(config: HttpConfig) -> Router {
     let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()))
         .with_clock(Arc::new(FixedClock));
-    stpt_http::router(tracker, config)
+    stpt_http::router(
+        tracker,
+        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
+            stpt_store_memory::MemoryStore::new(),
+        )),
+        config.with_ingest_access(stpt_http::IngestAccess::open()),
+    )
 }
 
 fn app() -> Router {
@@ -334,8 +340,16 @@ async fn bad_reads_are_clear() {
 #[tokio::test]
 async fn links_survive_a_nesting_prefix() {
     let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
-    let app: Router =
-        Router::new().nest("/stpt", stpt_http::router(tracker, HttpConfig::default()));
+    let app: Router = Router::new().nest(
+        "/stpt",
+        stpt_http::router(
+            tracker,
+            stpt_core::accounts::Accounts::new(std::sync::Arc::new(
+                stpt_store_memory::MemoryStore::new(),
+            )),
+            HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
+        ),
+    );
     call(&app, "POST", "/stpt/tm_api/dry_run/", Some(PLAN)).await;
     let (status, machines) = call(&app, "GET", "/stpt/tm_api/machines/", None).await;
     assert_eq!(status, StatusCode::OK);

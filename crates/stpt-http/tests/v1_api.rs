@@ -28,7 +28,13 @@ impl Clock for FixedClock {
 fn app() -> Router {
     let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()))
         .with_clock(Arc::new(FixedClock));
-    stpt_http::router(tracker, HttpConfig::default())
+    stpt_http::router(
+        tracker,
+        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
+            stpt_store_memory::MemoryStore::new(),
+        )),
+        HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
+    )
 }
 
 async fn call(

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use stpt_core::accounts::AccountStore;
 use stpt_core::{Error, InProcessBus, LiveBus, Result, Store};
 use stpt_live_redis::{RedisBus, RedisBusConfig};
 use stpt_store_memory::MemoryStore;
@@ -65,22 +66,41 @@ impl fmt::Display for DatabaseUrl {
     }
 }
 
-/// Opens the store and runs its migrations.
-pub async fn open_store(url: &DatabaseUrl) -> Result<Arc<dyn Store>> {
+/// The two stores of one database: runs, and accounts (users, sessions, runner tokens).
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Machines, runs and their tests.
+    pub runs: Arc<dyn Store>,
+    /// Users, sessions, runner tokens and reset grants.
+    pub accounts: Arc<dyn AccountStore>,
+}
+
+impl Stores {
+    fn of<S: Store + AccountStore>(store: S) -> Self {
+        let store = Arc::new(store);
+        Stores {
+            runs: Arc::clone(&store) as Arc<dyn Store>,
+            accounts: store,
+        }
+    }
+}
+
+/// Opens the database and runs its migrations.
+pub async fn open_store(url: &DatabaseUrl) -> Result<Stores> {
     Ok(match url {
-        DatabaseUrl::Memory => Arc::new(MemoryStore::new()),
+        DatabaseUrl::Memory => Stores::of(MemoryStore::new()),
         DatabaseUrl::Sqlite(path) => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(Error::backend)?;
             }
             let store = SqliteStore::open(path).await?;
             store.migrate().await?;
-            Arc::new(store)
+            Stores::of(store)
         }
         DatabaseUrl::Postgres(url) => {
             let store = PgStore::connect(url).await?;
             store.migrate().await?;
-            Arc::new(store)
+            Stores::of(store)
         }
     })
 }

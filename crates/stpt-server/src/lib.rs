@@ -3,6 +3,8 @@
 //! virtual test machine.
 
 mod backends;
+pub mod cli;
+mod mail;
 mod metrics;
 mod settings;
 pub mod virtual_machine;
@@ -11,20 +13,23 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use std::future::Future;
+use std::net::SocketAddr;
+use stpt_core::accounts::Accounts;
 use stpt_core::{PageRequest, Tracker};
 use stpt_http::HttpConfig;
 use tokio::net::TcpListener;
 
-pub use backends::{DatabaseUrl, open_bus, open_store};
+pub use backends::{DatabaseUrl, Stores, open_bus, open_store};
+pub use mail::SmtpMailer;
 pub use metrics::{install_recorder, with_metrics};
-pub use settings::{LogFormat, Settings};
+pub use settings::{Command, LogFormat, ReadAccessArg, Settings, TokenCommand, UserCommand};
 
 /// The whole app: stpt's routers plus `/healthz` (the process answers) and `/readyz` (the
 /// database answers).
-pub fn app(tracker: Tracker, config: HttpConfig) -> Router {
+pub fn app(tracker: Tracker, accounts: Accounts, config: HttpConfig) -> Router {
     let ready = tracker.clone();
     Router::new()
-        .merge(stpt_http::router(tracker, config))
+        .merge(stpt_http::router(tracker, accounts, config))
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
@@ -44,12 +49,17 @@ pub fn app(tracker: Tracker, config: HttpConfig) -> Router {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; in-flight requests then finish.
+/// Requests carry the client's address (for tokenless ingestion from trusted networks and
+/// sign-in throttling).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -3,6 +3,7 @@
 use clap::Parser;
 use std::time::Duration;
 use stpt_core::Tracker;
+use stpt_core::accounts::Accounts;
 use stpt_http::HttpConfig;
 use stpt_server::virtual_machine::{Protocol, VirtualMachine, VirtualMachineConfig};
 use stpt_server::{DatabaseUrl, LogFormat, Settings};
@@ -21,17 +22,69 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let database = DatabaseUrl::parse(&settings.database_url())?;
-    let store = stpt_server::open_store(&database).await?;
+    let stores = stpt_server::open_store(&database).await?;
+    let accounts = Accounts::new(stores.accounts).with_session_ttl(chrono::Duration::hours(
+        i64::from(settings.session_hours.max(1)),
+    ));
+    if let Some(command) = settings.command.clone() {
+        let stdin = std::io::stdin();
+        stpt_server::cli::run(
+            command,
+            &accounts,
+            &mut stdin.lock(),
+            &mut std::io::stdout(),
+        )
+        .await?;
+        return Ok(());
+    }
     let bus = stpt_server::open_bus(settings.redis_url.as_deref(), &settings.redis_prefix)?;
-    let tracker = Tracker::new(store, bus);
+    let tracker = Tracker::new(stores.runs, bus);
+    let ingest = settings.ingest_access();
+    let mut config = HttpConfig::default()
+        .with_body_limit(settings.body_limit)
+        .with_read_access(settings.read_access.into())
+        .with_ingest_access(ingest.clone())
+        .with_secure_cookies(
+            settings.secure_cookies
+                || settings
+                    .public_url
+                    .as_deref()
+                    .is_some_and(|url| url.starts_with("https://")),
+        );
+    if let Some(url) = &settings.public_url {
+        config = config.with_public_url(url.as_str());
+    }
+    match &settings.smtp_url {
+        Some(smtp) => {
+            if settings.public_url.is_none() {
+                return Err("--smtp-url needs --public-url: links in emails must not be built from a client's Host header".into());
+            }
+            let mailer = stpt_server::SmtpMailer::new(smtp, &settings.mail_from)?;
+            config = config.with_mailer(std::sync::Arc::new(mailer));
+        }
+        None => tracing::info!("no --smtp-url: password-reset links are written to this log"),
+    }
+    if settings.open_ingest_requested() {
+        tracing::warn!(
+            access = %ingest.describe(),
+            "open ingestion: runners may post without a token; anyone who can reach this server from there can write results"
+        );
+    }
+    let demo_token = if settings.demo && !ingest.accepts_tokenless(Some([127, 0, 0, 1].into())) {
+        let names: Vec<String> = (1..=settings.demo_machines)
+            .map(|n| format!("demo-rig-{n}"))
+            .collect();
+        Some(
+            accounts
+                .create_runner_token("demo rigs (--demo)", &names)
+                .await?
+                .secret,
+        )
+    } else {
+        None
+    };
     let metrics = stpt_server::install_recorder()?;
-    let app = stpt_server::with_metrics(
-        stpt_server::app(
-            tracker,
-            HttpConfig::default().with_body_limit(settings.body_limit),
-        ),
-        metrics,
-    );
+    let app = stpt_server::with_metrics(stpt_server::app(tracker, accounts, config), metrics);
 
     let listener = tokio::net::TcpListener::bind(settings.bind).await?;
     let address = listener.local_addr()?;
@@ -39,6 +92,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         %address,
         %database,
         live = if settings.redis_url.is_some() { "redis" } else { "in-process" },
+        read = ?settings.read_access,
+        ingest = %ingest.describe(),
         "stpt listening: open http://{address}/ ; runners post to /tm_api/ and /api/v1/"
     );
     if settings.demo {
@@ -55,6 +110,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     Protocol::Seed
                 },
                 seed: n as u64,
+                token: demo_token.clone(),
             });
             tokio::spawn(machine.run_forever(None));
         }

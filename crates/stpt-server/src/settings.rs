@@ -1,9 +1,10 @@
 //! Command-line flags and environment variables (flags win).
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
+use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use stpt_http::HttpConfig;
+use stpt_http::{HttpConfig, IngestAccess, ReadAccess};
 
 /// stpt — System Test Progress Tracking server.
 ///
@@ -12,6 +13,10 @@ use stpt_http::HttpConfig;
 #[derive(Debug, Clone, Parser)]
 #[command(version, about, long_about = None)]
 pub struct Settings {
+    /// Manage users and runner tokens instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address and port to listen on.
     #[arg(long, env = "STPT_BIND", default_value = "127.0.0.1:8000")]
     pub bind: SocketAddr,
@@ -19,12 +24,58 @@ pub struct Settings {
     /// Where runs are stored: `sqlite://PATH` (a file, created if missing), `postgres://...`,
     /// or `memory` (nothing survives a restart). Default: an SQLite file in the data
     /// directory.
-    #[arg(long, env = "STPT_DATABASE_URL")]
+    #[arg(long, env = "STPT_DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 
     /// Directory of the default SQLite database, created on first start.
-    #[arg(long, env = "STPT_DATA_DIR", default_value = "stpt-data")]
+    #[arg(
+        long,
+        env = "STPT_DATA_DIR",
+        default_value = "stpt-data",
+        global = true
+    )]
     pub data_dir: PathBuf,
+
+    /// Who may read pages, the read API and sockets: `open` (anyone who reaches the server)
+    /// or `signed-in` (users only).
+    #[arg(long, env = "STPT_READ_ACCESS", value_enum, default_value_t = ReadAccessArg::Open)]
+    pub read_access: ReadAccessArg,
+
+    /// Accept runner events without a token (unmodified seed runners cannot send one), from
+    /// anywhere or, with `--open-ingest-from`, from those networks. Tokens that are sent are
+    /// still checked. Without it, runners need a token, except from this host when the
+    /// server listens on loopback only.
+    #[arg(long, env = "STPT_OPEN_INGEST")]
+    pub open_ingest: bool,
+
+    /// Networks tokenless runners may post from, e.g. `10.20.0.0/16,192.168.7.0/24`
+    /// (implies `--open-ingest`).
+    #[arg(long, env = "STPT_OPEN_INGEST_FROM", value_delimiter = ',')]
+    pub open_ingest_from: Vec<IpNet>,
+
+    /// The address users reach this server at (e.g. `https://stpt.lab.example`), for links
+    /// in emails. Required with `--smtp-url`. An `https://` address also marks cookies
+    /// `Secure`.
+    #[arg(long, env = "STPT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Mark session cookies `Secure` (HTTPS only), e.g. behind a TLS-terminating proxy.
+    #[arg(long, env = "STPT_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+
+    /// How long a sign-in lasts, in hours.
+    #[arg(long, env = "STPT_SESSION_HOURS", default_value_t = 168)]
+    pub session_hours: u32,
+
+    /// SMTP server for password-reset emails: `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS), `smtps://user:pass@host:465` (TLS) or `smtp://host:25` (plain). Without
+    /// it, reset links are written to the log.
+    #[arg(long, env = "STPT_SMTP_URL")]
+    pub smtp_url: Option<String>,
+
+    /// The sender of stpt's emails.
+    #[arg(long, env = "STPT_MAIL_FROM", default_value = "stpt <stpt@localhost>")]
+    pub mail_from: String,
 
     /// Redis URL (e.g. `redis://127.0.0.1:6379`) to share live updates between several server
     /// instances. Absent: live updates stay within this process.
@@ -57,6 +108,86 @@ pub struct Settings {
     pub demo_machines: usize,
 }
 
+/// Who may read; see `--read-access`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReadAccessArg {
+    /// Anyone who reaches the server.
+    Open,
+    /// Signed-in users only.
+    SignedIn,
+}
+
+impl From<ReadAccessArg> for ReadAccess {
+    fn from(arg: ReadAccessArg) -> Self {
+        match arg {
+            ReadAccessArg::Open => ReadAccess::Open,
+            ReadAccessArg::SignedIn => ReadAccess::SignedIn,
+        }
+    }
+}
+
+/// Administration from the command line, on the configured database.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Users: create the first admin, reset a forgotten password.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Runner tokens: create, list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `stpt-server user ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum UserCommand {
+    /// Creates a user (an admin unless `--role viewer`). The password is read from stdin
+    /// with `--password-stdin`, else generated and printed once.
+    Create {
+        /// The name to sign in with.
+        username: String,
+        /// Where password-reset links go.
+        #[arg(long)]
+        email: Option<String>,
+        /// `admin` or `viewer`.
+        #[arg(long, default_value = "admin")]
+        role: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Sets a new password and signs the user out everywhere. Read from stdin with
+    /// `--password-stdin`, else generated and printed once.
+    ResetPassword {
+        /// Whose password.
+        username: String,
+        /// Read the password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Lists users.
+    List,
+}
+
+/// `stpt-server token ...`
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenCommand {
+    /// Creates a runner token and prints its secret (shown only this once).
+    Create {
+        /// What the token is for, e.g. the rig or team.
+        name: String,
+        /// A machine the token may post for (repeat for several; none: any machine).
+        #[arg(long = "machine")]
+        machines: Vec<String>,
+    },
+    /// Lists runner tokens (never their secrets).
+    List,
+    /// Revokes a runner token: runners using it are refused from now on.
+    Revoke {
+        /// The token's id, from `token list`.
+        id: i64,
+    },
+}
+
 /// How logs are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -67,6 +198,26 @@ pub enum LogFormat {
 }
 
 impl Settings {
+    /// Who may post runner events: `--open-ingest[-from]`, else tokens only, except from
+    /// loopback when the server listens on loopback only (so the quick start needs no
+    /// token).
+    pub fn ingest_access(&self) -> IngestAccess {
+        if !self.open_ingest_from.is_empty() {
+            IngestAccess::open_from(self.open_ingest_from.clone())
+        } else if self.open_ingest {
+            IngestAccess::open()
+        } else if self.bind.ip().is_loopback() {
+            IngestAccess::loopback()
+        } else {
+            IngestAccess::tokens_only()
+        }
+    }
+
+    /// Whether tokenless ingestion was turned on explicitly (worth a warning at start-up).
+    pub fn open_ingest_requested(&self) -> bool {
+        self.open_ingest || !self.open_ingest_from.is_empty()
+    }
+
     /// The database URL in force: the one given, or the default SQLite file.
     pub fn database_url(&self) -> String {
         self.database_url

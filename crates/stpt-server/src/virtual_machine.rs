@@ -33,6 +33,8 @@ pub struct VirtualMachineConfig {
     pub protocol: Protocol,
     /// Seed of the random choices, for repeatable runs.
     pub seed: u64,
+    /// The runner token sent as `Authorization: Bearer`, if the server wants one.
+    pub token: Option<String>,
 }
 
 /// What one run did.
@@ -158,6 +160,9 @@ impl VirtualMachine {
         let mut last_error = String::new();
         for _ in 0..attempts {
             let mut request = self.client.post(&url).json(body);
+            if let Some(token) = &self.config.token {
+                request = request.bearer_auth(token);
+            }
             if let Some(key) = key {
                 request = request.header("Idempotency-Key", key);
             }

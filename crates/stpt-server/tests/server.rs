@@ -21,17 +21,25 @@ struct Server {
 
 impl Server {
     async fn start(database_url: &str) -> Server {
+        Self::start_with(database_url, "127.0.0.1", &[]).await
+    }
+
+    /// Listens on `host` (at a free port) with `extra` flags; logs go to a pipe.
+    async fn start_with(database_url: &str, host: &str, extra: &[&str]) -> Server {
         let port = free_port();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stpt-server"))
             .args([
                 "--bind",
-                &format!("127.0.0.1:{port}"),
+                &format!("{host}:{port}"),
                 "--database-url",
                 database_url,
                 "--log",
                 "warn",
+                "--log-format",
+                "json",
             ])
-            .stdout(Stdio::null())
+            .args(extra)
+            .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
@@ -148,7 +156,13 @@ async fn virtual_machine_runs_plans_over_both_protocols() {
     let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = stpt_server::app(tracker, HttpConfig::default());
+    let accounts =
+        stpt_core::accounts::Accounts::new(Arc::new(stpt_store_memory::MemoryStore::new()));
+    let app = stpt_server::app(
+        tracker,
+        accounts,
+        HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::loopback()),
+    );
     let server = tokio::spawn(stpt_server::serve(listener, app, std::future::pending()));
     for (n, protocol) in [Protocol::Seed, Protocol::V1].into_iter().enumerate() {
         let mut machine = VirtualMachine::new(VirtualMachineConfig {
@@ -159,6 +173,7 @@ async fn virtual_machine_runs_plans_over_both_protocols() {
             mean_test_duration: Duration::from_millis(1),
             protocol,
             seed: 7 + n as u64,
+            token: None,
         });
         let report = machine.run_once().await.unwrap();
         assert_eq!(report.statuses.len(), 12);
@@ -238,5 +253,129 @@ async fn metrics_count_events_and_requests() {
             "missing {expected} in:\n{metrics}"
         );
     }
+    server.stop().await;
+}
+
+/// Runs `stpt-server ARGS` to completion with `stdin`; returns its stdout.
+async fn admin(database_url: &str, args: &[&str], stdin: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stpt-server"))
+        .args(["--database-url", database_url, "--log", "warn"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let output = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+async fn post_plan(base: &str, machine: &str, token: Option<&str>) -> u16 {
+    let mut plan: Value = serde_json::from_str(PLAN).unwrap();
+    plan["machine_name"] = Value::from(machine);
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}/tm_api/dry_run/"))
+        .json(&plan);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+/// The first admin, runner tokens and password resets from the command line, on the same
+/// database a running server uses; a server on a non-loopback address wants tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_commands_manage_users_and_runner_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("stpt.sqlite3").display());
+
+    let created = admin(
+        &url,
+        &[
+            "user",
+            "create",
+            "ada",
+            "--email",
+            "ada@lab.example",
+            "--password-stdin",
+        ],
+        "correct horse\n",
+    )
+    .await;
+    assert!(created.contains("created admin `ada` (id 1)"), "{created}");
+    assert!(
+        !created.contains("password:"),
+        "a password from stdin is not echoed"
+    );
+    let listed = admin(&url, &["user", "list"], "").await;
+    assert_eq!(listed.trim(), "1\tada\tadmin\tada@lab.example");
+    let reset = admin(&url, &["user", "reset-password", "ada"], "").await;
+    let password = reset
+        .lines()
+        .find_map(|l| l.strip_prefix("password: "))
+        .unwrap();
+    assert_eq!(password.len(), 24, "{reset}");
+
+    let token = admin(
+        &url,
+        &["token", "create", "rig one", "--machine", "RIG-1"],
+        "",
+    )
+    .await;
+    let secret = token.lines().nth(1).unwrap().trim().to_owned();
+    assert!(secret.starts_with("stpt_"), "{token}");
+
+    let server = Server::start_with(&url, "0.0.0.0", &[]).await;
+    assert_eq!(
+        post_plan(&server.base, "rig-1", None).await,
+        401,
+        "tokens only off loopback"
+    );
+    assert_eq!(post_plan(&server.base, "rig-1", Some(&secret)).await, 201);
+    assert_eq!(post_plan(&server.base, "rig-2", Some(&secret)).await, 403);
+
+    let tokens = admin(&url, &["token", "list"], "").await;
+    assert!(tokens.contains("1\trig one\tRIG-1\tactive"), "{tokens}");
+    admin(&url, &["token", "revoke", "1"], "").await;
+    assert_eq!(post_plan(&server.base, "rig-1", Some(&secret)).await, 401);
+    assert!(
+        admin(&url, &["token", "list"], "")
+            .await
+            .contains("revoked")
+    );
+    server.stop().await;
+}
+
+/// `--open-ingest` takes tokenless runners from anywhere, and says so at start-up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_ingest_is_explicit_and_logged() {
+    use tokio::io::AsyncReadExt;
+    let mut server = Server::start_with("memory", "0.0.0.0", &["--open-ingest"]).await;
+    assert_eq!(post_plan(&server.base, "rig-1", None).await, 201);
+    assert_eq!(
+        post_plan(&server.base, "rig-1", Some("stpt_forged")).await,
+        401
+    );
+    let mut stdout = server.child.stdout.take().unwrap();
+    let mut logs = vec![0u8; 64 * 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), stdout.read(&mut logs))
+        .await
+        .unwrap()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&logs[..read]).into_owned();
+    assert!(
+        logs.contains("open ingestion") && logs.contains("WARN"),
+        "{logs}"
+    );
     server.stop().await;
 }

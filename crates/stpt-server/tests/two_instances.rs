@@ -40,15 +40,19 @@ struct Instance {
 
 impl Instance {
     async fn start(database: &DatabaseUrl, redis: &str, prefix: &str) -> Instance {
-        let store = stpt_server::open_store(database).await.unwrap();
+        let stores = stpt_server::open_store(database).await.unwrap();
         // As `open_bus` builds it, then waiting until it listens, so nothing published
         // after this returns is missed.
         let config = RedisBusConfig::default()
             .with_prefix(prefix)
             .with_max_backoff(Duration::from_millis(500));
         let bus = Arc::new(RedisBus::connect(redis, config).await.unwrap());
-        let tracker = Tracker::new(store, Arc::clone(&bus) as Arc<dyn LiveBus>);
-        let app = stpt_server::app(tracker, HttpConfig::default());
+        let tracker = Tracker::new(stores.runs, Arc::clone(&bus) as Arc<dyn LiveBus>);
+        let app = stpt_server::app(
+            tracker,
+            stpt_core::accounts::Accounts::new(stores.accounts),
+            HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::loopback()),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let server = tokio::spawn(async move {

@@ -1,6 +1,8 @@
 //! Server-rendered pages: machines, a machine's runs, a run (live while ongoing), a machine's
 //! live last run, and the details of a test, scenario or master scenario.
 
+mod account;
+mod admin;
 mod docs;
 mod templates;
 mod views;
@@ -20,6 +22,7 @@ use stpt_core::{ItemRef, MachineId, PageRequest, RunId, ScenarioId, TestId, Trac
 use crate::ApiError;
 use crate::assets::{self, AssetUrls};
 use crate::extract::{MountPrefix, parse_id, parse_number};
+use crate::security::{CookieRules, Csrf, Security, Viewer};
 pub use templates::TemplateError;
 pub(crate) use templates::Templates;
 use views::{Crumb, ItemView, MachineLinks, Pager, RunRow, RunView, iso, run_url};
@@ -37,11 +40,20 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
 pub(crate) struct PagesState {
     tracker: Tracker,
     templates: Arc<Templates>,
+    security: Arc<Security>,
 }
 
 impl PagesState {
-    pub(crate) fn new(tracker: Tracker, templates: Arc<Templates>) -> Self {
-        PagesState { tracker, templates }
+    pub(crate) fn new(
+        tracker: Tracker,
+        templates: Arc<Templates>,
+        security: Arc<Security>,
+    ) -> Self {
+        PagesState {
+            tracker,
+            templates,
+            security,
+        }
     }
 }
 
@@ -62,7 +74,7 @@ pub(crate) fn routes() -> Router<PagesState> {
             .route(path, handler.clone())
             .route(&format!("{path}/"), handler);
     }
-    router
+    router.merge(account::routes()).merge(admin::routes())
 }
 
 /// A page that could not be shown.
@@ -106,6 +118,22 @@ struct Layout<'a> {
     breadcrumbs: Vec<Crumb>,
     live: Option<Live>,
     now_iso: String,
+    /// The sign-in / sign-out corner; `None` on error pages.
+    account: Option<AccountNav>,
+}
+
+/// Who is signed in, for the layout's corner, and the CSRF token its sign-out form (and the
+/// page's own forms) carry.
+#[derive(Debug, Serialize)]
+struct AccountNav {
+    user: Option<UserNav>,
+    csrf: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct UserNav {
+    username: String,
+    admin: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -121,11 +149,15 @@ struct Context<'a, T: Serialize> {
     page: T,
 }
 
-/// A page request: the state and the prefix links start with.
+/// A page request: the state, the prefix links start with, who asks, and the CSRF token.
 #[derive(Debug)]
 struct Cx {
     state: PagesState,
     prefix: String,
+    viewer: Viewer,
+    csrf: Csrf,
+    headers: HeaderMap,
+    client: Option<std::net::IpAddr>,
 }
 
 impl FromRequestParts<PagesState> for Cx {
@@ -136,9 +168,14 @@ impl FromRequestParts<PagesState> for Cx {
         state: &PagesState,
     ) -> Result<Self, Self::Rejection> {
         let MountPrefix(prefix) = MountPrefix::from_request_parts(parts, state).await?;
+        let viewer = Viewer::from_request_parts(parts, state).await?;
         Ok(Cx {
             state: state.clone(),
             prefix,
+            viewer,
+            csrf: Csrf::of(&parts.headers),
+            headers: parts.headers.clone(),
+            client: crate::security::client_address(parts),
         })
     }
 }
@@ -163,6 +200,26 @@ impl Cx {
     }
 
     fn render<T: Serialize>(&self, view: View<T>) -> Result<Response, PageError> {
+        self.render_page(view, false)
+    }
+
+    /// Renders a page with forms of its own: the CSRF token is set even for anonymous users.
+    fn render_form<T: Serialize>(&self, view: View<T>) -> Result<Response, PageError> {
+        self.render_page(view, true)
+    }
+
+    fn cookie_rules(&self) -> CookieRules<'_> {
+        self.state
+            .security
+            .cookie_rules(&self.prefix, &self.headers)
+    }
+
+    fn render_page<T: Serialize>(&self, view: View<T>, forms: bool) -> Result<Response, PageError> {
+        let user = self.viewer.user().map(|user| UserNav {
+            username: user.username.clone(),
+            admin: user.is_admin(),
+        });
+        let with_csrf = forms || user.is_some();
         let context = Context {
             layout: Layout {
                 prefix: &self.prefix,
@@ -172,6 +229,10 @@ impl Cx {
                 breadcrumbs: view.breadcrumbs,
                 live: view.live.map(|ws| Live { ws }),
                 now_iso: iso(Some(self.tracker().now())),
+                account: Some(AccountNav {
+                    user,
+                    csrf: with_csrf.then(|| self.csrf.token().to_owned()),
+                }),
             },
             page: view.data,
         };
@@ -186,7 +247,11 @@ impl Cx {
                     message: "This page failed to render; the server log has details.".to_owned(),
                 }
             })?;
-        Ok(page_response(StatusCode::OK, html))
+        let mut response = page_response(StatusCode::OK, html);
+        if with_csrf {
+            self.csrf.set_cookie(self.cookie_rules(), &mut response);
+        }
+        Ok(response)
     }
 
     /// The error page, or plain text should the error template itself fail.
@@ -211,6 +276,11 @@ fn page_response(status: StatusCode, html: String) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // Reset links carry their secret in the path: never leak it to another site.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     response
 }
 
@@ -250,6 +320,7 @@ fn render_error(
             ],
             live: None,
             now_iso: iso(Some(tracker.now())),
+            account: None,
         },
         page: ErrorData {
             error: ErrorView {

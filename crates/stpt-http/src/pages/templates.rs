@@ -7,7 +7,7 @@ use std::fmt;
 use tera::{Context, Tera};
 
 /// Every built-in template, by the name an embedder overrides it with.
-pub(crate) const BUILTIN: [(&str, &str); 9] = [
+pub(crate) const BUILTIN: [(&str, &str); 14] = [
     ("stpt/base.html", include_str!("../../templates/base.html")),
     (
         "stpt/pagination.html",
@@ -32,6 +32,26 @@ pub(crate) const BUILTIN: [(&str, &str); 9] = [
         include_str!("../../templates/macros.html"),
     ),
     ("stpt/docs.html", include_str!("../../templates/docs.html")),
+    (
+        "stpt/login.html",
+        include_str!("../../templates/login.html"),
+    ),
+    (
+        "stpt/logout.html",
+        include_str!("../../templates/logout.html"),
+    ),
+    (
+        "stpt/password_reset.html",
+        include_str!("../../templates/password_reset.html"),
+    ),
+    (
+        "stpt/admin.html",
+        include_str!("../../templates/admin.html"),
+    ),
+    (
+        "stpt/token_created.html",
+        include_str!("../../templates/token_created.html"),
+    ),
 ];
 
 /// A template that does not parse, or a page that does not render.

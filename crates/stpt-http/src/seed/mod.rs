@@ -16,6 +16,7 @@ use stpt_core::{
 
 use crate::extract::{MountPrefix, Pagination, RunnerJson, parse_id};
 use crate::openapi::{ErrorEnvelope, PageQuery, examples};
+use crate::security::RunnerAccess;
 use crate::{ApiError, AppState};
 use views::{ItemJson, MachineJson, Paginated, RunDataJson, RunJson};
 
@@ -109,9 +110,12 @@ struct PlanCreated {
 )]
 async fn record_plan(
     State(state): State<AppState>,
+    access: RunnerAccess,
     RunnerJson(payload): RunnerJson<PlanPayload>,
 ) -> Result<(StatusCode, Json<PlanCreated>), ApiError> {
-    let receipt = state.tracker.record_plan(payload.validate()?).await?;
+    let plan = payload.validate()?;
+    access.permit(&plan.machine)?;
+    let receipt = state.tracker.record_plan(plan).await?;
     Ok((
         StatusCode::CREATED,
         Json(PlanCreated {
@@ -170,9 +174,12 @@ impl From<stpt_core::EventReceipt> for EventAccepted {
 )]
 async fn record_test_start(
     State(state): State<AppState>,
+    access: RunnerAccess,
     RunnerJson(payload): RunnerJson<TestStartPayload>,
 ) -> Result<(StatusCode, Json<EventAccepted>), ApiError> {
-    let receipt = state.tracker.record_test_start(payload.validate()?).await?;
+    let start = payload.validate()?;
+    access.permit(&start.machine)?;
+    let receipt = state.tracker.record_test_start(start).await?;
     Ok((StatusCode::ACCEPTED, Json(receipt.into())))
 }
 
@@ -196,9 +203,12 @@ async fn record_test_start(
 )]
 async fn record_test_stop(
     State(state): State<AppState>,
+    access: RunnerAccess,
     RunnerJson(payload): RunnerJson<TestStopPayload>,
 ) -> Result<(StatusCode, Json<EventAccepted>), ApiError> {
-    let receipt = state.tracker.record_test_stop(payload.validate()?).await?;
+    let stop = payload.validate()?;
+    access.permit(&stop.machine)?;
+    let receipt = state.tracker.record_test_stop(stop).await?;
     Ok((StatusCode::ACCEPTED, Json(receipt.into())))
 }
 

@@ -37,6 +37,10 @@ struct Options {
     /// Seed of the random choices.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Runner token, sent as `Authorization: Bearer`; needed unless the server accepts
+    /// tokenless runners from here.
+    #[arg(long, env = "STPT_TOKEN")]
+    token: Option<String>,
 }
 
 #[tokio::main]
@@ -58,6 +62,7 @@ async fn main() {
             mean_test_duration: Duration::from_millis(options.speed_ms),
             protocol: options.protocol,
             seed: options.seed.wrapping_add(n as u64),
+            token: options.token.clone(),
         });
         let runs = (options.runs > 0).then_some(options.runs);
         machines.spawn(machine.run_forever(runs));

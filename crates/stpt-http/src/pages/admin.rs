@@ -1,0 +1,367 @@
+//! The admin page: users and runner tokens.
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use stpt_core::accounts::{Role, RunnerToken, RunnerTokenId, User, UserId};
+
+use super::account::check_csrf;
+use super::views::{Crumb, iso};
+use super::{Cx, PageError, PagesState, View};
+use crate::extract::parse_id;
+use crate::security::see_other;
+
+pub(super) fn routes() -> Router<PagesState> {
+    Router::new()
+        .route("/admin", get(admin_page))
+        .route("/admin/", get(admin_page))
+        .route("/admin/users", post(create_user))
+        .route("/admin/users/{id}/role", post(set_role))
+        .route("/admin/users/{id}/delete", post(delete_user))
+        .route("/admin/tokens", post(create_token))
+        .route("/admin/tokens/{id}/revoke", post(revoke_token))
+}
+
+/// Why a request may not open the admin page: not signed in (sent to sign in) or not an
+/// admin (403).
+enum Refused {
+    /// The sign-in address to send the client to.
+    SignIn(String),
+    Page(PageError),
+}
+
+impl Cx {
+    fn require_admin(&self) -> Result<&User, Refused> {
+        match self.viewer.user() {
+            Some(user) if user.is_admin() => Ok(user),
+            Some(_) => Err(Refused::Page(PageError {
+                status: StatusCode::FORBIDDEN,
+                message: "Only admins may manage users and runner tokens.".to_owned(),
+            })),
+            None => {
+                let next = format!("{}/admin/", self.prefix);
+                let query =
+                    serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default();
+                Err(Refused::SignIn(format!("{}/login/?{query}", self.prefix)))
+            }
+        }
+    }
+
+    fn refuse(&self, refused: Refused) -> Response {
+        match refused {
+            Refused::SignIn(to) => see_other(&to),
+            Refused::Page(error) => self.error_page(error),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct UserRow {
+    id: i64,
+    username: String,
+    email: Option<String>,
+    role: &'static str,
+    created: String,
+    is_you: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct TokenRow {
+    id: i64,
+    name: String,
+    machines: Vec<String>,
+    created: String,
+    revoked: Option<String>,
+}
+
+impl From<RunnerToken> for TokenRow {
+    fn from(token: RunnerToken) -> Self {
+        TokenRow {
+            id: token.id.get(),
+            name: token.name,
+            machines: token.machines,
+            created: iso(Some(token.created_at)),
+            revoked: token.revoked_at.map(|at| iso(Some(at))),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct AdminData {
+    users: Vec<UserRow>,
+    tokens: Vec<TokenRow>,
+    notice: Option<&'static str>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DoneQuery {
+    done: Option<String>,
+}
+
+/// Notices after a successful form, from a fixed set (never echoing request text).
+fn notice(done: Option<&str>) -> Option<&'static str> {
+    match done? {
+        "user-created" => Some("User created."),
+        "role-changed" => Some("Role changed."),
+        "user-deleted" => Some("User deleted."),
+        "token-revoked" => Some("Runner token revoked; runners using it are refused from now on."),
+        _ => None,
+    }
+}
+
+async fn render_admin(
+    cx: &Cx,
+    me: &User,
+    notice: Option<&'static str>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let accounts = &cx.state.security.accounts;
+    let users = accounts
+        .users()
+        .await?
+        .into_iter()
+        .map(|user| UserRow {
+            id: user.id.get(),
+            is_you: user.id == me.id,
+            username: user.username,
+            email: user.email,
+            role: user.role.as_str(),
+            created: iso(Some(user.created_at)),
+        })
+        .collect();
+    let tokens = accounts
+        .runner_tokens()
+        .await?
+        .into_iter()
+        .map(TokenRow::from)
+        .collect();
+    let view = View {
+        template: "stpt/admin.html",
+        kind: "admin",
+        title: "Admin".to_owned(),
+        breadcrumbs: vec![cx.crumb_home(), Crumb::here("Admin")],
+        live: None,
+        data: AdminData {
+            users,
+            tokens,
+            notice,
+            error,
+        },
+    };
+    cx.render_form(view).map(|mut response| {
+        *response.status_mut() = status;
+        response
+    })
+}
+
+async fn admin_page(cx: Cx, Query(query): Query<DoneQuery>) -> Response {
+    let me = match cx.require_admin() {
+        Ok(me) => me.clone(),
+        Err(refused) => return cx.refuse(refused),
+    };
+    let result = render_admin(
+        &cx,
+        &me,
+        notice(query.done.as_deref()),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    cx.finish(result)
+}
+
+/// Runs an admin form: checks the admin and the CSRF token, then `action`; a failure the
+/// admin can fix re-renders the page with the message.
+async fn admin_form<F, Fut>(cx: &Cx, csrf_token: &str, action: F) -> Response
+where
+    F: FnOnce(User) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, stpt_core::Error>>,
+{
+    let me = match cx.require_admin() {
+        Ok(me) => me.clone(),
+        Err(refused) => return cx.refuse(refused),
+    };
+    if let Err(error) = check_csrf(&cx.headers, csrf_token) {
+        return cx.error_page(error);
+    }
+    let result = match action(me.clone()).await {
+        Ok(response) => Ok(response),
+        Err(error) => {
+            let status = match &error {
+                stpt_core::Error::InvalidInput { .. } => Some(StatusCode::BAD_REQUEST),
+                stpt_core::Error::Conflict { .. } => Some(StatusCode::CONFLICT),
+                stpt_core::Error::NotFound { .. } => Some(StatusCode::NOT_FOUND),
+                _ => None,
+            };
+            match status {
+                Some(status) => render_admin(cx, &me, None, Some(describe(&error)), status).await,
+                None => Err(error.into()),
+            }
+        }
+    };
+    cx.finish(result)
+}
+
+fn describe(error: &stpt_core::Error) -> String {
+    match error {
+        stpt_core::Error::InvalidInput { field, problem } => format!("The {field} {problem}."),
+        stpt_core::Error::Conflict { message } => format!("Not done: {message}."),
+        other => format!("Not done: {other}."),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateUserForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+fn parse_role(role: &str) -> Result<Role, stpt_core::Error> {
+    Role::parse(role).ok_or_else(|| stpt_core::Error::invalid("role", "must be admin or viewer"))
+}
+
+async fn create_user(cx: Cx, Form(form): Form<CreateUserForm>) -> Response {
+    let done = format!("{}/admin/?done=user-created", cx.prefix);
+    let accounts = cx.state.security.accounts.clone();
+    let csrf = form.csrf_token.clone();
+    admin_form(&cx, &csrf, |me| async move {
+        let role = parse_role(&form.role)?;
+        let email = Some(form.email.as_str()).filter(|email| !email.trim().is_empty());
+        let user = accounts.create_user(&form.username, email, &form.password, role)
+            .await?;
+        tracing::info!(admin = %me.username, username = %user.username, role = %user.role, "user created");
+        Ok(see_other(&done))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct RoleForm {
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+fn user_id(text: &str) -> Result<UserId, stpt_core::Error> {
+    parse_id("user", text)
+        .map(UserId)
+        .map_err(|_| stpt_core::Error::invalid("user", "id is not a number"))
+}
+
+async fn set_role(cx: Cx, Path(id): Path<String>, Form(form): Form<RoleForm>) -> Response {
+    let done = format!("{}/admin/?done=role-changed", cx.prefix);
+    let accounts = cx.state.security.accounts.clone();
+    let csrf = form.csrf_token.clone();
+    admin_form(&cx, &csrf, |me| async move {
+        let user = accounts.set_role(user_id(&id)?, parse_role(&form.role)?)
+            .await?;
+        tracing::info!(admin = %me.username, username = %user.username, role = %user.role, "role changed");
+        Ok(see_other(&done))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn delete_user(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Response {
+    let done = format!("{}/admin/?done=user-deleted", cx.prefix);
+    let accounts = cx.state.security.accounts.clone();
+    let csrf = form.csrf_token.clone();
+    admin_form(&cx, &csrf, |me| async move {
+        let id = user_id(&id)?;
+        accounts.delete_user(id).await?;
+        tracing::info!(admin = %me.username, user = %id, "user deleted");
+        Ok(see_other(&done))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateTokenForm {
+    #[serde(default)]
+    name: String,
+    /// Machine names, one per line; empty: any machine.
+    #[serde(default)]
+    machines: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+#[derive(Debug, Serialize)]
+struct TokenCreatedData {
+    token: TokenRow,
+    secret: String,
+}
+
+async fn create_token(cx: Cx, Form(form): Form<CreateTokenForm>) -> Response {
+    let accounts = cx.state.security.accounts.clone();
+    let csrf = form.csrf_token.clone();
+    let cx_ref = &cx;
+    admin_form(&cx, &csrf, |me| async move {
+        let cx = cx_ref;
+        let machines: Vec<String> = form
+            .machines
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let issued = accounts.create_runner_token(form.name.trim(), &machines)
+            .await?;
+        tracing::info!(admin = %me.username, token = %issued.token.name, id = %issued.token.id, "runner token created");
+        // Shown once, on this page (not behind a redirect): only its hash is stored.
+        let view = View {
+            template: "stpt/token_created.html",
+            kind: "token-created",
+            title: "Runner token created".to_owned(),
+            breadcrumbs: vec![
+                cx.crumb_home(),
+                Crumb::link("Admin", format!("{}/admin/", cx.prefix)),
+                Crumb::here("Runner token created"),
+            ],
+            live: None,
+            data: TokenCreatedData {
+                token: issued.token.into(),
+                secret: issued.secret,
+            },
+        };
+        cx.render_form(view).map_err(|error| {
+            stpt_core::Error::backend(error.message)
+        })
+    })
+    .await
+}
+
+async fn revoke_token(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Response {
+    let done = format!("{}/admin/?done=token-revoked", cx.prefix);
+    let accounts = cx.state.security.accounts.clone();
+    let csrf = form.csrf_token.clone();
+    admin_form(&cx, &csrf, |me| async move {
+        let id = parse_id("runner token", &id)
+            .map(RunnerTokenId)
+            .map_err(|_| stpt_core::Error::invalid("runner token", "id is not a number"))?;
+        let token = accounts.revoke_runner_token(id).await?;
+        tracing::info!(admin = %me.username, token = %token.name, id = %token.id, "runner token revoked");
+        Ok(see_other(&done))
+    })
+    .await
+}
