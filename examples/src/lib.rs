@@ -72,6 +72,16 @@ impl Store for LoggingStore {
     async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
         self.inner.item(item).await
     }
+
+    async fn delete_run(&self, id: RunId) -> Result<()> {
+        tracing::info!(run = %id, "delete run");
+        self.inner.delete_run(id).await
+    }
+
+    async fn delete_machine(&self, id: MachineId) -> Result<()> {
+        tracing::info!(machine = %id, "delete machine");
+        self.inner.delete_machine(id).await
+    }
 }
 
 struct LoggingTx {

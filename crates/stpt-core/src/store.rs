@@ -44,6 +44,27 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     /// One item with its script; [`crate::Error::NotFound`] if unknown.
     async fn item(&self, item: ItemRef) -> Result<ItemDetail>;
+
+    /// Deletes a run with its scenarios and tests, waiting for any unit of work on its
+    /// machine. The machine's latest run becomes the one received before it (or none).
+    /// [`crate::Error::NotFound`] if unknown. Optional: the default is
+    /// [`crate::Error::NotSupported`].
+    async fn delete_run(&self, id: RunId) -> Result<()> {
+        let _ = id;
+        Err(crate::Error::NotSupported {
+            operation: "delete_run",
+        })
+    }
+
+    /// Deletes a machine with all its runs, waiting for any unit of work on it. A later plan
+    /// under the same name creates a new machine. [`crate::Error::NotFound`] if unknown.
+    /// Optional: the default is [`crate::Error::NotSupported`].
+    async fn delete_machine(&self, id: MachineId) -> Result<()> {
+        let _ = id;
+        Err(crate::Error::NotSupported {
+            operation: "delete_machine",
+        })
+    }
 }
 
 /// A machine as a unit of work sees it.

@@ -458,6 +458,17 @@ impl Tracker {
     pub async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
         self.store.item(item).await
     }
+
+    /// Deletes a run (see [`Store::delete_run`]). Open pages learn of it on their next
+    /// reload, not live.
+    pub async fn delete_run(&self, id: RunId) -> Result<()> {
+        self.store.delete_run(id).await
+    }
+
+    /// Deletes a machine and its runs (see [`Store::delete_machine`]).
+    pub async fn delete_machine(&self, id: MachineId) -> Result<()> {
+        self.store.delete_machine(id).await
+    }
 }
 
 async fn ongoing_run(

@@ -857,3 +857,73 @@ async fn cookies_are_secure_when_configured_or_behind_https() {
         .await;
     assert!(page.set_cookies().iter().all(|c| c.contains("; Secure")));
 }
+
+#[tokio::test]
+async fn only_admins_delete_runs_and_machines() {
+    let lab = lab(HttpConfig::default().with_ingest_access(IngestAccess::open()));
+    lab.accounts
+        .create_user("ada", None, "correct horse", Role::Admin)
+        .await
+        .unwrap();
+    lab.accounts
+        .create_user("val", None, "viewer password", Role::Viewer)
+        .await
+        .unwrap();
+    let mut runner = Client::new(&lab.app);
+    for machine in ["rig-1", "rig-1", "rig-2"] {
+        let created = runner
+            .post_json("/tm_api/dry_run/", None, &plan_for(machine))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED);
+    }
+
+    let mut viewer = Client::new(&lab.app);
+    viewer.sign_in("val", "viewer password").await;
+    let page = viewer.get("/machine/1").await;
+    assert!(
+        !page.body.contains("/admin/machines/1/delete"),
+        "no button for viewers"
+    );
+    let refused = viewer
+        .form("/admin/runs/2/delete", &[("csrf_token", &page.csrf())])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let mut anonymous = Client::new(&lab.app);
+    let sent_away = anonymous.form("/admin/machines/1/delete", &[]).await;
+    assert_eq!(sent_away.status, StatusCode::SEE_OTHER);
+    assert_eq!(runner.get("/api/v1/runs/2").await.status, StatusCode::OK);
+
+    let mut admin = Client::new(&lab.app);
+    admin.sign_in("ada", "correct horse").await;
+    let page = admin.get("/machine/run_data/2").await;
+    assert!(page.body.contains("/admin/runs/2/delete"), "{}", page.body);
+    let csrf = page.csrf();
+    assert_eq!(
+        admin.form("/admin/runs/2/delete", &[]).await.status,
+        StatusCode::FORBIDDEN,
+        "no CSRF token"
+    );
+    let deleted = admin
+        .form("/admin/runs/2/delete", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    assert_eq!(deleted.location(), "/machine/1");
+    assert_eq!(
+        runner.get("/api/v1/runs/2").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let machine = runner.get("/api/v1/machines/1").await.json();
+    assert_eq!(machine["latest_run"], 1);
+
+    let page = admin.get("/machine/2").await;
+    assert!(page.body.contains("/admin/machines/2/delete"));
+    let deleted = admin
+        .form("/admin/machines/2/delete", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(deleted.location(), "/");
+    assert_eq!(
+        runner.get("/api/v1/machines/2").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(runner.get("/tm_api/machines/").await.json()["count"], 1);
+}

@@ -57,6 +57,14 @@ impl Store for MemoryStore {
     async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
         self.state.read().await.item(item)
     }
+
+    async fn delete_run(&self, id: RunId) -> Result<()> {
+        self.state.write().await.delete_run(id)
+    }
+
+    async fn delete_machine(&self, id: MachineId) -> Result<()> {
+        self.state.write().await.delete_machine(id)
+    }
 }
 
 /// A unit of work: holds the store's write lock until committed or dropped. Nothing is

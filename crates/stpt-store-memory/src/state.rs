@@ -23,6 +23,10 @@ pub(crate) struct State {
     scripts: HashSet<Arc<str>>,
     /// Client event ids seen, per machine, with what they did.
     events: HashMap<(MachineId, String), RecordedEvent>,
+    /// Deleted runs and machines: ids are table positions, so rows stay as tombstones
+    /// (their test-name indexes are freed) and every lookup skips them.
+    deleted_runs: HashSet<RunId>,
+    deleted_machines: HashSet<MachineId>,
 }
 
 #[derive(Debug)]
@@ -106,31 +110,71 @@ impl State {
     fn machine_row(&self, id: MachineId) -> Result<&MachineRow> {
         slot(id.get())
             .and_then(|i| self.machines.get(i))
+            .filter(|row| !self.deleted_machines.contains(&row.id))
+            .ok_or_else(|| Error::not_found(ItemKind::Machine, id.get()))
+    }
+
+    fn machine_row_mut(&mut self, id: MachineId) -> Result<&mut MachineRow> {
+        let deleted = self.deleted_machines.contains(&id);
+        slot(id.get())
+            .and_then(|i| self.machines.get_mut(i))
+            .filter(|_| !deleted)
             .ok_or_else(|| Error::not_found(ItemKind::Machine, id.get()))
     }
 
     fn run_row(&self, id: RunId) -> Result<&RunRow> {
         slot(id.get())
             .and_then(|i| self.runs.get(i))
+            .filter(|run| !self.deleted_runs.contains(&run.id))
             .ok_or_else(|| Error::not_found(ItemKind::Run, id.get()))
     }
 
     fn run_row_mut(&mut self, id: RunId) -> Result<&mut RunRow> {
+        let deleted = self.deleted_runs.contains(&id);
         slot(id.get())
             .and_then(|i| self.runs.get_mut(i))
+            .filter(|_| !deleted)
             .ok_or_else(|| Error::not_found(ItemKind::Run, id.get()))
     }
 
     fn scenario_row(&self, id: ScenarioId) -> Result<&ScenarioRow> {
         slot(id.get())
             .and_then(|i| self.scenarios.get(i))
+            .filter(|row| !self.deleted_runs.contains(&row.run_id))
             .ok_or_else(|| Error::not_found(ItemKind::Scenario, id.get()))
     }
 
     fn test_row(&self, id: TestId) -> Result<&TestRow> {
         slot(id.get())
             .and_then(|i| self.tests.get(i))
+            .filter(|row| !self.deleted_runs.contains(&row.run_id))
             .ok_or_else(|| Error::not_found(ItemKind::Test, id.get()))
+    }
+
+    /// Deletes a run: the machine forgets it, lookups skip it.
+    pub(crate) fn delete_run(&mut self, id: RunId) -> Result<()> {
+        let run = self.run_row_mut(id)?;
+        run.tests_by_name = HashMap::new();
+        let machine_id = run.machine_id;
+        self.deleted_runs.insert(id);
+        let machine = self.machine_row_mut(machine_id)?;
+        machine.runs.retain(|run| *run != id);
+        machine.ongoing.remove(&id);
+        Ok(())
+    }
+
+    /// Deletes a machine with its runs; its name is free again.
+    pub(crate) fn delete_machine(&mut self, id: MachineId) -> Result<()> {
+        let row = self.machine_row(id)?;
+        let runs = row.runs.clone();
+        let key = stpt_core::machine_key(&row.name);
+        for run in runs {
+            self.delete_run(run)?;
+        }
+        self.machine_by_key.remove(&key);
+        self.deleted_machines.insert(id);
+        self.events.retain(|(machine, _), _| *machine != id);
+        Ok(())
     }
 
     pub(crate) fn machine_record(&self, key: &str) -> Option<MachineRecord> {

@@ -387,6 +387,14 @@ macro_rules! sql_store {
                     timestamp_stop: row.timestamp_stop,
                 })
             }
+
+            async fn delete_run(&self, id: ::stpt_core::RunId) -> ::stpt_core::Result<()> {
+                self.delete_run_now(id).await
+            }
+
+            async fn delete_machine(&self, id: ::stpt_core::MachineId) -> ::stpt_core::Result<()> {
+                self.delete_machine_now(id).await
+            }
         }
 
         #[::async_trait::async_trait]

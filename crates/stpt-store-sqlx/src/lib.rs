@@ -4,6 +4,8 @@
 mod accounts;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod common;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod delete;
 mod error;
 #[cfg(feature = "postgres")]
 mod pg;

@@ -9,6 +9,7 @@ use stpt_core::{MachineId, MachineName, MachineRecord, Result, RunId};
 
 use crate::accounts::sql_account_store;
 use crate::common::{Sql, bind_counts, sql_store};
+use crate::delete::sql_deletes;
 use crate::error::SqlxResultExt;
 use crate::rows::MachineRecordRow;
 
@@ -147,3 +148,4 @@ const YEARS: std::ops::RangeInclusive<i32> = -4712..=294_275;
 
 sql_store!(store: PgStore, tx: PgTx, db: Postgres, ts: ts, years: YEARS, max_binds: MAX_BINDS);
 sql_account_store!(store: PgStore, ts: ts);
+sql_deletes!(store: PgStore);

@@ -14,6 +14,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::accounts::sql_account_store;
 use crate::common::{Sql, bind_counts, sql_store};
+use crate::delete::sql_deletes;
 use crate::error::{RowError, SqlxResultExt};
 use crate::rows::MachineRecordRow;
 
@@ -271,3 +272,4 @@ mod tests {
     }
 }
 sql_account_store!(store: SqliteStore, ts: ts);
+sql_deletes!(store: SqliteStore);

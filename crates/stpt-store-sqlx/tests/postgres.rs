@@ -25,7 +25,8 @@ async fn host_migrations_and_ours_share_a_database() {
     std::fs::write(
         dir.path().join("0001_host.sql"),
         "CREATE TABLE host_things (id BIGINT PRIMARY KEY, name TEXT NOT NULL);\n\
-         CREATE TABLE machines (host_column TEXT);\n",
+         CREATE TABLE machines (host_column TEXT);\n\
+         CREATE TABLE users (host_column TEXT);\n",
     )
     .unwrap();
     let host = Migrator::new(dir.path()).await.unwrap();
@@ -53,7 +54,7 @@ async fn host_migrations_and_ours_share_a_database() {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(our_descriptions, ["init"]);
+    assert_eq!(our_descriptions, ["init", "accounts"]);
     // The pool's connections were not left with our search_path.
     for _ in 0..4 {
         let path: String = sqlx::query_scalar("SHOW search_path")

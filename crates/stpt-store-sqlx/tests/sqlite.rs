@@ -123,7 +123,7 @@ async fn migrations_are_idempotent_and_apart_from_the_host() {
     let host_dir = tempfile::tempdir().unwrap();
     std::fs::write(
         host_dir.path().join("0001_host.sql"),
-        "CREATE TABLE machines (host_column TEXT);\n",
+        "CREATE TABLE machines (host_column TEXT);\nCREATE TABLE users (host_column TEXT);\n",
     )
     .unwrap();
     let host = sqlx::migrate::Migrator::new(host_dir.path()).await.unwrap();
@@ -136,7 +136,7 @@ async fn migrations_are_idempotent_and_apart_from_the_host() {
             .fetch_all(store.pool())
             .await
             .unwrap();
-    assert_eq!(ours, ["init"]);
+    assert_eq!(ours, ["init", "accounts"]);
     let theirs: Vec<String> = sqlx::query_scalar("SELECT description FROM _sqlx_migrations")
         .fetch_all(store.pool())
         .await

@@ -135,6 +135,8 @@ macro_rules! store_conformance_tests {
             events_by_test_id,
             retried_events_apply_once,
             concurrent_retries_apply_once,
+            deleting_a_run,
+            deleting_a_machine,
         }
     };
 }

@@ -1234,3 +1234,169 @@ pub async fn concurrent_retries_apply_once(store: Arc<dyn Store>) {
         counts(&[(Running, 1), (Waiting, 3)])
     );
 }
+
+/// Deleting is optional: a backend without it answers `NotSupported` and the scenario ends.
+fn deletion_supported(result: crate::Result<()>) -> bool {
+    match result {
+        Err(Error::NotSupported { operation }) => {
+            eprintln!("skipped: this store does not support `{operation}` (optional)");
+            false
+        }
+        other => {
+            other.unwrap_or_else(|e| panic!("delete failed: {e}"));
+            true
+        }
+    }
+}
+
+/// A deleted run is gone with its items; the machine's latest run falls back to the one
+/// received before; other runs and machines are untouched; a new plan works as before.
+pub async fn deleting_a_run(store: Arc<dyn Store>) {
+    let (tracker, _) = tracker(store);
+    let first = record_plan(&tracker, plan("rig", at(0), TWO_BY_TWO)).await;
+    start(&tracker, "rig", "lamp.py", "a.py", at(1))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    stop(&tracker, "rig", "lamp.py", "a.py", Passed, at(2))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let second = record_plan(&tracker, plan("rig", at(10), TWO_BY_TWO)).await;
+    let other = record_plan(&tracker, plan("bench", at(10), TWO_BY_TWO)).await;
+    start(&tracker, "rig", "lamp.py", "a.py", at(11))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    if !deletion_supported(tracker.delete_run(second.ids.run_id).await) {
+        return;
+    }
+    let gone = second.ids.run_id;
+    assert!(matches!(
+        tracker.run(gone).await,
+        Err(Error::NotFound {
+            kind: ItemKind::Run,
+            ..
+        })
+    ));
+    for item in [
+        ItemRef::MasterScenario(gone),
+        ItemRef::Scenario(second.ids.scenario_ids[0]),
+        ItemRef::Test(second.ids.test_ids[0][0]),
+    ] {
+        assert!(
+            matches!(tracker.item(item).await, Err(Error::NotFound { .. })),
+            "{item:?} is gone"
+        );
+    }
+    let machine = tracker
+        .machine(second.machine_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(machine.latest_run, Some(first.ids.run_id));
+    let runs = tracker
+        .runs(second.machine_id, page(1, 10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(runs.total, 1);
+    assert_eq!(runs.items[0].id, first.ids.run_id);
+    // The first run was abandoned by the second plan: nothing is ongoing now.
+    assert!(matches!(
+        start(&tracker, "rig", "lamp.py", "b.py", at(12)).await,
+        Err(Error::NoMatch(NoMatch::NoOngoingRun { .. }))
+    ));
+    let kept = detail(&tracker, first.ids.run_id).await;
+    assert_eq!(test_statuses(&kept)[0][0], Passed);
+    assert_eq!(
+        detail(&tracker, other.ids.run_id).await.summary.status,
+        Waiting
+    );
+    assert!(matches!(
+        tracker.delete_run(gone).await,
+        Err(Error::NotFound {
+            kind: ItemKind::Run,
+            ..
+        })
+    ));
+    // Deleting the machine's only run leaves it without one.
+    tracker
+        .delete_run(other.ids.run_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bench = tracker
+        .machine(other.machine_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(bench.latest_run, None);
+    assert_eq!(bench.status, MachineStatus::NotAvailable);
+    // Plans and events work as before.
+    let third = record_plan(&tracker, plan("rig", at(20), TWO_BY_TWO)).await;
+    assert!(third.ids.run_id != gone);
+    start(&tracker, "rig", "lamp.py", "a.py", at(21))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        detail(&tracker, third.ids.run_id).await.summary.status,
+        Running
+    );
+}
+
+/// A deleted machine is gone with all its runs; its name is free for a new machine.
+pub async fn deleting_a_machine(store: Arc<dyn Store>) {
+    let (tracker, _) = tracker(store);
+    let first = record_plan(&tracker, plan("rig", at(0), TWO_BY_TWO)).await;
+    let second = record_plan(&tracker, plan("rig", at(10), TWO_BY_TWO)).await;
+    start(&tracker, "rig", "lamp.py", "a.py", at(11))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bench = record_plan(&tracker, plan("bench", at(10), TWO_BY_TWO)).await;
+    if !deletion_supported(tracker.delete_machine(first.machine_id).await) {
+        return;
+    }
+    assert!(matches!(
+        tracker.machine(first.machine_id).await,
+        Err(Error::NotFound {
+            kind: ItemKind::Machine,
+            ..
+        })
+    ));
+    for run in [first.ids.run_id, second.ids.run_id] {
+        assert!(matches!(
+            tracker.run(run).await,
+            Err(Error::NotFound {
+                kind: ItemKind::Run,
+                ..
+            })
+        ));
+    }
+    assert!(matches!(
+        tracker.item(ItemRef::Test(second.ids.test_ids[1][1])).await,
+        Err(Error::NotFound { .. })
+    ));
+    let machines = tracker
+        .machines(page(1, 10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(machines.total, 1);
+    assert_eq!(machines.items[0].id, bench.machine_id);
+    assert!(matches!(
+        start(&tracker, "rig", "lamp.py", "b.py", at(12)).await,
+        Err(Error::NoMatch(NoMatch::UnknownMachine { .. }))
+    ));
+    assert!(matches!(
+        tracker.delete_machine(first.machine_id).await,
+        Err(Error::NotFound {
+            kind: ItemKind::Machine,
+            ..
+        })
+    ));
+    let again = record_plan(&tracker, plan("RIG", at(20), TWO_BY_TWO)).await;
+    assert!(again.machine_id != first.machine_id);
+    let machine = tracker
+        .machine(again.machine_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(machine.name, "RIG");
+    assert_eq!(machine.latest_run, Some(again.ids.run_id));
+    assert_eq!(
+        detail(&tracker, bench.ids.run_id).await.summary.status,
+        Waiting
+    );
+}

@@ -8,6 +8,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use stpt_core::accounts::{Role, RunnerToken, RunnerTokenId, User, UserId};
+use stpt_core::{MachineId, RunId};
 
 use super::account::check_csrf;
 use super::views::{Crumb, iso};
@@ -24,6 +25,8 @@ pub(super) fn routes() -> Router<PagesState> {
         .route("/admin/users/{id}/delete", post(delete_user))
         .route("/admin/tokens", post(create_token))
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
+        .route("/admin/machines/{id}/delete", post(delete_machine))
+        .route("/admin/runs/{id}/delete", post(delete_run))
 }
 
 /// Why a request may not open the admin page: not signed in (sent to sign in) or not an
@@ -362,6 +365,35 @@ async fn revoke_token(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfForm>
         let token = accounts.revoke_runner_token(id).await?;
         tracing::info!(admin = %me.username, token = %token.name, id = %token.id, "runner token revoked");
         Ok(see_other(&done))
+    })
+    .await
+}
+
+async fn delete_machine(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Response {
+    let tracker = cx.tracker().clone();
+    let home = format!("{}/", cx.prefix);
+    admin_form(&cx, &form.csrf_token, |me| async move {
+        let id = parse_id("machine", &id)
+            .map(MachineId)
+            .map_err(|_| stpt_core::Error::invalid("machine", "id is not a number"))?;
+        tracker.delete_machine(id).await?;
+        tracing::info!(admin = %me.username, machine = %id, "machine deleted");
+        Ok(see_other(&home))
+    })
+    .await
+}
+
+async fn delete_run(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Response {
+    let tracker = cx.tracker().clone();
+    let prefix = cx.prefix.clone();
+    admin_form(&cx, &form.csrf_token, |me| async move {
+        let id = parse_id("run", &id)
+            .map(RunId)
+            .map_err(|_| stpt_core::Error::invalid("run", "id is not a number"))?;
+        let machine = tracker.run(id).await?.summary.machine_id;
+        tracker.delete_run(id).await?;
+        tracing::info!(admin = %me.username, run = %id, "run deleted");
+        Ok(see_other(&format!("{prefix}/machine/{machine}")))
     })
     .await
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 /// [`LoginThrottle::MAX_KEYS`].
 ///
 /// Written here rather than taken from a rate-limiting crate because it counts *failures*,
-/// not requests: a user who types the right password is never slowed down.
+/// not requests: users who sign in successfully never use up an allowance.
 #[derive(Debug)]
 pub(crate) struct LoginThrottle {
     max_failures: usize,

@@ -58,6 +58,12 @@ impl<S: Store, G: std::fmt::Debug + Send + Sync + 'static> Store for Owned<S, G>
     async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
         self.store.item(item).await
     }
+    async fn delete_run(&self, id: RunId) -> Result<()> {
+        self.store.delete_run(id).await
+    }
+    async fn delete_machine(&self, id: MachineId) -> Result<()> {
+        self.store.delete_machine(id).await
+    }
 }
 
 #[async_trait]
