@@ -83,6 +83,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         None
     };
+    // Expired sessions are refused when presented; this sweeps those never presented again.
+    let sweeper = accounts.clone();
+    tokio::spawn(async move {
+        let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            hourly.tick().await;
+            match sweeper.purge_expired_sessions().await {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "expired sessions deleted"),
+                Err(error) => tracing::warn!(%error, "deleting expired sessions failed"),
+            }
+        }
+    });
     let metrics = stpt_server::install_recorder()?;
     let app = stpt_server::with_metrics(stpt_server::app(tracker, accounts, config), metrics);
 
