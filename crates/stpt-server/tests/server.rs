@@ -293,12 +293,27 @@ async fn post_plan(base: &str, machine: &str, token: Option<&str>) -> u16 {
 }
 
 /// The first admin, runner tokens and password resets from the command line, on the same
-/// database a running server uses; a server on a non-loopback address wants tokens.
+/// SQLite file a running server uses; a server on a non-loopback address wants tokens.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_commands_manage_users_and_runner_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("stpt.sqlite3").display());
+    admin_story(&url).await;
+}
 
+/// The same on PostgreSQL. Needs `STPT_TEST_POSTGRES_URL`; skipped without it, unless
+/// `STPT_TEST_INTEGRATION=1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_commands_manage_users_and_runner_tokens_on_postgres() {
+    let Some(postgres) = stpt_testkit::postgres_url() else {
+        return;
+    };
+    let database = stpt_testkit::TempDatabase::create(&postgres).await;
+    admin_story(&database.url()).await;
+}
+
+async fn admin_story(url: &str) {
+    let url = url.to_owned();
     let created = admin(
         &url,
         &[
