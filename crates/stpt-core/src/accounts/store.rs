@@ -14,7 +14,7 @@ use crate::Result;
 /// Where accounts live. Backends store and fetch; every rule (hashing, expiry, single use,
 /// who may do what) lives in [`Accounts`](super::Accounts), so a backend stays thin. Every
 /// backend must pass the account scenarios of the conformance suite
-/// ([`account_store_conformance_tests!`](crate::account_store_conformance_tests)).
+/// (`account_store_conformance_tests!`, with the `conformance` feature).
 ///
 /// Secrets never reach a store: sessions, tokens and reset grants are keyed by the
 /// [`SecretHash`] of their secret.
