@@ -2,7 +2,10 @@
 //! (tables differ only by prefix) and, through [`sql_account_store!`], one body.
 
 use chrono::{DateTime, Utc};
-use stpt_core::accounts::{Role, RunnerToken, RunnerTokenId, StoredUser, User, UserId};
+use stpt_core::accounts::{
+    ResetRecord, Role, RunnerToken, RunnerTokenId, SecretHash, SessionRecord, StoredUser, User,
+    UserId,
+};
 use stpt_core::{Error, Result};
 
 use crate::error::RowError;
@@ -46,6 +49,28 @@ pub(crate) fn runner_token(row: TokenRow) -> Result<RunnerToken> {
         created_at,
         revoked_at,
     })
+}
+
+/// A session read back by its key.
+pub(crate) fn session_record(key: &SecretHash, row: GrantRow) -> SessionRecord {
+    let (user_id, created_at, expires_at) = row;
+    SessionRecord {
+        key: key.clone(),
+        user_id: UserId(user_id),
+        created_at,
+        expires_at,
+    }
+}
+
+/// A reset grant read back by its key.
+pub(crate) fn reset_record(key: &SecretHash, row: GrantRow) -> ResetRecord {
+    let (user_id, created_at, expires_at) = row;
+    ResetRecord {
+        key: key.clone(),
+        user_id: UserId(user_id),
+        created_at,
+        expires_at,
+    }
 }
 
 pub(crate) fn machine_list(machines: &[String]) -> Result<String> {
@@ -218,14 +243,7 @@ macro_rules! sql_account_store {
                 .fetch_optional(&self.pool)
                 .await
                 .db()?;
-                Ok(row.map(|(user_id, created_at, expires_at)| {
-                    ::stpt_core::accounts::SessionRecord {
-                        key: key.clone(),
-                        user_id: ::stpt_core::accounts::UserId(user_id),
-                        created_at,
-                        expires_at,
-                    }
-                }))
+                Ok(row.map(|row| $crate::accounts::session_record(key, row)))
             }
 
             async fn delete_session(
@@ -372,14 +390,7 @@ macro_rules! sql_account_store {
                 .fetch_optional(&self.pool)
                 .await
                 .db()?;
-                Ok(row.map(|(user_id, created_at, expires_at)| {
-                    ::stpt_core::accounts::ResetRecord {
-                        key: key.clone(),
-                        user_id: ::stpt_core::accounts::UserId(user_id),
-                        created_at,
-                        expires_at,
-                    }
-                }))
+                Ok(row.map(|row| $crate::accounts::reset_record(key, row)))
             }
 
             async fn take_reset(
@@ -396,14 +407,7 @@ macro_rules! sql_account_store {
                 .fetch_optional(&self.pool)
                 .await
                 .db()?;
-                Ok(row.map(|(user_id, created_at, expires_at)| {
-                    ::stpt_core::accounts::ResetRecord {
-                        key: key.clone(),
-                        user_id: ::stpt_core::accounts::UserId(user_id),
-                        created_at,
-                        expires_at,
-                    }
-                }))
+                Ok(row.map(|row| $crate::accounts::reset_record(key, row)))
             }
         }
     };

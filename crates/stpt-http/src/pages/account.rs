@@ -54,7 +54,8 @@ pub(super) fn check_csrf(headers: &HeaderMap, submitted: &str) -> Result<(), Pag
     }
 }
 
-fn with_status(
+/// A rendered page answered with `status` instead of 200.
+pub(super) fn with_status(
     response: Result<Response, PageError>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
@@ -182,10 +183,11 @@ async fn logout_page(cx: Cx) -> Response {
     cx.finish(cx.render_form(view))
 }
 
+/// A form that carries only its CSRF token (sign-out, revoke, delete).
 #[derive(Debug, Deserialize)]
-struct CsrfForm {
+pub(super) struct CsrfForm {
     #[serde(default)]
-    csrf_token: String,
+    pub(super) csrf_token: String,
 }
 
 async fn logout(cx: Cx, Form(form): Form<CsrfForm>) -> Response {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use stpt_core::accounts::{Role, RunnerToken, RunnerTokenId, User, UserId};
 use stpt_core::{MachineId, RunId};
 
-use super::account::check_csrf;
+use super::account::{CsrfForm, check_csrf, with_status};
 use super::views::{Crumb, iso};
 use super::{Cx, PageError, PagesState, View};
 use crate::extract::parse_id;
@@ -157,10 +157,7 @@ async fn render_admin(
             error,
         },
     };
-    cx.render_form(view).map(|mut response| {
-        *response.status_mut() = status;
-        response
-    })
+    with_status(cx.render_form(view), status)
 }
 
 async fn admin_page(cx: Cx, Query(query): Query<DoneQuery>) -> Response {
@@ -277,12 +274,6 @@ async fn set_role(cx: Cx, Path(id): Path<String>, Form(form): Form<RoleForm>) ->
         Ok(see_other(&done))
     })
     .await
-}
-
-#[derive(Debug, Deserialize)]
-struct CsrfForm {
-    #[serde(default)]
-    csrf_token: String,
 }
 
 async fn delete_user(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Response {

@@ -399,14 +399,8 @@ fn page_choice(uri: &Uri, headers: &HeaderMap) -> Result<PageChoice, PageError> 
 }
 
 fn remembered_page_size(headers: &HeaderMap) -> Option<u32> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == PAGE_SIZE_COOKIE)
-        .and_then(|(_, value)| value.trim().parse::<u32>().ok())
+    crate::security::cookies::cookie(headers, PAGE_SIZE_COOKIE)
+        .and_then(|value| value.parse::<u32>().ok())
         .filter(|size| (1..=PageRequest::MAX_SIZE).contains(size))
 }
 
