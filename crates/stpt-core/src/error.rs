@@ -40,6 +40,15 @@ pub enum Error {
         /// What conflicted.
         message: String,
     },
+    /// A unit of work read state that another writer changed before it committed (a backend
+    /// that reads optimistically, e.g. from a cache, found out); nothing was written. The
+    /// [`crate::Tracker`] applies the event again on fresh state, so callers see this only if
+    /// that keeps happening.
+    #[error("stale read: {message}")]
+    Stale {
+        /// What changed underneath.
+        message: String,
+    },
     /// The backend does not offer this optional ability.
     #[error("not supported by this backend: {operation}")]
     NotSupported {

@@ -25,8 +25,10 @@ use crate::{
 pub trait Store: Send + Sync + Debug + 'static {
     /// Opens an atomic unit of work on the machine named `machine` (matched by
     /// [`MachineName::key`]), whether or not it exists yet. Units on the same machine must not
-    /// interleave: the second waits until the first commits or is dropped. Dropping a unit
-    /// without committing leaves no trace.
+    /// interleave: the second waits until the first commits or is dropped (or, in a backend
+    /// that reads optimistically, a unit whose reads another writer overtook fails with
+    /// [`crate::Error::Stale`] in [`StoreTx::commit`] or [`StoreTx::confirm`]). Dropping a
+    /// unit without committing leaves no trace.
     async fn begin(&self, machine: &MachineName) -> Result<Box<dyn StoreTx>>;
 
     /// Machines ordered by name (case-insensitively), then id.
@@ -125,8 +127,21 @@ pub trait StoreTx: Send {
         })
     }
 
+    /// Confirms that what this unit read is still current, before the [`crate::Tracker`]
+    /// answers from those reads alone (an event that matched nothing commits nothing, so no
+    /// commit would catch outdated reads). A backend that reads optimistically answers
+    /// [`crate::Error::Stale`] when its reads were outdated.
+    ///
+    /// Optional: the default confirms at once, right for backends whose reads happen under
+    /// the unit's lock.
+    async fn confirm(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Persists `changes` atomically and ends the unit. The machine is created (named as in
-    /// the new run's plan) if it does not exist and a run is planned.
+    /// the new run's plan) if it does not exist and a run is planned. A backend that reads
+    /// optimistically answers [`crate::Error::Stale`], having written nothing, when its reads
+    /// were outdated.
     async fn commit(self: Box<Self>, changes: Changes) -> Result<Committed>;
 }
 

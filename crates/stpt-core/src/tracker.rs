@@ -16,7 +16,7 @@ use crate::store::{
 use crate::{
     Error, ItemDetail, ItemKind, ItemRef, MachineId, MachineName, MachineStatus, MachineSummary,
     NoMatch, Page, PageRequest, Plan, Result, RunDetail, RunId, RunSummary, Statistics, Status,
-    TestStart, TestStop,
+    TestId, TestStart, TestStop,
 };
 
 /// Where the tracker takes the server's time from.
@@ -71,6 +71,10 @@ impl Clock for ManualClock {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
+
+/// How many times an event is applied when the store keeps reporting stale reads
+/// ([`Error::Stale`]); a backend reads under its lock after the first such report.
+const STALE_ATTEMPTS: u32 = 3;
 
 /// Applies runner events to a [`Store`] with SPEC's rules and publishes what changed on a
 /// [`LiveBus`]. Cheap to clone; share one per process.
@@ -131,14 +135,23 @@ impl Tracker {
 
     #[tracing::instrument(skip_all, fields(machine = %plan.machine, tests = plan.test_count()))]
     async fn plan(&self, plan: Plan, event_id: Option<&EventId>) -> Result<Recorded<PlanReceipt>> {
-        let result = self.apply_plan(plan, event_id).await;
+        let mut attempt = 1;
+        let result = loop {
+            match self.apply_plan(&plan, event_id).await {
+                Err(Error::Stale { message }) if attempt < STALE_ATTEMPTS => {
+                    tracing::debug!(%message, attempt, "plan read stale state; applying it again");
+                    attempt += 1;
+                }
+                result => break result,
+            }
+        };
         count_event("plan", &result);
         result
     }
 
     async fn apply_plan(
         &self,
-        plan: Plan,
+        plan: &Plan,
         event_id: Option<&EventId>,
     ) -> Result<Recorded<PlanReceipt>> {
         let now = self.clock.now();
@@ -161,7 +174,7 @@ impl Tracker {
                 abandoned.push(work);
             }
         }
-        let new_run = NewRun::from_plan(plan, now);
+        let new_run = NewRun::from_plan(plan.clone(), now);
         let (timestamp, aggregate) = (new_run.plan.timestamp, new_run.aggregate);
         let scenario_count = u32::try_from(new_run.scenario_aggregates.len()).unwrap_or(u32::MAX);
         let committed = tx
@@ -261,14 +274,23 @@ impl Tracker {
             TestAction::Start => "test_start",
             TestAction::Stop(_) => "test_stop",
         };
-        let result = self.apply_test_event(event, event_id).await;
+        let mut attempt = 1;
+        let result = loop {
+            match self.apply_test_event(&event, event_id).await {
+                Err(Error::Stale { message }) if attempt < STALE_ATTEMPTS => {
+                    tracing::debug!(%message, attempt, "event read stale state; applying it again");
+                    attempt += 1;
+                }
+                result => break result,
+            }
+        };
         count_event(kind, &result);
         result
     }
 
     async fn apply_test_event(
         &self,
-        event: TestEvent,
+        event: &TestEvent,
         event_id: Option<&EventId>,
     ) -> Result<Recorded<EventReceipt>> {
         if let TestAction::Stop(status) = event.action {
@@ -281,13 +303,13 @@ impl Tracker {
         }
         let now = self.clock.now();
         // By id, the test's run, machine and file are fixed facts, read before locking.
-        let (machine_name, file_path, file_name, by_id) = match event.target {
+        let (machine_name, file_path, file_name, by_id) = match &event.target {
             TestTarget::Named {
                 machine,
                 file_path,
                 file_name,
-            } => (machine, file_path, file_name, None),
-            TestTarget::Id(test_id) => {
+            } => (machine.clone(), file_path.clone(), file_name.clone(), None),
+            &TestTarget::Id(test_id) => {
                 let item = self.store.item(ItemRef::Test(test_id)).await?;
                 let machine = self.store.machine(item.machine_id).await?;
                 let name = MachineName::new(machine.name)?;
@@ -311,65 +333,23 @@ impl Tracker {
                 });
             }
         }
-        let (machine, run) = ongoing_run(tx.as_mut(), machine_name.as_str()).await?;
-        if let Some((test_id, run_id)) = by_id {
-            if run_id != run.id {
-                return Err(Error::NoMatch(NoMatch::TestNotInOngoingRun { test_id }));
+        let decided = decide_test_event(
+            tx.as_mut(),
+            event,
+            machine_name.as_str(),
+            &file_path,
+            &file_name,
+            by_id,
+        )
+        .await;
+        let (machine, status_before, work, test_id) = match decided {
+            Ok(decided) => decided,
+            // Answered from reads alone: make sure they were current.
+            Err(error @ (Error::NoMatch(_) | Error::Conflict { .. })) => {
+                tx.confirm().await?;
+                return Err(error);
             }
-        }
-        let status_before = run.aggregate.status();
-        let (work, test_id) = match event.action {
-            TestAction::Start => {
-                let target = match by_id {
-                    Some((test_id, _)) => tx.test(test_id).await?,
-                    None => {
-                        tx.first_waiting_test(run.id, &file_path, &file_name)
-                            .await?
-                    }
-                }
-                .filter(|test| test.status == Status::Waiting)
-                .ok_or_else(|| {
-                    Error::NoMatch(NoMatch::NoWaitingTest {
-                        file_path: file_path.clone(),
-                        file_name: file_name.clone(),
-                    })
-                })?;
-                let running = tx.running_test(run.id).await?;
-                let mut scenarios = vec![tx.scenario(target.scenario_id).await?];
-                if let Some(running) = &running {
-                    if running.scenario_id != target.scenario_id {
-                        scenarios.push(tx.scenario(running.scenario_id).await?);
-                    }
-                }
-                let test_id = target.id;
-                let mut work = RunWork::new(run, scenarios);
-                work.start_test(target, running, event.at)?;
-                (work, test_id)
-            }
-            TestAction::Stop(status) => {
-                let running = tx
-                    .running_test(run.id)
-                    .await?
-                    .filter(|test| match by_id {
-                        Some((test_id, _)) => test.id == test_id,
-                        None => test.file_path == file_path && test.file_name == file_name,
-                    })
-                    .ok_or_else(|| {
-                        Error::NoMatch(NoMatch::NoRunningTest {
-                            file_path: file_path.clone(),
-                            file_name: file_name.clone(),
-                        })
-                    })?;
-                let scenarios = if status == Status::Cancelled {
-                    tx.scenarios(run.id).await?
-                } else {
-                    vec![tx.scenario(running.scenario_id).await?]
-                };
-                let test_id = running.id;
-                let mut work = RunWork::new(run, scenarios);
-                work.stop_test(running, status, event.at)?;
-                (work, test_id)
-            }
+            Err(error) => return Err(error),
         };
         let run_status = work.run.aggregate.status();
         let receipt = EventReceipt {
@@ -469,6 +449,76 @@ impl Tracker {
     pub async fn delete_machine(&self, id: MachineId) -> Result<()> {
         self.store.delete_machine(id).await
     }
+}
+
+/// What a test event does to the machine's ongoing run, from the unit's reads: the machine,
+/// the run's status before, the work, and the test the event addressed.
+async fn decide_test_event(
+    tx: &mut dyn StoreTx,
+    event: &TestEvent,
+    machine_name: &str,
+    file_path: &str,
+    file_name: &str,
+    by_id: Option<(TestId, RunId)>,
+) -> Result<(MachineRecord, Status, RunWork, TestId)> {
+    let (machine, run) = ongoing_run(tx, machine_name).await?;
+    if let Some((test_id, run_id)) = by_id {
+        if run_id != run.id {
+            return Err(Error::NoMatch(NoMatch::TestNotInOngoingRun { test_id }));
+        }
+    }
+    let status_before = run.aggregate.status();
+    let (work, test_id) = match event.action {
+        TestAction::Start => {
+            let target = match by_id {
+                Some((test_id, _)) => tx.test(test_id).await?,
+                None => tx.first_waiting_test(run.id, file_path, file_name).await?,
+            }
+            .filter(|test| test.status == Status::Waiting)
+            .ok_or_else(|| {
+                Error::NoMatch(NoMatch::NoWaitingTest {
+                    file_path: file_path.to_owned(),
+                    file_name: file_name.to_owned(),
+                })
+            })?;
+            let running = tx.running_test(run.id).await?;
+            let mut scenarios = vec![tx.scenario(target.scenario_id).await?];
+            if let Some(running) = &running {
+                if running.scenario_id != target.scenario_id {
+                    scenarios.push(tx.scenario(running.scenario_id).await?);
+                }
+            }
+            let test_id = target.id;
+            let mut work = RunWork::new(run, scenarios);
+            work.start_test(target, running, event.at)?;
+            (work, test_id)
+        }
+        TestAction::Stop(status) => {
+            let running = tx
+                .running_test(run.id)
+                .await?
+                .filter(|test| match by_id {
+                    Some((test_id, _)) => test.id == test_id,
+                    None => test.file_path == file_path && test.file_name == file_name,
+                })
+                .ok_or_else(|| {
+                    Error::NoMatch(NoMatch::NoRunningTest {
+                        file_path: file_path.to_owned(),
+                        file_name: file_name.to_owned(),
+                    })
+                })?;
+            let scenarios = if status == Status::Cancelled {
+                tx.scenarios(run.id).await?
+            } else {
+                vec![tx.scenario(running.scenario_id).await?]
+            };
+            let test_id = running.id;
+            let mut work = RunWork::new(run, scenarios);
+            work.stop_test(running, status, event.at)?;
+            (work, test_id)
+        }
+    };
+    Ok((machine, status_before, work, test_id))
 }
 
 async fn ongoing_run(

@@ -107,7 +107,7 @@ impl From<Error> for ApiError {
                 error.body.no_match = Some(reason);
                 error
             }
-            Error::Conflict { message } => Self::new(
+            Error::Conflict { message } | Error::Stale { message } => Self::new(
                 StatusCode::CONFLICT,
                 "conflict",
                 format!("concurrent update, retry: {message}"),

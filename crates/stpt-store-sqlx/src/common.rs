@@ -11,6 +11,8 @@ const COUNTS: &str =
 pub(crate) struct Sql {
     pub(crate) prefix: &'static str,
     pub(crate) machine_by_key: String,
+    /// `machine_by_key`, locking the row (PostgreSQL).
+    pub(crate) machine_by_key_locked: String,
     pub(crate) ongoing_runs: String,
     pub(crate) scenario_states: String,
     pub(crate) scenario_state: String,
@@ -31,6 +33,7 @@ pub(crate) struct Sql {
     pub(crate) machines_count: String,
     pub(crate) machine: String,
     pub(crate) machine_exists: String,
+    pub(crate) machine_version: String,
     pub(crate) runs_page: String,
     pub(crate) runs_count: String,
     pub(crate) run_head: String,
@@ -61,7 +64,11 @@ impl Sql {
         Sql {
             prefix: p,
             machine_by_key: format!(
-                "SELECT id, name, latest_run_id FROM {p}machines WHERE name_key = $1"
+                "SELECT id, name, latest_run_id, version FROM {p}machines WHERE name_key = $1"
+            ),
+            machine_by_key_locked: format!(
+                "SELECT id, name, latest_run_id, version FROM {p}machines WHERE name_key = $1 \
+                 FOR UPDATE"
             ),
             ongoing_runs: format!(
                 "SELECT {state_cols} FROM {p}runs \
@@ -119,13 +126,18 @@ impl Sql {
                  $17, $18) RETURNING id"
             ),
             set_latest_run: format!(
-                "UPDATE {p}machines SET latest_run_id = $2, last_seen = $3 WHERE id = $1"
+                "UPDATE {p}machines SET latest_run_id = $2, last_seen = $3, version = version + 1 \
+                 WHERE id = $1 RETURNING version"
             ),
-            touch_machine: format!("UPDATE {p}machines SET last_seen = $2 WHERE id = $1"),
+            touch_machine: format!(
+                "UPDATE {p}machines SET last_seen = $2, version = version + 1 WHERE id = $1 \
+                 RETURNING version"
+            ),
             machines_page: format!("{machine_cols} ORDER BY m.name_key, m.id LIMIT $1 OFFSET $2"),
             machines_count: format!("SELECT COUNT(*) FROM {p}machines"),
             machine: format!("{machine_cols} WHERE m.id = $1"),
             machine_exists: format!("SELECT id FROM {p}machines WHERE id = $1"),
+            machine_version: format!("SELECT version FROM {p}machines WHERE id = $1"),
             runs_page: format!(
                 "SELECT {run_cols} FROM {p}runs r WHERE r.machine_id = $1 \
                  ORDER BY r.id DESC LIMIT $2 OFFSET $3"
@@ -217,7 +229,7 @@ macro_rules! sql_store {
                 &self,
                 machine: &::stpt_core::MachineName,
             ) -> ::stpt_core::Result<Box<dyn ::stpt_core::StoreTx>> {
-                Ok(Box::new(self.begin_tx(machine).await?))
+                self.begin_unit(machine).await
             }
 
             async fn machines(
@@ -397,127 +409,14 @@ macro_rules! sql_store {
             }
         }
 
-        #[::async_trait::async_trait]
-        impl ::stpt_core::StoreTx for $tx {
-            fn machine(&self) -> Option<&::stpt_core::MachineRecord> {
-                self.machine.as_ref()
-            }
-
-            async fn ongoing_runs(
+        impl $tx {
+            /// Writes `changes` in the unit's transaction, without committing it: the
+            /// machine's new version comes back with what was assigned.
+            pub(crate) async fn write_changes(
                 &mut self,
-            ) -> ::stpt_core::Result<Vec<::stpt_core::rules::RunState>> {
-                let Some(machine) = &self.machine else {
-                    return Ok(Vec::new());
-                };
-                let rows: Vec<$crate::rows::StateRow> = ::sqlx::query_as(&self.sql.ongoing_runs)
-                    .bind(machine.id.get())
-                    .fetch_all(&mut *self.tx)
-                    .await
-                    .db()?;
-                rows.iter().map($crate::rows::StateRow::run_state).collect()
-            }
-
-            async fn scenarios(
-                &mut self,
-                run: ::stpt_core::RunId,
-            ) -> ::stpt_core::Result<Vec<::stpt_core::rules::ScenarioState>> {
-                let rows: Vec<$crate::rows::StateRow> = ::sqlx::query_as(&self.sql.scenario_states)
-                    .bind(run.get())
-                    .fetch_all(&mut *self.tx)
-                    .await
-                    .db()?;
-                rows.iter()
-                    .map($crate::rows::StateRow::scenario_state)
-                    .collect()
-            }
-
-            async fn scenario(
-                &mut self,
-                id: ::stpt_core::ScenarioId,
-            ) -> ::stpt_core::Result<::stpt_core::rules::ScenarioState> {
-                let row: Option<$crate::rows::StateRow> =
-                    ::sqlx::query_as(&self.sql.scenario_state)
-                        .bind(id.get())
-                        .fetch_optional(&mut *self.tx)
-                        .await
-                        .db()?;
-                row.ok_or_else(|| {
-                    ::stpt_core::Error::not_found(::stpt_core::ItemKind::Scenario, id.get())
-                })?
-                .scenario_state()
-            }
-
-            async fn first_waiting_test(
-                &mut self,
-                run: ::stpt_core::RunId,
-                file_path: &str,
-                file_name: &str,
-            ) -> ::stpt_core::Result<Option<::stpt_core::rules::TestState>> {
-                let row: Option<$crate::rows::TestRow> =
-                    ::sqlx::query_as(&self.sql.first_waiting_test)
-                        .bind(run.get())
-                        .bind($crate::rows::file_key(file_path, file_name))
-                        .bind(file_path)
-                        .bind(file_name)
-                        .fetch_optional(&mut *self.tx)
-                        .await
-                        .db()?;
-                row.map($crate::rows::TestRow::state).transpose()
-            }
-
-            async fn running_test(
-                &mut self,
-                run: ::stpt_core::RunId,
-            ) -> ::stpt_core::Result<Option<::stpt_core::rules::TestState>> {
-                let row: Option<$crate::rows::TestRow> = ::sqlx::query_as(&self.sql.running_test)
-                    .bind(run.get())
-                    .fetch_optional(&mut *self.tx)
-                    .await
-                    .db()?;
-                row.map($crate::rows::TestRow::state).transpose()
-            }
-
-            async fn test(
-                &mut self,
-                id: ::stpt_core::TestId,
-            ) -> ::stpt_core::Result<Option<::stpt_core::rules::TestState>> {
-                let Some(machine) = &self.machine else {
-                    return Ok(None);
-                };
-                let row: Option<$crate::rows::TestRow> = ::sqlx::query_as(&self.sql.machine_test)
-                    .bind(id.get())
-                    .bind(machine.id.get())
-                    .fetch_optional(&mut *self.tx)
-                    .await
-                    .db()?;
-                row.map($crate::rows::TestRow::state).transpose()
-            }
-
-            async fn recorded_event(
-                &mut self,
-                event_id: &str,
-            ) -> ::stpt_core::Result<Option<::stpt_core::RecordedEvent>> {
-                let Some(machine) = &self.machine else {
-                    return Ok(None);
-                };
-                let row: Option<(Option<String>, Option<i64>)> =
-                    ::sqlx::query_as(&self.sql.recorded_event)
-                        .bind(machine.id.get())
-                        .bind(event_id)
-                        .fetch_optional(&mut *self.tx)
-                        .await
-                        .db()?;
-                Ok(row.map(|(receipt, new_run)| ::stpt_core::RecordedEvent {
-                    receipt,
-                    new_run: new_run.map(::stpt_core::RunId),
-                }))
-            }
-
-            async fn commit(
-                mut self: Box<Self>,
-                changes: ::stpt_core::Changes,
-            ) -> ::stpt_core::Result<::stpt_core::Committed> {
-                $crate::rows::check_years(&changes, $years)?;
+                changes: &::stpt_core::Changes,
+            ) -> ::stpt_core::Result<(::stpt_core::Committed, i64)> {
+                $crate::rows::check_years(changes, $years)?;
                 let machine_id = match (&self.machine, &changes.new_run) {
                     (Some(machine), _) => machine.id.get(),
                     (None, Some(new_run)) => {
@@ -538,19 +437,21 @@ macro_rules! sql_store {
                 for work in &changes.runs {
                     self.apply_work(machine_id, work).await?;
                 }
-                let new_run = match &changes.new_run {
-                    Some(new_run) => Some(
-                        self.insert_run(machine_id, new_run, changes.seen_at)
-                            .await?,
-                    ),
+                let (new_run, version) = match &changes.new_run {
+                    Some(new_run) => {
+                        let (ids, version) = self
+                            .insert_run(machine_id, new_run, changes.seen_at)
+                            .await?;
+                        (Some(ids), version)
+                    }
                     None => {
-                        ::sqlx::query(&self.sql.touch_machine)
+                        let version: i64 = ::sqlx::query_scalar(&self.sql.touch_machine)
                             .bind(machine_id)
                             .bind($ts(changes.seen_at))
-                            .execute(&mut *self.tx)
+                            .fetch_one(&mut *self.tx)
                             .await
                             .db()?;
-                        None
+                        (None, version)
                     }
                 };
                 if let Some(record) = &changes.record {
@@ -564,16 +465,15 @@ macro_rules! sql_store {
                         .await
                         .db()?;
                 }
-                let this = *self;
-                this.tx.commit().await.db()?;
-                Ok(::stpt_core::Committed {
-                    machine_id: ::stpt_core::MachineId(machine_id),
-                    new_run,
-                })
+                Ok((
+                    ::stpt_core::Committed {
+                        machine_id: ::stpt_core::MachineId(machine_id),
+                        new_run,
+                    },
+                    version,
+                ))
             }
-        }
 
-        impl $tx {
             /// Persists one run's work: the bulk close, the changed tests, scenarios, the run.
             async fn apply_work(
                 &mut self,
@@ -653,7 +553,7 @@ macro_rules! sql_store {
                 machine_id: i64,
                 new_run: &::stpt_core::NewRun,
                 seen_at: ::chrono::DateTime<::chrono::Utc>,
-            ) -> ::stpt_core::Result<::stpt_core::PlannedIds> {
+            ) -> ::stpt_core::Result<(::stpt_core::PlannedIds, i64)> {
                 use $crate::rows::{PlanRows, in_plan_order};
                 let max_binds: usize = $max_binds;
                 let rows = PlanRows::new(new_run);
@@ -795,11 +695,11 @@ macro_rules! sql_store {
                 }
                 let test_ids = in_plan_order(returned, rows.tests.len(), "tests")?;
 
-                ::sqlx::query(&self.sql.set_latest_run)
+                let version: i64 = ::sqlx::query_scalar(&self.sql.set_latest_run)
                     .bind(machine_id)
                     .bind(run_id)
                     .bind($ts(seen_at))
-                    .execute(&mut *self.tx)
+                    .fetch_one(&mut *self.tx)
                     .await
                     .db()?;
 
@@ -809,17 +709,153 @@ macro_rules! sql_store {
                     .iter()
                     .map(|n| tests.by_ref().take(*n).map(::stpt_core::TestId).collect())
                     .collect();
-                Ok(::stpt_core::PlannedIds {
-                    run_id: ::stpt_core::RunId(run_id),
-                    scenario_ids: scenario_ids
-                        .into_iter()
-                        .map(::stpt_core::ScenarioId)
-                        .collect(),
-                    test_ids,
-                })
+                Ok((
+                    ::stpt_core::PlannedIds {
+                        run_id: ::stpt_core::RunId(run_id),
+                        scenario_ids: scenario_ids
+                            .into_iter()
+                            .map(::stpt_core::ScenarioId)
+                            .collect(),
+                        test_ids,
+                    },
+                    version,
+                ))
             }
         }
     };
 }
 
-pub(crate) use {bind_counts, sql_store};
+/// Implements `StoreTx` for `$tx` (see [`sql_store!`]) with every read a query in the unit's
+/// transaction.
+macro_rules! sql_store_tx {
+    (tx: $tx:ident $(,)?) => {
+        #[::async_trait::async_trait]
+        impl ::stpt_core::StoreTx for $tx {
+            fn machine(&self) -> Option<&::stpt_core::MachineRecord> {
+                self.machine.as_ref()
+            }
+
+            async fn ongoing_runs(
+                &mut self,
+            ) -> ::stpt_core::Result<Vec<::stpt_core::rules::RunState>> {
+                let Some(machine) = &self.machine else {
+                    return Ok(Vec::new());
+                };
+                let rows: Vec<$crate::rows::StateRow> = ::sqlx::query_as(&self.sql.ongoing_runs)
+                    .bind(machine.id.get())
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .db()?;
+                rows.iter().map($crate::rows::StateRow::run_state).collect()
+            }
+
+            async fn scenarios(
+                &mut self,
+                run: ::stpt_core::RunId,
+            ) -> ::stpt_core::Result<Vec<::stpt_core::rules::ScenarioState>> {
+                let rows: Vec<$crate::rows::StateRow> = ::sqlx::query_as(&self.sql.scenario_states)
+                    .bind(run.get())
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .db()?;
+                rows.iter()
+                    .map($crate::rows::StateRow::scenario_state)
+                    .collect()
+            }
+
+            async fn scenario(
+                &mut self,
+                id: ::stpt_core::ScenarioId,
+            ) -> ::stpt_core::Result<::stpt_core::rules::ScenarioState> {
+                let row: Option<$crate::rows::StateRow> =
+                    ::sqlx::query_as(&self.sql.scenario_state)
+                        .bind(id.get())
+                        .fetch_optional(&mut *self.tx)
+                        .await
+                        .db()?;
+                row.ok_or_else(|| {
+                    ::stpt_core::Error::not_found(::stpt_core::ItemKind::Scenario, id.get())
+                })?
+                .scenario_state()
+            }
+
+            async fn first_waiting_test(
+                &mut self,
+                run: ::stpt_core::RunId,
+                file_path: &str,
+                file_name: &str,
+            ) -> ::stpt_core::Result<Option<::stpt_core::rules::TestState>> {
+                let row: Option<$crate::rows::TestRow> =
+                    ::sqlx::query_as(&self.sql.first_waiting_test)
+                        .bind(run.get())
+                        .bind($crate::rows::file_key(file_path, file_name))
+                        .bind(file_path)
+                        .bind(file_name)
+                        .fetch_optional(&mut *self.tx)
+                        .await
+                        .db()?;
+                row.map($crate::rows::TestRow::state).transpose()
+            }
+
+            async fn running_test(
+                &mut self,
+                run: ::stpt_core::RunId,
+            ) -> ::stpt_core::Result<Option<::stpt_core::rules::TestState>> {
+                let row: Option<$crate::rows::TestRow> = ::sqlx::query_as(&self.sql.running_test)
+                    .bind(run.get())
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .db()?;
+                row.map($crate::rows::TestRow::state).transpose()
+            }
+
+            async fn test(
+                &mut self,
+                id: ::stpt_core::TestId,
+            ) -> ::stpt_core::Result<Option<::stpt_core::rules::TestState>> {
+                let Some(machine) = &self.machine else {
+                    return Ok(None);
+                };
+                let row: Option<$crate::rows::TestRow> = ::sqlx::query_as(&self.sql.machine_test)
+                    .bind(id.get())
+                    .bind(machine.id.get())
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .db()?;
+                row.map($crate::rows::TestRow::state).transpose()
+            }
+
+            async fn recorded_event(
+                &mut self,
+                event_id: &str,
+            ) -> ::stpt_core::Result<Option<::stpt_core::RecordedEvent>> {
+                let Some(machine) = &self.machine else {
+                    return Ok(None);
+                };
+                let row: Option<(Option<String>, Option<i64>)> =
+                    ::sqlx::query_as(&self.sql.recorded_event)
+                        .bind(machine.id.get())
+                        .bind(event_id)
+                        .fetch_optional(&mut *self.tx)
+                        .await
+                        .db()?;
+                Ok(row.map(|(receipt, new_run)| ::stpt_core::RecordedEvent {
+                    receipt,
+                    new_run: new_run.map(::stpt_core::RunId),
+                }))
+            }
+
+            async fn commit(
+                mut self: Box<Self>,
+                changes: ::stpt_core::Changes,
+            ) -> ::stpt_core::Result<::stpt_core::Committed> {
+                let (committed, _version) = self.write_changes(&changes).await?;
+                let this = *self;
+                this.tx.commit().await.db()?;
+                Ok(committed)
+            }
+        }
+    };
+}
+
+pub(crate) use {bind_counts, sql_store, sql_store_tx};

@@ -48,7 +48,7 @@ macro_rules! sql_deletes {
                 // Another deleter may have got there while this one waited for the lock.
                 let machine = machine.ok_or_else(not_found)?;
                 ::sqlx::query(&format!(
-                    "UPDATE {p}machines SET latest_run_id = \
+                    "UPDATE {p}machines SET version = version + 1, latest_run_id = \
                      (SELECT MAX(id) FROM {p}runs WHERE machine_id = $2 AND id <> $1) WHERE id = $2"
                 ))
                 .bind(id.get())

@@ -256,6 +256,8 @@ pub(crate) struct MachineRecordRow {
     pub(crate) id: i64,
     pub(crate) name: String,
     pub(crate) latest_run_id: Option<i64>,
+    /// Bumped by every write to the machine's runs: what an optimistic reader checks.
+    pub(crate) version: i64,
 }
 
 /// One item with its script.

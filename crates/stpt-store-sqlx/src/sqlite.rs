@@ -13,7 +13,7 @@ use stpt_core::{Error, MachineId, MachineName, MachineRecord, Result, RunId};
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::accounts::sql_account_store;
-use crate::common::{Sql, bind_counts, sql_store};
+use crate::common::{Sql, bind_counts, sql_store, sql_store_tx};
 use crate::delete::sql_deletes;
 use crate::error::{RowError, SqlxResultExt};
 use crate::rows::MachineRecordRow;
@@ -155,6 +155,10 @@ impl SqliteStore {
         tx.commit().await.db()
     }
 
+    async fn begin_unit(&self, machine: &MachineName) -> Result<Box<dyn stpt_core::StoreTx>> {
+        Ok(Box::new(self.begin_tx(machine).await?))
+    }
+
     async fn begin_tx(&self, machine: &MachineName) -> Result<SqliteTx> {
         let writer = Arc::clone(&self.writer).lock_owned().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.db()?;
@@ -199,6 +203,7 @@ fn ts(time: DateTime<Utc>) -> String {
 const YEARS: std::ops::RangeInclusive<i32> = 0..=9999;
 
 sql_store!(store: SqliteStore, tx: SqliteTx, db: Sqlite, ts: ts, years: YEARS, max_binds: MAX_BINDS);
+sql_store_tx!(tx: SqliteTx);
 
 #[cfg(test)]
 mod tests {

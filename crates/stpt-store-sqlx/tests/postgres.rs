@@ -54,7 +54,7 @@ async fn host_migrations_and_ours_share_a_database() {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(our_descriptions, ["init", "accounts"]);
+    assert_eq!(our_descriptions, ["init", "accounts", "machine version"]);
     // The pool's connections were not left with our search_path.
     for _ in 0..4 {
         let path: String = sqlx::query_scalar("SHOW search_path")
@@ -96,6 +96,55 @@ async fn two_trackers_on_one_database_lose_no_update() {
     support::two_trackers_lose_nothing(Arc::new(a), Arc::new(b)).await;
 }
 
+/// Two instances taking turns on one machine, as behind a load balancer: each remembers the
+/// machine's ongoing run, and each notices when the other wrote since (a stopped test its
+/// memory thinks waiting, a newer plan, a deleted run) and applies the event on fresh state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_taking_turns_never_answer_from_stale_memory() {
+    use stpt_core::{Error, NoMatch, Status};
+    let Some(url) = postgres_url() else { return };
+    let db = TempDatabase::create(&url).await;
+    let a = tracker(Arc::new(support::pg_store(&db).await));
+    let b = tracker(Arc::new(support::pg_store(&db).await));
+    let first = a.record_plan(plan("rig", 1, 3)).await.unwrap();
+    b.record_test_start(support::test_start("rig", 0, 0, 1))
+        .await
+        .unwrap();
+    // `a` remembers test 0 as waiting: its "no running test" must be checked, not answered.
+    let stopped = a
+        .record_test_stop(support::test_stop("rig", 0, 0, Status::Passed, 2))
+        .await
+        .unwrap();
+    assert_eq!(stopped.test_id, first.ids.test_ids[0][0]);
+    assert_eq!(stopped.status, Status::Passed);
+    // `a` remembers test 0 as waiting in the first run; `b` planned a second run meanwhile.
+    let second = b.record_plan(plan("rig", 1, 3)).await.unwrap();
+    let started = a
+        .record_test_start(support::test_start("rig", 0, 0, 3))
+        .await
+        .unwrap();
+    assert_eq!(started.run_id, second.ids.run_id);
+    assert_eq!(started.test_id, second.ids.test_ids[0][0]);
+    // `b` remembers the second run with test 0 waiting; `a` started it, then deleted the run.
+    b.record_test_stop(support::test_stop("rig", 0, 0, Status::Failed, 4))
+        .await
+        .unwrap();
+    a.delete_run(second.ids.run_id).await.unwrap();
+    let gone = b
+        .record_test_start(support::test_start("rig", 0, 1, 5))
+        .await;
+    assert!(
+        matches!(gone, Err(Error::NoMatch(NoMatch::NoOngoingRun { .. }))),
+        "{gone:?}"
+    );
+    for tracker in [&a, &b] {
+        let run = tracker.run(first.ids.run_id).await.unwrap();
+        support::assert_consistent(&run);
+        let statuses: Vec<Status> = run.scenarios[0].tests.iter().map(|t| t.status).collect();
+        assert_eq!(statuses, [Status::Passed, Status::Unknown, Status::Unknown]);
+    }
+}
+
 /// A status text the domain does not know is a backend error on every read, never a panic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_rows_are_backend_errors() {
@@ -133,8 +182,13 @@ async fn bad_rows_are_backend_errors() {
             .await,
         "runs",
     );
-    // The write path too: the ongoing run's counts are unreadable.
+    // The write path too: the ongoing run's counts are unreadable. Like every writer, the
+    // tampering bumps the machine's version, so the store's memory of the run is not trusted.
     sqlx::query("UPDATE stpt.runs SET status = 'waiting'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE stpt.machines SET version = version + 1")
         .execute(&pool)
         .await
         .unwrap();

@@ -136,7 +136,7 @@ async fn migrations_are_idempotent_and_apart_from_the_host() {
             .fetch_all(store.pool())
             .await
             .unwrap();
-    assert_eq!(ours, ["init", "accounts"]);
+    assert_eq!(ours, ["init", "accounts", "machine version"]);
     let theirs: Vec<String> = sqlx::query_scalar("SELECT description FROM _sqlx_migrations")
         .fetch_all(store.pool())
         .await

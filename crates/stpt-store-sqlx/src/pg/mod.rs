@@ -1,10 +1,15 @@
 //! The PostgreSQL backend.
 
+mod memory;
+mod unit;
+mod writer;
+
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use stpt_core::{MachineId, MachineName, MachineRecord, Result, RunId};
 
 use crate::accounts::sql_account_store;
@@ -12,6 +17,8 @@ use crate::common::{Sql, bind_counts, sql_store};
 use crate::delete::sql_deletes;
 use crate::error::SqlxResultExt;
 use crate::rows::MachineRecordRow;
+use memory::MachineMemory;
+use writer::Writer;
 
 /// The schema holding every stpt table and stpt's migration bookkeeping.
 pub const SCHEMA: &str = "stpt";
@@ -31,10 +38,35 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 /// [`PgStore::migrate`], so stpt can share a database with a host application that has its own
 /// sqlx migrations. Units of work on one machine are serialised by a transaction-level
 /// advisory lock on the machine's name key; units on different machines run in parallel.
+///
+/// Each store remembers the ongoing runs of the machines it writes to, with the version of
+/// each machine's row. An event on a remembered machine reads nothing from the database, and
+/// its writes are one statement, shared with other machines' events that arrive meanwhile;
+/// the statement applies only if the machine's version is still the one remembered. Any
+/// number of stores (server instances) can share one database: when another wrote first, the
+/// event is applied again under the machine's lock.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
     sql: Arc<Sql>,
+    memories: Arc<Memories>,
+    writer: Arc<OnceLock<Writer>>,
+}
+
+/// One slot per machine name key: its memory, and the in-process lock of its units.
+type MemorySlot = Arc<tokio::sync::Mutex<Option<MachineMemory>>>;
+
+#[derive(Debug, Default)]
+struct Memories(Mutex<HashMap<String, MemorySlot>>);
+
+impl Memories {
+    fn slot(&self, key: String) -> MemorySlot {
+        let mut slots = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(slots.entry(key).or_default())
+    }
 }
 
 impl PgStore {
@@ -43,6 +75,8 @@ impl PgStore {
         PgStore {
             pool,
             sql: Arc::new(Sql::new("stpt.")),
+            memories: Arc::default(),
+            writer: Arc::default(),
         }
     }
 
@@ -106,13 +140,16 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .db()?;
-        let row: Option<MachineRecordRow> = sqlx::query_as(&self.sql.machine_by_key)
+        // The row lock holds off the combined commits of other instances (which skip the
+        // advisory lock) until this unit ends; they then find the version moved on.
+        let row: Option<MachineRecordRow> = sqlx::query_as(&self.sql.machine_by_key_locked)
             .bind(&key)
             .fetch_optional(&mut *tx)
             .await
             .db()?;
         Ok(PgTx {
             tx,
+            version: row.as_ref().map(|row| row.version),
             machine: row.map(|row| MachineRecord {
                 id: MachineId(row.id),
                 name: row.name,
@@ -132,10 +169,12 @@ impl PgStore {
     }
 }
 
-/// A unit of work: a transaction holding the machine's advisory lock.
+/// A transaction holding a machine's advisory lock.
 pub(crate) struct PgTx {
     tx: Transaction<'static, Postgres>,
     machine: Option<MachineRecord>,
+    /// The machine row's version, read under the lock.
+    version: Option<i64>,
     sql: Arc<Sql>,
 }
 

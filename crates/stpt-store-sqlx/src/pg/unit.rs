@@ -1,0 +1,314 @@
+//! Units of work on PostgreSQL. A unit on a machine this store remembers reads from memory and
+//! takes no database lock (optimistic); otherwise it locks the machine in the database, loads
+//! its ongoing runs into memory, and reads from there (locked). Either way the machine's
+//! in-process lock keeps this store's units on one machine in sequence.
+
+use async_trait::async_trait;
+use sqlx::Acquire;
+use stpt_core::rules::{RunState, ScenarioState, TestState};
+use stpt_core::{
+    Changes, Committed, Error, ItemKind, MachineName, MachineRecord, RecordedEvent, Result, RunId,
+    ScenarioId, StoreTx, TestId,
+};
+use tokio::sync::OwnedMutexGuard;
+
+use super::memory::{MachineMemory, OngoingRun};
+use super::writer::FastWrite;
+use super::{PgStore, PgTx, YEARS};
+use crate::error::SqlxResultExt;
+use crate::rows::{StateRow, TestRow};
+
+impl PgStore {
+    pub(crate) async fn begin_unit(&self, machine: &MachineName) -> Result<Box<dyn StoreTx>> {
+        let mut memory = self.memories.slot(machine.key()).lock_owned().await;
+        if memory.is_some() {
+            return Ok(Box::new(PgUnit {
+                store: self.clone(),
+                name: machine.clone(),
+                memory,
+                locked: None,
+            }));
+        }
+        let mut tx = self.begin_tx(machine).await?;
+        *memory = match (tx.machine.clone(), tx.version) {
+            (Some(record), Some(version)) => Some(load_memory(&mut tx, record, version).await?),
+            _ => None,
+        };
+        Ok(Box::new(PgUnit {
+            store: self.clone(),
+            name: machine.clone(),
+            memory,
+            locked: Some(tx),
+        }))
+    }
+}
+
+/// Reads a machine's ongoing runs in full, under its lock.
+async fn load_memory(tx: &mut PgTx, machine: MachineRecord, version: i64) -> Result<MachineMemory> {
+    let conn = tx.tx.acquire().await.db()?;
+    let runs: Vec<StateRow> = sqlx::query_as(&tx.sql.ongoing_runs)
+        .bind(machine.id.get())
+        .fetch_all(&mut *conn)
+        .await
+        .db()?;
+    let mut ongoing = Vec::with_capacity(runs.len());
+    for run in runs {
+        let state = run.run_state()?;
+        let scenarios: Vec<StateRow> = sqlx::query_as(&tx.sql.scenario_states)
+            .bind(state.id.get())
+            .fetch_all(&mut *conn)
+            .await
+            .db()?;
+        let tests: Vec<TestRow> = sqlx::query_as(&tx.sql.run_tests)
+            .bind(state.id.get())
+            .fetch_all(&mut *conn)
+            .await
+            .db()?;
+        ongoing.push(OngoingRun::new(
+            state,
+            scenarios
+                .iter()
+                .map(StateRow::scenario_state)
+                .collect::<Result<_>>()?,
+            tests
+                .into_iter()
+                .map(TestRow::state)
+                .collect::<Result<_>>()?,
+        ));
+    }
+    Ok(MachineMemory::new(machine, version, ongoing))
+}
+
+/// A unit of work on one machine.
+struct PgUnit {
+    store: PgStore,
+    name: MachineName,
+    /// The machine's memory (`None`: the machine does not exist), and its in-process lock.
+    memory: OwnedMutexGuard<Option<MachineMemory>>,
+    /// The locked transaction, for a unit that did not start from memory.
+    locked: Option<PgTx>,
+}
+
+impl PgUnit {
+    /// The locked transaction, for a record that is not in memory. An optimistic unit cannot
+    /// read outside memory without the lock: its memory goes and it reports itself stale.
+    fn outside_memory(&mut self, what: &str) -> Result<&mut PgTx> {
+        match &mut self.locked {
+            Some(tx) => Ok(tx),
+            None => {
+                *self.memory = None;
+                Err(Error::Stale {
+                    message: format!("{what} is not in this instance's memory"),
+                })
+            }
+        }
+    }
+
+    fn forget(&mut self, message: impl Into<String>) -> Error {
+        *self.memory = None;
+        Error::Stale {
+            message: message.into(),
+        }
+    }
+
+    /// Writes `changes`: in the locked transaction; or, from memory, through the combined
+    /// commit (a plain test event) or a transaction that first checks the machine's version.
+    /// Answers what was assigned and the machine's new version.
+    async fn write(&mut self, changes: &Changes) -> Result<(Committed, i64)> {
+        if let Some(mut tx) = self.locked.take() {
+            let written = tx.write_changes(changes).await?;
+            tx.tx.commit().await.db()?;
+            return Ok(written);
+        }
+        let (machine_id, version) = match self.memory.as_ref() {
+            Some(memory) => (memory.machine.id, memory.version),
+            None => return Err(self.forget("a unit without memory lost its lock")),
+        };
+        if let Some(work) = plain_event(changes) {
+            crate::rows::check_years(changes, YEARS)?;
+            self.store
+                .writer
+                .get_or_init(|| super::Writer::start(self.store.pool.clone()))
+                .write(FastWrite {
+                    machine_id: machine_id.get(),
+                    version,
+                    seen_at: changes.seen_at,
+                    work: work.clone(),
+                })
+                .await?;
+            let committed = Committed {
+                machine_id,
+                new_run: None,
+            };
+            return Ok((committed, version + 1));
+        }
+        let mut tx = self.store.begin_tx(&self.name).await?;
+        if tx.machine.as_ref().map(|m| m.id) != Some(machine_id) || tx.version != Some(version) {
+            return Err(self.forget(format!("machine {machine_id} changed since it was read")));
+        }
+        let written = tx.write_changes(changes).await?;
+        tx.tx.commit().await.db()?;
+        Ok(written)
+    }
+}
+
+/// The one run's work of a test event that neither closes a run's tests at once nor records
+/// a client event id: what the combined commit writes.
+fn plain_event(changes: &Changes) -> Option<&stpt_core::rules::RunWork> {
+    match (&changes.runs[..], &changes.new_run, &changes.record) {
+        ([work], None, None) if work.closed.is_none() => Some(work),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl StoreTx for PgUnit {
+    fn machine(&self) -> Option<&MachineRecord> {
+        self.memory.as_ref().map(|memory| &memory.machine)
+    }
+
+    async fn ongoing_runs(&mut self) -> Result<Vec<RunState>> {
+        Ok(self
+            .memory
+            .as_ref()
+            .map(MachineMemory::ongoing_runs)
+            .unwrap_or_default())
+    }
+
+    async fn scenarios(&mut self, run: RunId) -> Result<Vec<ScenarioState>> {
+        if let Some(run) = self.memory.as_ref().and_then(|memory| memory.run(run)) {
+            return Ok(run.scenarios());
+        }
+        let tx = self.outside_memory("a run that is not ongoing")?;
+        let rows: Vec<StateRow> = sqlx::query_as(&tx.sql.scenario_states)
+            .bind(run.get())
+            .fetch_all(&mut *tx.tx)
+            .await
+            .db()?;
+        rows.iter().map(StateRow::scenario_state).collect()
+    }
+
+    async fn scenario(&mut self, id: ScenarioId) -> Result<ScenarioState> {
+        if let Some(scenario) = self.memory.as_ref().and_then(|memory| memory.scenario(id)) {
+            return Ok(scenario);
+        }
+        let tx = self.outside_memory("a scenario of a run that is not ongoing")?;
+        let row: Option<StateRow> = sqlx::query_as(&tx.sql.scenario_state)
+            .bind(id.get())
+            .fetch_optional(&mut *tx.tx)
+            .await
+            .db()?;
+        row.ok_or_else(|| Error::not_found(ItemKind::Scenario, id.get()))?
+            .scenario_state()
+    }
+
+    async fn first_waiting_test(
+        &mut self,
+        run: RunId,
+        file_path: &str,
+        file_name: &str,
+    ) -> Result<Option<TestState>> {
+        if let Some(run) = self.memory.as_mut().and_then(|memory| memory.run_mut(run)) {
+            return Ok(run.first_waiting_test(file_path, file_name));
+        }
+        // Only an ongoing run has waiting tests.
+        Ok(None)
+    }
+
+    async fn running_test(&mut self, run: RunId) -> Result<Option<TestState>> {
+        Ok(self
+            .memory
+            .as_ref()
+            .and_then(|memory| memory.run(run))
+            .and_then(OngoingRun::running_test))
+    }
+
+    async fn test(&mut self, id: TestId) -> Result<Option<TestState>> {
+        if let Some(test) = self.memory.as_ref().and_then(|memory| memory.test(id)) {
+            return Ok(Some(test));
+        }
+        let Some(machine_id) = self.memory.as_ref().map(|memory| memory.machine.id) else {
+            return Ok(None);
+        };
+        let tx = self.outside_memory("a test of a run that is not ongoing")?;
+        let row: Option<TestRow> = sqlx::query_as(&tx.sql.machine_test)
+            .bind(id.get())
+            .bind(machine_id.get())
+            .fetch_optional(&mut *tx.tx)
+            .await
+            .db()?;
+        row.map(TestRow::state).transpose()
+    }
+
+    async fn recorded_event(&mut self, event_id: &str) -> Result<Option<RecordedEvent>> {
+        let Some(machine_id) = self.memory.as_ref().map(|memory| memory.machine.id) else {
+            return Ok(None);
+        };
+        let query = sqlx::query_as(&self.store.sql.recorded_event)
+            .bind(machine_id.get())
+            .bind(event_id);
+        let row: Option<(Option<String>, Option<i64>)> = match &mut self.locked {
+            Some(tx) => query.fetch_optional(&mut *tx.tx).await,
+            None => query.fetch_optional(&self.store.pool).await,
+        }
+        .db()?;
+        Ok(row.map(|(receipt, new_run)| RecordedEvent {
+            receipt,
+            new_run: new_run.map(RunId),
+        }))
+    }
+
+    async fn confirm(&mut self) -> Result<()> {
+        if self.locked.is_some() {
+            return Ok(());
+        }
+        let Some((machine_id, version)) = self
+            .memory
+            .as_ref()
+            .map(|memory| (memory.machine.id, memory.version))
+        else {
+            return Ok(());
+        };
+        let stored: Option<i64> = sqlx::query_scalar(&self.store.sql.machine_version)
+            .bind(machine_id.get())
+            .fetch_optional(&self.store.pool)
+            .await
+            .db()?;
+        if stored == Some(version) {
+            Ok(())
+        } else {
+            Err(self.forget(format!("machine {machine_id} changed since it was read")))
+        }
+    }
+
+    async fn commit(mut self: Box<Self>, changes: Changes) -> Result<Committed> {
+        let (committed, version) = match self.write(&changes).await {
+            Ok(written) => written,
+            Err(error) => {
+                // Whatever was written or not, memory may no longer match the database.
+                *self.memory = None;
+                return Err(error);
+            }
+        };
+        let memory = self.memory.get_or_insert_with(|| {
+            // The plan that created the machine.
+            let name = changes
+                .new_run
+                .as_ref()
+                .map_or_else(String::new, |run| run.plan.machine.as_str().to_owned());
+            MachineMemory::new(
+                MachineRecord {
+                    id: committed.machine_id,
+                    name,
+                    latest_run: None,
+                },
+                version,
+                Vec::new(),
+            )
+        });
+        if !memory.apply(changes, &committed, version) {
+            *self.memory = None;
+        }
+        Ok(committed)
+    }
+}
