@@ -111,19 +111,23 @@ impl PgUnit {
         }
     }
 
-    /// Writes `changes`: in the locked transaction; or, from memory, through the combined
+    /// Writes `changes`: in the locked transaction; or, from `memory`, through the combined
     /// commit (a plain test event) or a transaction that first checks the machine's version.
     /// Answers what was assigned and the machine's new version.
-    async fn write(&mut self, changes: &Changes) -> Result<(Committed, i64)> {
+    async fn write(
+        &mut self,
+        memory: Option<&MachineMemory>,
+        changes: &Changes,
+    ) -> Result<(Committed, i64)> {
         if let Some(mut tx) = self.locked.take() {
             let written = tx.write_changes(changes).await?;
             tx.tx.commit().await.db()?;
             return Ok(written);
         }
-        let (machine_id, version) = match self.memory.as_ref() {
-            Some(memory) => (memory.machine.id, memory.version),
-            None => return Err(self.forget("a unit without memory lost its lock")),
+        let Some(memory) = memory else {
+            return Err(self.forget("a unit without memory lost its lock"));
         };
+        let (machine_id, version) = (memory.machine.id, memory.version);
         if let Some(work) = plain_event(changes) {
             crate::rows::check_years(changes, YEARS)?;
             self.store
@@ -282,15 +286,12 @@ impl StoreTx for PgUnit {
     }
 
     async fn commit(mut self: Box<Self>, changes: Changes) -> Result<Committed> {
-        let (committed, version) = match self.write(&changes).await {
-            Ok(written) => written,
-            Err(error) => {
-                // Whatever was written or not, memory may no longer match the database.
-                *self.memory = None;
-                return Err(error);
-            }
-        };
-        let memory = self.memory.get_or_insert_with(|| {
+        // Until the outcome is known the slot holds no memory: should this future be dropped
+        // with a write in flight, the machine's next unit reads under the lock, and the
+        // version tells whether the write landed.
+        let memory = self.memory.take();
+        let (committed, version) = self.write(memory.as_ref(), &changes).await?;
+        let mut memory = memory.unwrap_or_else(|| {
             // The plan that created the machine.
             let name = changes
                 .new_run
@@ -306,8 +307,8 @@ impl StoreTx for PgUnit {
                 Vec::new(),
             )
         });
-        if !memory.apply(changes, &committed, version) {
-            *self.memory = None;
+        if memory.apply(changes, &committed, version) {
+            *self.memory = Some(memory);
         }
         Ok(committed)
     }

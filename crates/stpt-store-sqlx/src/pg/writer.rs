@@ -10,8 +10,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::Postgres;
-use sqlx::pool::PoolConnection;
+use sqlx::Connection;
 use sqlx::postgres::{PgConnection, PgPool};
 use stpt_core::rules::RunWork;
 use stpt_core::{Error, Result, Status};
@@ -105,22 +104,23 @@ async fn write_batches(pool: PgPool, queue: Arc<Mutex<mpsc::UnboundedReceiver<Jo
     }
 }
 
-/// The writer's own connection, opened on first use. Its statement is always planned the
-/// same way (arrays of any length, one row per event), so it keeps the generic plan instead of
-/// planning every execution anew.
+/// The writer's own connection, opened on first use with the pool's settings but outside it
+/// (a small pool is never starved). Its statement is always planned the same way (arrays of
+/// any length, one row per event), so it keeps the generic plan instead of planning every
+/// execution anew.
 async fn writer_connection<'c>(
     pool: &PgPool,
-    connection: &'c mut Option<PoolConnection<Postgres>>,
+    connection: &'c mut Option<PgConnection>,
 ) -> Result<&'c mut PgConnection, sqlx::Error> {
     if connection.is_none() {
-        let mut fresh = pool.acquire().await?;
+        let mut fresh = PgConnection::connect_with(&pool.connect_options()).await?;
         sqlx::query("SET plan_cache_mode = force_generic_plan")
-            .execute(&mut *fresh)
+            .execute(&mut fresh)
             .await?;
         *connection = Some(fresh);
     }
     match connection {
-        Some(conn) => Ok(&mut **conn),
+        Some(conn) => Ok(conn),
         None => Err(sqlx::Error::PoolClosed),
     }
 }
