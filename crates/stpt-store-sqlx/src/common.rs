@@ -72,7 +72,8 @@ impl Sql {
             ),
             ongoing_runs: format!(
                 "SELECT {state_cols} FROM {p}runs \
-                 WHERE machine_id = $1 AND status IN ('waiting', 'running') ORDER BY id DESC"
+                 WHERE machine_id = $1 AND status IN ('waiting', 'running') \
+                 AND timestamp_stop IS NULL ORDER BY id DESC"
             ),
             scenario_states: format!(
                 "SELECT {state_cols} FROM {p}scenarios WHERE run_id = $1 ORDER BY seq"

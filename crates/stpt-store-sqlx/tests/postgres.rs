@@ -54,7 +54,15 @@ async fn host_migrations_and_ours_share_a_database() {
             .fetch_all(&pool)
             .await
             .unwrap();
-    assert_eq!(our_descriptions, ["init", "accounts", "machine version"]);
+    assert_eq!(
+        our_descriptions,
+        [
+            "init",
+            "accounts",
+            "machine version",
+            "indexes for hot updates"
+        ]
+    );
     // The pool's connections were not left with our search_path.
     for _ in 0..4 {
         let path: String = sqlx::query_scalar("SHOW search_path")

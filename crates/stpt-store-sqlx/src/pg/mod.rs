@@ -57,7 +57,14 @@ pub struct PgStore {
 type MemorySlot = Arc<tokio::sync::Mutex<Option<MachineMemory>>>;
 
 #[derive(Debug, Default)]
-struct Memories(Mutex<HashMap<String, MemorySlot>>);
+struct Memories(Mutex<Slots>);
+
+#[derive(Debug, Default)]
+struct Slots {
+    by_key: HashMap<String, MemorySlot>,
+    /// Slots kept after the last clean-up: the next one runs when there are twice as many.
+    kept: usize,
+}
 
 impl Memories {
     fn slot(&self, key: String) -> MemorySlot {
@@ -65,7 +72,16 @@ impl Memories {
             .0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Arc::clone(slots.entry(key).or_default())
+        if slots.by_key.len() >= (2 * slots.kept).max(64) {
+            // Events naming machines that do not exist leave empty slots: drop those no unit
+            // holds, so their number stays bounded.
+            slots.by_key.retain(|_, slot| {
+                Arc::strong_count(slot) > 1
+                    || slot.try_lock().map_or(true, |memory| memory.is_some())
+            });
+            slots.kept = slots.by_key.len();
+        }
+        Arc::clone(slots.by_key.entry(key).or_default())
     }
 }
 
