@@ -132,6 +132,10 @@ impl StoreTx for LoggingTx {
         self.inner.recorded_event(event_id).await
     }
 
+    async fn confirm(&mut self) -> Result<()> {
+        self.inner.confirm().await
+    }
+
     async fn commit(self: Box<Self>, changes: Changes) -> Result<Committed> {
         let tests_changed: usize = changes.runs.iter().map(|work| work.tests.len()).sum();
         let planned = changes.new_run.as_ref().map(|run| run.plan.test_count());

@@ -130,13 +130,10 @@ pub trait StoreTx: Send {
     /// Confirms that what this unit read is still current, before the [`crate::Tracker`]
     /// answers from those reads alone (an event that matched nothing commits nothing, so no
     /// commit would catch outdated reads). A backend that reads optimistically answers
-    /// [`crate::Error::Stale`] when its reads were outdated.
-    ///
-    /// Optional: the default confirms at once, right for backends whose reads happen under
-    /// the unit's lock.
-    async fn confirm(&mut self) -> Result<()> {
-        Ok(())
-    }
+    /// [`crate::Error::Stale`] when its reads were outdated; one whose reads happen under the
+    /// unit's lock answers `Ok(())` at once. Required, so that a wrapper around another
+    /// backend's units cannot forget to pass it on.
+    async fn confirm(&mut self) -> Result<()>;
 
     /// Persists `changes` atomically and ends the unit. The machine is created (named as in
     /// the new run's plan) if it does not exist and a run is planned. A backend that reads

@@ -115,6 +115,11 @@ impl StoreTx for MemoryTx {
         })
     }
 
+    async fn confirm(&mut self) -> Result<()> {
+        // Read under the machine's lock: always current.
+        Ok(())
+    }
+
     async fn recorded_event(&mut self, event_id: &str) -> Result<Option<RecordedEvent>> {
         Ok(match &self.machine {
             Some(machine) => self.state.recorded_event(machine.id, event_id),

@@ -846,6 +846,11 @@ macro_rules! sql_store_tx {
                 }))
             }
 
+            async fn confirm(&mut self) -> ::stpt_core::Result<()> {
+                // Read in the locked transaction: always current.
+                Ok(())
+            }
+
             async fn commit(
                 mut self: Box<Self>,
                 changes: ::stpt_core::Changes,

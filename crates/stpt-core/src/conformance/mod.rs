@@ -73,6 +73,9 @@
 //!     async fn running_test(&mut self, run: RunId) -> Result<Option<TestState>> {
 //!         self.0.running_test(run).await
 //!     }
+//!     async fn confirm(&mut self) -> Result<()> {
+//!         self.0.confirm().await
+//!     }
 //!     async fn commit(self: Box<Self>, changes: Changes) -> Result<Committed> {
 //!         self.0.commit(changes).await
 //!     }
