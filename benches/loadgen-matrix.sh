@@ -3,8 +3,8 @@
 # PostgreSQL) and bus (in-process, Redis) at M = 1, 16, 64, plus the bare-handler ceiling.
 # Prints one markdown row per run (see BENCHMARKS.md).
 #
-#   CARGO_TARGET_DIR=/work/target-bench cargo build --release -p stpt-server -p stpt-benches
-#   TARGET=/work/target-bench benches/loadgen-matrix.sh
+#   cargo build --release -p stpt-server -p stpt-benches
+#   benches/loadgen-matrix.sh          # TARGET=<dir> for another CARGO_TARGET_DIR
 #
 # Needs PostgreSQL at $PG (trust auth) and Redis at $REDIS; scratch databases and files are
 # created and removed. Extra loadgen flags (e.g. --ws) come from $LOADGEN_FLAGS.
