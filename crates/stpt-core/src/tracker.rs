@@ -135,16 +135,8 @@ impl Tracker {
 
     #[tracing::instrument(skip_all, fields(machine = %plan.machine, tests = plan.test_count()))]
     async fn plan(&self, plan: Plan, event_id: Option<&EventId>) -> Result<Recorded<PlanReceipt>> {
-        let mut attempt = 1;
-        let result = loop {
-            match self.apply_plan(&plan, event_id).await {
-                Err(Error::Stale { message }) if attempt < STALE_ATTEMPTS => {
-                    tracing::debug!(%message, attempt, "plan read stale state; applying it again");
-                    attempt += 1;
-                }
-                result => break result,
-            }
-        };
+        let plan = &plan;
+        let result = until_fresh(move || self.apply_plan(plan, event_id)).await;
         count_event("plan", &result);
         result
     }
@@ -274,16 +266,8 @@ impl Tracker {
             TestAction::Start => "test_start",
             TestAction::Stop(_) => "test_stop",
         };
-        let mut attempt = 1;
-        let result = loop {
-            match self.apply_test_event(&event, event_id).await {
-                Err(Error::Stale { message }) if attempt < STALE_ATTEMPTS => {
-                    tracing::debug!(%message, attempt, "event read stale state; applying it again");
-                    attempt += 1;
-                }
-                result => break result,
-            }
-        };
+        let event = &event;
+        let result = until_fresh(move || self.apply_test_event(event, event_id)).await;
         count_event(kind, &result);
         result
     }
@@ -536,6 +520,24 @@ async fn ongoing_run(
         })
     })?;
     Ok((machine, run))
+}
+
+/// Applies an event (through `apply`) again while the store reports stale reads, up to
+/// [`STALE_ATTEMPTS`] times in all.
+async fn until_fresh<T, F>(mut apply: impl FnMut() -> F) -> Result<T>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match apply().await {
+            Err(Error::Stale { message }) if attempt < STALE_ATTEMPTS => {
+                tracing::debug!(%message, attempt, "read stale state; applying the event again");
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Counts runner events by kind and outcome (`stpt_events_total`), for whatever metrics
