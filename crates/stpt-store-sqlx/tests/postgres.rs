@@ -153,6 +153,60 @@ async fn instances_taking_turns_never_answer_from_stale_memory() {
     }
 }
 
+/// Instances alternating event by event on one machine (a round-robin balancer) read by
+/// query instead of reloading the run each time, and lose nothing; once one instance has the
+/// machine to itself again, it remembers the run again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alternating_instances_apply_every_event_once() {
+    use stpt_core::Status;
+    let Some(url) = postgres_url() else { return };
+    let db = TempDatabase::create(&url).await;
+    let trackers = [
+        tracker(Arc::new(support::pg_store(&db).await)),
+        tracker(Arc::new(support::pg_store(&db).await)),
+    ];
+    let planned = trackers[1].record_plan(plan("rig", 2, 10)).await.unwrap();
+    let finals = [
+        Status::Passed,
+        Status::Failed,
+        Status::Warning,
+        Status::Error,
+    ];
+    let mut time = 0;
+    for scenario in 0..2 {
+        for test in 0..10 {
+            // Scenario 0 alternates instance by event; scenario 1 stays on instance 0.
+            let (a, b) = if scenario == 0 { (0, 1) } else { (0, 0) };
+            time += 2;
+            let started = trackers[a]
+                .record_test_start(support::test_start("rig", scenario, test, time))
+                .await
+                .unwrap();
+            assert_eq!(started.test_id, planned.ids.test_ids[scenario][test]);
+            let status = finals[test % finals.len()];
+            let stopped = trackers[b]
+                .record_test_stop(support::test_stop("rig", scenario, test, status, time + 1))
+                .await
+                .unwrap();
+            assert_eq!(stopped.status, status);
+        }
+    }
+    for tracker in &trackers {
+        let run = tracker.run(planned.ids.run_id).await.unwrap();
+        support::assert_consistent(&run);
+        for (scenario, tests) in run.scenarios.iter().enumerate() {
+            for (test, view) in tests.tests.iter().enumerate() {
+                assert_eq!(
+                    view.status,
+                    finals[test % finals.len()],
+                    "{scenario}/{test}"
+                );
+            }
+        }
+        assert!(run.summary.status.is_finished());
+    }
+}
+
 /// A status text the domain does not know is a backend error on every read, never a panic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_rows_are_backend_errors() {

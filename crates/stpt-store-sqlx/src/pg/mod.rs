@@ -13,11 +13,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use stpt_core::{MachineId, MachineName, MachineRecord, Result, RunId};
 
 use crate::accounts::sql_account_store;
-use crate::common::{Sql, bind_counts, sql_store};
+use crate::common::{Sql, bind_counts, sql_store, sql_store_tx};
 use crate::delete::sql_deletes;
 use crate::error::SqlxResultExt;
 use crate::rows::MachineRecordRow;
-use memory::MachineMemory;
 use writer::Writer;
 
 /// The schema holding every stpt table and stpt's migration bookkeeping.
@@ -54,7 +53,7 @@ pub struct PgStore {
 }
 
 /// One slot per machine name key: its memory, and the in-process lock of its units.
-type MemorySlot = Arc<tokio::sync::Mutex<Option<MachineMemory>>>;
+type MemorySlot = Arc<tokio::sync::Mutex<memory::Slot>>;
 
 #[derive(Debug, Default)]
 struct Memories(Mutex<Slots>);
@@ -77,7 +76,9 @@ impl Memories {
             // holds, so their number stays bounded.
             slots.by_key.retain(|_, slot| {
                 Arc::strong_count(slot) > 1
-                    || slot.try_lock().map_or(true, |memory| memory.is_some())
+                    || slot.try_lock().map_or(true, |slot| {
+                        slot.memory.is_some() || slot.last_written.is_some()
+                    })
             });
             slots.kept = slots.by_key.len();
         }
@@ -202,5 +203,7 @@ fn ts(time: DateTime<Utc>) -> DateTime<Utc> {
 const YEARS: std::ops::RangeInclusive<i32> = -4712..=294_275;
 
 sql_store!(store: PgStore, tx: PgTx, db: Postgres, ts: ts, years: YEARS, max_binds: MAX_BINDS);
+// Reads by query, for units on machines that other instances write to as well.
+sql_store_tx!(tx: PgTx);
 sql_account_store!(store: PgStore, ts: ts);
 sql_deletes!(store: PgStore);

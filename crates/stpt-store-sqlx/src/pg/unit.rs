@@ -1,44 +1,67 @@
-//! Units of work on PostgreSQL. A unit on a machine this store remembers reads from memory and
-//! takes no database lock (optimistic); otherwise it locks the machine in the database, loads
-//! its ongoing runs into memory, and reads from there (locked). Either way the machine's
-//! in-process lock keeps this store's units on one machine in sequence.
+//! Units of work on PostgreSQL, in one of three ways:
+//!
+//! - **remembered**: the store remembers the machine; the unit reads from memory and takes no
+//!   database lock (optimistic, checked by the machine's version);
+//! - **loading**: the unit locks the machine in the database, loads its ongoing runs into
+//!   memory and reads from there;
+//! - **direct**: another instance writes to the machine too, so loading its runs for each
+//!   event would cost more than it saves: the unit locks the machine and reads by query.
+//!
+//! Whichever way, the machine's in-process lock keeps this store's units on one machine in
+//! sequence.
 
 use async_trait::async_trait;
 use sqlx::Acquire;
 use stpt_core::rules::{RunState, ScenarioState, TestState};
 use stpt_core::{
-    Changes, Committed, Error, ItemKind, MachineName, MachineRecord, RecordedEvent, Result, RunId,
+    Changes, Committed, Error, MachineName, MachineRecord, RecordedEvent, Result, RunId,
     ScenarioId, StoreTx, TestId,
 };
 use tokio::sync::OwnedMutexGuard;
 
-use super::memory::{MachineMemory, OngoingRun};
+use super::memory::{MachineMemory, OngoingRun, Slot};
 use super::writer::FastWrite;
 use super::{PgStore, PgTx, YEARS};
 use crate::error::SqlxResultExt;
 use crate::rows::{StateRow, TestRow};
 
+/// Locked units in a row that must find no other writer before a machine that another
+/// instance wrote to is remembered again (so alternating instances stay direct).
+const UNDISTURBED_BEFORE_REMEMBERING: u32 = 4;
+
 impl PgStore {
     pub(crate) async fn begin_unit(&self, machine: &MachineName) -> Result<Box<dyn StoreTx>> {
-        let mut memory = self.memories.slot(machine.key()).lock_owned().await;
-        if memory.is_some() {
+        let mut slot = self.memories.slot(machine.key()).lock_owned().await;
+        if slot.memory.is_some() {
             return Ok(Box::new(PgUnit {
                 store: self.clone(),
                 name: machine.clone(),
-                memory,
+                slot,
                 locked: None,
+                direct: false,
             }));
         }
         let mut tx = self.begin_tx(machine).await?;
-        *memory = match (tx.machine.clone(), tx.version) {
-            (Some(record), Some(version)) => Some(load_memory(&mut tx, record, version).await?),
-            _ => None,
-        };
+        let mut direct = false;
+        if let (Some(record), Some(version)) = (tx.machine.clone(), tx.version) {
+            // Did anyone else write since this store's last commit on the machine?
+            if slot.last_written.is_none_or(|ours| ours == version) {
+                slot.undisturbed += 1;
+            } else {
+                slot.undisturbed = 0;
+            }
+            if slot.last_written.is_none() || slot.undisturbed >= UNDISTURBED_BEFORE_REMEMBERING {
+                slot.memory = Some(load_memory(&mut tx, record, version).await?);
+            } else {
+                direct = true;
+            }
+        }
         Ok(Box::new(PgUnit {
             store: self.clone(),
             name: machine.clone(),
-            memory,
+            slot,
             locked: Some(tx),
+            direct,
         }))
     }
 }
@@ -83,10 +106,13 @@ async fn load_memory(tx: &mut PgTx, machine: MachineRecord, version: i64) -> Res
 struct PgUnit {
     store: PgStore,
     name: MachineName,
-    /// The machine's memory (`None`: the machine does not exist), and its in-process lock.
-    memory: OwnedMutexGuard<Option<MachineMemory>>,
+    /// What the store keeps of the machine (memory `None`: the machine does not exist, or
+    /// the unit is direct), and the machine's in-process lock.
+    slot: OwnedMutexGuard<Slot>,
     /// The locked transaction, for a unit that did not start from memory.
     locked: Option<PgTx>,
+    /// Reads go to the database, in `locked`.
+    direct: bool,
 }
 
 impl PgUnit {
@@ -96,7 +122,7 @@ impl PgUnit {
         match &mut self.locked {
             Some(tx) => Ok(tx),
             None => {
-                *self.memory = None;
+                self.slot.memory = None;
                 Err(Error::Stale {
                     message: format!("{what} is not in this instance's memory"),
                 })
@@ -104,8 +130,17 @@ impl PgUnit {
         }
     }
 
+    /// The locked transaction of a direct unit.
+    fn direct_tx(&mut self) -> Option<&mut PgTx> {
+        if self.direct {
+            self.locked.as_mut()
+        } else {
+            None
+        }
+    }
+
     fn forget(&mut self, message: impl Into<String>) -> Error {
-        *self.memory = None;
+        self.slot.memory = None;
         Error::Stale {
             message: message.into(),
         }
@@ -168,11 +203,18 @@ fn plain_event(changes: &Changes) -> Option<&stpt_core::rules::RunWork> {
 #[async_trait]
 impl StoreTx for PgUnit {
     fn machine(&self) -> Option<&MachineRecord> {
-        self.memory.as_ref().map(|memory| &memory.machine)
+        if self.direct {
+            return self.locked.as_ref().and_then(|tx| tx.machine.as_ref());
+        }
+        self.slot.memory.as_ref().map(|memory| &memory.machine)
     }
 
     async fn ongoing_runs(&mut self) -> Result<Vec<RunState>> {
+        if let Some(tx) = self.direct_tx() {
+            return StoreTx::ongoing_runs(tx).await;
+        }
         Ok(self
+            .slot
             .memory
             .as_ref()
             .map(MachineMemory::ongoing_runs)
@@ -180,30 +222,30 @@ impl StoreTx for PgUnit {
     }
 
     async fn scenarios(&mut self, run: RunId) -> Result<Vec<ScenarioState>> {
-        if let Some(run) = self.memory.as_ref().and_then(|memory| memory.run(run)) {
+        if let Some(tx) = self.direct_tx() {
+            return StoreTx::scenarios(tx, run).await;
+        }
+        if let Some(run) = self.slot.memory.as_ref().and_then(|memory| memory.run(run)) {
             return Ok(run.scenarios());
         }
         let tx = self.outside_memory("a run that is not ongoing")?;
-        let rows: Vec<StateRow> = sqlx::query_as(&tx.sql.scenario_states)
-            .bind(run.get())
-            .fetch_all(&mut *tx.tx)
-            .await
-            .db()?;
-        rows.iter().map(StateRow::scenario_state).collect()
+        StoreTx::scenarios(tx, run).await
     }
 
     async fn scenario(&mut self, id: ScenarioId) -> Result<ScenarioState> {
-        if let Some(scenario) = self.memory.as_ref().and_then(|memory| memory.scenario(id)) {
+        if let Some(tx) = self.direct_tx() {
+            return StoreTx::scenario(tx, id).await;
+        }
+        if let Some(scenario) = self
+            .slot
+            .memory
+            .as_ref()
+            .and_then(|memory| memory.scenario(id))
+        {
             return Ok(scenario);
         }
         let tx = self.outside_memory("a scenario of a run that is not ongoing")?;
-        let row: Option<StateRow> = sqlx::query_as(&tx.sql.scenario_state)
-            .bind(id.get())
-            .fetch_optional(&mut *tx.tx)
-            .await
-            .db()?;
-        row.ok_or_else(|| Error::not_found(ItemKind::Scenario, id.get()))?
-            .scenario_state()
+        StoreTx::scenario(tx, id).await
     }
 
     async fn first_waiting_test(
@@ -212,7 +254,15 @@ impl StoreTx for PgUnit {
         file_path: &str,
         file_name: &str,
     ) -> Result<Option<TestState>> {
-        if let Some(run) = self.memory.as_mut().and_then(|memory| memory.run_mut(run)) {
+        if let Some(tx) = self.direct_tx() {
+            return StoreTx::first_waiting_test(tx, run, file_path, file_name).await;
+        }
+        if let Some(run) = self
+            .slot
+            .memory
+            .as_mut()
+            .and_then(|memory| memory.run_mut(run))
+        {
             return Ok(run.first_waiting_test(file_path, file_name));
         }
         // Only an ongoing run has waiting tests.
@@ -220,7 +270,11 @@ impl StoreTx for PgUnit {
     }
 
     async fn running_test(&mut self, run: RunId) -> Result<Option<TestState>> {
+        if let Some(tx) = self.direct_tx() {
+            return StoreTx::running_test(tx, run).await;
+        }
         Ok(self
+            .slot
             .memory
             .as_ref()
             .and_then(|memory| memory.run(run))
@@ -228,24 +282,24 @@ impl StoreTx for PgUnit {
     }
 
     async fn test(&mut self, id: TestId) -> Result<Option<TestState>> {
-        if let Some(test) = self.memory.as_ref().and_then(|memory| memory.test(id)) {
+        if let Some(tx) = self.direct_tx() {
+            return StoreTx::test(tx, id).await;
+        }
+        if let Some(test) = self.slot.memory.as_ref().and_then(|memory| memory.test(id)) {
             return Ok(Some(test));
         }
-        let Some(machine_id) = self.memory.as_ref().map(|memory| memory.machine.id) else {
+        if self.slot.memory.is_none() {
             return Ok(None);
-        };
+        }
         let tx = self.outside_memory("a test of a run that is not ongoing")?;
-        let row: Option<TestRow> = sqlx::query_as(&tx.sql.machine_test)
-            .bind(id.get())
-            .bind(machine_id.get())
-            .fetch_optional(&mut *tx.tx)
-            .await
-            .db()?;
-        row.map(TestRow::state).transpose()
+        StoreTx::test(tx, id).await
     }
 
     async fn recorded_event(&mut self, event_id: &str) -> Result<Option<RecordedEvent>> {
-        let Some(machine_id) = self.memory.as_ref().map(|memory| memory.machine.id) else {
+        if let Some(tx) = self.direct_tx() {
+            return StoreTx::recorded_event(tx, event_id).await;
+        }
+        let Some(machine_id) = self.slot.memory.as_ref().map(|memory| memory.machine.id) else {
             return Ok(None);
         };
         let query = sqlx::query_as(&self.store.sql.recorded_event)
@@ -267,6 +321,7 @@ impl StoreTx for PgUnit {
             return Ok(());
         }
         let Some((machine_id, version)) = self
+            .slot
             .memory
             .as_ref()
             .map(|memory| (memory.machine.id, memory.version))
@@ -289,8 +344,12 @@ impl StoreTx for PgUnit {
         // Until the outcome is known the slot holds no memory: should this future be dropped
         // with a write in flight, the machine's next unit reads under the lock, and the
         // version tells whether the write landed.
-        let memory = self.memory.take();
+        let memory = self.slot.memory.take();
         let (committed, version) = self.write(memory.as_ref(), &changes).await?;
+        self.slot.last_written = Some(version);
+        if self.direct {
+            return Ok(committed);
+        }
         let mut memory = memory.unwrap_or_else(|| {
             // The plan that created the machine.
             let name = changes
@@ -308,7 +367,7 @@ impl StoreTx for PgUnit {
             )
         });
         if memory.apply(changes, &committed, version) {
-            *self.memory = Some(memory);
+            self.slot.memory = Some(memory);
         }
         Ok(committed)
     }
