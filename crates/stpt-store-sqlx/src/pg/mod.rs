@@ -207,3 +207,59 @@ sql_store!(store: PgStore, tx: PgTx, db: Postgres, ts: ts, years: YEARS, max_bin
 sql_store_tx!(tx: PgTx);
 sql_account_store!(store: PgStore, ts: ts);
 sql_deletes!(store: PgStore);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use stpt_testkit::{TempDatabase, postgres_url};
+
+    /// A machine that instances write to in turn is read by query: those reads must use an
+    /// index, never scan the run (the status indexes were trimmed for heap-only updates).
+    #[tokio::test]
+    async fn reads_by_query_use_indexes() {
+        let Some(url) = postgres_url() else { return };
+        let db = TempDatabase::create(&url).await;
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(db.options.clone())
+            .await
+            .unwrap();
+        let store = PgStore::new(pool.clone());
+        store.migrate().await.unwrap();
+        // Tables this small would be scanned whatever their indexes; say which index serves.
+        sqlx::query("SET enable_seqscan = off")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let sql = &store.sql;
+        for (name, (statement, arguments, index)) in [
+            (&sql.first_waiting_test, "1, 1, 'x', 'y'", "tests_by_file"),
+            (&sql.running_test, "1", "tests_running"),
+            (&sql.ongoing_runs, "1", "runs_unfinished"),
+            (&sql.machine_by_key_locked, "'x'", "machines_name_key_key"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            sqlx::raw_sql(&format!("PREPARE statement_{name} AS {statement}"))
+                .execute(&pool)
+                .await
+                .unwrap();
+            let rows = sqlx::raw_sql(&format!("EXPLAIN EXECUTE statement_{name}({arguments})"))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            let plan: Vec<String> = rows
+                .iter()
+                .map(|row| sqlx::Row::get::<String, _>(row, 0))
+                .collect();
+            assert!(
+                plan.iter().any(|line| line.contains(index)),
+                "{statement}\ndoes not use {index}:\n{}",
+                plan.join("\n")
+            );
+        }
+    }
+}
