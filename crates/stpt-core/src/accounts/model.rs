@@ -8,33 +8,11 @@ use std::fmt;
 
 use super::secret::SecretHash;
 
-macro_rules! account_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub i64);
-
-        impl $name {
-            /// The raw number, for storage and URLs.
-            pub fn get(self) -> i64 {
-                self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-    };
-}
-
-account_id!(
+crate::ids::id_type!(
     /// A user account.
     UserId
 );
-account_id!(
+crate::ids::id_type!(
     /// A runner token.
     RunnerTokenId
 );
