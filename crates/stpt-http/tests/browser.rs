@@ -442,14 +442,7 @@ async fn live_page_follows_a_run_in_headless_chromium() {
     };
 
     let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
-    let server = serve(stpt_http::router(
-        tracker,
-        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
-            stpt_store_memory::MemoryStore::new(),
-        )),
-        HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
-    ))
-    .await;
+    let server = serve(support::open_router(tracker, HttpConfig::default())).await;
     // The browser reaches the server through a proxy that can cut its connections.
     let proxy = Proxy::start(&server).await;
     let base = proxy.base.clone();

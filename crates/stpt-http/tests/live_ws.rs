@@ -21,12 +21,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 async fn server() -> String {
-    serve(stpt_http::router(
+    serve(support::open_router(
         support::tracker(),
-        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
-            stpt_store_memory::MemoryStore::new(),
-        )),
-        HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
+        HttpConfig::default(),
     ))
     .await
 }
@@ -387,14 +384,7 @@ async fn a_lagging_client_gets_a_fresh_snapshot() {
     // task cannot run, so it falls behind a bus that keeps two events.
     let bus = Arc::new(InProcessBus::with_capacity(2));
     let tracker = support::tracker_with(bus.clone());
-    let base = serve(stpt_http::router(
-        tracker,
-        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
-            stpt_store_memory::MemoryStore::new(),
-        )),
-        HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
-    ))
-    .await;
+    let base = serve(support::open_router(tracker, HttpConfig::default())).await;
     send(
         &base,
         (

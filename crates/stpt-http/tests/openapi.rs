@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
+mod support;
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -61,13 +63,7 @@ fn tracker() -> Tracker {
 }
 
 fn app() -> Router {
-    stpt_http::router(
-        tracker(),
-        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
-            stpt_store_memory::MemoryStore::new(),
-        )),
-        HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
-    )
+    support::open_router(tracker(), HttpConfig::default())
 }
 
 async fn send(app: &Router, request: Request<Body>) -> (StatusCode, String, Vec<u8>) {

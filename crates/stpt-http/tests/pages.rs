@@ -90,13 +90,7 @@ fn without_asset_versions(html: &str) -> String {
 }
 
 fn app() -> Router {
-    stpt_http::router(
-        support::tracker(),
-        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
-            stpt_store_memory::MemoryStore::new(),
-        )),
-        HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
-    )
+    support::open_router(support::tracker(), HttpConfig::default())
 }
 
 #[tokio::test]
@@ -218,13 +212,7 @@ async fn links_survive_a_nesting_prefix() {
     let tracker = support::tracker();
     let app: Router = Router::new().nest(
         "/stpt",
-        stpt_http::router(
-            tracker,
-            stpt_core::accounts::Accounts::new(std::sync::Arc::new(
-                stpt_store_memory::MemoryStore::new(),
-            )),
-            HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
-        ),
+        support::open_router(tracker, HttpConfig::default()),
     );
     let plan = small_plan("rig-1", "2026-11-24 13:00:00");
     assert_eq!(
@@ -358,13 +346,7 @@ async fn templates_can_be_overridden_by_name() {
         "{% extends \"stpt/base.html\" %}{% block content %}<p class=\"custom\">{{ error.status }}: {{ error.message }}</p>{% endblock content %}",
     );
     assert!(config.check_templates().is_ok());
-    let app = stpt_http::router(
-        support::tracker(),
-        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
-            stpt_store_memory::MemoryStore::new(),
-        )),
-        config.with_ingest_access(stpt_http::IngestAccess::open()),
-    );
+    let app = support::open_router(support::tracker(), config);
     let (status, _, html) = get(&app, "/machine/%3Cx%3E").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(html.contains(r#"<p class="custom">400: "#), "{html}");
@@ -377,13 +359,7 @@ async fn templates_can_be_overridden_by_name() {
     let error = broken.check_templates().unwrap_err();
     assert!(error.to_string().contains("stpt/machines.html"), "{error}");
     // A broken override falls back to the built-in templates rather than failing.
-    let app = stpt_http::router(
-        support::tracker(),
-        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
-            stpt_store_memory::MemoryStore::new(),
-        )),
-        broken.with_ingest_access(stpt_http::IngestAccess::open()),
-    );
+    let app = support::open_router(support::tracker(), broken);
     let (status, _, html) = get(&app, "/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("<h1>Machines</h1>"));

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
+mod support;
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -29,13 +31,7 @@ impl Clock for FixedClock {
 fn app_with(config: HttpConfig) -> Router {
     let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()))
         .with_clock(Arc::new(FixedClock));
-    stpt_http::router(
-        tracker,
-        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
-            stpt_store_memory::MemoryStore::new(),
-        )),
-        config.with_ingest_access(stpt_http::IngestAccess::open()),
-    )
+    support::open_router(tracker, config)
 }
 
 fn app() -> Router {
@@ -342,13 +338,7 @@ async fn links_survive_a_nesting_prefix() {
     let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
     let app: Router = Router::new().nest(
         "/stpt",
-        stpt_http::router(
-            tracker,
-            stpt_core::accounts::Accounts::new(std::sync::Arc::new(
-                stpt_store_memory::MemoryStore::new(),
-            )),
-            HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
-        ),
+        support::open_router(tracker, HttpConfig::default()),
     );
     call(&app, "POST", "/stpt/tm_api/dry_run/", Some(PLAN)).await;
     let (status, machines) = call(&app, "GET", "/stpt/tm_api/machines/", None).await;

@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
+mod support;
+
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -28,13 +30,7 @@ impl Clock for FixedClock {
 fn app() -> Router {
     let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()))
         .with_clock(Arc::new(FixedClock));
-    stpt_http::router(
-        tracker,
-        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
-            stpt_store_memory::MemoryStore::new(),
-        )),
-        HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
-    )
+    support::open_router(tracker, HttpConfig::default())
 }
 
 async fn call(

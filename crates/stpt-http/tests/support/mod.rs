@@ -30,6 +30,16 @@ pub fn tracker() -> Tracker {
     tracker_with(Arc::new(InProcessBus::new()))
 }
 
+/// The full router over `tracker`, accounts in a memory store of their own, and `config` with
+/// runner ingestion open (no tokens), as most tests of pages and the API need.
+pub fn open_router(tracker: Tracker, config: stpt_http::HttpConfig) -> axum::Router {
+    stpt_http::router(
+        tracker,
+        stpt_core::accounts::Accounts::new(Arc::new(MemoryStore::new())),
+        config.with_ingest_access(stpt_http::IngestAccess::open()),
+    )
+}
+
 /// A plan: scenario `lamp` with the tests `lamp_on.py`, the XSS probe and `lamp_off.py`;
 /// scenario `motor` with `motor_spin.py`; and the empty scenario `empty.py`.
 pub fn small_plan(machine: &str, timestamp: &str) -> Value {
