@@ -24,7 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let plan: PlanPayload = serde_json::from_str(include_str!(
-        "../crates/stpt-core/fixtures/plan-python-runner.json"
+        "../stpt-core/fixtures/plan-python-runner.json"
     ))?;
     let receipt = tracker.record_plan(plan.validate()?).await?;
     let start: TestStartPayload = serde_json::from_value(serde_json::json!({

@@ -76,7 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let client = reqwest::Client::new();
-    let plan = include_str!("../crates/stpt-core/fixtures/plan-python-runner.json");
+    let plan = include_str!("../stpt-core/fixtures/plan-python-runner.json");
     let created = client
         .post(format!("{base}/stpt/tm_api/dry_run/"))
         .bearer_auth(&token)

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use stpt_core::{InProcessBus, PlanPayload, TestStartPayload, TestStopPayload, Tracker};
 use stpt_store_memory::MemoryStore;
 
-const PLAN: &str = include_str!("../crates/stpt-core/fixtures/plan-python-runner.json");
-const EVENTS: &str = include_str!("../crates/stpt-core/fixtures/events-python-runner.json");
+const PLAN: &str = include_str!("../stpt-core/fixtures/plan-python-runner.json");
+const EVENTS: &str = include_str!("../stpt-core/fixtures/events-python-runner.json");
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

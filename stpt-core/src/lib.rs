@@ -1,0 +1,50 @@
+#![doc = include_str!("../README.md")]
+
+#[cfg(feature = "accounts")]
+pub mod accounts;
+mod error;
+mod event;
+mod ids;
+mod index;
+mod live;
+mod model;
+#[cfg(feature = "openapi")]
+pub mod openapi;
+mod page;
+mod protocol;
+pub mod rules;
+mod status;
+mod store;
+mod time;
+mod tracker;
+pub mod wrap;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use error::{BoxError, Error, ItemKind, NoMatch, Result};
+pub use event::{EventId, EventReceipt, PlanReceipt, Recorded, TestAction, TestEvent, TestTarget};
+pub use ids::{MachineId, RunId, ScenarioId, TestId};
+pub use index::RunIndex;
+pub use live::{
+    Delivery, Fanout, InProcessBus, LiveBus, LiveEvent, LiveStream, RunChange, ScenarioChange,
+    TestChange, Topic,
+};
+pub use model::{
+    FileRef, ItemDetail, ItemRef, MachineSummary, RunDetail, RunSummary, ScenarioView, Statistics,
+    TestView, duration,
+};
+pub use page::{Page, PageRequest};
+pub use protocol::{
+    MAX_NAME_CHARS, MAX_PATH_CHARS, MachineName, MasterScenarioPayload, Plan, PlanPayload,
+    PlannedScenario, ScenarioPayload, ScriptFile, TestPayload, TestStart, TestStartPayload,
+    TestStop, TestStopPayload, machine_key,
+};
+pub use rules::{Aggregate, OngoingClosed, RunState, RunWork, ScenarioState, TestState};
+pub use status::{MachineStatus, Status, StatusCounts};
+pub use store::{
+    Changes, Committed, EventRecord, MachineRecord, NewRun, PlannedIds, RecordedEvent, Store,
+    StoreTx,
+};
+pub use time::{deserialize_timestamp, parse_timestamp};
+pub use tracker::{Clock, ManualClock, SystemClock, Tracker};

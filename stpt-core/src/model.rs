@@ -1,0 +1,256 @@
+//! Read models: what stores return for the pages and read API.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::rules::Aggregate;
+use crate::{ItemKind, MachineId, MachineStatus, RunId, ScenarioId, Status, StatusCounts, TestId};
+
+/// A machine with its live status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MachineSummary {
+    /// The machine.
+    pub id: MachineId,
+    /// Its name, spelled as first seen.
+    pub name: String,
+    /// Its latest run's status, or `not-available`.
+    pub status: MachineStatus,
+    /// Its latest run (the plan it posted last), if any.
+    pub latest_run: Option<RunId>,
+    /// When it last posted anything that was applied (server clock).
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+impl MachineSummary {
+    /// A machine's summary from its record and the status of its latest run, if any: its
+    /// status is that run's, or `not-available` without one.
+    pub fn new(
+        id: MachineId,
+        name: impl Into<String>,
+        latest_run: Option<(RunId, Status)>,
+        last_seen: Option<DateTime<Utc>>,
+    ) -> Self {
+        MachineSummary {
+            id,
+            name: name.into(),
+            status: latest_run.map_or(MachineStatus::NotAvailable, |(_, status)| {
+                MachineStatus::Run(status)
+            }),
+            latest_run: latest_run.map(|(id, _)| id),
+            last_seen,
+        }
+    }
+}
+
+/// Test counts of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Statistics {
+    /// Tests by status.
+    pub counts: StatusCounts,
+    /// Tests in the run.
+    pub tests: u32,
+    /// Scenarios in the run, empty ones included.
+    pub scenarios: u32,
+}
+
+impl Statistics {
+    /// Statistics from a run's counts and its scenario count.
+    pub fn new(counts: StatusCounts, scenarios: u32) -> Self {
+        Statistics {
+            counts,
+            tests: counts.total(),
+            scenarios,
+        }
+    }
+}
+
+/// A run as listed on its machine's page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunSummary {
+    /// The run (and its master scenario).
+    pub id: RunId,
+    /// Its machine.
+    pub machine_id: MachineId,
+    /// The timestamp the runner put in the plan.
+    pub timestamp: DateTime<Utc>,
+    /// When the server received the plan.
+    pub received_at: DateTime<Utc>,
+    /// The aggregated status.
+    pub status: Status,
+    /// Test and scenario counts.
+    pub statistics: Statistics,
+    /// When its first test started.
+    pub timestamp_start: Option<DateTime<Utc>>,
+    /// When it became finished.
+    pub timestamp_stop: Option<DateTime<Utc>>,
+}
+
+impl RunSummary {
+    /// A run's summary from what a backend stores of it: status, counts and times all come
+    /// from its `aggregate`.
+    pub fn new(
+        id: RunId,
+        machine_id: MachineId,
+        timestamp: DateTime<Utc>,
+        received_at: DateTime<Utc>,
+        aggregate: &Aggregate,
+        scenarios: usize,
+    ) -> Self {
+        RunSummary {
+            id,
+            machine_id,
+            timestamp,
+            received_at,
+            status: aggregate.status(),
+            statistics: Statistics::new(
+                aggregate.counts,
+                u32::try_from(scenarios).unwrap_or(u32::MAX),
+            ),
+            timestamp_start: aggregate.timestamp_start,
+            timestamp_stop: aggregate.timestamp_stop,
+        }
+    }
+
+    /// Stop minus start, once both are known.
+    pub fn duration(&self) -> Option<Duration> {
+        duration(self.timestamp_start, self.timestamp_stop)
+    }
+}
+
+/// Stop minus start, once both are known.
+pub fn duration(start: Option<DateTime<Utc>>, stop: Option<DateTime<Utc>>) -> Option<Duration> {
+    Some(stop? - start?)
+}
+
+/// A script file's name and place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FileRef {
+    /// Directory.
+    pub file_path: String,
+    /// File name.
+    pub file_name: String,
+}
+
+/// A run in full, without scripts: what the run page and the live page show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RunDetail {
+    /// Header and counts.
+    pub summary: RunSummary,
+    /// The machine's name.
+    pub machine_name: String,
+    /// The master scenario's file.
+    pub master: FileRef,
+    /// Scenarios in plan order, each with its tests in plan order.
+    pub scenarios: Vec<ScenarioView>,
+}
+
+/// A scenario in a [`RunDetail`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ScenarioView {
+    /// The scenario.
+    pub id: ScenarioId,
+    /// Its file.
+    pub file: FileRef,
+    /// Aggregated status (`unknown` when it has no tests).
+    pub status: Status,
+    /// Its tests by status.
+    pub counts: StatusCounts,
+    /// When its first test started.
+    pub timestamp_start: Option<DateTime<Utc>>,
+    /// When it became finished.
+    pub timestamp_stop: Option<DateTime<Utc>>,
+    /// Its tests in plan order.
+    pub tests: Vec<TestView>,
+}
+
+impl ScenarioView {
+    /// A scenario's view from its file, its stored aggregate and its tests in plan order.
+    pub fn new(id: ScenarioId, file: FileRef, aggregate: &Aggregate, tests: Vec<TestView>) -> Self {
+        ScenarioView {
+            id,
+            file,
+            status: aggregate.status(),
+            counts: aggregate.counts,
+            timestamp_start: aggregate.timestamp_start,
+            timestamp_stop: aggregate.timestamp_stop,
+            tests,
+        }
+    }
+}
+
+/// A test in a [`ScenarioView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TestView {
+    /// The test.
+    pub id: TestId,
+    /// Its file.
+    pub file: FileRef,
+    /// Its status.
+    pub status: Status,
+    /// When it started.
+    pub timestamp_start: Option<DateTime<Utc>>,
+    /// When it stopped.
+    pub timestamp_stop: Option<DateTime<Utc>>,
+}
+
+/// Which item's details to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ItemRef {
+    /// The master scenario of a run.
+    MasterScenario(RunId),
+    /// A scenario.
+    Scenario(ScenarioId),
+    /// A test.
+    Test(TestId),
+}
+
+impl ItemRef {
+    /// The kind of item.
+    pub fn kind(&self) -> ItemKind {
+        match self {
+            ItemRef::MasterScenario(_) => ItemKind::MasterScenario,
+            ItemRef::Scenario(_) => ItemKind::Scenario,
+            ItemRef::Test(_) => ItemKind::Test,
+        }
+    }
+
+    /// The raw id.
+    pub fn raw_id(&self) -> i64 {
+        match self {
+            ItemRef::MasterScenario(id) => id.get(),
+            ItemRef::Scenario(id) => id.get(),
+            ItemRef::Test(id) => id.get(),
+        }
+    }
+}
+
+/// One test, scenario or master scenario with its script: the details view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ItemDetail {
+    /// The item.
+    pub item: ItemRef,
+    /// Its run.
+    pub run_id: RunId,
+    /// Its machine.
+    pub machine_id: MachineId,
+    /// Its file.
+    pub file: FileRef,
+    /// Script text exactly as planned: `None` when the runner sent `null` or nothing.
+    pub script: Option<String>,
+    /// Its status.
+    pub status: Status,
+    /// When it started.
+    pub timestamp_start: Option<DateTime<Utc>>,
+    /// When it stopped.
+    pub timestamp_stop: Option<DateTime<Utc>>,
+}

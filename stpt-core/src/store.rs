@@ -1,0 +1,277 @@
+//! The storage contract. Backends persist what the rules decided; they never decide.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::fmt::Debug;
+
+use crate::rules::{Aggregate, RunState, RunWork, ScenarioState, TestState};
+use crate::{
+    ItemDetail, ItemRef, MachineId, MachineName, MachineSummary, Page, PageRequest, Plan, Result,
+    RunDetail, RunId, RunSummary, ScenarioId, TestId,
+};
+
+/// Where runs live. Object-safe: hold it as `Arc<dyn Store>`.
+///
+/// Writes go through a [`StoreTx`], one per runner event, opened by [`Store::begin`]: the
+/// [`crate::Tracker`] reads the few records the event touches, applies the rules, and commits
+/// the result. Reads serve the pages and the read API.
+///
+/// Every backend must pass the conformance suite (`stpt-core`'s `conformance` feature):
+///
+/// ```ignore
+/// stpt_core::store_conformance_tests!(#[tokio::test] async fn() { MyStore::new() });
+/// // A store that needs something kept alive (a temporary directory, a scratch database):
+/// stpt_core::store_conformance_tests!(#[tokio::test] async fn() -> (Subject, Guard) {
+///     let dir = tempfile::tempdir().unwrap();
+///     (MyStore::open(dir.path()).await, dir)
+/// });
+/// ```
+///
+/// # Writing your own backend
+///
+/// A backend stores what the rules decided and answers a few lookups; it decides nothing.
+/// Which methods it must write:
+///
+/// - [`Store::begin`] and the reads ([`Store::machines`], [`Store::machine`], [`Store::runs`],
+///   [`Store::run`], [`Store::item`]) — required.
+/// - Every [`StoreTx`] method — required, [`StoreTx::test`] and [`StoreTx::recorded_event`]
+///   included (events by id and idempotent retries are part of the protocol).
+/// - [`Store::delete_run`] and [`Store::delete_machine`] — optional; the default answers
+///   [`crate::Error::NotSupported`] and the suite skips their scenarios.
+///
+/// [`RunIndex`](crate::RunIndex) keeps one run's scenario and test states indexed for the
+/// lookups a unit of work makes and applies each commit's [`RunWork`]; [`RunSummary::new`],
+/// [`MachineSummary::new`] and [`crate::ScenarioView::new`] build the read models from stored
+/// aggregates. To decorate an existing store (logging, metrics, caching), implement
+/// [`crate::wrap::WrapStore`] instead and override only what you need.
+///
+/// Here is a complete backend over plain tables, in one file (the `stpt-examples` package runs
+/// the whole conformance suite against the same file):
+///
+/// ```
+#[doc = include_str!("docs/custom_backend.rs")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+/// use stpt_core::{InProcessBus, Status, TestStartPayload, TestStopPayload, Tracker};
+///
+/// let tracker = Tracker::new(Arc::new(TableStore::new()), Arc::new(InProcessBus::new()));
+/// let plan: stpt_core::PlanPayload = serde_json::from_value(serde_json::json!({
+///     "machine_name": "rig-1", "timestamp": "2024-05-01 10:00:00",
+///     "master_scenario": {"file_path": "/m", "file_name": "master.py", "script": null,
+///         "scenarios": [{"file_path": "/s", "file_name": "s.py", "script": null,
+///             "tests": [{"file_path": "/t", "file_name": "a.py", "script": "print(1)"}]}]}}))?;
+/// let receipt = tracker.record_plan(plan.validate()?).await?;
+/// let start: TestStartPayload = serde_json::from_value(serde_json::json!({
+///     "machine_name": "RIG-1", "file_path": "/t", "file_name": "a.py",
+///     "timestamp_start": "2024-05-01 10:00:01"}))?;
+/// tracker.record_test_start(start.validate()?).await?;
+/// let stop: TestStopPayload = serde_json::from_value(serde_json::json!({
+///     "machine_name": "rig-1", "file_path": "/t", "file_name": "a.py", "status": "passed",
+///     "timestamp_stop": "2024-05-01 10:00:09"}))?;
+/// tracker.record_test_stop(stop.validate()?).await?;
+///
+/// let run = tracker.run(receipt.ids.run_id).await?;
+/// assert_eq!(run.summary.status, Status::Passed);
+/// assert_eq!(run.scenarios[0].tests[0].status, Status::Passed);
+/// # Ok(())
+/// # }
+/// ```
+#[async_trait]
+pub trait Store: Send + Sync + Debug + 'static {
+    /// Opens an atomic unit of work on the machine named `machine` (matched by
+    /// [`MachineName::key`]), whether or not it exists yet. Units on the same machine must not
+    /// interleave: the second waits until the first commits or is dropped (or, in a backend
+    /// that reads optimistically, a unit whose reads another writer overtook fails with
+    /// [`crate::Error::Stale`] in [`StoreTx::commit`] or [`StoreTx::confirm`]). Dropping a
+    /// unit without committing leaves no trace.
+    async fn begin(&self, machine: &MachineName) -> Result<Box<dyn StoreTx>>;
+
+    /// Machines ordered by name (case-insensitively), then id.
+    async fn machines(&self, page: PageRequest) -> Result<Page<MachineSummary>>;
+
+    /// One machine; [`crate::Error::NotFound`] if unknown.
+    async fn machine(&self, id: MachineId) -> Result<MachineSummary>;
+
+    /// A machine's runs, newest received first; [`crate::Error::NotFound`] if the machine is
+    /// unknown.
+    async fn runs(&self, machine: MachineId, page: PageRequest) -> Result<Page<RunSummary>>;
+
+    /// One run with its scenarios and tests, in plan order; [`crate::Error::NotFound`] if unknown.
+    async fn run(&self, id: RunId) -> Result<RunDetail>;
+
+    /// One item with its script; [`crate::Error::NotFound`] if unknown.
+    async fn item(&self, item: ItemRef) -> Result<ItemDetail>;
+
+    /// Deletes a run with its scenarios and tests, waiting for any unit of work on its
+    /// machine. The machine's latest run becomes the one received before it (or none).
+    /// [`crate::Error::NotFound`] if unknown. Optional (the conformance suite skips its
+    /// scenario when a store answers [`crate::Error::NotSupported`], the default): an
+    /// append-only or archival store may refuse deletion by design.
+    async fn delete_run(&self, id: RunId) -> Result<()> {
+        let _ = id;
+        Err(crate::Error::NotSupported {
+            operation: "delete_run",
+        })
+    }
+
+    /// Deletes a machine with all its runs, waiting for any unit of work on it. A later plan
+    /// under the same name creates a new machine. [`crate::Error::NotFound`] if unknown.
+    /// Optional, as [`Store::delete_run`].
+    async fn delete_machine(&self, id: MachineId) -> Result<()> {
+        let _ = id;
+        Err(crate::Error::NotSupported {
+            operation: "delete_machine",
+        })
+    }
+}
+
+/// A machine as a unit of work sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineRecord {
+    /// The machine.
+    pub id: MachineId,
+    /// Its name, spelled as first seen.
+    pub name: String,
+    /// Its latest run.
+    pub latest_run: Option<RunId>,
+}
+
+/// One atomic unit of work on one machine: reads what an event touches, then commits once.
+#[async_trait]
+pub trait StoreTx: Send {
+    /// The machine, or `None` if no machine has this name yet.
+    fn machine(&self) -> Option<&MachineRecord>;
+
+    /// The machine's ongoing runs (status `waiting` or `running`), newest first.
+    async fn ongoing_runs(&mut self) -> Result<Vec<RunState>>;
+
+    /// Every scenario of `run`, in plan order.
+    async fn scenarios(&mut self, run: RunId) -> Result<Vec<ScenarioState>>;
+
+    /// One scenario.
+    async fn scenario(&mut self, id: ScenarioId) -> Result<ScenarioState>;
+
+    /// The first test of `run` in plan order that is `waiting` and has this path and name.
+    async fn first_waiting_test(
+        &mut self,
+        run: RunId,
+        file_path: &str,
+        file_name: &str,
+    ) -> Result<Option<TestState>>;
+
+    /// The `running` test of `run`, if any (the rules keep at most one).
+    async fn running_test(&mut self, run: RunId) -> Result<Option<TestState>>;
+
+    /// One test of the machine by id (in any of its runs), or `None`. Required: every event
+    /// of the versioned API addresses its test by id, so a backend without it could not take
+    /// them.
+    async fn test(&mut self, id: TestId) -> Result<Option<TestState>>;
+
+    /// What an earlier commit on this machine recorded under the client's `event_id`
+    /// ([`Changes::record`]), or `None`. Required: a retried post must apply once, and a
+    /// store that forgot its records would apply it twice without anyone noticing.
+    async fn recorded_event(&mut self, event_id: &str) -> Result<Option<RecordedEvent>>;
+
+    /// Confirms that what this unit read is still current, before the [`crate::Tracker`]
+    /// answers from those reads alone (an event that matched nothing commits nothing, so no
+    /// commit would catch outdated reads). A backend that reads optimistically answers
+    /// [`crate::Error::Stale`] when its reads were outdated; one whose reads happen under the
+    /// unit's lock answers `Ok(())` at once. Required, so that a wrapper around another
+    /// backend's units cannot forget to pass it on.
+    async fn confirm(&mut self) -> Result<()>;
+
+    /// Persists `changes` atomically and ends the unit. The machine is created (named as in
+    /// the new run's plan) if it does not exist and a run is planned. A backend that reads
+    /// optimistically answers [`crate::Error::Stale`], having written nothing, when its reads
+    /// were outdated.
+    async fn commit(self: Box<Self>, changes: Changes) -> Result<Committed>;
+}
+
+/// Everything one unit of work writes.
+#[derive(Debug, Clone)]
+pub struct Changes {
+    /// The server time of the event: becomes the machine's last-seen time.
+    pub seen_at: DateTime<Utc>,
+    /// Existing runs to update: each `RunWork` lists exactly the records that changed.
+    pub runs: Vec<RunWork>,
+    /// A plan to store as the machine's new latest run, after `runs` are applied.
+    pub new_run: Option<NewRun>,
+    /// A client event id to remember with this commit, so a retry is answered from the
+    /// record instead of applied again. Only set after [`StoreTx::recorded_event`] succeeded.
+    pub record: Option<EventRecord>,
+}
+
+/// What to remember under a client's event id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// The client's id for the event, unique per machine.
+    pub event_id: String,
+    /// The event's receipt as JSON, to answer a retry with; `None` for a plan, whose receipt
+    /// is rebuilt from the new run.
+    pub receipt: Option<String>,
+}
+
+/// What a commit remembered under a client's event id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// The receipt JSON given in [`EventRecord::receipt`].
+    pub receipt: Option<String>,
+    /// The run the commit planned, if it planned one.
+    pub new_run: Option<RunId>,
+}
+
+/// A plan ready to store: every item `waiting`, aggregates computed.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// The validated plan.
+    pub plan: Plan,
+    /// Server time of receipt (rule 6 orders runs by receipt, not by this).
+    pub received_at: DateTime<Utc>,
+    /// The run's initial aggregate.
+    pub aggregate: Aggregate,
+    /// Each scenario's initial aggregate, in plan order.
+    pub scenario_aggregates: Vec<Aggregate>,
+}
+
+impl NewRun {
+    /// Rule 1: a plan becomes a run with every item waiting; an empty scenario is `unknown`.
+    pub fn from_plan(plan: Plan, received_at: DateTime<Utc>) -> Self {
+        let scenario_aggregates: Vec<Aggregate> = plan
+            .scenarios
+            .iter()
+            .map(|s| Aggregate::planned(count_u32(s.tests.len())))
+            .collect();
+        let aggregate = Aggregate::planned(count_u32(plan.test_count()));
+        NewRun {
+            plan,
+            received_at,
+            aggregate,
+            scenario_aggregates,
+        }
+    }
+}
+
+/// Plans are bounded by the request size limit, far below `u32::MAX` tests.
+fn count_u32(count: usize) -> u32 {
+    u32::try_from(count).unwrap_or(u32::MAX)
+}
+
+/// What a commit assigned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The machine (created by this commit or not).
+    pub machine_id: MachineId,
+    /// Ids of the new run's items, when one was planned.
+    pub new_run: Option<PlannedIds>,
+}
+
+/// Ids of a newly stored run's items, in plan order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PlannedIds {
+    /// The run (and its master scenario).
+    pub run_id: RunId,
+    /// Each scenario.
+    pub scenario_ids: Vec<ScenarioId>,
+    /// Each scenario's tests.
+    pub test_ids: Vec<Vec<TestId>>,
+}

@@ -1,0 +1,572 @@
+//! The service that applies runner events: reads what an event touches, applies the rules,
+//! commits, then tells live subscribers what changed.
+
+use chrono::{DateTime, Utc};
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use crate::event::{
+    EventId, EventReceipt, PlanReceipt, Recorded, TestAction, TestEvent, TestTarget,
+};
+use crate::live::{LiveBus, LiveEvent, RunChange, Topic};
+use crate::rules::{RunState, RunWork};
+use crate::store::{
+    Changes, EventRecord, MachineRecord, NewRun, PlannedIds, RecordedEvent, Store, StoreTx,
+};
+use crate::{
+    Error, ItemDetail, ItemKind, ItemRef, MachineId, MachineName, MachineStatus, MachineSummary,
+    NoMatch, Page, PageRequest, Plan, Result, RunDetail, RunId, RunSummary, Statistics, Status,
+    TestId, TestStart, TestStop,
+};
+
+/// Where the tracker takes the server's time from.
+pub trait Clock: Send + Sync + Debug + 'static {
+    /// The current time.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that moves only when told: for tests of durations and expiry.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    /// A clock showing `start`.
+    pub fn new(start: DateTime<Utc>) -> Self {
+        ManualClock(std::sync::Mutex::new(start))
+    }
+
+    /// Sets the time.
+    pub fn set(&self, time: DateTime<Utc>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = time;
+    }
+
+    /// Moves the time forward by `by`.
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut now = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *now += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// How many times an event is applied when the store keeps reporting stale reads
+/// ([`Error::Stale`]); a backend reads under its lock after the first such report.
+const STALE_ATTEMPTS: u32 = 3;
+
+/// Applies runner events to a [`Store`] with SPEC's rules and publishes what changed on a
+/// [`LiveBus`]. Cheap to clone; share one per process.
+#[derive(Debug, Clone)]
+pub struct Tracker {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn LiveBus>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Tracker {
+    /// A tracker on the system clock.
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn LiveBus>) -> Self {
+        Tracker {
+            store,
+            bus,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The same tracker reading time from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The server's current time, from this tracker's clock (for "started 5 minutes ago").
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The store behind this tracker.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The bus this tracker publishes on.
+    pub fn bus(&self) -> &Arc<dyn LiveBus> {
+        &self.bus
+    }
+
+    /// Rule 1: stores `plan` as the machine's new latest run, every item `waiting`, after
+    /// abandoning the machine's ongoing runs (their ongoing tests become `unknown` at the
+    /// plan's timestamp).
+    pub async fn record_plan(&self, plan: Plan) -> Result<PlanReceipt> {
+        Ok(self.plan(plan, None).await?.receipt)
+    }
+
+    /// [`Self::record_plan`], applied once per `event_id`: a retry with the same id answers
+    /// the first receipt (with `replayed` set) and changes nothing.
+    pub async fn record_plan_once(
+        &self,
+        plan: Plan,
+        event_id: &EventId,
+    ) -> Result<Recorded<PlanReceipt>> {
+        self.plan(plan, Some(event_id)).await
+    }
+
+    #[tracing::instrument(skip_all, fields(machine = %plan.machine, tests = plan.test_count()))]
+    async fn plan(&self, plan: Plan, event_id: Option<&EventId>) -> Result<Recorded<PlanReceipt>> {
+        let plan = &plan;
+        let result = until_fresh(move || self.apply_plan(plan, event_id)).await;
+        count_event("plan", &result);
+        result
+    }
+
+    async fn apply_plan(
+        &self,
+        plan: &Plan,
+        event_id: Option<&EventId>,
+    ) -> Result<Recorded<PlanReceipt>> {
+        let now = self.clock.now();
+        let mut tx = self.store.begin(&plan.machine).await?;
+        if let (Some(event_id), Some(machine)) = (event_id, tx.machine().cloned()) {
+            if let Some(recorded) = tx.recorded_event(event_id.as_str()).await? {
+                drop(tx);
+                return self.replayed_plan(machine.id, event_id, recorded).await;
+            }
+        }
+        let machine_name = tx
+            .machine()
+            .map_or_else(|| plan.machine.as_str().to_owned(), |m| m.name.clone());
+        let mut abandoned = Vec::new();
+        if tx.machine().is_some() {
+            for run in tx.ongoing_runs().await? {
+                let scenarios = tx.scenarios(run.id).await?;
+                let mut work = RunWork::new(run, scenarios);
+                work.close_ongoing(Status::Unknown, plan.timestamp)?;
+                abandoned.push(work);
+            }
+        }
+        let new_run = NewRun::from_plan(plan.clone(), now);
+        let (timestamp, aggregate) = (new_run.plan.timestamp, new_run.aggregate);
+        let scenario_count = u32::try_from(new_run.scenario_aggregates.len()).unwrap_or(u32::MAX);
+        let committed = tx
+            .commit(Changes {
+                seen_at: now,
+                runs: abandoned.clone(),
+                new_run: Some(new_run),
+                record: event_id.map(|id| EventRecord {
+                    event_id: id.as_str().to_owned(),
+                    receipt: None,
+                }),
+            })
+            .await?;
+        let ids = committed
+            .new_run
+            .ok_or_else(|| Error::backend("store committed a plan without returning its ids"))?;
+        let machine_id = committed.machine_id;
+        for work in &abandoned {
+            self.publish_run_change(machine_id, work);
+        }
+        let run = RunSummary {
+            id: ids.run_id,
+            machine_id,
+            timestamp,
+            received_at: now,
+            status: aggregate.status(),
+            statistics: Statistics::new(aggregate.counts, scenario_count),
+            timestamp_start: None,
+            timestamp_stop: None,
+        };
+        self.publish_machine_status(machine_id, machine_name, run.status);
+        self.bus.publish(
+            Topic::Machine(machine_id),
+            Arc::new(LiveEvent::RunCreated { run }),
+        );
+        Ok(Recorded {
+            receipt: PlanReceipt {
+                machine_id,
+                ids,
+                abandoned: abandoned.iter().map(|work| work.run.id).collect(),
+            },
+            replayed: false,
+        })
+    }
+
+    /// Rebuilds a plan's receipt from the run it created (which runs it abandoned is not
+    /// kept: a replay reports none).
+    async fn replayed_plan(
+        &self,
+        machine_id: MachineId,
+        event_id: &EventId,
+        recorded: RecordedEvent,
+    ) -> Result<Recorded<PlanReceipt>> {
+        let run_id = recorded
+            .new_run
+            .ok_or_else(|| Error::IdempotencyKeyReused {
+                event_id: event_id.as_str().to_owned(),
+            })?;
+        let run = self.store.run(run_id).await?;
+        Ok(Recorded {
+            receipt: PlanReceipt {
+                machine_id,
+                ids: PlannedIds {
+                    run_id,
+                    scenario_ids: run.scenarios.iter().map(|s| s.id).collect(),
+                    test_ids: run
+                        .scenarios
+                        .iter()
+                        .map(|s| s.tests.iter().map(|t| t.id).collect())
+                        .collect(),
+                },
+                abandoned: Vec::new(),
+            },
+            replayed: true,
+        })
+    }
+
+    /// Rule 2: the first `waiting` test of that path and name in the machine's ongoing run,
+    /// in plan order, starts; any other running test of the run becomes `unknown`.
+    pub async fn record_test_start(&self, event: TestStart) -> Result<EventReceipt> {
+        Ok(self.record_test_event(event.into(), None).await?.receipt)
+    }
+
+    /// Rules 3 and 8: the matching running test takes the final status; `cancelled` cancels
+    /// every ongoing test of the run.
+    pub async fn record_test_stop(&self, event: TestStop) -> Result<EventReceipt> {
+        Ok(self.record_test_event(event.into(), None).await?.receipt)
+    }
+
+    /// Applies a test start or stop, addressed by name (as the seed protocol) or by test id.
+    /// With an `event_id`, the event is applied once: a retry answers the first receipt with
+    /// `replayed` set.
+    #[tracing::instrument(skip_all, fields(action = ?event.action))]
+    pub async fn record_test_event(
+        &self,
+        event: TestEvent,
+        event_id: Option<&EventId>,
+    ) -> Result<Recorded<EventReceipt>> {
+        let kind = match event.action {
+            TestAction::Start => "test_start",
+            TestAction::Stop(_) => "test_stop",
+        };
+        let event = &event;
+        let result = until_fresh(move || self.apply_test_event(event, event_id)).await;
+        count_event(kind, &result);
+        result
+    }
+
+    async fn apply_test_event(
+        &self,
+        event: &TestEvent,
+        event_id: Option<&EventId>,
+    ) -> Result<Recorded<EventReceipt>> {
+        if let TestAction::Stop(status) = event.action {
+            if status.is_ongoing() {
+                return Err(Error::invalid(
+                    "status",
+                    format!("`{status}` is not a final status"),
+                ));
+            }
+        }
+        let now = self.clock.now();
+        // By id, the test's run, machine and file are fixed facts, read before locking.
+        let (machine_name, file_path, file_name, by_id) = match &event.target {
+            TestTarget::Named {
+                machine,
+                file_path,
+                file_name,
+            } => (machine.clone(), file_path.clone(), file_name.clone(), None),
+            &TestTarget::Id(test_id) => {
+                let item = self.store.item(ItemRef::Test(test_id)).await?;
+                let machine = self.store.machine(item.machine_id).await?;
+                let name = MachineName::new(machine.name)?;
+                (
+                    name,
+                    item.file.file_path,
+                    item.file.file_name,
+                    Some((test_id, item.run_id)),
+                )
+            }
+        };
+        let mut tx = self.store.begin(&machine_name).await?;
+        if let (Some(event_id), true) = (event_id, tx.machine().is_some()) {
+            if let Some(recorded) = tx.recorded_event(event_id.as_str()).await? {
+                let receipt = recorded
+                    .receipt
+                    .ok_or_else(|| Error::IdempotencyKeyReused {
+                        event_id: event_id.as_str().to_owned(),
+                    })?;
+                return Ok(Recorded {
+                    receipt: serde_json::from_str(&receipt).map_err(Error::backend)?,
+                    replayed: true,
+                });
+            }
+        }
+        let decided = decide_test_event(
+            tx.as_mut(),
+            event,
+            machine_name.as_str(),
+            &file_path,
+            &file_name,
+            by_id,
+        )
+        .await;
+        let (machine, status_before, work, test_id) = match decided {
+            Ok(decided) => decided,
+            // Answered from reads alone: make sure they were current.
+            // A broken invariant may come from reads another writer overtook.
+            Err(error @ (Error::NoMatch(_) | Error::Invariant { .. })) => {
+                tx.confirm().await?;
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        };
+        let run_status = work.run.aggregate.status();
+        let receipt = EventReceipt {
+            machine_id: machine.id,
+            run_id: work.run.id,
+            test_id,
+            status: work
+                .tests
+                .iter()
+                .find(|t| t.id == test_id)
+                .map_or(run_status, |t| t.status),
+            run_status,
+        };
+        let record = match event_id {
+            Some(id) => Some(EventRecord {
+                event_id: id.as_str().to_owned(),
+                receipt: Some(serde_json::to_string(&receipt).map_err(Error::backend)?),
+            }),
+            None => None,
+        };
+        tx.commit(Changes {
+            seen_at: now,
+            runs: vec![work.clone()],
+            new_run: None,
+            record,
+        })
+        .await?;
+        self.publish_run_change(machine.id, &work);
+        if status_before != run_status && machine.latest_run == Some(work.run.id) {
+            self.publish_machine_status(machine.id, machine.name, run_status);
+        }
+        Ok(Recorded {
+            receipt,
+            replayed: false,
+        })
+    }
+
+    fn publish_run_change(&self, machine_id: MachineId, work: &RunWork) {
+        let change = RunChange::from_work(machine_id, work);
+        self.bus.publish(
+            Topic::Machine(machine_id),
+            Arc::new(LiveEvent::RunChanged(change)),
+        );
+    }
+
+    fn publish_machine_status(&self, machine_id: MachineId, machine_name: String, status: Status) {
+        self.bus.publish(
+            Topic::Machines,
+            Arc::new(LiveEvent::MachineStatus {
+                machine_id,
+                machine_name,
+                status: MachineStatus::Run(status),
+            }),
+        );
+    }
+
+    /// Machines ordered by name; [`Error::NotFound`] for a page past the last.
+    pub async fn machines(&self, page: PageRequest) -> Result<Page<MachineSummary>> {
+        within_range(self.store.machines(page).await?)
+    }
+
+    /// One machine.
+    pub async fn machine(&self, id: MachineId) -> Result<MachineSummary> {
+        self.store.machine(id).await
+    }
+
+    /// A machine's runs, newest first; [`Error::NotFound`] for a page past the last.
+    pub async fn runs(&self, machine: MachineId, page: PageRequest) -> Result<Page<RunSummary>> {
+        within_range(self.store.runs(machine, page).await?)
+    }
+
+    /// One run in full.
+    pub async fn run(&self, id: RunId) -> Result<RunDetail> {
+        self.store.run(id).await
+    }
+
+    /// A machine's latest run in full (rule 6: the plan it posted last), or `None`.
+    pub async fn latest_run(&self, machine: MachineId) -> Result<Option<RunDetail>> {
+        match self.store.machine(machine).await?.latest_run {
+            Some(run) => Ok(Some(self.store.run(run).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// One item with its script.
+    pub async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
+        self.store.item(item).await
+    }
+
+    /// Deletes a run (see [`Store::delete_run`]). Open pages learn of it on their next
+    /// reload, not live.
+    pub async fn delete_run(&self, id: RunId) -> Result<()> {
+        self.store.delete_run(id).await
+    }
+
+    /// Deletes a machine and its runs (see [`Store::delete_machine`]).
+    pub async fn delete_machine(&self, id: MachineId) -> Result<()> {
+        self.store.delete_machine(id).await
+    }
+}
+
+/// What a test event does to the machine's ongoing run, from the unit's reads: the machine,
+/// the run's status before, the work, and the test the event addressed.
+async fn decide_test_event(
+    tx: &mut dyn StoreTx,
+    event: &TestEvent,
+    machine_name: &str,
+    file_path: &str,
+    file_name: &str,
+    by_id: Option<(TestId, RunId)>,
+) -> Result<(MachineRecord, Status, RunWork, TestId)> {
+    let (machine, run) = ongoing_run(tx, machine_name).await?;
+    if let Some((test_id, run_id)) = by_id {
+        if run_id != run.id {
+            return Err(Error::NoMatch(NoMatch::TestNotInOngoingRun { test_id }));
+        }
+    }
+    let status_before = run.aggregate.status();
+    let (work, test_id) = match event.action {
+        TestAction::Start => {
+            let target = match by_id {
+                Some((test_id, _)) => tx.test(test_id).await?,
+                None => tx.first_waiting_test(run.id, file_path, file_name).await?,
+            }
+            .filter(|test| test.status == Status::Waiting)
+            .ok_or_else(|| {
+                Error::NoMatch(NoMatch::NoWaitingTest {
+                    file_path: file_path.to_owned(),
+                    file_name: file_name.to_owned(),
+                })
+            })?;
+            let running = tx.running_test(run.id).await?;
+            let mut scenarios = vec![tx.scenario(target.scenario_id).await?];
+            if let Some(running) = &running {
+                if running.scenario_id != target.scenario_id {
+                    scenarios.push(tx.scenario(running.scenario_id).await?);
+                }
+            }
+            let test_id = target.id;
+            let mut work = RunWork::new(run, scenarios);
+            work.start_test(target, running, event.at)?;
+            (work, test_id)
+        }
+        TestAction::Stop(status) => {
+            let running = tx
+                .running_test(run.id)
+                .await?
+                .filter(|test| match by_id {
+                    Some((test_id, _)) => test.id == test_id,
+                    None => test.file_path == file_path && test.file_name == file_name,
+                })
+                .ok_or_else(|| {
+                    Error::NoMatch(NoMatch::NoRunningTest {
+                        file_path: file_path.to_owned(),
+                        file_name: file_name.to_owned(),
+                    })
+                })?;
+            let scenarios = if status == Status::Cancelled {
+                tx.scenarios(run.id).await?
+            } else {
+                vec![tx.scenario(running.scenario_id).await?]
+            };
+            let test_id = running.id;
+            let mut work = RunWork::new(run, scenarios);
+            work.stop_test(running, status, event.at)?;
+            (work, test_id)
+        }
+    };
+    Ok((machine, status_before, work, test_id))
+}
+
+async fn ongoing_run(
+    tx: &mut dyn StoreTx,
+    machine_name: &str,
+) -> Result<(MachineRecord, RunState)> {
+    let machine = tx.machine().cloned().ok_or_else(|| {
+        Error::NoMatch(NoMatch::UnknownMachine {
+            machine_name: machine_name.to_owned(),
+        })
+    })?;
+    let run = tx.ongoing_runs().await?.into_iter().next().ok_or_else(|| {
+        Error::NoMatch(NoMatch::NoOngoingRun {
+            machine_name: machine.name.clone(),
+        })
+    })?;
+    Ok((machine, run))
+}
+
+/// Applies an event (through `apply`) again while the store reports stale reads, up to
+/// [`STALE_ATTEMPTS`] times in all.
+async fn until_fresh<T, F>(mut apply: impl FnMut() -> F) -> Result<T>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt = 1;
+    loop {
+        match apply().await {
+            Err(Error::Stale { message }) if attempt < STALE_ATTEMPTS => {
+                tracing::debug!(%message, attempt, "read stale state; applying the event again");
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Counts runner events by kind and outcome (`stpt_events_total`), for whatever metrics
+/// recorder the host installed.
+fn count_event<T>(kind: &'static str, result: &Result<Recorded<T>>) {
+    let outcome = match result {
+        Ok(Recorded {
+            replayed: false, ..
+        }) => "applied",
+        Ok(Recorded { replayed: true, .. }) => "replayed",
+        Err(Error::NoMatch(_)) => "no_match",
+        Err(Error::InvalidInput { .. }) => "invalid",
+        Err(_) => "error",
+    };
+    metrics::counter!("stpt_events_total", "kind" => kind, "outcome" => outcome).increment(1);
+}
+
+fn within_range<T>(page: Page<T>) -> Result<Page<T>> {
+    if page.is_past_end() {
+        return Err(Error::not_found(
+            ItemKind::Page,
+            i64::from(page.request.number()),
+        ));
+    }
+    Ok(page)
+}

@@ -1,0 +1,335 @@
+//! Wrapping a store: override what you need, inherit the rest.
+//!
+//! A decorator (logging, metrics, a cache, a guard kept alive beside a store) implements
+//! [`WrapStore`] (and, to see units of work, [`WrapStoreTx`]) instead of
+//! [`Store`]/[`StoreTx`]: it names its inner store once, and every method it does not write
+//! forwards to it — including optional ones such as [`Store::delete_run`], so a wrapper never
+//! loses an ability of what it wraps. Every `WrapStore` is a `Store`, every `WrapStoreTx` a
+//! `StoreTx`.
+//!
+//! These traits are deliberately not re-exported at the crate root: their methods share the
+//! names of [`Store`]'s, so import them only where you implement them.
+//!
+//! ```
+//! use async_trait::async_trait;
+//! use std::sync::Arc;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use stpt_core::wrap::{WrapStore, WrapStoreTx};
+//! use stpt_core::{Changes, Committed, MachineName, Result, Store, StoreTx};
+//!
+//! /// Counts commits; everything else is the inner store's.
+//! #[derive(Debug)]
+//! struct Counting {
+//!     inner: Arc<dyn Store>,
+//!     commits: Arc<AtomicU64>,
+//! }
+//!
+//! #[async_trait]
+//! impl WrapStore for Counting {
+//!     fn inner(&self) -> &dyn Store {
+//!         &*self.inner
+//!     }
+//!     async fn begin(&self, machine: &MachineName) -> Result<Box<dyn StoreTx>> {
+//!         let unit = self.inner.begin(machine).await?;
+//!         Ok(Box::new(CountingTx(unit, Arc::clone(&self.commits))))
+//!     }
+//! }
+//!
+//! struct CountingTx(Box<dyn StoreTx>, Arc<AtomicU64>);
+//!
+//! #[async_trait]
+//! impl WrapStoreTx for CountingTx {
+//!     fn inner(&self) -> &dyn StoreTx {
+//!         &*self.0
+//!     }
+//!     fn inner_mut(&mut self) -> &mut dyn StoreTx {
+//!         &mut *self.0
+//!     }
+//!     fn into_inner(self: Box<Self>) -> Box<dyn StoreTx> {
+//!         self.0
+//!     }
+//!     async fn commit(self: Box<Self>, changes: Changes) -> Result<Committed> {
+//!         let committed = self.0.commit(changes).await?;
+//!         self.1.fetch_add(1, Ordering::Relaxed);
+//!         Ok(committed)
+//!     }
+//! }
+//! ```
+
+use async_trait::async_trait;
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use crate::rules::{RunState, ScenarioState, TestState};
+use crate::{
+    Changes, Committed, ItemDetail, ItemRef, MachineId, MachineName, MachineRecord, MachineSummary,
+    Page, PageRequest, RecordedEvent, Result, RunDetail, RunId, RunSummary, ScenarioId, Store,
+    StoreTx, TestId,
+};
+
+/// A [`Store`] that wraps another: every method forwards to [`WrapStore::inner`] unless
+/// overridden. See the [module docs](self).
+#[async_trait]
+pub trait WrapStore: Send + Sync + Debug + 'static {
+    /// The wrapped store.
+    fn inner(&self) -> &dyn Store;
+
+    /// [`Store::begin`].
+    async fn begin(&self, machine: &MachineName) -> Result<Box<dyn StoreTx>> {
+        self.inner().begin(machine).await
+    }
+    /// [`Store::machines`].
+    async fn machines(&self, page: PageRequest) -> Result<Page<MachineSummary>> {
+        self.inner().machines(page).await
+    }
+    /// [`Store::machine`].
+    async fn machine(&self, id: MachineId) -> Result<MachineSummary> {
+        self.inner().machine(id).await
+    }
+    /// [`Store::runs`].
+    async fn runs(&self, machine: MachineId, page: PageRequest) -> Result<Page<RunSummary>> {
+        self.inner().runs(machine, page).await
+    }
+    /// [`Store::run`].
+    async fn run(&self, id: RunId) -> Result<RunDetail> {
+        self.inner().run(id).await
+    }
+    /// [`Store::item`].
+    async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
+        self.inner().item(item).await
+    }
+    /// [`Store::delete_run`].
+    async fn delete_run(&self, id: RunId) -> Result<()> {
+        self.inner().delete_run(id).await
+    }
+    /// [`Store::delete_machine`].
+    async fn delete_machine(&self, id: MachineId) -> Result<()> {
+        self.inner().delete_machine(id).await
+    }
+}
+
+#[async_trait]
+impl<W: WrapStore> Store for W {
+    async fn begin(&self, machine: &MachineName) -> Result<Box<dyn StoreTx>> {
+        WrapStore::begin(self, machine).await
+    }
+    async fn machines(&self, page: PageRequest) -> Result<Page<MachineSummary>> {
+        WrapStore::machines(self, page).await
+    }
+    async fn machine(&self, id: MachineId) -> Result<MachineSummary> {
+        WrapStore::machine(self, id).await
+    }
+    async fn runs(&self, machine: MachineId, page: PageRequest) -> Result<Page<RunSummary>> {
+        WrapStore::runs(self, machine, page).await
+    }
+    async fn run(&self, id: RunId) -> Result<RunDetail> {
+        WrapStore::run(self, id).await
+    }
+    async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
+        WrapStore::item(self, item).await
+    }
+    async fn delete_run(&self, id: RunId) -> Result<()> {
+        WrapStore::delete_run(self, id).await
+    }
+    async fn delete_machine(&self, id: MachineId) -> Result<()> {
+        WrapStore::delete_machine(self, id).await
+    }
+}
+
+/// A [`StoreTx`] that wraps another unit of work: every method forwards to the inner unit
+/// unless overridden. See the [module docs](self).
+#[async_trait]
+pub trait WrapStoreTx: Send {
+    /// The wrapped unit.
+    fn inner(&self) -> &dyn StoreTx;
+    /// The wrapped unit, to read through.
+    fn inner_mut(&mut self) -> &mut dyn StoreTx;
+    /// The wrapped unit, to commit.
+    fn into_inner(self: Box<Self>) -> Box<dyn StoreTx>;
+
+    /// [`StoreTx::machine`].
+    fn machine(&self) -> Option<&MachineRecord> {
+        self.inner().machine()
+    }
+    /// [`StoreTx::ongoing_runs`].
+    async fn ongoing_runs(&mut self) -> Result<Vec<RunState>> {
+        self.inner_mut().ongoing_runs().await
+    }
+    /// [`StoreTx::scenarios`].
+    async fn scenarios(&mut self, run: RunId) -> Result<Vec<ScenarioState>> {
+        self.inner_mut().scenarios(run).await
+    }
+    /// [`StoreTx::scenario`].
+    async fn scenario(&mut self, id: ScenarioId) -> Result<ScenarioState> {
+        self.inner_mut().scenario(id).await
+    }
+    /// [`StoreTx::first_waiting_test`].
+    async fn first_waiting_test(
+        &mut self,
+        run: RunId,
+        file_path: &str,
+        file_name: &str,
+    ) -> Result<Option<TestState>> {
+        self.inner_mut()
+            .first_waiting_test(run, file_path, file_name)
+            .await
+    }
+    /// [`StoreTx::running_test`].
+    async fn running_test(&mut self, run: RunId) -> Result<Option<TestState>> {
+        self.inner_mut().running_test(run).await
+    }
+    /// [`StoreTx::test`].
+    async fn test(&mut self, id: TestId) -> Result<Option<TestState>> {
+        self.inner_mut().test(id).await
+    }
+    /// [`StoreTx::recorded_event`].
+    async fn recorded_event(&mut self, event_id: &str) -> Result<Option<RecordedEvent>> {
+        self.inner_mut().recorded_event(event_id).await
+    }
+    /// [`StoreTx::confirm`].
+    async fn confirm(&mut self) -> Result<()> {
+        self.inner_mut().confirm().await
+    }
+    /// [`StoreTx::commit`].
+    async fn commit(self: Box<Self>, changes: Changes) -> Result<Committed> {
+        self.into_inner().commit(changes).await
+    }
+}
+
+#[async_trait]
+impl<W: WrapStoreTx> StoreTx for W {
+    fn machine(&self) -> Option<&MachineRecord> {
+        WrapStoreTx::machine(self)
+    }
+    async fn ongoing_runs(&mut self) -> Result<Vec<RunState>> {
+        WrapStoreTx::ongoing_runs(self).await
+    }
+    async fn scenarios(&mut self, run: RunId) -> Result<Vec<ScenarioState>> {
+        WrapStoreTx::scenarios(self, run).await
+    }
+    async fn scenario(&mut self, id: ScenarioId) -> Result<ScenarioState> {
+        WrapStoreTx::scenario(self, id).await
+    }
+    async fn first_waiting_test(
+        &mut self,
+        run: RunId,
+        file_path: &str,
+        file_name: &str,
+    ) -> Result<Option<TestState>> {
+        WrapStoreTx::first_waiting_test(self, run, file_path, file_name).await
+    }
+    async fn running_test(&mut self, run: RunId) -> Result<Option<TestState>> {
+        WrapStoreTx::running_test(self, run).await
+    }
+    async fn test(&mut self, id: TestId) -> Result<Option<TestState>> {
+        WrapStoreTx::test(self, id).await
+    }
+    async fn recorded_event(&mut self, event_id: &str) -> Result<Option<RecordedEvent>> {
+        WrapStoreTx::recorded_event(self, event_id).await
+    }
+    async fn confirm(&mut self) -> Result<()> {
+        WrapStoreTx::confirm(self).await
+    }
+    async fn commit(self: Box<Self>, changes: Changes) -> Result<Committed> {
+        WrapStoreTx::commit(self, changes).await
+    }
+}
+
+// Shared and boxed stores are stores. `Box` is covered for trait objects only: a blanket
+// `Box<T>` impl would overlap the wrapper impls above (`Box` is `#[fundamental]`, so a
+// downstream crate could make `Box<TheirStore>` a wrapper).
+
+#[async_trait]
+impl<T: Store + ?Sized> Store for Arc<T> {
+    async fn begin(&self, machine: &MachineName) -> Result<Box<dyn StoreTx>> {
+        (**self).begin(machine).await
+    }
+    async fn machines(&self, page: PageRequest) -> Result<Page<MachineSummary>> {
+        (**self).machines(page).await
+    }
+    async fn machine(&self, id: MachineId) -> Result<MachineSummary> {
+        (**self).machine(id).await
+    }
+    async fn runs(&self, machine: MachineId, page: PageRequest) -> Result<Page<RunSummary>> {
+        (**self).runs(machine, page).await
+    }
+    async fn run(&self, id: RunId) -> Result<RunDetail> {
+        (**self).run(id).await
+    }
+    async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
+        (**self).item(item).await
+    }
+    async fn delete_run(&self, id: RunId) -> Result<()> {
+        (**self).delete_run(id).await
+    }
+    async fn delete_machine(&self, id: MachineId) -> Result<()> {
+        (**self).delete_machine(id).await
+    }
+}
+
+#[async_trait]
+impl Store for Box<dyn Store> {
+    async fn begin(&self, machine: &MachineName) -> Result<Box<dyn StoreTx>> {
+        (**self).begin(machine).await
+    }
+    async fn machines(&self, page: PageRequest) -> Result<Page<MachineSummary>> {
+        (**self).machines(page).await
+    }
+    async fn machine(&self, id: MachineId) -> Result<MachineSummary> {
+        (**self).machine(id).await
+    }
+    async fn runs(&self, machine: MachineId, page: PageRequest) -> Result<Page<RunSummary>> {
+        (**self).runs(machine, page).await
+    }
+    async fn run(&self, id: RunId) -> Result<RunDetail> {
+        (**self).run(id).await
+    }
+    async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
+        (**self).item(item).await
+    }
+    async fn delete_run(&self, id: RunId) -> Result<()> {
+        (**self).delete_run(id).await
+    }
+    async fn delete_machine(&self, id: MachineId) -> Result<()> {
+        (**self).delete_machine(id).await
+    }
+}
+
+#[async_trait]
+impl StoreTx for Box<dyn StoreTx> {
+    fn machine(&self) -> Option<&MachineRecord> {
+        (**self).machine()
+    }
+    async fn ongoing_runs(&mut self) -> Result<Vec<RunState>> {
+        (**self).ongoing_runs().await
+    }
+    async fn scenarios(&mut self, run: RunId) -> Result<Vec<ScenarioState>> {
+        (**self).scenarios(run).await
+    }
+    async fn scenario(&mut self, id: ScenarioId) -> Result<ScenarioState> {
+        (**self).scenario(id).await
+    }
+    async fn first_waiting_test(
+        &mut self,
+        run: RunId,
+        file_path: &str,
+        file_name: &str,
+    ) -> Result<Option<TestState>> {
+        (**self).first_waiting_test(run, file_path, file_name).await
+    }
+    async fn running_test(&mut self, run: RunId) -> Result<Option<TestState>> {
+        (**self).running_test(run).await
+    }
+    async fn test(&mut self, id: TestId) -> Result<Option<TestState>> {
+        (**self).test(id).await
+    }
+    async fn recorded_event(&mut self, event_id: &str) -> Result<Option<RecordedEvent>> {
+        (**self).recorded_event(event_id).await
+    }
+    async fn confirm(&mut self) -> Result<()> {
+        (**self).confirm().await
+    }
+    async fn commit(self: Box<Self>, changes: Changes) -> Result<Committed> {
+        (*self).commit(changes).await
+    }
+}

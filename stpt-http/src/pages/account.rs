@@ -1,0 +1,399 @@
+//! Signing in and out, and resetting a forgotten password by an emailed link.
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, Query};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use stpt_core::accounts::username_key;
+
+use super::views::Crumb;
+use super::{Cx, PageError, PagesState, View};
+use crate::extract::home_url;
+use crate::security::cookies::SESSION_COOKIE;
+use crate::security::{Csrf, Mail, safe_next, see_other};
+
+pub(super) fn routes() -> Router<PagesState> {
+    let mut router = Router::new();
+    let pages = [
+        ("/login", get(login_page).post(login)),
+        ("/logout", get(logout_page).post(logout)),
+        (
+            "/password_reset",
+            get(reset_request_page).post(reset_request),
+        ),
+        ("/password_reset/done", get(reset_sent_page)),
+        ("/reset/done", get(reset_done_page)),
+        ("/reset/{secret}", get(reset_page).post(reset)),
+    ];
+    for (path, handler) in pages {
+        router = router
+            .route(path, handler.clone())
+            .route(&format!("{path}/"), handler);
+    }
+    router
+}
+
+/// The answer when a form's CSRF token does not match its cookie.
+pub(super) fn csrf_failed() -> PageError {
+    PageError {
+        status: StatusCode::FORBIDDEN,
+        message:
+            "This form has expired or was sent from another site. Reload the page and try again."
+                .to_owned(),
+    }
+}
+
+/// Checks a posted form's CSRF token.
+pub(super) fn check_csrf(headers: &HeaderMap, submitted: &str) -> Result<(), PageError> {
+    if Csrf::verify(headers, submitted) {
+        Ok(())
+    } else {
+        Err(csrf_failed())
+    }
+}
+
+/// A rendered page answered with `status` instead of 200.
+pub(super) fn with_status(
+    response: Result<Response, PageError>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    response.map(|mut response| {
+        *response.status_mut() = status;
+        response
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct LoginData {
+    next: String,
+    username: String,
+    error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf_token: String,
+    next: Option<String>,
+}
+
+impl Cx {
+    fn login_view(&self, data: LoginData) -> View<LoginData> {
+        View {
+            template: "stpt/login.html",
+            kind: "login",
+            title: "Sign in".to_owned(),
+            breadcrumbs: vec![self.crumb_home(), Crumb::here("Sign in")],
+            live: None,
+            data,
+        }
+    }
+}
+
+async fn login_page(cx: Cx, Query(query): Query<NextQuery>) -> Response {
+    let next = safe_next(query.next.as_deref(), &cx.prefix);
+    if cx.caller.viewer().is_some() {
+        return see_other(&next);
+    }
+    let view = cx.login_view(LoginData {
+        next,
+        username: String::new(),
+        error: None,
+    });
+    cx.finish(cx.render_form(view))
+}
+
+async fn login(cx: Cx, Form(form): Form<LoginForm>) -> Response {
+    let result = async {
+        check_csrf(&cx.headers, &form.csrf_token)?;
+        let next = safe_next(form.next.as_deref(), &cx.prefix);
+        let security = &cx.state.security;
+        let client = cx
+            .client
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let key = format!("{client}|{}", username_key(&form.username));
+        if let Some(wait) = security.throttle.retry_after(&key) {
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            let view = cx.login_view(LoginData {
+                next,
+                username: form.username.clone(),
+                error: Some(format!(
+                    "Too many failed attempts. Try again in {minutes} minute{}.",
+                    if minutes == 1 { "" } else { "s" }
+                )),
+            });
+            return with_status(cx.render_form(view), StatusCode::TOO_MANY_REQUESTS);
+        }
+        let accounts = cx.accounts()?;
+        let Some(signed_in) = accounts.sign_in(&form.username, &form.password).await? else {
+            security.throttle.failed(&key);
+            tracing::info!(username = %form.username, client = %client, "failed sign-in");
+            let view = cx.login_view(LoginData {
+                next,
+                username: form.username.clone(),
+                error: Some("Wrong username or password.".to_owned()),
+            });
+            return with_status(cx.render_form(view), StatusCode::UNAUTHORIZED);
+        };
+        security.throttle.succeeded(&key);
+        tracing::info!(username = %signed_in.user.username, "signed in");
+        let mut response = see_other(&next);
+        let max_age = accounts.session_ttl().num_seconds();
+        if let Some(cookie) =
+            cx.cookie_rules()
+                .set(SESSION_COOKIE, &signed_in.secret, "Lax", max_age)
+        {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        Ok(response)
+    }
+    .await;
+    cx.finish(result)
+}
+
+#[derive(Debug, Serialize)]
+struct Empty {}
+
+async fn logout_page(cx: Cx) -> Response {
+    if cx.caller.viewer().is_none() {
+        return see_other(&home_url(&cx.prefix));
+    }
+    let view = View {
+        template: "stpt/logout.html",
+        kind: "logout",
+        title: "Sign out".to_owned(),
+        breadcrumbs: vec![cx.crumb_home(), Crumb::here("Sign out")],
+        live: None,
+        data: Empty {},
+    };
+    cx.finish(cx.render_form(view))
+}
+
+/// A form that carries only its CSRF token (sign-out, revoke, delete).
+#[derive(Debug, Deserialize)]
+pub(super) struct CsrfForm {
+    #[serde(default)]
+    pub(super) csrf_token: String,
+}
+
+async fn logout(cx: Cx, Form(form): Form<CsrfForm>) -> Response {
+    let result = async {
+        check_csrf(&cx.headers, &form.csrf_token)?;
+        if let Some(secret) = crate::security::cookies::cookie(&cx.headers, SESSION_COOKIE) {
+            cx.accounts()?.sign_out(secret).await?;
+        }
+        let mut response = see_other(&home_url(&cx.prefix));
+        if let Some(cookie) = cx.cookie_rules().set(SESSION_COOKIE, "", "Lax", 0) {
+            response.headers_mut().append(header::SET_COOKIE, cookie);
+        }
+        Ok(response)
+    }
+    .await;
+    cx.finish(result)
+}
+
+/// Which step of the reset flow a page shows.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum ResetStep {
+    Request,
+    Sent,
+    Choose,
+    Invalid,
+    Done,
+}
+
+#[derive(Debug, Serialize)]
+struct ResetData {
+    step: ResetStep,
+    error: Option<String>,
+    username: Option<String>,
+}
+
+impl Cx {
+    fn reset_view(
+        &self,
+        step: ResetStep,
+        error: Option<String>,
+        username: Option<String>,
+    ) -> View<ResetData> {
+        View {
+            template: "stpt/password_reset.html",
+            kind: "password-reset",
+            title: "Reset password".to_owned(),
+            breadcrumbs: vec![self.crumb_home(), Crumb::here("Reset password")],
+            live: None,
+            data: ResetData {
+                step,
+                error,
+                username,
+            },
+        }
+    }
+
+    /// Where links in emails point: the configured public address, else this request's host.
+    fn public_base(&self) -> String {
+        if let Some(url) = &self.state.security.public_url {
+            return url.clone();
+        }
+        let host = self
+            .headers
+            .get(header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .unwrap_or("localhost");
+        let scheme = if self.cookie_rules().secure {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{host}{}", self.prefix)
+    }
+}
+
+async fn reset_request_page(cx: Cx) -> Response {
+    let view = cx.reset_view(ResetStep::Request, None, None);
+    cx.finish(cx.render_form(view))
+}
+
+#[derive(Debug, Deserialize)]
+struct ResetRequestForm {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn reset_request(cx: Cx, Form(form): Form<ResetRequestForm>) -> Response {
+    let result = async {
+        check_csrf(&cx.headers, &form.csrf_token)?;
+        let security = &cx.state.security;
+        // Bounds how many emails one client can make the server send.
+        let client = cx.client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let key = format!("reset|{client}");
+        if security.throttle.retry_after(&key).is_none() {
+            security.throttle.failed(&key);
+            let base = cx.public_base();
+            for grant in cx.accounts()?.request_password_reset(&form.login).await? {
+                let Some(to) = grant.user.email.clone() else {
+                    continue;
+                };
+                let body = format!(
+                    "Someone (hopefully you) asked to reset the password of the stpt account `{}`.\n\n\
+                     Open this link to choose a new password. It works once, until {} UTC:\n\n\
+                     {base}/reset/{}/\n\n\
+                     If you did not ask for this, ignore this email: your password stays as it is.\n",
+                    grant.user.username,
+                    grant.expires_at.format("%Y-%m-%d %H:%M"),
+                    grant.secret,
+                );
+                let mail = Mail {
+                    to,
+                    subject: "Reset your stpt password".to_owned(),
+                    body,
+                };
+                if let Err(error) = security.mailer.send(mail).await {
+                    tracing::error!(%error, username = %grant.user.username, "sending a password-reset email failed");
+                }
+            }
+        }
+        // The same answer whether or not an account matched: no one learns who has one.
+        Ok(see_other(&format!("{}/password_reset/done/", cx.prefix)))
+    }
+    .await;
+    cx.finish(result)
+}
+
+async fn reset_sent_page(cx: Cx) -> Response {
+    let view = cx.reset_view(ResetStep::Sent, None, None);
+    cx.finish(cx.render(view))
+}
+
+async fn reset_done_page(cx: Cx) -> Response {
+    let view = cx.reset_view(ResetStep::Done, None, None);
+    cx.finish(cx.render(view))
+}
+
+async fn reset_page(cx: Cx, Path(secret): Path<String>) -> Response {
+    let result = async {
+        let user = cx.accounts()?.reset_user(&secret).await?;
+        match user {
+            Some(user) => {
+                cx.render_form(cx.reset_view(ResetStep::Choose, None, Some(user.username)))
+            }
+            None => with_status(
+                cx.render(cx.reset_view(ResetStep::Invalid, None, None)),
+                StatusCode::NOT_FOUND,
+            ),
+        }
+    }
+    .await;
+    cx.finish(result)
+}
+
+#[derive(Debug, Deserialize)]
+struct ResetForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_again: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn reset(cx: Cx, Path(secret): Path<String>, Form(form): Form<ResetForm>) -> Response {
+    let result = async {
+        check_csrf(&cx.headers, &form.csrf_token)?;
+        let accounts = cx.accounts()?;
+        let again = |error: String, username: Option<String>| {
+            with_status(
+                cx.render_form(cx.reset_view(ResetStep::Choose, Some(error), username)),
+                StatusCode::BAD_REQUEST,
+            )
+        };
+        if form.password != form.password_again {
+            let username = accounts
+                .reset_user(&secret)
+                .await?
+                .map(|user| user.username);
+            if username.is_none() {
+                return with_status(
+                    cx.render(cx.reset_view(ResetStep::Invalid, None, None)),
+                    StatusCode::NOT_FOUND,
+                );
+            }
+            return again("The two passwords differ.".to_owned(), username);
+        }
+        match accounts.reset_password(&secret, &form.password).await {
+            Ok(Some(user)) => {
+                tracing::info!(username = %user.username, "password reset by emailed link");
+                Ok(see_other(&format!("{}/reset/done/", cx.prefix)))
+            }
+            Ok(None) => with_status(
+                cx.render(cx.reset_view(ResetStep::Invalid, None, None)),
+                StatusCode::NOT_FOUND,
+            ),
+            Err(stpt_core::Error::InvalidInput { problem, .. }) => {
+                let username = accounts
+                    .reset_user(&secret)
+                    .await?
+                    .map(|user| user.username);
+                again(format!("The password {problem}."), username)
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+    .await;
+    cx.finish(result)
+}

@@ -1,0 +1,427 @@
+//! The admin page (users and runner tokens, with stpt's accounts), and the admins' actions
+//! on machines and runs (with any identity).
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, Query};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use stpt_core::accounts::{Role, RunnerToken, RunnerTokenId, UserId};
+use stpt_core::{MachineId, RunId};
+
+use super::account::{CsrfForm, check_csrf, with_status};
+use super::views::{Crumb, iso};
+use super::{Cx, PageError, PagesState, View};
+use crate::extract::parse_id;
+use crate::security::{Viewer, see_other};
+
+/// The admin page with its user and runner-token forms: only with stpt's accounts.
+pub(super) fn routes() -> Router<PagesState> {
+    Router::new()
+        .route("/admin", get(admin_page))
+        .route("/admin/", get(admin_page))
+        .route("/admin/users", post(create_user))
+        .route("/admin/users/{id}/role", post(set_role))
+        .route("/admin/users/{id}/delete", post(delete_user))
+        .route("/admin/tokens", post(create_token))
+        .route("/admin/tokens/{id}/revoke", post(revoke_token))
+}
+
+/// The *Delete* buttons of machine and run pages: with any identity.
+pub(super) fn actions() -> Router<PagesState> {
+    Router::new()
+        .route("/admin/machines/{id}/delete", post(delete_machine))
+        .route("/admin/runs/{id}/delete", post(delete_run))
+}
+
+/// Why a request may not do an admin's thing: not signed in (sent to stpt's sign-in page,
+/// when there is one) or not an admin (403).
+enum Refused {
+    /// The sign-in address to send the client to.
+    SignIn(String),
+    Page(PageError),
+}
+
+impl Cx {
+    fn require_admin(&self) -> Result<&Viewer, Refused> {
+        let not_admin = || {
+            Refused::Page(PageError {
+                status: StatusCode::FORBIDDEN,
+                message: "Only admins may do this.".to_owned(),
+            })
+        };
+        match self.caller.viewer() {
+            Some(viewer) if viewer.is_admin => Ok(viewer),
+            Some(_) => Err(not_admin()),
+            None if self.state.security.sign_in.is_none() => Err(not_admin()),
+            None => {
+                let next = format!("{}/admin/", self.prefix);
+                let query =
+                    serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default();
+                Err(Refused::SignIn(format!("{}/login/?{query}", self.prefix)))
+            }
+        }
+    }
+
+    fn refuse(&self, refused: Refused) -> Response {
+        match refused {
+            Refused::SignIn(to) => see_other(&to),
+            Refused::Page(error) => self.error_page(error),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct UserRow {
+    id: i64,
+    username: String,
+    email: Option<String>,
+    role: &'static str,
+    created: String,
+    is_you: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct TokenRow {
+    id: i64,
+    name: String,
+    machines: Vec<String>,
+    created: String,
+    revoked: Option<String>,
+}
+
+impl From<RunnerToken> for TokenRow {
+    fn from(token: RunnerToken) -> Self {
+        TokenRow {
+            id: token.id.get(),
+            name: token.name,
+            machines: token.machines,
+            created: iso(Some(token.created_at)),
+            revoked: token.revoked_at.map(|at| iso(Some(at))),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct AdminData {
+    users: Vec<UserRow>,
+    tokens: Vec<TokenRow>,
+    notice: Option<&'static str>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DoneQuery {
+    done: Option<String>,
+}
+
+/// Notices after a successful form, from a fixed set (never echoing request text).
+fn notice(done: Option<&str>) -> Option<&'static str> {
+    match done? {
+        "user-created" => Some("User created."),
+        "role-changed" => Some("Role changed."),
+        "user-deleted" => Some("User deleted."),
+        "token-revoked" => Some("Runner token revoked; runners using it are refused from now on."),
+        _ => None,
+    }
+}
+
+async fn render_admin(
+    cx: &Cx,
+    me: &Viewer,
+    notice: Option<&'static str>,
+    error: Option<String>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let accounts = cx.accounts()?;
+    let users = accounts
+        .users()
+        .await?
+        .into_iter()
+        .map(|user| UserRow {
+            id: user.id.get(),
+            // With stpt's accounts, the viewer's name is the username, and usernames are
+            // unique.
+            is_you: user.username == me.name,
+            username: user.username,
+            email: user.email,
+            role: user.role.as_str(),
+            created: iso(Some(user.created_at)),
+        })
+        .collect();
+    let tokens = accounts
+        .runner_tokens()
+        .await?
+        .into_iter()
+        .map(TokenRow::from)
+        .collect();
+    let view = View {
+        template: "stpt/admin.html",
+        kind: "admin",
+        title: "Admin".to_owned(),
+        breadcrumbs: vec![cx.crumb_home(), Crumb::here("Admin")],
+        live: None,
+        data: AdminData {
+            users,
+            tokens,
+            notice,
+            error,
+        },
+    };
+    with_status(cx.render_form(view), status)
+}
+
+async fn admin_page(cx: Cx, Query(query): Query<DoneQuery>) -> Response {
+    let me = match cx.require_admin() {
+        Ok(me) => me.clone(),
+        Err(refused) => return cx.refuse(refused),
+    };
+    let result = render_admin(
+        &cx,
+        &me,
+        notice(query.done.as_deref()),
+        None,
+        StatusCode::OK,
+    )
+    .await;
+    cx.finish(result)
+}
+
+/// Runs an admin form: checks the admin and the CSRF token, then `action`; a failure the
+/// admin can fix re-renders the page with the message.
+async fn admin_form<F, Fut>(cx: &Cx, csrf_token: &str, action: F) -> Response
+where
+    F: FnOnce(Viewer) -> Fut,
+    Fut: std::future::Future<Output = Result<Response, stpt_core::Error>>,
+{
+    let me = match cx.require_admin() {
+        Ok(me) => me.clone(),
+        Err(refused) => return cx.refuse(refused),
+    };
+    if let Err(error) = check_csrf(&cx.headers, csrf_token) {
+        return cx.error_page(error);
+    }
+    let result = match action(me.clone()).await {
+        Ok(response) => Ok(response),
+        Err(error) => {
+            let status = match &error {
+                stpt_core::Error::InvalidInput { .. } => Some(StatusCode::BAD_REQUEST),
+                stpt_core::Error::Conflict { .. } => Some(StatusCode::CONFLICT),
+                stpt_core::Error::NotFound { .. } => Some(StatusCode::NOT_FOUND),
+                stpt_core::Error::Busy { .. } | stpt_core::Error::Stale { .. } => {
+                    Some(StatusCode::SERVICE_UNAVAILABLE)
+                }
+                _ => None,
+            };
+            match status {
+                // The admin page lists users and tokens: only with stpt's accounts.
+                Some(status) if cx.state.security.sign_in.is_some() => {
+                    render_admin(cx, &me, None, Some(describe(&error)), status).await
+                }
+                _ => Err(error.into()),
+            }
+        }
+    };
+    cx.finish(result)
+}
+
+fn describe(error: &stpt_core::Error) -> String {
+    match error {
+        stpt_core::Error::InvalidInput { field, problem } => format!("The {field} {problem}."),
+        stpt_core::Error::Conflict { message } => format!("Not done: {message}."),
+        stpt_core::Error::Busy { .. } | stpt_core::Error::Stale { .. } => {
+            "Not done: another change got in the way. Nothing was changed; try again.".to_owned()
+        }
+        other => format!("Not done: {other}."),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateUserForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+fn parse_role(role: &str) -> Result<Role, stpt_core::Error> {
+    Role::parse(role).ok_or_else(|| stpt_core::Error::invalid("role", "must be admin or viewer"))
+}
+
+async fn create_user(cx: Cx, Form(form): Form<CreateUserForm>) -> Response {
+    let done = format!("{}/admin/?done=user-created", cx.prefix);
+    let accounts = match cx.accounts() {
+        Ok(accounts) => accounts.clone(),
+        Err(error) => return cx.error_page(error),
+    };
+    let csrf = form.csrf_token.clone();
+    admin_form(&cx, &csrf, |me| async move {
+        let role = parse_role(&form.role)?;
+        let email = Some(form.email.as_str()).filter(|email| !email.trim().is_empty());
+        let user = accounts.create_user(&form.username, email, &form.password, role)
+            .await?;
+        tracing::info!(admin = %me.name, username = %user.username, role = %user.role, "user created");
+        Ok(see_other(&done))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct RoleForm {
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+fn user_id(text: &str) -> Result<UserId, stpt_core::Error> {
+    parse_id("user", text)
+        .map(UserId)
+        .map_err(|_| stpt_core::Error::invalid("user", "id is not a number"))
+}
+
+async fn set_role(cx: Cx, Path(id): Path<String>, Form(form): Form<RoleForm>) -> Response {
+    let done = format!("{}/admin/?done=role-changed", cx.prefix);
+    let accounts = match cx.accounts() {
+        Ok(accounts) => accounts.clone(),
+        Err(error) => return cx.error_page(error),
+    };
+    let csrf = form.csrf_token.clone();
+    admin_form(&cx, &csrf, |me| async move {
+        let user = accounts.set_role(user_id(&id)?, parse_role(&form.role)?)
+            .await?;
+        tracing::info!(admin = %me.name, username = %user.username, role = %user.role, "role changed");
+        Ok(see_other(&done))
+    })
+    .await
+}
+
+async fn delete_user(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Response {
+    let done = format!("{}/admin/?done=user-deleted", cx.prefix);
+    let accounts = match cx.accounts() {
+        Ok(accounts) => accounts.clone(),
+        Err(error) => return cx.error_page(error),
+    };
+    let csrf = form.csrf_token.clone();
+    admin_form(&cx, &csrf, |me| async move {
+        let id = user_id(&id)?;
+        accounts.delete_user(id).await?;
+        tracing::info!(admin = %me.name, user = %id, "user deleted");
+        Ok(see_other(&done))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateTokenForm {
+    #[serde(default)]
+    name: String,
+    /// Machine names, one per line; empty: any machine.
+    #[serde(default)]
+    machines: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+#[derive(Debug, Serialize)]
+struct TokenCreatedData {
+    token: TokenRow,
+    secret: String,
+}
+
+async fn create_token(cx: Cx, Form(form): Form<CreateTokenForm>) -> Response {
+    let accounts = match cx.accounts() {
+        Ok(accounts) => accounts.clone(),
+        Err(error) => return cx.error_page(error),
+    };
+    let csrf = form.csrf_token.clone();
+    let cx_ref = &cx;
+    admin_form(&cx, &csrf, |me| async move {
+        let cx = cx_ref;
+        let machines: Vec<String> = form
+            .machines
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let issued = accounts.create_runner_token(form.name.trim(), &machines)
+            .await?;
+        tracing::info!(admin = %me.name, token = %issued.token.name, id = %issued.token.id, "runner token created");
+        // Shown once, on this page (not behind a redirect): only its hash is stored.
+        let view = View {
+            template: "stpt/token_created.html",
+            kind: "token-created",
+            title: "Runner token created".to_owned(),
+            breadcrumbs: vec![
+                cx.crumb_home(),
+                Crumb::link("Admin", format!("{}/admin/", cx.prefix)),
+                Crumb::here("Runner token created"),
+            ],
+            live: None,
+            data: TokenCreatedData {
+                token: issued.token.into(),
+                secret: issued.secret,
+            },
+        };
+        cx.render_form(view).map_err(|error| {
+            stpt_core::Error::backend(error.message)
+        })
+    })
+    .await
+}
+
+async fn revoke_token(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Response {
+    let done = format!("{}/admin/?done=token-revoked", cx.prefix);
+    let accounts = match cx.accounts() {
+        Ok(accounts) => accounts.clone(),
+        Err(error) => return cx.error_page(error),
+    };
+    let csrf = form.csrf_token.clone();
+    admin_form(&cx, &csrf, |me| async move {
+        let id = parse_id("runner token", &id)
+            .map(RunnerTokenId)
+            .map_err(|_| stpt_core::Error::invalid("runner token", "id is not a number"))?;
+        let token = accounts.revoke_runner_token(id).await?;
+        tracing::info!(admin = %me.name, token = %token.name, id = %token.id, "runner token revoked");
+        Ok(see_other(&done))
+    })
+    .await
+}
+
+async fn delete_machine(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Response {
+    let tracker = cx.tracker().clone();
+    let home = crate::extract::home_url(&cx.prefix);
+    admin_form(&cx, &form.csrf_token, |me| async move {
+        let id = parse_id("machine", &id)
+            .map(MachineId)
+            .map_err(|_| stpt_core::Error::invalid("machine", "id is not a number"))?;
+        tracker.delete_machine(id).await?;
+        tracing::info!(admin = %me.name, machine = %id, "machine deleted");
+        Ok(see_other(&home))
+    })
+    .await
+}
+
+async fn delete_run(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Response {
+    let tracker = cx.tracker().clone();
+    let prefix = cx.prefix.clone();
+    admin_form(&cx, &form.csrf_token, |me| async move {
+        let id = parse_id("run", &id)
+            .map(RunId)
+            .map_err(|_| stpt_core::Error::invalid("run", "id is not a number"))?;
+        let machine = tracker.run(id).await?.summary.machine_id;
+        tracker.delete_run(id).await?;
+        tracing::info!(admin = %me.name, run = %id, "run deleted");
+        Ok(see_other(&format!("{prefix}/machine/{machine}")))
+    })
+    .await
+}

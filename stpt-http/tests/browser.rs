@@ -1,0 +1,724 @@
+//! The live page in a real browser: Debian's headless Chromium, driven over the DevTools
+//! protocol (a few commands over a WebSocket, so no browser-driving crate and nothing
+//! downloaded). It opens a machine's live page, posts a plan and events, and checks that
+//! the page follows without a reload, that runner text stays text, and that no request
+//! leaves for another host.
+//!
+//! Skip rule: no Chromium on `PATH` → a loud "skipped" line, unless `STPT_TEST_INTEGRATION=1`
+//! (CI), where a missing Chromium fails the test. `.ci/run` installs the `chromium` package.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
+mod support;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use stpt_core::{InProcessBus, Tracker};
+use stpt_http::HttpConfig;
+use stpt_store_memory::MemoryStore;
+use support::{XSS_NAME, post, serve, small_plan, start, stop};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const BROWSERS: [&str; 3] = ["chromium", "chromium-browser", "google-chrome"];
+
+fn find_browser() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| BROWSERS.iter().map(move |name| dir.join(name)))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A headless Chromium with a fresh profile, killed and cleaned up on drop.
+struct Browser {
+    child: Child,
+    profile: PathBuf,
+    devtools: String,
+}
+
+impl Browser {
+    async fn launch(binary: &PathBuf) -> Browser {
+        let profile = std::env::temp_dir().join(format!(
+            "stpt-chromium-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&profile).unwrap();
+        let mut child = Command::new(binary)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-dev-shm-usage",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-default-browser-check",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let devtools = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                    return url.trim().to_owned();
+                }
+            }
+            panic!("chromium exited before it listened for DevTools");
+        })
+        .await
+        .expect("chromium did not start within 30 s");
+        // Keep draining stderr so the browser never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Browser {
+            child,
+            profile,
+            devtools,
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // Stop the browser before removing its profile, or it writes the profile back.
+        let _ = self.child.start_kill();
+        for _ in 0..50 {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// A DevTools session on one page: commands in, responses and events out.
+struct Page {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    session: Option<String>,
+    next_id: u64,
+    events: Vec<Value>,
+}
+
+impl Page {
+    async fn open(browser: &Browser) -> Page {
+        let (socket, _) = tokio_tungstenite::connect_async(browser.devtools.as_str())
+            .await
+            .unwrap();
+        let mut page = Page {
+            socket,
+            session: None,
+            next_id: 0,
+            events: Vec::new(),
+        };
+        let target = page
+            .call("Target.createTarget", json!({"url": "about:blank"}))
+            .await;
+        let attached = page
+            .call(
+                "Target.attachToTarget",
+                json!({"targetId": target["targetId"], "flatten": true}),
+            )
+            .await;
+        page.session = Some(attached["sessionId"].as_str().unwrap().to_owned());
+        for domain in [
+            "Network.enable",
+            "Page.enable",
+            "Runtime.enable",
+            "Log.enable",
+        ] {
+            page.call(domain, json!({})).await;
+        }
+        page
+    }
+
+    /// Sends a command and waits for its answer, keeping the events that come meanwhile.
+    async fn call(&mut self, method: &str, params: Value) -> Value {
+        match self.try_call(method, params).await {
+            Ok(result) => result,
+            Err(error) => panic!("{method} failed: {error}"),
+        }
+    }
+
+    /// [`Page::call`], with the protocol's error (e.g. "navigated", mid-navigation) as `Err`.
+    async fn try_call(&mut self, method: &str, params: Value) -> Result<Value, Value> {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut command = json!({"id": id, "method": method, "params": params});
+        if let Some(session) = &self.session {
+            command["sessionId"] = json!(session);
+        }
+        self.socket
+            .send(Message::text(command.to_string()))
+            .await
+            .unwrap();
+        let deadline = Duration::from_secs(15);
+        tokio::time::timeout(deadline, async {
+            loop {
+                let message = self.socket.next().await.unwrap().unwrap();
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let value: Value = serde_json::from_str(&text).unwrap();
+                if value["id"] == id {
+                    if let Some(error) = value.get("error") {
+                        return Err(error.clone());
+                    }
+                    return Ok(value["result"].clone());
+                }
+                if value.get("method").is_some() {
+                    self.events.push(value);
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{method} got no answer (events: {:?})", self.dialogs()))
+    }
+
+    async fn eval(&mut self, expression: &str) -> Value {
+        let result = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true}),
+            )
+            .await;
+        if let Some(exception) = result.get("exceptionDetails") {
+            panic!("`{expression}` threw: {exception}");
+        }
+        result["result"]["value"].clone()
+    }
+
+    /// Waits until `expression` is `true` in the page, polling through navigations (while the
+    /// page changes, evaluating may fail or throw; that is not an answer yet).
+    async fn wait_for(&mut self, expression: &str) {
+        let started = Instant::now();
+        loop {
+            let answer = self
+                .try_call(
+                    "Runtime.evaluate",
+                    json!({"expression": expression, "returnByValue": true}),
+                )
+                .await;
+            if answer.is_ok_and(|result| result["result"]["value"] == json!(true)) {
+                return;
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                let body = self.eval("document.body.innerText").await;
+                panic!("timed out waiting for `{expression}`; the page reads:\n{body}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn navigate(&mut self, url: &str) {
+        self.call("Page.navigate", json!({"url": url})).await;
+        self.wait_for("document.readyState === 'complete'").await;
+    }
+
+    /// Saves a PNG of the page when `STPT_TEST_SCREENSHOTS` names a folder (for people).
+    async fn screenshot(&mut self, name: &str) {
+        let Some(dir) = std::env::var_os("STPT_TEST_SCREENSHOTS") else {
+            return;
+        };
+        let shot = self
+            .call("Page.captureScreenshot", json!({"format": "png"}))
+            .await;
+        let png = decode_base64(shot["data"].as_str().unwrap());
+        std::fs::write(PathBuf::from(dir).join(format!("{name}.png")), png).unwrap();
+    }
+
+    fn events_named<'a>(&'a self, method: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.events
+            .iter()
+            .filter(move |event| event["method"] == method)
+    }
+
+    fn dialogs(&self) -> Vec<&Value> {
+        self.events_named("Page.javascriptDialogOpening").collect()
+    }
+}
+
+/// A TCP proxy in front of the server whose connections can be cut and refused.
+struct Proxy {
+    base: String,
+    refuse: Arc<AtomicBool>,
+    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(server: &str) -> Proxy {
+        let target = server.trim_start_matches("http://").to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let refuse = Arc::new(AtomicBool::new(false));
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let (refusing, open) = (Arc::clone(&refuse), Arc::clone(&connections));
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if refusing.load(Ordering::SeqCst) {
+                    continue; // dropped: the browser sees the connection close
+                }
+                let target = target.clone();
+                let handle = tokio::spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                open.lock().unwrap().push(handle);
+            }
+        });
+        Proxy {
+            base,
+            refuse,
+            connections,
+        }
+    }
+
+    /// Closes every open connection and refuses new ones.
+    fn cut(&self) {
+        self.refuse.store(true, Ordering::SeqCst);
+        for handle in self.connections.lock().unwrap().drain(..) {
+            handle.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.refuse.store(false, Ordering::SeqCst);
+    }
+}
+
+fn decode_base64(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for byte in text.bytes().filter(|b| *b != b'=') {
+        let value = ALPHABET.iter().position(|c| *c == byte).unwrap() as u32;
+        buffer = (buffer << 6) | value;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// The text of the live page's cell counting `status`.
+fn count(status: &str) -> String {
+    format!("document.querySelector('td[data-count=\"{status}\"]').textContent")
+}
+
+/// The status of the test named `name` on the live page.
+fn test_status(name: &str) -> String {
+    format!(
+        "(Array.from(document.querySelectorAll('li.test')).find(li => li.querySelector('a').textContent === {name}) || {{dataset: {{}}}}).dataset.status",
+        name = json!(name)
+    )
+}
+
+/// The browser to drive, or `None` (with a line saying so) where none is installed and
+/// integration tests are not required.
+fn browser_or_skip() -> Option<PathBuf> {
+    let binary = find_browser();
+    if binary.is_none() {
+        if std::env::var("STPT_TEST_INTEGRATION").as_deref() == Ok("1") {
+            panic!(
+                "chromium not found on PATH and STPT_TEST_INTEGRATION=1: install the `chromium` package"
+            );
+        }
+        eprintln!(
+            "\n!!!!! skipped: chromium not found (install the `chromium` package; STPT_TEST_INTEGRATION=1 makes this a failure) !!!!!\n"
+        );
+    }
+    binary
+}
+
+#[tokio::test]
+async fn admin_signs_in_and_creates_a_runner_token_in_headless_chromium() {
+    let Some(binary) = browser_or_skip() else {
+        return;
+    };
+    let store = Arc::new(MemoryStore::new());
+    let tracker = Tracker::new(Arc::clone(&store) as _, Arc::new(InProcessBus::new()));
+    let accounts = stpt_core::accounts::Accounts::new(store);
+    accounts
+        .create_user(
+            "ada",
+            None,
+            "correct horse",
+            stpt_core::accounts::Role::Admin,
+        )
+        .await
+        .unwrap();
+    // Tokens only: the token made in the browser is what lets the runner in.
+    let base = serve(stpt_http::router(
+        tracker,
+        &HttpConfig::default().with_accounts(accounts),
+    ))
+    .await;
+    let plan = small_plan("rig-7", "2026-11-24 13:00:00");
+    assert_eq!(post(&base, "/tm_api/dry_run/", &plan).await.0, 401);
+
+    let browser = Browser::launch(&binary).await;
+    let mut page = Page::open(&browser).await;
+    page.navigate(&format!("{base}/admin/")).await;
+    page.wait_for(
+        "location.pathname === '/login/' && !!document.querySelector('input[name=password]')",
+    )
+    .await;
+    page.eval(
+        "document.querySelector('input[name=username]').value = 'ada';\
+         document.querySelector('input[name=password]').value = 'correct horse';\
+         document.querySelector('form.stacked').requestSubmit(); true",
+    )
+    .await;
+    page.wait_for("location.pathname === '/admin/' && !!document.getElementById('create-token')")
+        .await;
+    assert_eq!(
+        page.eval("document.querySelector('.account .who').textContent")
+            .await,
+        "ada"
+    );
+    assert_eq!(
+        page.eval("document.cookie.includes('stpt_session')").await,
+        false,
+        "the session cookie is HttpOnly"
+    );
+    page.screenshot("admin").await;
+    page.eval(
+        "const form = document.getElementById('create-token');\
+         form.querySelector('input[name=name]').value = 'rig 7 runner';\
+         form.querySelector('textarea[name=machines]').value = 'rig-7';\
+         form.requestSubmit(); true",
+    )
+    .await;
+    page.wait_for("!!document.getElementById('token-secret')")
+        .await;
+    page.screenshot("token-created").await;
+    let secret = page
+        .eval("document.getElementById('token-secret').textContent")
+        .await;
+    let secret = secret.as_str().unwrap().to_owned();
+    assert!(secret.starts_with("stpt_"), "{secret}");
+
+    let answer = reqwest::Client::new()
+        .post(format!("{base}/tm_api/dry_run/"))
+        .bearer_auth(&secret)
+        .json(&plan)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+    page.navigate(&format!("{base}/admin/")).await;
+    assert_eq!(
+        page.eval("document.querySelector('table.tokens tbody tr td').textContent")
+            .await,
+        "rig 7 runner"
+    );
+    assert!(page.dialogs().is_empty(), "no alert ran");
+}
+
+#[tokio::test]
+async fn live_page_follows_a_run_in_headless_chromium() {
+    let Some(binary) = browser_or_skip() else {
+        return;
+    };
+
+    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
+    let server = serve(support::open_router(tracker, HttpConfig::default())).await;
+    // The browser reaches the server through a proxy that can cut its connections.
+    let proxy = Proxy::start(&server).await;
+    let base = proxy.base.clone();
+    let machine = "rig-1";
+    let (status, _) = post(
+        &base,
+        "/tm_api/dry_run/",
+        &small_plan(machine, "2026-11-24 13:00:00"),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    let browser = Browser::launch(&binary).await;
+    let mut page = Page::open(&browser).await;
+    page.navigate(&format!("{base}/machine/1/last")).await;
+    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
+        .await;
+    assert_eq!(
+        page.eval("document.getElementById('run').dataset.runId")
+            .await,
+        "1"
+    );
+    page.eval("window.stptNoReload = 'still here'").await;
+
+    // A new plan replaces the run on the page, without a reload.
+    let (status, created) = post(
+        &base,
+        "/tm_api/dry_run/",
+        &small_plan(machine, "2026-11-24 14:00:00"),
+    )
+    .await;
+    assert_eq!(status, 201);
+    assert_eq!(created["run_id"], 2);
+    page.wait_for("document.getElementById('run').dataset.runId === '2'")
+        .await;
+    page.wait_for(&format!("{} === '4'", count("waiting")))
+        .await;
+
+    for (path, body) in [
+        start(machine, "/rig/lamp", "lamp_on.py", "2026-11-24 14:01:00"),
+        stop(
+            machine,
+            "/rig/lamp",
+            "lamp_on.py",
+            "passed",
+            "2026-11-24 14:02:00",
+        ),
+        start(machine, "/rig/lamp", XSS_NAME, "2026-11-24 14:02:01"),
+        stop(
+            machine,
+            "/rig/lamp",
+            XSS_NAME,
+            "failed",
+            "2026-11-24 14:03:00",
+        ),
+        start(machine, "/rig/lamp", "lamp_off.py", "2026-11-24 14:03:01"),
+    ] {
+        let (status, answer) = post(&base, path, &body).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    page.wait_for(&format!("{} === 'running'", test_status("lamp_off.py")))
+        .await;
+    assert_eq!(page.eval(&test_status("lamp_on.py")).await, "passed");
+    assert_eq!(page.eval(&test_status(XSS_NAME)).await, "failed");
+    assert_eq!(page.eval(&count("passed")).await, "1");
+    assert_eq!(page.eval(&count("failed")).await, "1");
+    assert_eq!(page.eval(&count("running")).await, "1");
+    assert_eq!(page.eval(&count("waiting")).await, "1");
+    assert_eq!(
+        page.eval("document.querySelector('[data-field=\"done\"]').textContent")
+            .await,
+        "2"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('progress').value").await,
+        2
+    );
+    assert_eq!(
+        page.eval("document.querySelector('.run-header .status').textContent")
+            .await,
+        "running"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('[data-field=\"started\"]').textContent")
+            .await,
+        "24-11-2026  14:01:00"
+    );
+    assert_eq!(
+        page.eval("window.stptNoReload").await,
+        "still here",
+        "the page reloaded"
+    );
+    page.screenshot("last-run").await;
+
+    // The XSS probe is text, in the live-built DOM too.
+    assert_eq!(
+        page.eval("document.querySelectorAll('img').length").await,
+        0
+    );
+    assert_eq!(
+        page.eval(&format!(
+            "Array.from(document.querySelectorAll('li.test a')).some(a => a.textContent === {})",
+            json!(XSS_NAME)
+        ))
+        .await,
+        true
+    );
+
+    // The connection drops: the page says so, retries, and catches up from a snapshot.
+    proxy.cut();
+    page.wait_for("document.getElementById('live-state').dataset.state === 'reconnecting'")
+        .await;
+    assert_eq!(
+        page.eval("document.getElementById('live-state').textContent.startsWith('reconnecting')")
+            .await,
+        true
+    );
+    for (path, body) in [
+        stop(
+            machine,
+            "/rig/lamp",
+            "lamp_off.py",
+            "warning",
+            "2026-11-24 14:03:30",
+        ),
+        start(
+            machine,
+            "/rig/motor",
+            "motor_spin.py",
+            "2026-11-24 14:03:31",
+        ),
+    ] {
+        let (status, answer) = post(&server, path, &body).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    proxy.restore();
+    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
+        .await;
+    page.wait_for(&format!("{} === 'running'", test_status("motor_spin.py")))
+        .await;
+    assert_eq!(page.eval(&test_status("lamp_off.py")).await, "warning");
+    assert_eq!(page.eval(&count("warning")).await, "1");
+    assert_eq!(page.eval("window.stptNoReload").await, "still here");
+
+    // The run finishes: cancelled cancels what is left.
+    let (status, _) = post(
+        &base,
+        "/tm_api/test_stop/",
+        &stop(
+            machine,
+            "/rig/motor",
+            "motor_spin.py",
+            "cancelled",
+            "2026-11-24 14:04:00",
+        )
+        .1,
+    )
+    .await;
+    assert_eq!(status, 202);
+    page.wait_for("document.querySelector('.run-header .status').textContent === 'cancelled'")
+        .await;
+    assert_eq!(page.eval(&test_status("motor_spin.py")).await, "cancelled");
+    assert_eq!(
+        page.eval("document.querySelector('[data-field=\"finished\"]').textContent")
+            .await,
+        "24-11-2026  14:04:00"
+    );
+
+    // The details page: the probe as text, the script highlighted by the served highlighter.
+    let xss_test = page
+        .eval(&format!(
+            "Array.from(document.querySelectorAll('li.test')).find(li => li.querySelector('a').textContent === {}).dataset.testId",
+            json!(XSS_NAME)
+        ))
+        .await;
+    page.navigate(&format!("{base}/test/{}", xss_test.as_str().unwrap()))
+        .await;
+    assert_eq!(
+        page.eval("document.querySelectorAll('img, main script').length")
+            .await,
+        0
+    );
+    assert_eq!(
+        page.eval(
+            "document.querySelector('h1').textContent.includes('<img src=x onerror=alert(1)>')"
+        )
+        .await,
+        true
+    );
+    page.navigate(&format!("{base}/test/5")).await;
+    page.wait_for("document.querySelector('pre.script code .hljs-keyword') !== null")
+        .await;
+    page.screenshot("test-details").await;
+
+    // The machines list shows the machine's live status.
+    page.navigate(&format!("{base}/")).await;
+    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
+        .await;
+    assert_eq!(
+        page.eval("document.querySelector('tr[data-machine-id=\"1\"] .status').textContent")
+            .await,
+        "cancelled"
+    );
+    post(
+        &base,
+        "/tm_api/dry_run/",
+        &small_plan(machine, "2026-11-24 15:00:00"),
+    )
+    .await;
+    page.wait_for(
+        "document.querySelector('tr[data-machine-id=\"1\"] .status').textContent === 'waiting'",
+    )
+    .await;
+    page.screenshot("machines").await;
+
+    // Nothing ran that should not have, and nothing left for another host.
+    page.eval("1").await; // collect the last events
+    assert!(
+        page.dialogs().is_empty(),
+        "a dialog opened: {:?}",
+        page.dialogs()
+    );
+    let exceptions: Vec<_> = page.events_named("Runtime.exceptionThrown").collect();
+    assert!(exceptions.is_empty(), "script errors: {exceptions:?}");
+    // A reconnect attempt while the proxy was cut logs a failed socket handshake: expected.
+    let problems: Vec<_> = page
+        .events_named("Log.entryAdded")
+        .filter(|event| event["params"]["entry"]["level"] == "error")
+        .filter(|event| {
+            let entry = &event["params"]["entry"];
+            !(entry["source"] == "network"
+                && entry["text"]
+                    .as_str()
+                    .is_some_and(|text| text.starts_with("WebSocket connection to")))
+        })
+        .collect();
+    assert!(problems.is_empty(), "console errors (CSP?): {problems:?}");
+    let ws_base = base.replace("http://", "ws://");
+    let requests: Vec<String> = page
+        .events_named("Network.requestWillBeSent")
+        .map(|event| {
+            event["params"]["request"]["url"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .chain(
+            page.events_named("Network.webSocketCreated")
+                .map(|event| event["params"]["url"].as_str().unwrap_or("").to_owned()),
+        )
+        .collect();
+    assert!(
+        requests.iter().any(|url| url.contains("/static/stpt.js")),
+        "{requests:?}"
+    );
+    assert!(
+        requests.iter().any(|url| url.starts_with(&ws_base)),
+        "{requests:?}"
+    );
+    let foreign: Vec<_> = requests
+        .iter()
+        .filter(|url| {
+            !url.starts_with(&format!("{base}/")) && !url.starts_with(&format!("{ws_base}/"))
+        })
+        .filter(|url| !url.starts_with("data:") && !url.starts_with("about:"))
+        .collect();
+    assert!(foreign.is_empty(), "requests to other hosts: {foreign:?}");
+    let resources = page
+        .eval(&format!(
+            "performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith({}))",
+            json!(base)
+        ))
+        .await;
+    assert_eq!(resources, json!([]), "resources from other hosts");
+}

@@ -1,0 +1,929 @@
+//! Access control through the router: runner tokens on ingestion, sign-in and sessions,
+//! CSRF, throttling, password reset, read access and the admin page.
+
+#![allow(clippy::unwrap_used)] // Tests fail loudly by design.
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use chrono::{Duration, TimeZone, Utc};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use stpt_core::accounts::{Accounts, Role};
+use stpt_core::{BoxError, InProcessBus, ManualClock, Tracker};
+use stpt_http::{HttpConfig, IngestAccess, Mail, Mailer, ReadAccess};
+use stpt_store_memory::MemoryStore;
+use tower::ServiceExt;
+
+const PLAN: &str = include_str!("../../stpt-core/fixtures/plan-python-runner.json");
+const EVENTS: &str = include_str!("../../stpt-core/fixtures/events-python-runner.json");
+
+/// Keeps the emails the server sends.
+#[derive(Debug, Default)]
+struct Outbox(Mutex<Vec<Mail>>);
+
+#[async_trait]
+impl Mailer for Outbox {
+    async fn send(&self, mail: Mail) -> Result<(), BoxError> {
+        self.0.lock().unwrap().push(mail);
+        Ok(())
+    }
+}
+
+struct Lab {
+    app: Router,
+    accounts: Accounts,
+    clock: Arc<ManualClock>,
+    outbox: Arc<Outbox>,
+}
+
+fn lab(config: HttpConfig) -> Lab {
+    let store = Arc::new(MemoryStore::new());
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 24, 15, 30, 0).unwrap(),
+    ));
+    let tracker = Tracker::new(Arc::clone(&store) as _, Arc::new(InProcessBus::new()))
+        .with_clock(Arc::clone(&clock) as _);
+    let accounts = Accounts::new(store).with_clock(Arc::clone(&clock) as _);
+    let outbox = Arc::new(Outbox::default());
+    let config = config
+        .with_mailer(Arc::clone(&outbox) as _)
+        .with_public_url("https://stpt.lab.example");
+    let app = stpt_http::router(tracker, &config.with_accounts(accounts.clone()));
+    Lab {
+        app,
+        accounts,
+        clock,
+        outbox,
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+
+    fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+    }
+
+    fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|value| value.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The CSRF token of the page's first form.
+    fn csrf(&self) -> String {
+        let marker = "name=\"csrf_token\" value=\"";
+        let start = self.body.find(marker).expect("a form with a CSRF token") + marker.len();
+        let end = self.body[start..].find('"').unwrap();
+        self.body[start..start + end].to_owned()
+    }
+}
+
+/// A client with a cookie jar and an address.
+struct Client<'a> {
+    app: &'a Router,
+    cookies: BTreeMap<String, String>,
+    address: Option<SocketAddr>,
+}
+
+impl<'a> Client<'a> {
+    fn new(app: &'a Router) -> Self {
+        Client {
+            app,
+            cookies: BTreeMap::new(),
+            address: None,
+        }
+    }
+
+    async fn send(
+        &mut self,
+        method: Method,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Body,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect();
+            request = request.header(header::COOKIE, jar.join("; "));
+        }
+        let mut request = request.body(body).unwrap();
+        if let Some(address) = self.address {
+            request.extensions_mut().insert(ConnectInfo(address));
+        }
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let answer = Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        };
+        for cookie in answer.set_cookies() {
+            let pair = cookie.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if cookie.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        answer
+    }
+
+    async fn get(&mut self, uri: &str) -> Answer {
+        self.send(Method::GET, uri, &[], Body::empty()).await
+    }
+
+    async fn form(&mut self, uri: &str, fields: &[(&str, &str)]) -> Answer {
+        let body = serde_urlencoded::to_string(fields).unwrap();
+        self.send(
+            Method::POST,
+            uri,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Body::from(body),
+        )
+        .await
+    }
+
+    async fn post_json(&mut self, uri: &str, token: Option<&str>, body: &Value) -> Answer {
+        let bearer = token.map(|token| format!("Bearer {token}"));
+        let mut headers = vec![("content-type", "application/json")];
+        if let Some(bearer) = &bearer {
+            headers.push(("authorization", bearer.as_str()));
+        }
+        self.send(Method::POST, uri, &headers, Body::from(body.to_string()))
+            .await
+    }
+
+    /// Signs in through the login form.
+    async fn sign_in(&mut self, username: &str, password: &str) -> Answer {
+        let page = self.get("/login/").await;
+        let csrf = page.csrf();
+        self.form(
+            "/login/",
+            &[
+                ("username", username),
+                ("password", password),
+                ("csrf_token", &csrf),
+                ("next", "/admin/"),
+            ],
+        )
+        .await
+    }
+}
+
+fn plan_for(machine: &str) -> Value {
+    let mut plan: Value = serde_json::from_str(PLAN).unwrap();
+    plan["machine_name"] = json!(machine);
+    plan
+}
+
+#[tokio::test]
+async fn ingestion_needs_a_valid_token_by_default() {
+    let lab = lab(HttpConfig::default());
+    let mut runner = Client::new(&lab.app);
+    let plan = plan_for("rig-1");
+
+    let refused = runner.post_json("/tm_api/dry_run/", None, &plan).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.json()["error"]["code"], "unauthorized");
+    assert_eq!(
+        refused.headers[header::WWW_AUTHENTICATE],
+        "Bearer realm=\"stpt\""
+    );
+    let v1 = runner.post_json("/api/v1/plans", None, &plan).await;
+    assert_eq!(v1.status, StatusCode::UNAUTHORIZED);
+    let forged = runner
+        .post_json("/tm_api/dry_run/", Some("stpt_forged"), &plan)
+        .await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    let basic = runner
+        .send(
+            Method::POST,
+            "/tm_api/dry_run/",
+            &[
+                ("content-type", "application/json"),
+                ("authorization", "Basic YTpi"),
+            ],
+            Body::from(plan.to_string()),
+        )
+        .await;
+    assert_eq!(basic.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        runner.get("/tm_api/machines/").await.json()["count"],
+        0,
+        "nothing stored"
+    );
+
+    let issued = lab
+        .accounts
+        .create_runner_token("fleet", &[])
+        .await
+        .unwrap();
+    let created = runner
+        .post_json("/tm_api/dry_run/", Some(&issued.secret), &plan)
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+
+    lab.accounts
+        .revoke_runner_token(issued.token.id)
+        .await
+        .unwrap();
+    let revoked = runner
+        .post_json("/tm_api/dry_run/", Some(&issued.secret), &plan)
+        .await;
+    assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        runner.get("/tm_api/machines/").await.json()["results"][0]["status"],
+        "waiting"
+    );
+}
+
+#[tokio::test]
+async fn a_token_bound_to_machines_posts_only_for_them() {
+    let lab = lab(HttpConfig::default());
+    let mut runner = Client::new(&lab.app);
+    let bound = lab
+        .accounts
+        .create_runner_token("rig 1", &["RIG-1".to_owned()])
+        .await
+        .unwrap();
+    let any = lab
+        .accounts
+        .create_runner_token("fleet", &[])
+        .await
+        .unwrap();
+
+    let other = runner
+        .post_json("/tm_api/dry_run/", Some(&bound.secret), &plan_for("rig-2"))
+        .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+    assert_eq!(other.json()["error"]["code"], "forbidden");
+    let own = runner
+        .post_json("/api/v1/plans", Some(&bound.secret), &plan_for("rig-1"))
+        .await;
+    assert_eq!(own.status, StatusCode::CREATED, "{}", own.body);
+    let theirs = runner
+        .post_json("/api/v1/plans", Some(&any.secret), &plan_for("rig-2"))
+        .await;
+    assert_eq!(theirs.status, StatusCode::CREATED);
+    let their_test = theirs.json()["scenarios"][0]["test_ids"][0]
+        .as_i64()
+        .unwrap();
+    let our_test = own.json()["scenarios"][0]["test_ids"][0].as_i64().unwrap();
+
+    let start = json!({"timestamp": "2026-11-24T13:02:01Z"});
+    let by_id = runner
+        .post_json(
+            &format!("/api/v1/tests/{their_test}/start"),
+            Some(&bound.secret),
+            &start,
+        )
+        .await;
+    assert_eq!(by_id.status, StatusCode::FORBIDDEN);
+    let mixed = json!({"events": [
+        {"test_id": our_test, "type": "test_start", "timestamp": "2026-11-24T13:02:01Z"},
+        {"test_id": their_test, "type": "test_start", "timestamp": "2026-11-24T13:02:01Z"},
+    ]});
+    let batch = runner
+        .post_json("/api/v1/events", Some(&bound.secret), &mixed)
+        .await;
+    assert_eq!(batch.status, StatusCode::FORBIDDEN, "{}", batch.body);
+    let ours = runner
+        .post_json(
+            &format!("/api/v1/tests/{our_test}/start"),
+            Some(&bound.secret),
+            &start,
+        )
+        .await;
+    assert_eq!(ours.status, StatusCode::ACCEPTED, "{}", ours.body);
+}
+
+#[tokio::test]
+async fn open_ingestion_takes_the_seed_runner_unchanged() {
+    let lab = lab(HttpConfig::default().with_ingest_access(IngestAccess::open()));
+    let mut runner = Client::new(&lab.app);
+    let plan: Value = serde_json::from_str(PLAN).unwrap();
+    assert_eq!(
+        runner
+            .post_json("/tm_api/dry_run/", None, &plan)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    let events: Vec<Value> = serde_json::from_str(EVENTS).unwrap();
+    for event in &events {
+        let answer = runner
+            .post_json(event["endpoint"].as_str().unwrap(), None, &event["body"])
+            .await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    }
+    // A token that is sent is still checked.
+    let forged = runner
+        .post_json("/tm_api/dry_run/", Some("stpt_forged"), &plan)
+        .await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn tokenless_ingestion_from_trusted_networks_only() {
+    let lab = lab(HttpConfig::default().with_ingest_access(IngestAccess::loopback()));
+    let mut local = Client::new(&lab.app);
+    local.address = Some("127.0.0.1:50000".parse().unwrap());
+    let mut remote = Client::new(&lab.app);
+    remote.address = Some("10.1.2.3:50000".parse().unwrap());
+    let mut unknown = Client::new(&lab.app);
+    let plan = plan_for("rig-1");
+    assert_eq!(
+        local
+            .post_json("/tm_api/dry_run/", None, &plan)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        remote
+            .post_json("/tm_api/dry_run/", None, &plan)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        unknown
+            .post_json("/tm_api/dry_run/", None, &plan)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn sign_in_sign_out_and_wrong_passwords() {
+    let lab = lab(HttpConfig::default());
+    lab.accounts
+        .create_user("ada", None, "correct horse", Role::Admin)
+        .await
+        .unwrap();
+    let mut browser = Client::new(&lab.app);
+
+    let page = browser.get("/login/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf_cookie = page
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("stpt_csrf="))
+        .unwrap();
+    assert!(
+        csrf_cookie.contains("HttpOnly") && csrf_cookie.contains("SameSite=Strict"),
+        "{csrf_cookie}"
+    );
+
+    let wrong = browser.sign_in("ada", "wrong horse").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("Wrong username or password."));
+    assert!(!browser.cookies.contains_key("stpt_session"));
+    let unknown = browser.sign_in("nobody", "correct horse").await;
+    assert!(unknown.body.contains("Wrong username or password."));
+
+    let signed_in = browser.sign_in("ADA", "correct horse").await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+    assert_eq!(signed_in.location(), "/admin/");
+    let session = signed_in
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("stpt_session="))
+        .unwrap();
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    assert!(
+        !session.contains("Secure"),
+        "plain HTTP without configuration"
+    );
+    let home = browser.get("/").await;
+    assert!(home.body.contains("class=\"who\">ada<"), "{}", home.body);
+
+    // Signing out needs the form's token; then the session is gone.
+    let csrf = home.csrf();
+    let forged = browser.form("/logout/", &[("csrf_token", "x")]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let out = browser.form("/logout/", &[("csrf_token", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(!browser.cookies.contains_key("stpt_session"));
+    assert!(!browser.get("/").await.body.contains("class=\"who\""));
+    // The old cookie no longer works either.
+    let secret = session
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("stpt_session=")
+        .to_owned();
+    assert!(lab.accounts.session(&secret).await.unwrap().is_none());
+
+    // An external `next` is not followed.
+    let page = browser.get("/login/?next=//evil.example/").await;
+    assert!(
+        page.body.contains("name=\"next\" value=\"/\""),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_are_refused() {
+    let lab = lab(HttpConfig::default());
+    lab.accounts
+        .create_user("ada", None, "correct horse", Role::Admin)
+        .await
+        .unwrap();
+    let mut browser = Client::new(&lab.app);
+    let no_token = browser
+        .form(
+            "/login/",
+            &[("username", "ada"), ("password", "correct horse")],
+        )
+        .await;
+    assert_eq!(no_token.status, StatusCode::FORBIDDEN);
+    assert!(!browser.cookies.contains_key("stpt_session"));
+    // A token without its cookie (another site posting) fails too.
+    let token = browser.get("/login/").await.csrf();
+    let mut other_site = Client::new(&lab.app);
+    let cross = other_site
+        .form(
+            "/login/",
+            &[
+                ("username", "ada"),
+                ("password", "correct horse"),
+                ("csrf_token", &token),
+            ],
+        )
+        .await;
+    assert_eq!(cross.status, StatusCode::FORBIDDEN);
+    // Admin forms as well.
+    browser.sign_in("ada", "correct horse").await;
+    let create = browser
+        .form("/admin/tokens", &[("name", "sneaky"), ("machines", "")])
+        .await;
+    assert_eq!(create.status, StatusCode::FORBIDDEN);
+    assert!(lab.accounts.runner_tokens().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn sessions_expire() {
+    let lab = lab(HttpConfig::default());
+    lab.accounts
+        .create_user("ada", None, "correct horse", Role::Admin)
+        .await
+        .unwrap();
+    let mut browser = Client::new(&lab.app);
+    browser.sign_in("ada", "correct horse").await;
+    assert_eq!(browser.get("/admin/").await.status, StatusCode::OK);
+    lab.clock
+        .advance(lab.accounts.session_ttl() - Duration::seconds(1));
+    assert_eq!(browser.get("/admin/").await.status, StatusCode::OK);
+    lab.clock.advance(Duration::seconds(2));
+    let expired = browser.get("/admin/").await;
+    assert_eq!(expired.status, StatusCode::SEE_OTHER);
+    assert_eq!(expired.location(), "/login/?next=%2Fadmin%2F");
+}
+
+#[tokio::test]
+async fn repeated_wrong_passwords_are_throttled() {
+    let lab = lab(HttpConfig::default());
+    lab.accounts
+        .create_user("ada", None, "correct horse", Role::Admin)
+        .await
+        .unwrap();
+    let mut attacker = Client::new(&lab.app);
+    attacker.address = Some("10.9.9.9:40000".parse().unwrap());
+    for _ in 0..5 {
+        assert_eq!(
+            attacker.sign_in("ada", "guess").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let throttled = attacker.sign_in("ada", "correct horse").await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.body.contains("Too many failed attempts"));
+    // Someone else, elsewhere, signs in as usual.
+    let mut colleague = Client::new(&lab.app);
+    colleague.address = Some("10.1.1.1:40000".parse().unwrap());
+    assert_eq!(
+        colleague.sign_in("ada", "correct horse").await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+async fn request_reset(browser: &mut Client<'_>, login: &str) -> Answer {
+    let csrf = browser.get("/password_reset/").await.csrf();
+    browser
+        .form(
+            "/password_reset/",
+            &[("login", login), ("csrf_token", &csrf)],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn password_reset_by_single_use_expiring_link() {
+    let lab = lab(HttpConfig::default());
+    lab.accounts
+        .create_user(
+            "ada",
+            Some("ada@lab.example"),
+            "correct horse",
+            Role::Viewer,
+        )
+        .await
+        .unwrap();
+    let mut browser = Client::new(&lab.app);
+    let unknown = request_reset(&mut browser, "nobody@lab.example").await;
+    assert_eq!(
+        unknown.location(),
+        "/password_reset/done/",
+        "same answer for unknown users"
+    );
+    assert!(lab.outbox.0.lock().unwrap().is_empty());
+
+    let sent = request_reset(&mut browser, "ADA@lab.example").await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER);
+    assert_eq!(sent.location(), "/password_reset/done/");
+    assert!(
+        browser
+            .get("/password_reset/done/")
+            .await
+            .body
+            .contains("reset-sent")
+    );
+    let mail = lab.outbox.0.lock().unwrap().pop().unwrap();
+    assert_eq!(mail.to, "ada@lab.example");
+    let link = mail
+        .body
+        .lines()
+        .find(|line| line.starts_with("https://stpt.lab.example/reset/"))
+        .unwrap()
+        .trim_start_matches("https://stpt.lab.example")
+        .to_owned();
+
+    let form = browser.get(&link).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let csrf = form.csrf();
+    let differ = browser
+        .form(
+            &link,
+            &[
+                ("password", "battery staple"),
+                ("password_again", "battery stapler"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(differ.status, StatusCode::BAD_REQUEST);
+    let no_csrf = browser
+        .form(
+            &link,
+            &[
+                ("password", "battery staple"),
+                ("password_again", "battery staple"),
+            ],
+        )
+        .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    let done = browser
+        .form(
+            &link,
+            &[
+                ("password", "battery staple"),
+                ("password_again", "battery staple"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(done.location(), "/reset/done/");
+    assert!(
+        browser
+            .get("/reset/done/")
+            .await
+            .body
+            .contains("reset-done")
+    );
+
+    // Used once: the link is dead, the new password works, the old one does not.
+    let again = browser
+        .form(
+            &link,
+            &[
+                ("password", "third password"),
+                ("password_again", "third password"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+    assert!(browser.get(&link).await.body.contains("reset-invalid"));
+    assert!(
+        lab.accounts
+            .sign_in("ada", "battery staple")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        lab.accounts
+            .sign_in("ada", "correct horse")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // An unused link stops working after an hour.
+    request_reset(&mut browser, "ada").await;
+    let mail = lab.outbox.0.lock().unwrap().pop().unwrap();
+    let link = mail
+        .body
+        .lines()
+        .find(|line| line.starts_with("https://"))
+        .unwrap()
+        .trim_start_matches("https://stpt.lab.example")
+        .to_owned();
+    lab.clock
+        .advance(Accounts::DEFAULT_RESET_TTL + Duration::seconds(1));
+    assert_eq!(browser.get(&link).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn reading_can_require_sign_in() {
+    let lab = lab(HttpConfig::default().with_read_access(ReadAccess::SignedIn));
+    lab.accounts
+        .create_user("val", None, "viewer password", Role::Viewer)
+        .await
+        .unwrap();
+    let issued = lab
+        .accounts
+        .create_runner_token("fleet", &[])
+        .await
+        .unwrap();
+    let mut anonymous = Client::new(&lab.app);
+
+    let page = anonymous.get("/machine/1/last?x=1").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        page.location(),
+        "/login/?next=%2Fmachine%2F1%2Flast%3Fx%3D1"
+    );
+    for api in [
+        "/tm_api/machines/",
+        "/api/v1/machines",
+        "/ws/machine/status/",
+        "/openapi.json",
+    ] {
+        let answer = anonymous.get(api).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{api}");
+    }
+    assert_eq!(anonymous.get("/login/").await.status, StatusCode::OK);
+    assert_eq!(
+        anonymous.get("/password_reset/").await.status,
+        StatusCode::OK
+    );
+    // Runners still post with their token.
+    let created = anonymous
+        .post_json("/tm_api/dry_run/", Some(&issued.secret), &plan_for("rig-1"))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+
+    let mut viewer = Client::new(&lab.app);
+    let signed_in = viewer.sign_in("val", "viewer password").await;
+    assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+    assert_eq!(viewer.get("/").await.status, StatusCode::OK);
+    assert_eq!(viewer.get("/tm_api/machines/").await.json()["count"], 1);
+    // A viewer is not an admin.
+    assert_eq!(viewer.get("/admin/").await.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn admins_create_and_revoke_runner_tokens_and_users() {
+    let lab = lab(HttpConfig::default());
+    lab.accounts
+        .create_user("ada", None, "correct horse", Role::Admin)
+        .await
+        .unwrap();
+    let mut anonymous = Client::new(&lab.app);
+    assert_eq!(
+        anonymous.get("/admin/").await.location(),
+        "/login/?next=%2Fadmin%2F"
+    );
+    let mut admin = Client::new(&lab.app);
+    admin.sign_in("ada", "correct horse").await;
+    let page = admin.get("/admin/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let csrf = page.csrf();
+
+    let created = admin
+        .form(
+            "/admin/tokens",
+            &[
+                ("name", "rig 1 runner"),
+                ("machines", "rig-1\r\n\r\n"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    let marker = "id=\"token-secret\" class=\"secret\">";
+    let start = created.body.find(marker).unwrap() + marker.len();
+    let secret = created.body[start..start + created.body[start..].find('<').unwrap()].to_owned();
+    assert!(secret.starts_with("stpt_"));
+    let mut runner = Client::new(&lab.app);
+    assert_eq!(
+        runner
+            .post_json("/tm_api/dry_run/", Some(&secret), &plan_for("rig-1"))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        runner
+            .post_json("/tm_api/dry_run/", Some(&secret), &plan_for("rig-2"))
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let listed = admin.get("/admin/").await;
+    assert!(listed.body.contains("rig 1 runner") && !listed.body.contains(&secret));
+
+    let id = lab.accounts.runner_tokens().await.unwrap()[0].id;
+    let revoked = admin
+        .form(
+            &format!("/admin/tokens/{id}/revoke"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(revoked.location(), "/admin/?done=token-revoked");
+    assert_eq!(
+        runner
+            .post_json("/tm_api/dry_run/", Some(&secret), &plan_for("rig-1"))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let user = admin
+        .form(
+            "/admin/users",
+            &[
+                ("username", "val"),
+                ("email", ""),
+                ("password", "viewer password"),
+                ("role", "viewer"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(user.location(), "/admin/?done=user-created");
+    let short = admin
+        .form(
+            "/admin/users",
+            &[
+                ("username", "bob"),
+                ("password", "short"),
+                ("role", "viewer"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    assert!(
+        short.body.contains("at least 8 characters"),
+        "{}",
+        short.body
+    );
+    let me = lab.accounts.user_by_name("ada").await.unwrap().unwrap();
+    let last_admin = admin
+        .form(
+            &format!("/admin/users/{}/delete", me.id),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(last_admin.status, StatusCode::CONFLICT);
+    assert_eq!(lab.accounts.users().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn cookies_are_secure_when_configured_or_behind_https() {
+    let lab_secure = lab(HttpConfig::default().with_secure_cookies(true));
+    let mut browser = Client::new(&lab_secure.app);
+    let page = browser.get("/login/").await;
+    assert!(page.set_cookies().iter().all(|c| c.contains("; Secure")));
+
+    let lab_plain = lab(HttpConfig::default());
+    let mut proxied = Client::new(&lab_plain.app);
+    let page = proxied
+        .send(
+            Method::GET,
+            "/login/",
+            &[("x-forwarded-proto", "https")],
+            Body::empty(),
+        )
+        .await;
+    assert!(page.set_cookies().iter().all(|c| c.contains("; Secure")));
+}
+
+#[tokio::test]
+async fn only_admins_delete_runs_and_machines() {
+    let lab = lab(HttpConfig::default().with_ingest_access(IngestAccess::open()));
+    lab.accounts
+        .create_user("ada", None, "correct horse", Role::Admin)
+        .await
+        .unwrap();
+    lab.accounts
+        .create_user("val", None, "viewer password", Role::Viewer)
+        .await
+        .unwrap();
+    let mut runner = Client::new(&lab.app);
+    for machine in ["rig-1", "rig-1", "rig-2"] {
+        let created = runner
+            .post_json("/tm_api/dry_run/", None, &plan_for(machine))
+            .await;
+        assert_eq!(created.status, StatusCode::CREATED);
+    }
+
+    let mut viewer = Client::new(&lab.app);
+    viewer.sign_in("val", "viewer password").await;
+    let page = viewer.get("/machine/1").await;
+    assert!(
+        !page.body.contains("/admin/machines/1/delete"),
+        "no button for viewers"
+    );
+    let refused = viewer
+        .form("/admin/runs/2/delete", &[("csrf_token", &page.csrf())])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let mut anonymous = Client::new(&lab.app);
+    let sent_away = anonymous.form("/admin/machines/1/delete", &[]).await;
+    assert_eq!(sent_away.status, StatusCode::SEE_OTHER);
+    assert_eq!(runner.get("/api/v1/runs/2").await.status, StatusCode::OK);
+
+    let mut admin = Client::new(&lab.app);
+    admin.sign_in("ada", "correct horse").await;
+    let page = admin.get("/machine/run_data/2").await;
+    assert!(page.body.contains("/admin/runs/2/delete"), "{}", page.body);
+    let csrf = page.csrf();
+    assert_eq!(
+        admin.form("/admin/runs/2/delete", &[]).await.status,
+        StatusCode::FORBIDDEN,
+        "no CSRF token"
+    );
+    let deleted = admin
+        .form("/admin/runs/2/delete", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    assert_eq!(deleted.location(), "/machine/1");
+    assert_eq!(
+        runner.get("/api/v1/runs/2").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let machine = runner.get("/api/v1/machines/1").await.json();
+    assert_eq!(machine["latest_run"], 1);
+
+    let page = admin.get("/machine/2").await;
+    assert!(page.body.contains("/admin/machines/2/delete"));
+    let deleted = admin
+        .form("/admin/machines/2/delete", &[("csrf_token", &csrf)])
+        .await;
+    assert_eq!(deleted.location(), "/");
+    assert_eq!(
+        runner.get("/api/v1/machines/2").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(runner.get("/tm_api/machines/").await.json()["count"], 1);
+}

@@ -1,0 +1,873 @@
+//! What both backends share: their SQL (one text, table names differing only in a prefix) and,
+//! through [`sql_store!`], the bodies of `Store` and `StoreTx`, which are the same text for
+//! either database type.
+
+/// The eight count columns, in `Status::ALL` order.
+const COUNTS: &str =
+    "n_waiting, n_running, n_passed, n_warning, n_failed, n_error, n_unknown, n_cancelled";
+
+/// Every statement both backends run, with the backend's table prefix (`stpt.` or `stpt_`).
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub(crate) prefix: &'static str,
+    /// A machine by its name key (SQLite, which reads under its own lock).
+    #[cfg(feature = "sqlite")]
+    pub(crate) machine_by_key: String,
+    /// A machine by its name key, locking the row (PostgreSQL).
+    #[cfg(feature = "postgres")]
+    pub(crate) machine_by_key_locked: String,
+    pub(crate) ongoing_runs: String,
+    pub(crate) scenario_states: String,
+    pub(crate) scenario_state: String,
+    pub(crate) first_waiting_test: String,
+    pub(crate) running_test: String,
+    pub(crate) machine_test: String,
+    pub(crate) recorded_event: String,
+    pub(crate) record_event: String,
+    pub(crate) close_ongoing: String,
+    pub(crate) update_test: String,
+    pub(crate) update_scenario: String,
+    pub(crate) update_run: String,
+    pub(crate) upsert_machine: String,
+    pub(crate) insert_run: String,
+    pub(crate) set_latest_run: String,
+    pub(crate) touch_machine: String,
+    pub(crate) machines_page: String,
+    pub(crate) machines_count: String,
+    pub(crate) machine: String,
+    pub(crate) machine_exists: String,
+    /// A machine's version (PostgreSQL's optimistic reads check it).
+    #[cfg(feature = "postgres")]
+    pub(crate) machine_version: String,
+    pub(crate) runs_page: String,
+    pub(crate) runs_count: String,
+    pub(crate) run_head: String,
+    pub(crate) run_scenarios: String,
+    pub(crate) run_tests: String,
+    pub(crate) item_master: String,
+    pub(crate) item_scenario: String,
+    pub(crate) item_test: String,
+}
+
+impl Sql {
+    pub(crate) fn new(p: &'static str) -> Self {
+        let test_cols =
+            "id, scenario_id, file_path, file_name, status, timestamp_start, timestamp_stop";
+        let state_cols = format!("id, {COUNTS}, timestamp_start, timestamp_stop");
+        let run_cols = "r.id, r.machine_id, r.planned_at, r.received_at, r.status, \
+             r.scenario_count, r.n_waiting, r.n_running, r.n_passed, r.n_warning, r.n_failed, \
+             r.n_error, r.n_unknown, r.n_cancelled, r.timestamp_start, r.timestamp_stop";
+        let aggregate_set = "status = $2, n_waiting = $3, n_running = $4, n_passed = $5, \
+             n_warning = $6, n_failed = $7, n_error = $8, n_unknown = $9, n_cancelled = $10, \
+             timestamp_start = $11, timestamp_stop = $12";
+        let machine_cols = format!(
+            "SELECT m.id, m.name, m.latest_run_id, m.last_seen, r.status AS run_status \
+             FROM {p}machines m LEFT JOIN {p}runs r ON r.id = m.latest_run_id"
+        );
+        let item_cols = "c.file_path, c.file_name, s.body AS script, c.status, \
+             c.timestamp_start, c.timestamp_stop";
+        Sql {
+            prefix: p,
+            #[cfg(feature = "sqlite")]
+            machine_by_key: format!(
+                "SELECT id, name, latest_run_id, version FROM {p}machines WHERE name_key = $1"
+            ),
+            #[cfg(feature = "postgres")]
+            machine_by_key_locked: format!(
+                "SELECT id, name, latest_run_id, version FROM {p}machines WHERE name_key = $1 \
+                 FOR UPDATE"
+            ),
+            ongoing_runs: format!(
+                "SELECT {state_cols} FROM {p}runs \
+                 WHERE machine_id = $1 AND status IN ('waiting', 'running') \
+                 AND timestamp_stop IS NULL ORDER BY id DESC"
+            ),
+            scenario_states: format!(
+                "SELECT {state_cols} FROM {p}scenarios WHERE run_id = $1 ORDER BY seq"
+            ),
+            scenario_state: format!("SELECT {state_cols} FROM {p}scenarios WHERE id = $1"),
+            first_waiting_test: format!(
+                "SELECT {test_cols} FROM {p}tests \
+                 WHERE run_id = $1 AND file_key = $2 AND status = 'waiting' \
+                 AND file_path = $3 AND file_name = $4 ORDER BY seq LIMIT 1"
+            ),
+            running_test: format!(
+                "SELECT {test_cols} FROM {p}tests \
+                 WHERE run_id = $1 AND status = 'running' ORDER BY seq LIMIT 1"
+            ),
+            machine_test: format!(
+                "SELECT t.id, t.scenario_id, t.file_path, t.file_name, t.status, \
+                 t.timestamp_start, t.timestamp_stop FROM {p}tests t \
+                 JOIN {p}runs r ON r.id = t.run_id WHERE t.id = $1 AND r.machine_id = $2"
+            ),
+            recorded_event: format!(
+                "SELECT receipt, new_run_id FROM {p}events WHERE machine_id = $1 AND event_id = $2"
+            ),
+            record_event: format!(
+                "INSERT INTO {p}events (machine_id, event_id, receipt, new_run_id, recorded_at) \
+                 VALUES ($1, $2, $3, $4, $5)"
+            ),
+            close_ongoing: format!(
+                "UPDATE {p}tests SET status = $2, \
+                 timestamp_stop = CASE WHEN status = 'running' THEN $3 ELSE timestamp_stop END \
+                 WHERE run_id = $1 AND status IN ('waiting', 'running')"
+            ),
+            update_test: format!(
+                "UPDATE {p}tests SET status = $2, timestamp_start = $3, timestamp_stop = $4 \
+                 WHERE id = $1 AND run_id = $5"
+            ),
+            update_scenario: format!(
+                "UPDATE {p}scenarios SET {aggregate_set} WHERE id = $1 AND run_id = $13"
+            ),
+            update_run: format!(
+                "UPDATE {p}runs SET {aggregate_set} WHERE id = $1 AND machine_id = $13"
+            ),
+            upsert_machine: format!(
+                "INSERT INTO {p}machines (name, name_key) VALUES ($1, $2) \
+                 ON CONFLICT (name_key) DO UPDATE SET name_key = excluded.name_key RETURNING id"
+            ),
+            insert_run: format!(
+                "INSERT INTO {p}runs (machine_id, status, {COUNTS}, timestamp_start, \
+                 timestamp_stop, planned_at, received_at, file_path, file_name, script_id, \
+                 scenario_count) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, $18) RETURNING id"
+            ),
+            set_latest_run: format!(
+                "UPDATE {p}machines SET latest_run_id = $2, last_seen = $3, version = version + 1 \
+                 WHERE id = $1 RETURNING version"
+            ),
+            touch_machine: format!(
+                "UPDATE {p}machines SET last_seen = $2, version = version + 1 WHERE id = $1 \
+                 RETURNING version"
+            ),
+            machines_page: format!("{machine_cols} ORDER BY m.name_key, m.id LIMIT $1 OFFSET $2"),
+            machines_count: format!("SELECT COUNT(*) FROM {p}machines"),
+            machine: format!("{machine_cols} WHERE m.id = $1"),
+            machine_exists: format!("SELECT id FROM {p}machines WHERE id = $1"),
+            #[cfg(feature = "postgres")]
+            machine_version: format!("SELECT version FROM {p}machines WHERE id = $1"),
+            runs_page: format!(
+                "SELECT {run_cols} FROM {p}runs r WHERE r.machine_id = $1 \
+                 ORDER BY r.id DESC LIMIT $2 OFFSET $3"
+            ),
+            runs_count: format!("SELECT COUNT(*) FROM {p}runs WHERE machine_id = $1"),
+            run_head: format!(
+                "SELECT {run_cols}, m.name AS machine_name, r.file_path, r.file_name \
+                 FROM {p}runs r JOIN {p}machines m ON m.id = r.machine_id WHERE r.id = $1"
+            ),
+            run_scenarios: format!(
+                "SELECT id, file_path, file_name, status, {COUNTS}, timestamp_start, \
+                 timestamp_stop FROM {p}scenarios WHERE run_id = $1 ORDER BY seq"
+            ),
+            run_tests: format!("SELECT {test_cols} FROM {p}tests WHERE run_id = $1 ORDER BY seq"),
+            item_master: format!(
+                "SELECT c.id AS run_id, c.machine_id, {item_cols} FROM {p}runs c \
+                 LEFT JOIN {p}scripts s ON s.id = c.script_id WHERE c.id = $1"
+            ),
+            item_scenario: format!(
+                "SELECT c.run_id, r.machine_id, {item_cols} FROM {p}scenarios c \
+                 JOIN {p}runs r ON r.id = c.run_id \
+                 LEFT JOIN {p}scripts s ON s.id = c.script_id WHERE c.id = $1"
+            ),
+            item_test: format!(
+                "SELECT c.run_id, r.machine_id, {item_cols} FROM {p}tests c \
+                 JOIN {p}runs r ON r.id = c.run_id \
+                 LEFT JOIN {p}scripts s ON s.id = c.script_id WHERE c.id = $1"
+            ),
+        }
+    }
+
+    /// `INSERT INTO <scripts> (hash, body) `: followed by values.
+    pub(crate) fn insert_scripts_head(&self) -> String {
+        format!("INSERT INTO {}scripts (hash, body) ", self.prefix)
+    }
+
+    /// `SELECT id, hash FROM <scripts> WHERE hash IN (`: followed by binds and `)`.
+    pub(crate) fn script_ids_head(&self) -> String {
+        format!(
+            "SELECT id, hash FROM {}scripts WHERE hash IN (",
+            self.prefix
+        )
+    }
+
+    /// Scenario insert head: 16 binds a row.
+    pub(crate) fn insert_scenarios_head(&self) -> String {
+        format!(
+            "INSERT INTO {}scenarios (run_id, seq, file_path, file_name, script_id, status, \
+             {COUNTS}, timestamp_start, timestamp_stop) ",
+            self.prefix
+        )
+    }
+
+    /// Test insert head: 8 binds a row.
+    pub(crate) fn insert_tests_head(&self) -> String {
+        format!(
+            "INSERT INTO {}tests (run_id, scenario_id, seq, file_path, file_name, file_key, \
+             script_id, status) ",
+            self.prefix
+        )
+    }
+}
+
+/// Binds the 8 counts of an aggregate (`Status::ALL` order) to a query.
+macro_rules! bind_counts {
+    ($query:expr, $counts:expr) => {{
+        let counts = $counts;
+        let mut query = $query;
+        for status in ::stpt_core::Status::ALL {
+            query = query.bind($crate::rows::count_i64(counts.get(status)));
+        }
+        query
+    }};
+}
+
+/// Implements `Store` for `$store` and `StoreTx` for `$tx` on database `$db`.
+///
+/// `$store` has fields `pool: Pool<$db>` and `sql: Arc<Sql>`, and inherent methods
+/// `begin_tx(&self, &MachineName) -> Result<$tx>` and `read_tx(&self) -> Result<Transaction>`.
+/// `$tx` has fields `tx: Transaction<'static, $db>`, `machine: Option<MachineRecord>` and
+/// `sql: Arc<Sql>`. `$ts` turns a `DateTime<Utc>` into the backend's bind value;
+/// `$years` the years it can store and read back; `$max_binds` is the most bind parameters one
+/// statement may carry.
+macro_rules! sql_store {
+    (store: $store:ident, tx: $tx:ident, db: $db:ty, ts: $ts:path, years: $years:expr, max_binds: $max_binds:expr $(,)?) => {
+        #[::async_trait::async_trait]
+        impl ::stpt_core::Store for $store {
+            async fn begin(
+                &self,
+                machine: &::stpt_core::MachineName,
+            ) -> ::stpt_core::Result<Box<dyn ::stpt_core::StoreTx>> {
+                self.begin_unit(machine).await
+            }
+
+            async fn machines(
+                &self,
+                page: ::stpt_core::PageRequest,
+            ) -> ::stpt_core::Result<::stpt_core::Page<::stpt_core::MachineSummary>> {
+                let rows: Vec<$crate::rows::MachineRow> = ::sqlx::query_as(&self.sql.machines_page)
+                    .bind(i64::from(page.size()))
+                    .bind(i64::try_from(page.offset()).unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                let total: i64 = ::sqlx::query_scalar(&self.sql.machines_count)
+                    .fetch_one(&self.pool)
+                    .await
+                    .db()?;
+                let items = rows
+                    .into_iter()
+                    .map($crate::rows::MachineRow::summary)
+                    .collect::<::stpt_core::Result<Vec<_>>>()?;
+                Ok(::stpt_core::Page::new(
+                    items,
+                    page,
+                    u64::try_from(total).unwrap_or_default(),
+                ))
+            }
+
+            async fn machine(
+                &self,
+                id: ::stpt_core::MachineId,
+            ) -> ::stpt_core::Result<::stpt_core::MachineSummary> {
+                let row: Option<$crate::rows::MachineRow> = ::sqlx::query_as(&self.sql.machine)
+                    .bind(id.get())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .db()?;
+                row.ok_or_else(|| {
+                    ::stpt_core::Error::not_found(::stpt_core::ItemKind::Machine, id.get())
+                })?
+                .summary()
+            }
+
+            async fn runs(
+                &self,
+                machine: ::stpt_core::MachineId,
+                page: ::stpt_core::PageRequest,
+            ) -> ::stpt_core::Result<::stpt_core::Page<::stpt_core::RunSummary>> {
+                let exists: Option<i64> = ::sqlx::query_scalar(&self.sql.machine_exists)
+                    .bind(machine.get())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .db()?;
+                if exists.is_none() {
+                    return Err(::stpt_core::Error::not_found(
+                        ::stpt_core::ItemKind::Machine,
+                        machine.get(),
+                    ));
+                }
+                let rows: Vec<$crate::rows::RunRow> = ::sqlx::query_as(&self.sql.runs_page)
+                    .bind(machine.get())
+                    .bind(i64::from(page.size()))
+                    .bind(i64::try_from(page.offset()).unwrap_or(i64::MAX))
+                    .fetch_all(&self.pool)
+                    .await
+                    .db()?;
+                let total: i64 = ::sqlx::query_scalar(&self.sql.runs_count)
+                    .bind(machine.get())
+                    .fetch_one(&self.pool)
+                    .await
+                    .db()?;
+                let items = rows
+                    .iter()
+                    .map($crate::rows::RunRow::summary)
+                    .collect::<::stpt_core::Result<Vec<_>>>()?;
+                Ok(::stpt_core::Page::new(
+                    items,
+                    page,
+                    u64::try_from(total).unwrap_or_default(),
+                ))
+            }
+
+            async fn run(
+                &self,
+                id: ::stpt_core::RunId,
+            ) -> ::stpt_core::Result<::stpt_core::RunDetail> {
+                // One snapshot for the three reads, so counts and tests agree.
+                let mut tx = self.read_tx().await?;
+                let head: Option<$crate::rows::RunHeadRow> = ::sqlx::query_as(&self.sql.run_head)
+                    .bind(id.get())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .db()?;
+                let head = head.ok_or_else(|| {
+                    ::stpt_core::Error::not_found(::stpt_core::ItemKind::Run, id.get())
+                })?;
+                let scenarios: Vec<$crate::rows::ScenarioRow> =
+                    ::sqlx::query_as(&self.sql.run_scenarios)
+                        .bind(id.get())
+                        .fetch_all(&mut *tx)
+                        .await
+                        .db()?;
+                let tests: Vec<$crate::rows::TestRow> = ::sqlx::query_as(&self.sql.run_tests)
+                    .bind(id.get())
+                    .fetch_all(&mut *tx)
+                    .await
+                    .db()?;
+                tx.commit().await.db()?;
+                let mut scenarios = scenarios
+                    .into_iter()
+                    .map($crate::rows::ScenarioRow::view)
+                    .collect::<::stpt_core::Result<Vec<_>>>()?;
+                let index: ::std::collections::HashMap<i64, usize> = scenarios
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.id.get(), i))
+                    .collect();
+                for test in tests {
+                    let scenario = test.scenario_id;
+                    let test_id = test.id;
+                    let slot = index.get(&scenario).copied().ok_or_else(|| {
+                        ::stpt_core::Error::backend($crate::error::RowError::OrphanTest {
+                            test: test_id,
+                            scenario,
+                        })
+                    })?;
+                    let view = test.view()?;
+                    scenarios[slot].tests.push(view);
+                }
+                Ok(::stpt_core::RunDetail {
+                    summary: head.run.summary()?,
+                    machine_name: head.machine_name,
+                    master: ::stpt_core::FileRef {
+                        file_path: head.file_path,
+                        file_name: head.file_name,
+                    },
+                    scenarios,
+                })
+            }
+
+            async fn item(
+                &self,
+                item: ::stpt_core::ItemRef,
+            ) -> ::stpt_core::Result<::stpt_core::ItemDetail> {
+                let sql = match item {
+                    ::stpt_core::ItemRef::MasterScenario(_) => &self.sql.item_master,
+                    ::stpt_core::ItemRef::Scenario(_) => &self.sql.item_scenario,
+                    ::stpt_core::ItemRef::Test(_) => &self.sql.item_test,
+                };
+                let row: Option<$crate::rows::ItemRow> = ::sqlx::query_as(sql)
+                    .bind(item.raw_id())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .db()?;
+                let row =
+                    row.ok_or_else(|| ::stpt_core::Error::not_found(item.kind(), item.raw_id()))?;
+                Ok(::stpt_core::ItemDetail {
+                    item,
+                    run_id: ::stpt_core::RunId(row.run_id),
+                    machine_id: ::stpt_core::MachineId(row.machine_id),
+                    status: $crate::rows::status("item status", &row.status)?,
+                    file: ::stpt_core::FileRef {
+                        file_path: row.file_path,
+                        file_name: row.file_name,
+                    },
+                    script: row.script,
+                    timestamp_start: row.timestamp_start,
+                    timestamp_stop: row.timestamp_stop,
+                })
+            }
+
+            async fn delete_run(&self, id: ::stpt_core::RunId) -> ::stpt_core::Result<()> {
+                self.delete_run_now(id).await
+            }
+
+            async fn delete_machine(&self, id: ::stpt_core::MachineId) -> ::stpt_core::Result<()> {
+                self.delete_machine_now(id).await
+            }
+        }
+
+        impl $tx {
+            /// Writes `changes` in the unit's transaction, without committing it: the
+            /// machine's new version comes back with what was assigned.
+            pub(crate) async fn write_changes(
+                &mut self,
+                changes: &::stpt_core::Changes,
+            ) -> ::stpt_core::Result<(::stpt_core::Committed, i64)> {
+                $crate::rows::check_years(changes, $years)?;
+                let machine_id = match (&self.machine, &changes.new_run) {
+                    (Some(machine), _) => machine.id.get(),
+                    (None, Some(new_run)) => {
+                        let name = new_run.plan.machine.as_str();
+                        ::sqlx::query_scalar(&self.sql.upsert_machine)
+                            .bind(name)
+                            .bind(new_run.plan.machine.key())
+                            .fetch_one(&mut *self.tx)
+                            .await
+                            .db()?
+                    }
+                    (None, None) => {
+                        return Err(::stpt_core::Error::invariant("commit on a machine that does not exist"));
+                    }
+                };
+                for work in &changes.runs {
+                    self.apply_work(machine_id, work).await?;
+                }
+                let (new_run, version) = match &changes.new_run {
+                    Some(new_run) => {
+                        let (ids, version) = self
+                            .insert_run(machine_id, new_run, changes.seen_at)
+                            .await?;
+                        (Some(ids), version)
+                    }
+                    None => {
+                        let version: i64 = ::sqlx::query_scalar(&self.sql.touch_machine)
+                            .bind(machine_id)
+                            .bind($ts(changes.seen_at))
+                            .fetch_one(&mut *self.tx)
+                            .await
+                            .db()?;
+                        (None, version)
+                    }
+                };
+                if let Some(record) = &changes.record {
+                    ::sqlx::query(&self.sql.record_event)
+                        .bind(machine_id)
+                        .bind(record.event_id.as_str())
+                        .bind(record.receipt.as_deref())
+                        .bind(new_run.as_ref().map(|ids| ids.run_id.get()))
+                        .bind($ts(changes.seen_at))
+                        .execute(&mut *self.tx)
+                        .await
+                        .db()?;
+                }
+                Ok((
+                    ::stpt_core::Committed {
+                        machine_id: ::stpt_core::MachineId(machine_id),
+                        new_run,
+                    },
+                    version,
+                ))
+            }
+
+            /// Persists one run's work: the bulk close, the changed tests, scenarios, the run.
+            async fn apply_work(
+                &mut self,
+                machine_id: i64,
+                work: &::stpt_core::rules::RunWork,
+            ) -> ::stpt_core::Result<()> {
+                let run_id = work.run.id.get();
+                if let Some(closed) = work.closed {
+                    ::sqlx::query(&self.sql.close_ongoing)
+                        .bind(run_id)
+                        .bind(closed.status.as_str())
+                        .bind($ts(closed.at))
+                        .execute(&mut *self.tx)
+                        .await
+                        .db()?;
+                }
+                for test in &work.tests {
+                    let done = ::sqlx::query(&self.sql.update_test)
+                        .bind(test.id.get())
+                        .bind(test.status.as_str())
+                        .bind(test.timestamp_start.map($ts))
+                        .bind(test.timestamp_stop.map($ts))
+                        .bind(run_id)
+                        .execute(&mut *self.tx)
+                        .await
+                        .db()?;
+                    if done.rows_affected() != 1 {
+                        return Err(::stpt_core::Error::not_found(
+                            ::stpt_core::ItemKind::Test,
+                            test.id.get(),
+                        ));
+                    }
+                }
+                for scenario in &work.scenarios {
+                    let aggregate = &scenario.aggregate;
+                    let query = ::sqlx::query(&self.sql.update_scenario)
+                        .bind(scenario.id.get())
+                        .bind(aggregate.status().as_str());
+                    let done = bind_counts!(query, aggregate.counts)
+                        .bind(aggregate.timestamp_start.map($ts))
+                        .bind(aggregate.timestamp_stop.map($ts))
+                        .bind(run_id)
+                        .execute(&mut *self.tx)
+                        .await
+                        .db()?;
+                    if done.rows_affected() != 1 {
+                        return Err(::stpt_core::Error::not_found(
+                            ::stpt_core::ItemKind::Scenario,
+                            scenario.id.get(),
+                        ));
+                    }
+                }
+                let aggregate = &work.run.aggregate;
+                let query = ::sqlx::query(&self.sql.update_run)
+                    .bind(run_id)
+                    .bind(aggregate.status().as_str());
+                let done = bind_counts!(query, aggregate.counts)
+                    .bind(aggregate.timestamp_start.map($ts))
+                    .bind(aggregate.timestamp_stop.map($ts))
+                    .bind(machine_id)
+                    .execute(&mut *self.tx)
+                    .await
+                    .db()?;
+                if done.rows_affected() != 1 {
+                    return Err(::stpt_core::Error::not_found(
+                        ::stpt_core::ItemKind::Run,
+                        run_id,
+                    ));
+                }
+                Ok(())
+            }
+
+            /// Stores a plan: its scripts, the run, its scenarios and tests in bulk, and makes
+            /// it the machine's latest run.
+            async fn insert_run(
+                &mut self,
+                machine_id: i64,
+                new_run: &::stpt_core::NewRun,
+                seen_at: ::chrono::DateTime<::chrono::Utc>,
+            ) -> ::stpt_core::Result<(::stpt_core::PlannedIds, i64)> {
+                use $crate::rows::{PlanRows, in_plan_order};
+                let max_binds: usize = $max_binds;
+                let rows = PlanRows::new(new_run);
+
+                // Scripts: each distinct text once.
+                let mut script_ids: ::std::collections::HashMap<$crate::rows::ScriptHash, i64> =
+                    ::std::collections::HashMap::with_capacity(rows.scripts.len());
+                let scripts: Vec<(&$crate::rows::ScriptHash, &String)> =
+                    rows.scripts.iter().collect();
+                for chunk in scripts.chunks(max_binds / 2) {
+                    let mut builder =
+                        ::sqlx::QueryBuilder::<$db>::new(self.sql.insert_scripts_head());
+                    builder.push_values(chunk, |mut b, (hash, body)| {
+                        b.push_bind(hash.as_slice()).push_bind(body.as_str());
+                    });
+                    builder.push(" ON CONFLICT (hash) DO NOTHING");
+                    builder.build().execute(&mut *self.tx).await.db()?;
+                }
+                for chunk in scripts.chunks(max_binds) {
+                    let mut builder = ::sqlx::QueryBuilder::<$db>::new(self.sql.script_ids_head());
+                    let mut list = builder.separated(", ");
+                    for (hash, _) in chunk {
+                        list.push_bind(hash.as_slice());
+                    }
+                    builder.push(")");
+                    let found: Vec<(i64, Vec<u8>)> = builder
+                        .build_query_as()
+                        .fetch_all(&mut *self.tx)
+                        .await
+                        .db()?;
+                    for (id, hash) in found {
+                        if let Ok(hash) = <$crate::rows::ScriptHash>::try_from(hash.as_slice()) {
+                            script_ids.insert(hash, id);
+                        }
+                    }
+                }
+                let script_id =
+                    |file: &$crate::rows::FileCols| -> ::stpt_core::Result<Option<i64>> {
+                        file.script
+                            .map(|hash| {
+                                script_ids.get(&hash).copied().ok_or_else(|| {
+                                    ::stpt_core::Error::backend(
+                                        $crate::error::RowError::MissingScript,
+                                    )
+                                })
+                            })
+                            .transpose()
+                    };
+
+                // The run (its master scenario shares its row).
+                let aggregate = &new_run.aggregate;
+                let query = ::sqlx::query_scalar(&self.sql.insert_run)
+                    .bind(machine_id)
+                    .bind(aggregate.status().as_str());
+                let run_id: i64 = bind_counts!(query, aggregate.counts)
+                    .bind(aggregate.timestamp_start.map($ts))
+                    .bind(aggregate.timestamp_stop.map($ts))
+                    .bind($ts(new_run.plan.timestamp))
+                    .bind($ts(new_run.received_at))
+                    .bind(rows.master.file_path.as_str())
+                    .bind(rows.master.file_name.as_str())
+                    .bind(script_id(&rows.master)?)
+                    .bind(i64::try_from(rows.scenarios.len()).unwrap_or(i64::MAX))
+                    .fetch_one(&mut *self.tx)
+                    .await
+                    .db()?;
+
+                // Scenarios, in bulk.
+                let mut returned = Vec::with_capacity(rows.scenarios.len());
+                let scenario_scripts = rows
+                    .scenarios
+                    .iter()
+                    .map(|s| script_id(&s.file))
+                    .collect::<::stpt_core::Result<Vec<_>>>()?;
+                let scenarios: Vec<_> = rows.scenarios.iter().zip(scenario_scripts).collect();
+                for chunk in scenarios.chunks(max_binds / 16) {
+                    let mut builder =
+                        ::sqlx::QueryBuilder::<$db>::new(self.sql.insert_scenarios_head());
+                    builder.push_values(chunk, |mut b, (scenario, script)| {
+                        let aggregate = &scenario.aggregate;
+                        b.push_bind(run_id)
+                            .push_bind(scenario.seq)
+                            .push_bind(scenario.file.file_path.as_str())
+                            .push_bind(scenario.file.file_name.as_str())
+                            .push_bind(*script)
+                            .push_bind(aggregate.status().as_str());
+                        for status in ::stpt_core::Status::ALL {
+                            b.push_bind($crate::rows::count_i64(aggregate.counts.get(status)));
+                        }
+                        b.push_bind(aggregate.timestamp_start.map($ts))
+                            .push_bind(aggregate.timestamp_stop.map($ts));
+                    });
+                    builder.push(" RETURNING id, seq");
+                    let ids: Vec<(i64, i64)> = builder
+                        .build_query_as()
+                        .fetch_all(&mut *self.tx)
+                        .await
+                        .db()?;
+                    returned.extend(ids);
+                }
+                let scenario_ids = in_plan_order(returned, rows.scenarios.len(), "scenarios")?;
+
+                // Tests, in bulk.
+                let mut returned = Vec::with_capacity(rows.tests.len());
+                let test_rows = rows
+                    .tests
+                    .iter()
+                    .map(|t| {
+                        let scenario = scenario_ids.get(t.scenario).copied().ok_or_else(|| {
+                            ::stpt_core::Error::backend($crate::error::RowError::InsertMismatch {
+                                what: "scenarios",
+                                expected: t.scenario + 1,
+                                got: scenario_ids.len(),
+                            })
+                        })?;
+                        Ok((t, scenario, script_id(&t.file)?))
+                    })
+                    .collect::<::stpt_core::Result<Vec<_>>>()?;
+                for chunk in test_rows.chunks(max_binds / 8) {
+                    let mut builder =
+                        ::sqlx::QueryBuilder::<$db>::new(self.sql.insert_tests_head());
+                    builder.push_values(chunk, |mut b, (test, scenario, script)| {
+                        b.push_bind(run_id)
+                            .push_bind(*scenario)
+                            .push_bind(test.seq)
+                            .push_bind(test.file.file_path.as_str())
+                            .push_bind(test.file.file_name.as_str())
+                            .push_bind(test.file_key)
+                            .push_bind(*script)
+                            .push_bind(::stpt_core::Status::Waiting.as_str());
+                    });
+                    builder.push(" RETURNING id, seq");
+                    let ids: Vec<(i64, i64)> = builder
+                        .build_query_as()
+                        .fetch_all(&mut *self.tx)
+                        .await
+                        .db()?;
+                    returned.extend(ids);
+                }
+                let test_ids = in_plan_order(returned, rows.tests.len(), "tests")?;
+
+                let version: i64 = ::sqlx::query_scalar(&self.sql.set_latest_run)
+                    .bind(machine_id)
+                    .bind(run_id)
+                    .bind($ts(seen_at))
+                    .fetch_one(&mut *self.tx)
+                    .await
+                    .db()?;
+
+                let mut tests = test_ids.into_iter();
+                let test_ids = rows
+                    .tests_per_scenario
+                    .iter()
+                    .map(|n| tests.by_ref().take(*n).map(::stpt_core::TestId).collect())
+                    .collect();
+                Ok((
+                    ::stpt_core::PlannedIds {
+                        run_id: ::stpt_core::RunId(run_id),
+                        scenario_ids: scenario_ids
+                            .into_iter()
+                            .map(::stpt_core::ScenarioId)
+                            .collect(),
+                        test_ids,
+                    },
+                    version,
+                ))
+            }
+        }
+    };
+}
+
+/// Implements `StoreTx` for `$tx` (see [`sql_store!`]) with every read a query in the unit's
+/// transaction.
+macro_rules! sql_store_tx {
+    (tx: $tx:ident $(,)?) => {
+        #[::async_trait::async_trait]
+        impl ::stpt_core::StoreTx for $tx {
+            fn machine(&self) -> Option<&::stpt_core::MachineRecord> {
+                self.machine.as_ref()
+            }
+
+            async fn ongoing_runs(
+                &mut self,
+            ) -> ::stpt_core::Result<Vec<::stpt_core::rules::RunState>> {
+                let Some(machine) = &self.machine else {
+                    return Ok(Vec::new());
+                };
+                let rows: Vec<$crate::rows::StateRow> = ::sqlx::query_as(&self.sql.ongoing_runs)
+                    .bind(machine.id.get())
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .db()?;
+                rows.iter().map($crate::rows::StateRow::run_state).collect()
+            }
+
+            async fn scenarios(
+                &mut self,
+                run: ::stpt_core::RunId,
+            ) -> ::stpt_core::Result<Vec<::stpt_core::rules::ScenarioState>> {
+                let rows: Vec<$crate::rows::StateRow> = ::sqlx::query_as(&self.sql.scenario_states)
+                    .bind(run.get())
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .db()?;
+                rows.iter()
+                    .map($crate::rows::StateRow::scenario_state)
+                    .collect()
+            }
+
+            async fn scenario(
+                &mut self,
+                id: ::stpt_core::ScenarioId,
+            ) -> ::stpt_core::Result<::stpt_core::rules::ScenarioState> {
+                let row: Option<$crate::rows::StateRow> =
+                    ::sqlx::query_as(&self.sql.scenario_state)
+                        .bind(id.get())
+                        .fetch_optional(&mut *self.tx)
+                        .await
+                        .db()?;
+                row.ok_or_else(|| {
+                    ::stpt_core::Error::not_found(::stpt_core::ItemKind::Scenario, id.get())
+                })?
+                .scenario_state()
+            }
+
+            async fn first_waiting_test(
+                &mut self,
+                run: ::stpt_core::RunId,
+                file_path: &str,
+                file_name: &str,
+            ) -> ::stpt_core::Result<Option<::stpt_core::rules::TestState>> {
+                let row: Option<$crate::rows::TestRow> =
+                    ::sqlx::query_as(&self.sql.first_waiting_test)
+                        .bind(run.get())
+                        .bind($crate::rows::file_key(file_path, file_name))
+                        .bind(file_path)
+                        .bind(file_name)
+                        .fetch_optional(&mut *self.tx)
+                        .await
+                        .db()?;
+                row.map($crate::rows::TestRow::state).transpose()
+            }
+
+            async fn running_test(
+                &mut self,
+                run: ::stpt_core::RunId,
+            ) -> ::stpt_core::Result<Option<::stpt_core::rules::TestState>> {
+                let row: Option<$crate::rows::TestRow> = ::sqlx::query_as(&self.sql.running_test)
+                    .bind(run.get())
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .db()?;
+                row.map($crate::rows::TestRow::state).transpose()
+            }
+
+            async fn test(
+                &mut self,
+                id: ::stpt_core::TestId,
+            ) -> ::stpt_core::Result<Option<::stpt_core::rules::TestState>> {
+                let Some(machine) = &self.machine else {
+                    return Ok(None);
+                };
+                let row: Option<$crate::rows::TestRow> = ::sqlx::query_as(&self.sql.machine_test)
+                    .bind(id.get())
+                    .bind(machine.id.get())
+                    .fetch_optional(&mut *self.tx)
+                    .await
+                    .db()?;
+                row.map($crate::rows::TestRow::state).transpose()
+            }
+
+            async fn recorded_event(
+                &mut self,
+                event_id: &str,
+            ) -> ::stpt_core::Result<Option<::stpt_core::RecordedEvent>> {
+                let Some(machine) = &self.machine else {
+                    return Ok(None);
+                };
+                let row: Option<(Option<String>, Option<i64>)> =
+                    ::sqlx::query_as(&self.sql.recorded_event)
+                        .bind(machine.id.get())
+                        .bind(event_id)
+                        .fetch_optional(&mut *self.tx)
+                        .await
+                        .db()?;
+                Ok(row.map(|(receipt, new_run)| ::stpt_core::RecordedEvent {
+                    receipt,
+                    new_run: new_run.map(::stpt_core::RunId),
+                }))
+            }
+
+            async fn confirm(&mut self) -> ::stpt_core::Result<()> {
+                // Read in the locked transaction: always current.
+                Ok(())
+            }
+
+            async fn commit(
+                mut self: Box<Self>,
+                changes: ::stpt_core::Changes,
+            ) -> ::stpt_core::Result<::stpt_core::Committed> {
+                let (committed, _version) = self.write_changes(&changes).await?;
+                let this = *self;
+                this.tx.commit().await.db()?;
+                Ok(committed)
+            }
+        }
+    };
+}
+
+pub(crate) use {bind_counts, sql_store, sql_store_tx};

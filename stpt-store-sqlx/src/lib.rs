@@ -1,0 +1,24 @@
+#![doc = include_str!("../README.md")]
+
+#[cfg(all(feature = "accounts", any(feature = "postgres", feature = "sqlite")))]
+mod accounts;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod common;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod delete;
+mod error;
+#[cfg(feature = "postgres")]
+mod pg;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod rows;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+
+pub use error::RowError;
+#[cfg(feature = "postgres")]
+pub use pg::{PgStore, SCHEMA};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{BUSY_TIMEOUT, SqliteStore};
+
+/// sqlx itself, at the version this crate uses (for pools and connect options).
+pub use sqlx;

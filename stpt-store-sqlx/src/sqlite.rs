@@ -1,0 +1,282 @@
+//! The SQLite backend.
+
+use chrono::{DateTime, Utc};
+use sqlx::migrate::{Migration, Migrator};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Sqlite, Transaction};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use stpt_core::{Error, MachineId, MachineName, MachineRecord, Result, RunId};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+#[cfg(feature = "accounts")]
+use crate::accounts::sql_account_store;
+use crate::common::{Sql, bind_counts, sql_store, sql_store_tx};
+use crate::delete::sql_deletes;
+use crate::error::{RowError, SqlxResultExt};
+use crate::rows::MachineRecordRow;
+
+/// SQLite allows 32766 bind parameters a statement (since 3.32).
+const MAX_BINDS: usize = 32_766;
+
+/// How long a writer waits for another process's write lock before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// A [`stpt_core::Store`] in an SQLite file: the zero-setup default.
+///
+/// Tables are prefixed `stpt_`, and [`SqliteStore::migrate`] keeps its bookkeeping in
+/// `stpt_migrations` (not sqlx's `_sqlx_migrations`), so the file can be shared with a host
+/// application's tables. Units of work serialise on SQLite's single write lock, taken up front
+/// (`BEGIN IMMEDIATE`); within one process they also queue on an async mutex rather than
+/// polling the lock.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    sql: Arc<Sql>,
+    writer: Arc<Mutex<()>>,
+}
+
+impl SqliteStore {
+    /// A store on an existing pool. Call [`SqliteStore::migrate`] before first use. The pool
+    /// should be opened with [`SqliteStore::connect_options`] (or equivalent settings).
+    pub fn new(pool: SqlitePool) -> Self {
+        SqliteStore {
+            pool,
+            sql: Arc::new(Sql::new("stpt_")),
+            writer: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// Opens the database file at `path`, creating it if missing. Does not migrate.
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        // Writes are serialised anyway; a few connections serve concurrent reads, and with a
+        // small page cache each the server's memory stays flat however long the history.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(Self::connect_options(path))
+            .await
+            .db()?;
+        Ok(Self::new(pool))
+    }
+
+    /// The settings [`SqliteStore::open`] uses, to adjust and pass to a pool of your own:
+    /// create the file if missing; WAL journal (readers never block the writer);
+    /// `synchronous = FULL`, so an acknowledged event survives power loss, not only a crash
+    /// of the process (`NORMAL` would be faster, and still safe against a process crash);
+    /// a [`BUSY_TIMEOUT`] for writers of other processes; foreign keys enforced; a 512 KiB
+    /// page cache per connection (events touch a handful of indexed pages, and the operating
+    /// system caches the file anyway).
+    pub fn connect_options(path: impl AsRef<Path>) -> SqliteConnectOptions {
+        SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true)
+            .pragma("cache_size", "-512")
+    }
+
+    /// The pool behind this store.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Applies stpt's embedded migrations that are not applied yet, in one transaction, and
+    /// records them in `stpt_migrations`. Idempotent. Fails if the file holds a migration this
+    /// build does not know or one that changed since it was applied.
+    pub async fn migrate(&self) -> Result<()> {
+        let _writer = self.writer.lock().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.db()?;
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS stpt_migrations (\
+                version INTEGER PRIMARY KEY, \
+                description TEXT NOT NULL, \
+                checksum BLOB NOT NULL, \
+                installed_on TEXT NOT NULL)",
+        )
+        .execute(&mut *tx)
+        .await
+        .db()?;
+        let applied: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT version, checksum FROM stpt_migrations ORDER BY version")
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
+        let ups: Vec<&'static Migration> = MIGRATOR
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .collect();
+        for (version, checksum) in &applied {
+            match ups.iter().find(|m| m.version == *version) {
+                None => {
+                    return Err(Error::backend(RowError::MigrationUnknown {
+                        version: *version,
+                    }));
+                }
+                Some(known) if known.checksum.as_ref() != checksum.as_slice() => {
+                    return Err(Error::backend(RowError::MigrationChanged {
+                        version: *version,
+                    }));
+                }
+                Some(_) => {}
+            }
+        }
+        let pending: Vec<&'static Migration> = ups
+            .into_iter()
+            .filter(|m| !applied.iter().any(|(version, _)| *version == m.version))
+            .collect();
+        for migration in pending {
+            tracing::info!(
+                version = migration.version,
+                description = %migration.description,
+                "applying migration"
+            );
+            let sql: &'static str = migration.sql.as_ref();
+            sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(sql))
+                .await
+                .db()?;
+            sqlx::query(
+                "INSERT INTO stpt_migrations (version, description, checksum, installed_on) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(migration.version)
+            .bind(migration.description.as_ref())
+            .bind(migration.checksum.as_ref())
+            .bind(ts(Utc::now()))
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        }
+        tx.commit().await.db()
+    }
+
+    async fn begin_unit(&self, machine: &MachineName) -> Result<Box<dyn stpt_core::StoreTx>> {
+        Ok(Box::new(self.begin_tx(machine).await?))
+    }
+
+    async fn begin_tx(&self, machine: &MachineName) -> Result<SqliteTx> {
+        let writer = Arc::clone(&self.writer).lock_owned().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.db()?;
+        let row: Option<MachineRecordRow> = sqlx::query_as(&self.sql.machine_by_key)
+            .bind(machine.key())
+            .fetch_optional(&mut *tx)
+            .await
+            .db()?;
+        Ok(SqliteTx {
+            tx,
+            machine: row.map(|row| MachineRecord {
+                id: MachineId(row.id),
+                name: row.name,
+                latest_run: row.latest_run_id.map(RunId),
+            }),
+            sql: Arc::clone(&self.sql),
+            _writer: writer,
+        })
+    }
+
+    async fn read_tx(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.pool.begin().await.db()
+    }
+}
+
+/// A unit of work: an immediate transaction, holding SQLite's write lock.
+pub(crate) struct SqliteTx {
+    // Declared before `_writer`: dropped first, so the rollback is queued before the next
+    // writer of this process may begin.
+    tx: Transaction<'static, Sqlite>,
+    machine: Option<MachineRecord>,
+    sql: Arc<Sql>,
+    _writer: OwnedMutexGuard<()>,
+}
+
+/// Timestamps are stored as fixed-width RFC 3339 UTC text with microseconds.
+fn ts(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// The fixed-width text form holds four-digit years.
+const YEARS: std::ops::RangeInclusive<i32> = 0..=9999;
+
+sql_store!(store: SqliteStore, tx: SqliteTx, db: Sqlite, ts: ts, years: YEARS, max_binds: MAX_BINDS);
+sql_store_tx!(tx: SqliteTx);
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Per-event cost must not grow with the run: every statement a runner event executes
+    /// searches an index, none scans a table.
+    #[tokio::test]
+    async fn event_statements_use_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("plan.sqlite3"))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let sql = &store.sql;
+        for (name, statement) in [
+            ("machine_by_key", &sql.machine_by_key),
+            ("ongoing_runs", &sql.ongoing_runs),
+            ("scenario_state", &sql.scenario_state),
+            ("first_waiting_test", &sql.first_waiting_test),
+            ("running_test", &sql.running_test),
+            ("machine_test", &sql.machine_test),
+            ("recorded_event", &sql.recorded_event),
+            ("update_test", &sql.update_test),
+            ("update_scenario", &sql.update_scenario),
+            ("update_run", &sql.update_run),
+            ("touch_machine", &sql.touch_machine),
+            ("set_latest_run", &sql.set_latest_run),
+            ("close_ongoing", &sql.close_ongoing),
+            ("scenario_states", &sql.scenario_states),
+            ("machine", &sql.machine),
+            ("runs_page", &sql.runs_page),
+            ("run_head", &sql.run_head),
+            ("run_scenarios", &sql.run_scenarios),
+            ("run_tests", &sql.run_tests),
+            ("item_test", &sql.item_test),
+            ("item_scenario", &sql.item_scenario),
+            ("item_master", &sql.item_master),
+        ] {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {statement}"))
+                    .fetch_all(store.pool())
+                    .await
+                    .unwrap();
+            let plan: Vec<String> = plan.into_iter().map(|row| row.3).collect();
+            assert!(!plan.is_empty(), "{name}: no plan");
+            let expected = match name {
+                "first_waiting_test" => "USING INDEX stpt_tests_waiting (run_id=? AND file_key=?)",
+                "running_test" => "USING INDEX stpt_tests_running (run_id=?)",
+                "ongoing_runs" => "USING INDEX stpt_runs_ongoing (machine_id=?)",
+                "close_ongoing" => "USING INDEX stpt_tests_ongoing (run_id=?)",
+                "update_test" | "update_scenario" | "update_run" | "touch_machine"
+                | "set_latest_run" | "scenario_state" | "machine_test" => {
+                    "USING INTEGER PRIMARY KEY (rowid=?)"
+                }
+                _ => "",
+            };
+            assert!(
+                plan.iter().any(|step| step.contains(expected)),
+                "{name} does not use {expected}: {plan:?}"
+            );
+            for step in &plan {
+                assert!(
+                    !step.starts_with("SCAN") && !step.contains("TEMP B-TREE"),
+                    "{name} scans or sorts: {plan:?}"
+                );
+            }
+        }
+    }
+}
+#[cfg(feature = "accounts")]
+sql_account_store!(store: SqliteStore, ts: ts);
+sql_deletes!(store: SqliteStore);
