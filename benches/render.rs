@@ -27,10 +27,7 @@ fn run_page(bencher: divan::Bencher, tests: usize) {
         .expect("plan stored");
     let app: axum::Router = stpt_http::router(
         tracker,
-        stpt_core::accounts::Accounts::new(std::sync::Arc::new(
-            stpt_store_memory::MemoryStore::new(),
-        )),
-        stpt_http::HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
+        &stpt_http::HttpConfig::default().with_ingest_access(stpt_http::IngestAccess::open()),
     );
     bencher.bench_local(|| {
         runtime.block_on(async {

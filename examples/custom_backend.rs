@@ -1,23 +1,18 @@
-//! A custom storage backend: `LoggingStore` (in this package's library) audits every unit of
-//! work and delegates the storing to any other store. Here it wraps an SQLite file and serves
-//! a runner's story; `tests/conformance.rs` runs the shared conformance suite against it.
+//! Custom storage backends: `TableStore` (in this package's library) is a complete backend
+//! written from scratch on `stpt_core::RunIndex`, and `LoggingStore` audits every unit of work
+//! of any other store. Here the logging decorator wraps the table store and serves a runner's
+//! story; `tests/conformance.rs` runs the whole shared conformance suite against both.
 //!
 //! `cargo run -p stpt-examples --example custom_backend`
 
 use std::sync::Arc;
 use stpt_core::{InProcessBus, PlanPayload, Store, TestStartPayload, TestStopPayload, Tracker};
-use stpt_examples::LoggingStore;
-use stpt_store_sqlx::SqliteStore;
+use stpt_examples::{LoggingStore, TableStore};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_env_filter("info").init();
-    let dir = std::env::temp_dir().join(format!("stpt-custom-backend-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let sqlite = SqliteStore::open(dir.join("runs.sqlite3")).await?;
-    sqlite.migrate().await?;
-
-    let store = Arc::new(LoggingStore::new(Arc::new(sqlite)));
+    let store = Arc::new(LoggingStore::new(Arc::new(TableStore::new())));
     let tracker = Tracker::new(
         Arc::clone(&store) as Arc<dyn Store>,
         Arc::new(InProcessBus::new()),
@@ -44,6 +39,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         run.summary.status,
         store.commits()
     );
-    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }

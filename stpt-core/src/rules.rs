@@ -1,9 +1,7 @@
-//! SPEC's lifecycle rules as pure functions over the few records an event touches.
+//! The rules of the run domain (statuses, their aggregation, and lifecycle rules 1 to 8),
+//! written down here and implemented as pure functions over the few records an event touches.
 //!
-//! An event never rescans its run: scenarios and runs keep [`StatusCounts`], and a status change
-//! moves one count. The [`crate::Tracker`] loads the touched records through a
-//! [`crate::StoreTx`], applies these functions, and hands the result back to be persisted.
-//! Time is always passed in.
+#![doc = include_str!("../docs/rules.md")]
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

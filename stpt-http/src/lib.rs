@@ -300,11 +300,12 @@ where
     let gate = Gate::pages(Arc::clone(security), state.refused_page());
     pages::routes(security.sign_in.is_some())
         .with_state(state)
-        .merge(assets::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             gate,
             security::identify,
         ))
+        // Assets are public and the same for everyone: no need to ask who is asking.
+        .merge(assets::routes())
 }
 
 fn sockets<S>(tracker: Tracker, security: &Arc<security::Security>) -> Router<S>

@@ -211,6 +211,43 @@ async fn every_router_merges_under_a_prefix_into_a_host_with_its_own_fallback() 
     );
 }
 
+#[tokio::test]
+async fn every_router_merges_at_the_root_of_a_host_that_already_has_a_fallback() {
+    let tracker = support::tracker();
+    let config = HttpConfig::default().with_ingest_access(IngestAccess::open());
+    // `Router::merge` panics when both sides have a fallback: stpt's routers must have none.
+    let app: Router = Router::new()
+        .route("/lab", get(lab_home))
+        .fallback(lab_fallback)
+        .merge(stpt_http::api_router(tracker.clone(), &config))
+        .merge(stpt_http::pages_router(tracker.clone(), &config))
+        .merge(stpt_http::sockets_router(tracker.clone(), &config))
+        .with_state(Lab { name: "the lab" });
+    let created = post_json(&app, "/tm_api/dry_run/", &plan(), &[]).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(get_as(&app, "/lab", &[]).await.body, "home of the lab");
+    let home = get_as(&app, "/", &[]).await;
+    assert!(home.body.contains(r#"href="/machine/1""#), "{}", home.body);
+    assert_eq!(
+        get_as(&app, "/api/v1/machines/1", &[]).await.status,
+        StatusCode::OK
+    );
+    for uri in ["/nowhere", "/api/v1/nowhere", "/machine/1/nowhere"] {
+        let answer = get_as(&app, uri, &[]).await;
+        assert_eq!(answer.body, "the lab has no such page", "{uri}");
+    }
+    // The same with the combined router.
+    let app: Router = Router::new()
+        .fallback(lab_fallback)
+        .merge(stpt_http::router(tracker, &config))
+        .with_state(Lab { name: "the lab" });
+    assert_eq!(
+        get_as(&app, "/nowhere", &[]).await.body,
+        "the lab has no such page"
+    );
+    assert_eq!(get_as(&app, "/docs/", &[]).await.status, StatusCode::OK);
+}
+
 /// The next text message of a socket, as JSON.
 async fn next_text(
     socket: &mut tokio_tungstenite::WebSocketStream<

@@ -24,12 +24,15 @@ pub use mail::SmtpMailer;
 pub use metrics::{install_recorder, with_metrics};
 pub use settings::{Command, LogFormat, ReadAccessArg, Settings, TokenCommand, UserCommand};
 
-/// The whole app: stpt's routers plus `/healthz` (the process answers) and `/readyz` (the
-/// database answers).
+/// The whole app: stpt's routers with stpt's own accounts, `/healthz` (the process answers),
+/// `/readyz` (the database answers), and stpt's 404 answers for everything else (an HTML
+/// page, JSON under the API paths).
 pub fn app(tracker: Tracker, accounts: Accounts, config: HttpConfig) -> Router {
+    let config = config.with_accounts(accounts);
     let ready = tracker.clone();
+    let not_found = stpt_http::not_found(tracker.clone(), &config);
     Router::new()
-        .merge(stpt_http::router(tracker, accounts, config))
+        .merge(stpt_http::router(tracker, &config))
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/readyz",
@@ -46,6 +49,7 @@ pub fn app(tracker: Tracker, accounts: Accounts, config: HttpConfig) -> Router {
                 }
             }),
         )
+        .fallback(not_found)
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; in-flight requests then finish.

@@ -4,6 +4,9 @@
 //! [`Accounts`] holds every rule; a backend only stores. Secrets (session cookies, runner
 //! tokens, reset links) are 256 random bits and only their SHA-256 ([`SecretHash`]) is
 //! stored.
+//!
+//! Behind the `accounts` feature, on by default; without it stpt-core builds no argon2,
+//! base64, getrandom or sha2.
 
 mod model;
 mod secret;
