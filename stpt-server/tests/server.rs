@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
+mod support;
+
 use serde_json::Value;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -10,66 +12,9 @@ use stpt_core::{InProcessBus, Status, Tracker};
 use stpt_http::HttpConfig;
 use stpt_server::virtual_machine::{Protocol, VirtualMachine, VirtualMachineConfig};
 use stpt_store_memory::MemoryStore;
-use stpt_testkit::free_port;
+use support::Server;
 
 const PLAN: &str = include_str!("../../stpt-core/fixtures/plan-python-runner.json");
-
-struct Server {
-    child: tokio::process::Child,
-    base: String,
-}
-
-impl Server {
-    async fn start(database_url: &str) -> Server {
-        Self::start_with(database_url, "127.0.0.1", &[]).await
-    }
-
-    /// Listens on `host` (at a free port) with `extra` flags; logs go to a pipe.
-    async fn start_with(database_url: &str, host: &str, extra: &[&str]) -> Server {
-        let port = free_port();
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stpt-server"))
-            .args([
-                "--bind",
-                &format!("{host}:{port}"),
-                "--database-url",
-                database_url,
-                "--log",
-                "warn",
-                "--log-format",
-                "json",
-            ])
-            .args(extra)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        for _ in 0..200 {
-            if let Ok(response) = reqwest::get(format!("{base}/readyz")).await {
-                if response.status().is_success() {
-                    return Server { child, base };
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("server did not become ready");
-    }
-
-    /// SIGTERM, then wait: the server shuts down gracefully.
-    async fn stop(mut self) {
-        let pid = self.child.id().unwrap().to_string();
-        let killed = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
-        assert!(killed.success());
-        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(status.success(), "graceful shutdown exits 0: {status}");
-    }
-}
 
 #[tokio::test]
 async fn data_survives_a_restart_on_the_default_sqlite_store() {
