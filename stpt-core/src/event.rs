@@ -14,7 +14,8 @@ pub struct PlanReceipt {
     pub machine_id: MachineId,
     /// The new run's ids.
     pub ids: PlannedIds,
-    /// Runs of the machine that were still ongoing and were abandoned (rule 1).
+    /// Runs of the machine that were still ongoing and were abandoned
+    /// ([rule 1](crate::rules#rule-1)).
     pub abandoned: Vec<RunId>,
 }
 
@@ -91,8 +92,8 @@ pub struct Recorded<T> {
 /// Which test an event is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TestTarget {
-    /// By machine, path and name, as the seed protocol addresses tests; rule 2 picks the
-    /// first waiting one in plan order.
+    /// By machine, path and name, as the seed protocol addresses tests;
+    /// [rule 2](crate::rules#rule-2) picks the first waiting one in plan order.
     Named {
         /// The machine.
         machine: MachineName,
@@ -108,9 +109,9 @@ pub enum TestTarget {
 /// What happens to the test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestAction {
-    /// It starts (rule 2).
+    /// It starts ([rule 2](crate::rules#rule-2)).
     Start,
-    /// It stops with a final status (rules 3 and 8).
+    /// It stops with a final status ([rules 3](crate::rules#rule-3) and [8](crate::rules#rule-8)).
     Stop(Status),
 }
 

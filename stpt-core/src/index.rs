@@ -124,8 +124,11 @@ impl RunIndex {
             .map(|(&id, &aggregate)| ScenarioState { id, aggregate })
             .collect();
         let mut tests = Vec::with_capacity(plan.test_count());
-        for ((scenario, &scenario_id), test_ids) in
-            plan.scenarios.iter().zip(&ids.scenario_ids).zip(&ids.test_ids)
+        for ((scenario, &scenario_id), test_ids) in plan
+            .scenarios
+            .iter()
+            .zip(&ids.scenario_ids)
+            .zip(&ids.test_ids)
         {
             for (test, &id) in scenario.tests.iter().zip(test_ids) {
                 tests.push(TestState {
@@ -208,7 +211,10 @@ impl RunIndex {
     /// work of several runs in one commit checks them all first, so a failing commit writes
     /// nothing.
     pub fn check(&self, work: &RunWork) -> Result<()> {
-        let unknown_test = work.tests.iter().find(|t| !self.test_at.contains_key(&t.id));
+        let unknown_test = work
+            .tests
+            .iter()
+            .find(|t| !self.test_at.contains_key(&t.id));
         let unknown_scenario = work
             .scenarios
             .iter()

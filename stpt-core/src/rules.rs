@@ -13,9 +13,9 @@ use crate::{Error, Result, RunId, ScenarioId, Status, StatusCounts, TestId};
 pub struct Aggregate {
     /// Tests by status.
     pub counts: StatusCounts,
-    /// When the first test in it started (SPEC rule 4).
+    /// When the first test in it started ([rule 4](crate::rules#rule-4)).
     pub timestamp_start: Option<DateTime<Utc>>,
-    /// When it became finished (SPEC rule 4).
+    /// When it became finished ([rule 4](crate::rules#rule-4)).
     pub timestamp_stop: Option<DateTime<Utc>>,
 }
 
@@ -138,8 +138,8 @@ impl RunWork {
         }
     }
 
-    /// Rule 2: `target` (the first waiting test of that path and name) starts at `at`; the
-    /// run's `running` test, if any, becomes `unknown`.
+    /// [Rule 2](crate::rules#rule-2): `target` (the first waiting test of that path and name)
+    /// starts at `at`; the run's `running` test, if any, becomes `unknown`.
     pub fn start_test(
         &mut self,
         target: TestState,
@@ -155,8 +155,8 @@ impl RunWork {
         self.move_test(target, Status::Running, at)
     }
 
-    /// Rules 3 and 8: the running `test` stops with the final `status` at `at`; `cancelled`
-    /// cancels every other ongoing test of the run.
+    /// [Rules 3](crate::rules#rule-3) and [8](crate::rules#rule-8): the running `test` stops with
+    /// the final `status` at `at`; `cancelled` cancels every other ongoing test of the run.
     pub fn stop_test(&mut self, test: TestState, status: Status, at: DateTime<Utc>) -> Result<()> {
         if status.is_ongoing() {
             return Err(Error::invalid(
@@ -174,8 +174,9 @@ impl RunWork {
         Ok(())
     }
 
-    /// Rule 1 (abandon, with `unknown`) and rule 3 (cancel, with `cancelled`): every ongoing
-    /// test of the run takes `status` at `at`. Needs every scenario of the run loaded.
+    /// [Rule 1](crate::rules#rule-1) (abandon, with `unknown`) and [rule 3](crate::rules#rule-3)
+    /// (cancel, with `cancelled`): every ongoing test of the run takes `status` at `at`. Needs
+    /// every scenario of the run loaded.
     pub fn close_ongoing(&mut self, status: Status, at: DateTime<Utc>) -> Result<()> {
         if status.is_ongoing() {
             return Err(Error::invalid(

@@ -45,8 +45,8 @@ impl Status {
         Status::Cancelled,
     ];
 
-    /// Every status, highest aggregation priority first (SPEC: cancelled, running, waiting,
-    /// unknown, failed, error, warning, passed).
+    /// Every status, highest aggregation priority first ([priority](crate::rules#aggregation):
+    /// cancelled, running, waiting, unknown, failed, error, warning, passed).
     pub const BY_PRIORITY: [Status; 8] = [
         Status::Cancelled,
         Status::Running,

@@ -225,7 +225,7 @@ pub struct RecordedEvent {
 pub struct NewRun {
     /// The validated plan.
     pub plan: Plan,
-    /// Server time of receipt (rule 6 orders runs by receipt, not by this).
+    /// Server time of receipt ([rule 6](crate::rules#rule-6) orders runs by receipt, not by this).
     pub received_at: DateTime<Utc>,
     /// The run's initial aggregate.
     pub aggregate: Aggregate,
@@ -234,7 +234,8 @@ pub struct NewRun {
 }
 
 impl NewRun {
-    /// Rule 1: a plan becomes a run with every item waiting; an empty scenario is `unknown`.
+    /// [Rule 1](crate::rules#rule-1): a plan becomes a run with every item waiting; an empty
+    /// scenario is `unknown`.
     pub fn from_plan(plan: Plan, received_at: DateTime<Utc>) -> Self {
         let scenario_aggregates: Vec<Aggregate> = plan
             .scenarios

@@ -76,8 +76,8 @@ impl Clock for ManualClock {
 /// ([`Error::Stale`]); a backend reads under its lock after the first such report.
 const STALE_ATTEMPTS: u32 = 3;
 
-/// Applies runner events to a [`Store`] with SPEC's rules and publishes what changed on a
-/// [`LiveBus`]. Cheap to clone; share one per process.
+/// Applies runner events to a [`Store`] with [the rules](crate::rules) and publishes what changed
+/// on a [`LiveBus`]. Cheap to clone; share one per process.
 #[derive(Debug, Clone)]
 pub struct Tracker {
     store: Arc<dyn Store>,
@@ -116,9 +116,9 @@ impl Tracker {
         &self.bus
     }
 
-    /// Rule 1: stores `plan` as the machine's new latest run, every item `waiting`, after
-    /// abandoning the machine's ongoing runs (their ongoing tests become `unknown` at the
-    /// plan's timestamp).
+    /// [Rule 1](crate::rules#rule-1): stores `plan` as the machine's new latest run, every item
+    /// `waiting`, after abandoning the machine's ongoing runs (their ongoing tests become `unknown`
+    /// at the plan's timestamp).
     pub async fn record_plan(&self, plan: Plan) -> Result<PlanReceipt> {
         Ok(self.plan(plan, None).await?.receipt)
     }
@@ -244,14 +244,15 @@ impl Tracker {
         })
     }
 
-    /// Rule 2: the first `waiting` test of that path and name in the machine's ongoing run,
-    /// in plan order, starts; any other running test of the run becomes `unknown`.
+    /// [Rule 2](crate::rules#rule-2): the first `waiting` test of that path and name in the
+    /// machine's ongoing run, in plan order, starts; any other running test of the run becomes
+    /// `unknown`.
     pub async fn record_test_start(&self, event: TestStart) -> Result<EventReceipt> {
         Ok(self.record_test_event(event.into(), None).await?.receipt)
     }
 
-    /// Rules 3 and 8: the matching running test takes the final status; `cancelled` cancels
-    /// every ongoing test of the run.
+    /// [Rules 3](crate::rules#rule-3) and [8](crate::rules#rule-8): the matching running test takes
+    /// the final status; `cancelled` cancels every ongoing test of the run.
     pub async fn record_test_stop(&self, event: TestStop) -> Result<EventReceipt> {
         Ok(self.record_test_event(event.into(), None).await?.receipt)
     }
@@ -416,7 +417,8 @@ impl Tracker {
         self.store.run(id).await
     }
 
-    /// A machine's latest run in full (rule 6: the plan it posted last), or `None`.
+    /// A machine's latest run in full ([rule 6](crate::rules#rule-6): the plan it posted last), or
+    /// `None`.
     pub async fn latest_run(&self, machine: MachineId) -> Result<Option<RunDetail>> {
         match self.store.machine(machine).await?.latest_run {
             Some(run) => Ok(Some(self.store.run(run).await?)),

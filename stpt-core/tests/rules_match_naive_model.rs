@@ -1,6 +1,7 @@
 //! Property: after every event, what the tracker keeps incrementally (test statuses, scenario
 //! and run counts, statuses and timestamps) equals a naive recomputation from all tests, made
-//! by a model that follows SPEC.md's wording literally.
+//! by a model that follows the wording of the rules (`stpt_core::rules`, written in
+//! `stpt-core/docs/rules.md`) literally.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
@@ -55,7 +56,7 @@ fn time(i: usize) -> DateTime<Utc> {
         + Duration::seconds(i64::try_from(i).unwrap())
 }
 
-/// SPEC.md's run, held whole and recomputed whole.
+/// A run as the rules page describes it, held whole and recomputed whole.
 #[derive(Debug, Clone, Default)]
 struct NaiveTest {
     path: &'static str,

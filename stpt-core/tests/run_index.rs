@@ -132,7 +132,10 @@ fn check(shape: Vec<Vec<usize>>, ops: Vec<Op>) {
         assert_eq!(index.tests(), &naive[..], "tests after {i} events");
         assert_eq!(index.running_test(), naive_running(&naive));
         for f in FILES {
-            assert_eq!(index.first_waiting_test(f.0, f.1), naive_first_waiting(&naive, f));
+            assert_eq!(
+                index.first_waiting_test(f.0, f.1),
+                naive_first_waiting(&naive, f)
+            );
         }
         for test in &naive {
             assert_eq!(index.test(test.id).as_ref(), Some(test));
@@ -176,7 +179,10 @@ fn foreign_work_changes_nothing() {
         },
         Vec::new(),
     );
-    assert!(matches!(index.apply(&other_run), Err(Error::Invariant { .. })));
+    assert!(matches!(
+        index.apply(&other_run),
+        Err(Error::Invariant { .. })
+    ));
 }
 
 /// Ids that do not have the plan's shape are refused.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use stpt_core::wrap::{WrapStore, WrapStoreTx};
 use stpt_core::{
-    Changes, Committed, Error, InProcessBus, MachineName, NoMatch, PlannedScenario, Plan, Result,
+    Changes, Committed, Error, InProcessBus, MachineName, NoMatch, Plan, PlannedScenario, Result,
     ScriptFile, Status, Store, StoreTx, TestStart, TestStop, Tracker,
 };
 use stpt_store_memory::MemoryStore;

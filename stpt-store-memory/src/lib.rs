@@ -1,4 +1,10 @@
 #![doc = include_str!("../README.md")]
+//!
+//! ## Features
+//!
+//! `accounts` (on by default): `MemoryStore` is also a `stpt_core::accounts::AccountStore`
+//! (users, sessions, runner tokens). It turns on stpt-core's `accounts`, which brings argon2;
+//! `default-features = false` leaves both out.
 
 #[cfg(feature = "accounts")]
 mod accounts;

@@ -56,9 +56,16 @@ stpt_core::store_conformance_tests!(#[tokio::test(flavor = "multi_thread", worke
 async fn the_wrapper_sees_commits_and_inherits_deleting() {
     let store = Arc::new(Logged::default());
     stpt_core::conformance::python_runner_story(store.clone()).await;
-    assert_eq!(store.commits.load(Ordering::Relaxed), 21, "one commit per post");
+    assert_eq!(
+        store.commits.load(Ordering::Relaxed),
+        21,
+        "one commit per post"
+    );
     let machines = store.machines(stpt_core::PageRequest::default()).await;
     let machine = machines.expect("machines").items[0].id;
     assert_eq!(store.delete_machine(machine).await.ok(), Some(()));
-    assert!(store.machine(machine).await.is_err(), "deleted through the wrapper");
+    assert!(
+        store.machine(machine).await.is_err(),
+        "deleted through the wrapper"
+    );
 }

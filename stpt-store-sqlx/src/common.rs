@@ -438,7 +438,9 @@ macro_rules! sql_store {
                             .db()?
                     }
                     (None, None) => {
-                        return Err(::stpt_core::Error::invariant("commit on a machine that does not exist"));
+                        return Err(::stpt_core::Error::invariant(
+                            "commit on a machine that does not exist",
+                        ));
                     }
                 };
                 for work in &changes.runs {

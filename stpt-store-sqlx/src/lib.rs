@@ -1,4 +1,14 @@
 #![doc = include_str!("../README.md")]
+//!
+//! ## Features
+//!
+//! All three are on by default; any subset builds.
+//!
+//! - `postgres`: `PgStore`.
+//! - `sqlite`: `SqliteStore`.
+//! - `accounts`: both stores implement `stpt_core::accounts::AccountStore` (users, sessions,
+//!   runner tokens). It turns on stpt-core's `accounts`, which brings argon2. The account
+//!   tables are migrated with or without it, so turning it on later needs no migration.
 
 #[cfg(all(feature = "accounts", any(feature = "postgres", feature = "sqlite")))]
 mod accounts;

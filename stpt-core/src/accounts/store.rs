@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use super::model::{
     NewRunnerToken, NewUser, ResetRecord, Role, RunnerToken, RunnerTokenId, SessionRecord,
@@ -85,3 +86,75 @@ pub trait AccountStore: Send + Sync + Debug + 'static {
     /// calls with the same key, at most one gets `Some`.
     async fn take_reset(&self, key: &SecretHash) -> Result<Option<ResetRecord>>;
 }
+
+/// Shared and boxed account stores are account stores.
+macro_rules! forward_account_store {
+    ($($pointer:ident),*) => {$(
+        #[async_trait]
+        impl<T: AccountStore + ?Sized> AccountStore for $pointer<T> {
+            async fn create_user(&self, user: NewUser) -> Result<User> {
+                (**self).create_user(user).await
+            }
+            async fn user(&self, id: UserId) -> Result<Option<StoredUser>> {
+                (**self).user(id).await
+            }
+            async fn user_by_key(&self, key: &str) -> Result<Option<StoredUser>> {
+                (**self).user_by_key(key).await
+            }
+            async fn users(&self) -> Result<Vec<User>> {
+                (**self).users().await
+            }
+            async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()> {
+                (**self).set_password_hash(id, password_hash).await
+            }
+            async fn set_role(&self, id: UserId, role: Role) -> Result<User> {
+                (**self).set_role(id, role).await
+            }
+            async fn delete_user(&self, id: UserId) -> Result<()> {
+                (**self).delete_user(id).await
+            }
+            async fn insert_session(&self, session: SessionRecord) -> Result<()> {
+                (**self).insert_session(session).await
+            }
+            async fn session(&self, key: &SecretHash) -> Result<Option<SessionRecord>> {
+                (**self).session(key).await
+            }
+            async fn delete_session(&self, key: &SecretHash) -> Result<()> {
+                (**self).delete_session(key).await
+            }
+            async fn delete_user_sessions(&self, user: UserId) -> Result<()> {
+                (**self).delete_user_sessions(user).await
+            }
+            async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
+                (**self).delete_expired_sessions(now).await
+            }
+            async fn insert_runner_token(&self, token: NewRunnerToken) -> Result<RunnerToken> {
+                (**self).insert_runner_token(token).await
+            }
+            async fn runner_tokens(&self) -> Result<Vec<RunnerToken>> {
+                (**self).runner_tokens().await
+            }
+            async fn runner_token_by_hash(&self, hash: &SecretHash) -> Result<Option<RunnerToken>> {
+                (**self).runner_token_by_hash(hash).await
+            }
+            async fn revoke_runner_token(
+                &self,
+                id: RunnerTokenId,
+                at: DateTime<Utc>,
+            ) -> Result<RunnerToken> {
+                (**self).revoke_runner_token(id, at).await
+            }
+            async fn insert_reset(&self, reset: ResetRecord) -> Result<()> {
+                (**self).insert_reset(reset).await
+            }
+            async fn reset(&self, key: &SecretHash) -> Result<Option<ResetRecord>> {
+                (**self).reset(key).await
+            }
+            async fn take_reset(&self, key: &SecretHash) -> Result<Option<ResetRecord>> {
+                (**self).take_reset(key).await
+            }
+        }
+    )*};
+}
+
+forward_account_store!(Arc, Box);

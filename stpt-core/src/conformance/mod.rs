@@ -61,11 +61,13 @@
 //! # }
 //! ```
 
+#[cfg(feature = "accounts")]
 mod accounts;
 mod live;
 mod store;
 mod support;
 
+#[cfg(feature = "accounts")]
 pub use accounts::*;
 pub use live::*;
 pub use store::*;
@@ -121,6 +123,9 @@ macro_rules! store_conformance_tests {
 /// Stamps one test per [`AccountStore`](crate::accounts::AccountStore) scenario of the suite.
 ///
 /// `$make` is a block evaluating to a fresh, empty account store.
+///
+/// Needs the `accounts` feature (on by default).
+#[cfg(feature = "accounts")]
 #[macro_export]
 macro_rules! account_store_conformance_tests {
     (#[$($attr:tt)*] async fn ($($args:tt)*) -> (Subject, Guard) $make:block) => {

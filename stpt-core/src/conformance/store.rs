@@ -1,4 +1,4 @@
-//! Store scenarios: one per rule of SPEC.md, plus round trips, pagination and concurrency.
+//! Store scenarios: one per [rule](crate::rules), plus round trips, pagination and concurrency.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -32,7 +32,8 @@ fn page(number: u32, size: u32) -> PageRequest {
     PageRequest::new(number, size).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Rule 1: a plan creates a run with every item waiting; an empty scenario is `unknown`.
+/// [Rule 1](crate::rules#rule-1): a plan creates a run with every item waiting; an empty scenario
+/// is `unknown`.
 pub async fn rule1_plan_creates_waiting_run(store: Arc<dyn Store>) {
     let (tracker, _) = tracker(store);
     let receipt = record_plan(
@@ -86,8 +87,9 @@ pub async fn rule1_plan_creates_waiting_run(store: Arc<dyn Store>) {
     assert_eq!(machine.latest_run, Some(receipt.ids.run_id));
 }
 
-/// Rule 1: a new plan abandons the machine's ongoing run: its ongoing tests become `unknown`,
-/// the running one stopped at the new plan's timestamp, and statuses are re-aggregated.
+/// [Rule 1](crate::rules#rule-1): a new plan abandons the machine's ongoing run: its ongoing tests
+/// become `unknown`, the running one stopped at the new plan's timestamp, and statuses are
+/// re-aggregated.
 pub async fn rule1_new_plan_abandons_ongoing_run(store: Arc<dyn Store>) {
     let (tracker, _) = tracker(store);
     let first = record_plan(&tracker, plan("rig", at(0), TWO_BY_TWO)).await;
@@ -135,8 +137,8 @@ pub async fn rule1_new_plan_abandons_ongoing_run(store: Arc<dyn Store>) {
     );
 }
 
-/// Rule 2: the first waiting test with that path and name, in plan order, starts — also when
-/// a test file is listed twice (the seed picked the last one).
+/// [Rule 2](crate::rules#rule-2): the first waiting test with that path and name, in plan order,
+/// starts — also when a test file is listed twice (the seed picked the last one).
 pub async fn rule2_start_picks_first_waiting_in_plan_order(store: Arc<dyn Store>) {
     let (tracker, _) = tracker(store);
     let receipt = record_plan(
@@ -182,7 +184,8 @@ pub async fn rule2_start_picks_first_waiting_in_plan_order(store: Arc<dyn Store>
     );
 }
 
-/// Rule 2: a machine runs one test at a time: starting another makes the running one `unknown`.
+/// [Rule 2](crate::rules#rule-2): a machine runs one test at a time: starting another makes the
+/// running one `unknown`.
 pub async fn rule2_one_running_test_per_machine(store: Arc<dyn Store>) {
     let (tracker, _) = tracker(store);
     let receipt = record_plan(&tracker, plan("rig", at(0), TWO_BY_TWO)).await;
@@ -216,7 +219,7 @@ pub async fn rule2_one_running_test_per_machine(store: Arc<dyn Store>) {
     );
 }
 
-/// Rule 3: a stop gives the running test its final status and stop time.
+/// [Rule 3](crate::rules#rule-3): a stop gives the running test its final status and stop time.
 pub async fn rule3_stop_sets_final_status(store: Arc<dyn Store>) {
     let (tracker, _) = tracker(store);
     let finals = [Passed, Warning, Failed, Status::Error, Unknown];
@@ -242,7 +245,8 @@ pub async fn rule3_stop_sets_final_status(store: Arc<dyn Store>) {
     assert_eq!(run.summary.status, Unknown, "unknown outranks failed");
 }
 
-/// Rule 3: stopping a test as `cancelled` cancels every ongoing test of its run.
+/// [Rule 3](crate::rules#rule-3): stopping a test as `cancelled` cancels every ongoing test of its
+/// run.
 pub async fn rule3_cancel_cancels_whole_run(store: Arc<dyn Store>) {
     let (tracker, _) = tracker(store);
     let receipt = record_plan(
@@ -292,7 +296,8 @@ pub async fn rule3_cancel_cancels_whole_run(store: Arc<dyn Store>) {
     assert_eq!(machine.status, MachineStatus::Run(Cancelled));
 }
 
-/// Rule 4: scenarios and runs start with their first test and stop when they become finished.
+/// [Rule 4](crate::rules#rule-4): scenarios and runs start with their first test and stop when they
+/// become finished.
 pub async fn rule4_timestamps_and_durations(store: Arc<dyn Store>) {
     let (tracker, _) = tracker(store);
     let receipt = record_plan(&tracker, plan("rig", at(0), TWO_BY_TWO)).await;
@@ -333,7 +338,7 @@ pub async fn rule4_timestamps_and_durations(store: Arc<dyn Store>) {
     );
 }
 
-/// Rule 5: events for an unknown machine match nothing and create nothing.
+/// [Rule 5](crate::rules#rule-5): events for an unknown machine match nothing and create nothing.
 pub async fn rule5_unknown_machine_matches_nothing(store: Arc<dyn Store>) {
     let (tracker, _) = tracker(store);
     let started = start(&tracker, "ghost", "lamp.py", "a.py", at(1)).await;
@@ -353,7 +358,7 @@ pub async fn rule5_unknown_machine_matches_nothing(store: Arc<dyn Store>) {
     assert_eq!(machines.total, 0, "an event never creates a machine");
 }
 
-/// Rule 5: events that match no waiting or running test change nothing.
+/// [Rule 5](crate::rules#rule-5): events that match no waiting or running test change nothing.
 pub async fn rule5_unmatched_events_change_nothing(store: Arc<dyn Store>) {
     let (tracker, _) = tracker(store);
     let receipt = record_plan(&tracker, plan("rig", at(0), TWO_BY_TWO)).await;
@@ -411,7 +416,8 @@ pub async fn rule5_unmatched_events_change_nothing(store: Arc<dyn Store>) {
     );
 }
 
-/// Rule 6: the latest run is the plan received last, whatever the runner's clock says.
+/// [Rule 6](crate::rules#rule-6): the latest run is the plan received last, whatever the runner's
+/// clock says.
 pub async fn rule6_latest_run_is_last_received(store: Arc<dyn Store>) {
     let (tracker, clock) = tracker(store);
     clock.set(at(100));
@@ -442,7 +448,8 @@ pub async fn rule6_latest_run_is_last_received(store: Arc<dyn Store>) {
     assert_eq!(event.run_id, past.ids.run_id);
 }
 
-/// Rule 7: machine names match case-insensitively; the first spelling is kept.
+/// [Rule 7](crate::rules#rule-7): machine names match case-insensitively; the first spelling is
+/// kept.
 pub async fn rule7_machine_names_are_case_insensitive(store: Arc<dyn Store>) {
     let (tracker, _) = tracker(store);
     let first = record_plan(&tracker, plan("Rig-1", at(0), TWO_BY_TWO)).await;
@@ -471,7 +478,8 @@ pub async fn rule7_machine_names_are_case_insensitive(store: Arc<dyn Store>) {
     assert_eq!(runs.total, 2);
 }
 
-/// Rule 8: a stop with an ongoing status is invalid input and changes nothing.
+/// [Rule 8](crate::rules#rule-8): a stop with an ongoing status is invalid input and changes
+/// nothing.
 pub async fn rule8_stop_requires_final_status(store: Arc<dyn Store>) {
     let (tracker, _) = tracker(store);
     let receipt = record_plan(&tracker, plan("rig", at(0), TWO_BY_TWO)).await;
