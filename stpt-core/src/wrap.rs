@@ -239,61 +239,41 @@ impl<W: WrapStoreTx> StoreTx for W {
 // `Box<T>` impl would overlap the wrapper impls above (`Box` is `#[fundamental]`, so a
 // downstream crate could make `Box<TheirStore>` a wrapper).
 
-#[async_trait]
-impl<T: Store + ?Sized> Store for Arc<T> {
-    async fn begin(&self, machine: &MachineName) -> Result<Box<dyn StoreTx>> {
-        (**self).begin(machine).await
-    }
-    async fn machines(&self, page: PageRequest) -> Result<Page<MachineSummary>> {
-        (**self).machines(page).await
-    }
-    async fn machine(&self, id: MachineId) -> Result<MachineSummary> {
-        (**self).machine(id).await
-    }
-    async fn runs(&self, machine: MachineId, page: PageRequest) -> Result<Page<RunSummary>> {
-        (**self).runs(machine, page).await
-    }
-    async fn run(&self, id: RunId) -> Result<RunDetail> {
-        (**self).run(id).await
-    }
-    async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
-        (**self).item(item).await
-    }
-    async fn delete_run(&self, id: RunId) -> Result<()> {
-        (**self).delete_run(id).await
-    }
-    async fn delete_machine(&self, id: MachineId) -> Result<()> {
-        (**self).delete_machine(id).await
-    }
+/// `Store` for a pointer to a store: every method through `**self`.
+macro_rules! forward_store {
+    ($($header:tt)*) => {
+        #[async_trait]
+        $($header)* {
+            async fn begin(&self, machine: &MachineName) -> Result<Box<dyn StoreTx>> {
+                (**self).begin(machine).await
+            }
+            async fn machines(&self, page: PageRequest) -> Result<Page<MachineSummary>> {
+                (**self).machines(page).await
+            }
+            async fn machine(&self, id: MachineId) -> Result<MachineSummary> {
+                (**self).machine(id).await
+            }
+            async fn runs(&self, machine: MachineId, page: PageRequest) -> Result<Page<RunSummary>> {
+                (**self).runs(machine, page).await
+            }
+            async fn run(&self, id: RunId) -> Result<RunDetail> {
+                (**self).run(id).await
+            }
+            async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
+                (**self).item(item).await
+            }
+            async fn delete_run(&self, id: RunId) -> Result<()> {
+                (**self).delete_run(id).await
+            }
+            async fn delete_machine(&self, id: MachineId) -> Result<()> {
+                (**self).delete_machine(id).await
+            }
+        }
+    };
 }
 
-#[async_trait]
-impl Store for Box<dyn Store> {
-    async fn begin(&self, machine: &MachineName) -> Result<Box<dyn StoreTx>> {
-        (**self).begin(machine).await
-    }
-    async fn machines(&self, page: PageRequest) -> Result<Page<MachineSummary>> {
-        (**self).machines(page).await
-    }
-    async fn machine(&self, id: MachineId) -> Result<MachineSummary> {
-        (**self).machine(id).await
-    }
-    async fn runs(&self, machine: MachineId, page: PageRequest) -> Result<Page<RunSummary>> {
-        (**self).runs(machine, page).await
-    }
-    async fn run(&self, id: RunId) -> Result<RunDetail> {
-        (**self).run(id).await
-    }
-    async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
-        (**self).item(item).await
-    }
-    async fn delete_run(&self, id: RunId) -> Result<()> {
-        (**self).delete_run(id).await
-    }
-    async fn delete_machine(&self, id: MachineId) -> Result<()> {
-        (**self).delete_machine(id).await
-    }
-}
+forward_store!(impl<T: Store + ?Sized> Store for Arc<T>);
+forward_store!(impl Store for Box<dyn Store>);
 
 #[async_trait]
 impl StoreTx for Box<dyn StoreTx> {
