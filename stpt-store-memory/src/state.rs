@@ -6,9 +6,8 @@ use std::sync::Arc;
 use stpt_core::rules::{Aggregate, RunState, RunWork, ScenarioState, TestState};
 use stpt_core::{
     Changes, Committed, Error, FileRef, ItemDetail, ItemKind, ItemRef, MachineId, MachineRecord,
-    MachineSummary, NewRun, Page, PageRequest, PlannedIds, RecordedEvent, Result,
-    RunDetail, RunId, RunSummary, ScenarioId, ScenarioView, ScriptFile, Status, TestId,
-    TestView,
+    MachineSummary, NewRun, Page, PageRequest, PlannedIds, RecordedEvent, Result, RunDetail, RunId,
+    RunSummary, ScenarioId, ScenarioView, ScriptFile, Status, TestId, TestView,
 };
 
 #[derive(Debug, Default)]
