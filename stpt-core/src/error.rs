@@ -160,7 +160,7 @@ impl fmt::Display for ItemKind {
     }
 }
 
-/// Why a runner event matched nothing ([rule 5](crate::rules#rule-5)).
+/// Why a runner event matched nothing (rule 5).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

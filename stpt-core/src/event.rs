@@ -15,7 +15,7 @@ pub struct PlanReceipt {
     /// The new run's ids.
     pub ids: PlannedIds,
     /// Runs of the machine that were still ongoing and were abandoned
-    /// ([rule 1](crate::rules#rule-1)).
+    /// (rule 1).
     pub abandoned: Vec<RunId>,
 }
 
@@ -93,7 +93,7 @@ pub struct Recorded<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TestTarget {
     /// By machine, path and name, as the seed protocol addresses tests;
-    /// [rule 2](crate::rules#rule-2) picks the first waiting one in plan order.
+    /// rule 2 picks the first waiting one in plan order.
     Named {
         /// The machine.
         machine: MachineName,
@@ -109,9 +109,9 @@ pub enum TestTarget {
 /// What happens to the test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestAction {
-    /// It starts ([rule 2](crate::rules#rule-2)).
+    /// It starts (rule 2).
     Start,
-    /// It stops with a final status ([rules 3](crate::rules#rule-3) and [8](crate::rules#rule-8)).
+    /// It stops with a final status (rules 3 and 8).
     Stop(Status),
 }
 

@@ -2,7 +2,7 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use crate::rules::{RunState, RunWork, ScenarioState, TestState};
 use crate::{Error, NewRun, PlannedIds, Result, ScenarioId, Status, TestId};
@@ -45,10 +45,10 @@ use crate::{Error, NewRun, PlannedIds, Result, ScenarioId, Status, TestId};
 pub struct RunIndex {
     state: RunState,
     scenarios: Vec<ScenarioState>,
-    scenario_at: HashMap<ScenarioId, usize>,
+    scenario_at: IdMap<ScenarioId>,
     /// In plan order.
     tests: Vec<TestState>,
-    test_at: HashMap<TestId, usize>,
+    test_at: IdMap<TestId>,
     /// Plan positions of waiting tests by a hash of their file, in plan order. Tests never
     /// return to `waiting`, so entries of tests that left it are dropped lazily from the
     /// front: a file listed many times is still found in O(1).
@@ -263,4 +263,32 @@ fn file_hash(file_path: &str, file_name: &str) -> u64 {
     let mut hasher = DefaultHasher::new();
     (file_path, file_name).hash(&mut hasher);
     hasher.finish()
+}
+
+/// Plan positions by id. Ids are assigned by the store, never chosen by a client, so a plain
+/// multiplicative hash is safe here, and it is most of an event's cost saved over SipHash.
+type IdMap<K> = HashMap<K, usize, BuildHasherDefault<IdHasher>>;
+
+/// A multiplicative hash of the integers that make up an id.
+#[derive(Debug, Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.write_u64(u64::from_ne_bytes(n.to_ne_bytes()));
+    }
 }

@@ -120,7 +120,7 @@ where
 }
 
 /// A machine's name: not blank, at most [`MAX_NAME_CHARS`] characters, compared
-/// case-insensitively ([rule 7](crate::rules#rule-7)).
+/// case-insensitively (rule 7).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct MachineName(String);
@@ -287,7 +287,7 @@ impl PlanPayload {
     }
 }
 
-/// A validated `test_start` ([rule 2](crate::rules#rule-2)).
+/// A validated `test_start` (rule 2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TestStart {
     /// The machine.
@@ -300,7 +300,7 @@ pub struct TestStart {
     pub at: DateTime<Utc>,
 }
 
-/// A validated `test_stop` ([rules 3](crate::rules#rule-3) and [8](crate::rules#rule-8)).
+/// A validated `test_stop` (rules 3 and 8).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TestStop {
     /// The machine.

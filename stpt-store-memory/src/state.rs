@@ -3,11 +3,11 @@
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use stpt_core::rules::{Aggregate, RunState, RunWork, ScenarioState, TestState};
+use stpt_core::rules::{RunState, RunWork, ScenarioState, TestState};
 use stpt_core::{
     Changes, Committed, Error, FileRef, ItemDetail, ItemKind, ItemRef, MachineId, MachineRecord,
     MachineSummary, NewRun, Page, PageRequest, PlannedIds, RecordedEvent, Result, RunDetail, RunId,
-    RunSummary, ScenarioId, ScenarioView, ScriptFile, Status, TestId, TestView,
+    RunIndex, RunSummary, ScenarioId, ScenarioView, ScriptFile, Status, TestId, TestView,
 };
 
 #[derive(Debug, Default)]
@@ -23,7 +23,7 @@ pub(crate) struct State {
     /// Client event ids seen, per machine, with what they did.
     events: HashMap<(MachineId, String), RecordedEvent>,
     /// Deleted runs and machines: ids are table positions, so rows stay as tombstones
-    /// (their test-name indexes are freed) and every lookup skips them.
+    /// (a run's states are freed) and every lookup skips them.
     deleted_runs: HashSet<RunId>,
     deleted_machines: HashSet<MachineId>,
 }
@@ -45,39 +45,107 @@ struct RunRow {
     timestamp: DateTime<Utc>,
     received_at: DateTime<Utc>,
     master: StoredFile,
-    aggregate: Aggregate,
-    scenarios: Vec<ScenarioId>,
-    running: Option<TestId>,
-    /// Tests by (path, name) in plan order; dropped once the run is finished.
-    tests_by_name: HashMap<(String, String), NameQueue>,
+    states: RunStates,
 }
 
-/// The tests of one (path, name) in plan order. Tests never return to `waiting`, so those
-/// before `next` are known not to wait: a file listed many times is still found in O(1).
-#[derive(Debug, Default)]
-struct NameQueue {
-    ids: Vec<TestId>,
-    next: usize,
+/// The state of a run and of its scenarios and tests in plan order: a [`RunIndex`] while the
+/// run is ongoing, which answers a unit's lookups and applies its work; plain lists once it
+/// is finished, as no event changes it again and the read models only walk it.
+#[derive(Debug)]
+enum RunStates {
+    Ongoing(RunIndex),
+    Finished {
+        state: RunState,
+        scenarios: Vec<ScenarioState>,
+        tests: Vec<TestState>,
+    },
 }
 
+impl RunStates {
+    fn new(index: RunIndex) -> Self {
+        if index.state().aggregate.status().is_ongoing() {
+            RunStates::Ongoing(index)
+        } else {
+            RunStates::finished(&index)
+        }
+    }
+
+    /// Copies the states out of the index: paid once per run, when it finishes.
+    fn finished(index: &RunIndex) -> Self {
+        RunStates::Finished {
+            state: index.state(),
+            scenarios: index.scenarios().to_vec(),
+            tests: index.tests().to_vec(),
+        }
+    }
+
+    fn state(&self) -> RunState {
+        match self {
+            RunStates::Ongoing(index) => index.state(),
+            RunStates::Finished { state, .. } => *state,
+        }
+    }
+
+    fn scenarios(&self) -> &[ScenarioState] {
+        match self {
+            RunStates::Ongoing(index) => index.scenarios(),
+            RunStates::Finished { scenarios, .. } => scenarios,
+        }
+    }
+
+    fn tests(&self) -> &[TestState] {
+        match self {
+            RunStates::Ongoing(index) => index.tests(),
+            RunStates::Finished { tests, .. } => tests,
+        }
+    }
+
+    fn index(&self) -> Option<&RunIndex> {
+        match self {
+            RunStates::Ongoing(index) => Some(index),
+            RunStates::Finished { .. } => None,
+        }
+    }
+
+    fn index_mut(&mut self) -> Option<&mut RunIndex> {
+        match self {
+            RunStates::Ongoing(index) => Some(index),
+            RunStates::Finished { .. } => None,
+        }
+    }
+
+    /// Applies a commit's work to an ongoing run (through [`RunIndex::apply`], which writes
+    /// nothing if the work does not fit), dropping the index when the run finishes. Returns
+    /// whether the run is still ongoing.
+    fn apply(&mut self, work: &RunWork) -> Result<bool> {
+        let index = self.index_mut().ok_or_else(|| not_ongoing(work.run.id))?;
+        index.apply(work)?;
+        if index.state().aggregate.status().is_ongoing() {
+            return Ok(true);
+        }
+        *self = RunStates::finished(index);
+        Ok(false)
+    }
+}
+
+fn not_ongoing(run: RunId) -> Error {
+    Error::invariant(format!("work on run {run}, which is not ongoing"))
+}
+
+/// Where a scenario is: its run and plan position, with its file.
 #[derive(Debug)]
 struct ScenarioRow {
-    id: ScenarioId,
     run_id: RunId,
+    at: usize,
     file: StoredFile,
-    aggregate: Aggregate,
-    tests: Vec<TestId>,
 }
 
+/// Where a test is: its run and plan position (among all the run's tests), with its script.
 #[derive(Debug)]
 struct TestRow {
-    id: TestId,
     run_id: RunId,
-    scenario_id: ScenarioId,
-    file: StoredFile,
-    status: Status,
-    timestamp_start: Option<DateTime<Utc>>,
-    timestamp_stop: Option<DateTime<Utc>>,
+    at: usize,
+    script: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -93,6 +161,13 @@ impl StoredFile {
             file_path: self.file_path.clone(),
             file_name: self.file_name.clone(),
         }
+    }
+}
+
+fn test_file(test: &TestState) -> FileRef {
+    FileRef {
+        file_path: test.file_path.clone(),
+        file_name: test.file_name.clone(),
     }
 }
 
@@ -136,24 +211,44 @@ impl State {
             .ok_or_else(|| Error::not_found(ItemKind::Run, id.get()))
     }
 
-    fn scenario_row(&self, id: ScenarioId) -> Result<&ScenarioRow> {
-        slot(id.get())
-            .and_then(|i| self.scenarios.get(i))
-            .filter(|row| !self.deleted_runs.contains(&row.run_id))
-            .ok_or_else(|| Error::not_found(ItemKind::Scenario, id.get()))
+    /// The index of an ongoing run.
+    fn ongoing_index(&self, run: RunId) -> Result<&RunIndex> {
+        self.run_row(run)?
+            .states
+            .index()
+            .ok_or_else(|| not_ongoing(run))
     }
 
-    fn test_row(&self, id: TestId) -> Result<&TestRow> {
-        slot(id.get())
+    /// A scenario with its run and state.
+    fn scenario(&self, id: ScenarioId) -> Result<(&ScenarioRow, &RunRow, ScenarioState)> {
+        let not_found = || Error::not_found(ItemKind::Scenario, id.get());
+        let row = slot(id.get())
+            .and_then(|i| self.scenarios.get(i))
+            .ok_or_else(not_found)?;
+        let run = self.run_row(row.run_id).map_err(|_| not_found())?;
+        let state = *run.states.scenarios().get(row.at).ok_or_else(not_found)?;
+        Ok((row, run, state))
+    }
+
+    /// A test with its run and state.
+    fn test(&self, id: TestId) -> Result<(&TestRow, &RunRow, &TestState)> {
+        let not_found = || Error::not_found(ItemKind::Test, id.get());
+        let row = slot(id.get())
             .and_then(|i| self.tests.get(i))
-            .filter(|row| !self.deleted_runs.contains(&row.run_id))
-            .ok_or_else(|| Error::not_found(ItemKind::Test, id.get()))
+            .ok_or_else(not_found)?;
+        let run = self.run_row(row.run_id).map_err(|_| not_found())?;
+        let state = run.states.tests().get(row.at).ok_or_else(not_found)?;
+        Ok((row, run, state))
     }
 
     /// Deletes a run: the machine forgets it, lookups skip it.
     pub(crate) fn delete_run(&mut self, id: RunId) -> Result<()> {
         let run = self.run_row_mut(id)?;
-        run.tests_by_name = HashMap::new();
+        run.states = RunStates::Finished {
+            state: run.states.state(),
+            scenarios: Vec::new(),
+            tests: Vec::new(),
+        };
         let machine_id = run.machine_id;
         self.deleted_runs.insert(id);
         let machine = self.machine_row_mut(machine_id)?;
@@ -194,27 +289,16 @@ impl State {
             .iter()
             .rev()
             .filter_map(|id| self.run_row(*id).ok())
-            .map(|run| RunState {
-                id: run.id,
-                aggregate: run.aggregate,
-            })
+            .map(|run| run.states.state())
             .collect()
     }
 
     pub(crate) fn scenario_states(&self, run: RunId) -> Result<Vec<ScenarioState>> {
-        self.run_row(run)?
-            .scenarios
-            .iter()
-            .map(|id| self.scenario_state(*id))
-            .collect()
+        Ok(self.run_row(run)?.states.scenarios().to_vec())
     }
 
     pub(crate) fn scenario_state(&self, id: ScenarioId) -> Result<ScenarioState> {
-        let row = self.scenario_row(id)?;
-        Ok(ScenarioState {
-            id,
-            aggregate: row.aggregate,
-        })
+        Ok(self.scenario(id)?.2)
     }
 
     pub(crate) fn recorded_event(
@@ -227,73 +311,69 @@ impl State {
 
     /// A test of `machine` by id; `None` for another machine's test.
     pub(crate) fn machine_test(&self, machine: MachineId, id: TestId) -> Option<TestState> {
-        let run = self.run_row(self.test_row(id).ok()?.run_id).ok()?;
-        (run.machine_id == machine).then(|| self.test_state(id).ok())?
+        let (_, run, test) = self.test(id).ok()?;
+        (run.machine_id == machine).then(|| test.clone())
     }
 
-    fn test_state(&self, id: TestId) -> Result<TestState> {
-        let row = self.test_row(id)?;
-        Ok(TestState {
-            id,
-            scenario_id: row.scenario_id,
-            file_path: row.file.file_path.clone(),
-            file_name: row.file.file_name.clone(),
-            status: row.status,
-            timestamp_start: row.timestamp_start,
-            timestamp_stop: row.timestamp_stop,
-        })
-    }
-
+    /// The first waiting test of this file in `run`; a finished run has none.
     pub(crate) fn first_waiting_test(
         &mut self,
         run: RunId,
         file_path: &str,
         file_name: &str,
     ) -> Result<Option<TestState>> {
-        let key = (file_path.to_owned(), file_name.to_owned());
-        let run = slot(run.get())
-            .and_then(|i| self.runs.get_mut(i))
-            .ok_or_else(|| Error::not_found(ItemKind::Run, run.get()))?;
-        let Some(queue) = run.tests_by_name.get_mut(&key) else {
-            return Ok(None);
-        };
-        while let Some(id) = queue.ids.get(queue.next).copied() {
-            let waiting = slot(id.get())
-                .and_then(|i| self.tests.get(i))
-                .is_some_and(|test| test.status == Status::Waiting);
-            if waiting {
-                return self.test_state(id).map(Some);
-            }
-            queue.next += 1;
-        }
-        Ok(None)
+        let index = self.run_row_mut(run)?.states.index_mut();
+        Ok(index.and_then(|index| index.first_waiting_test(file_path, file_name)))
     }
 
+    /// The running test of `run`; a finished run has none.
     pub(crate) fn running_test(&self, run: RunId) -> Result<Option<TestState>> {
-        match self.run_row(run)?.running {
-            Some(id) => self.test_state(id).map(Some),
-            None => Ok(None),
-        }
+        let index = self.run_row(run)?.states.index();
+        Ok(index.and_then(RunIndex::running_test))
     }
 
-    /// Applies a unit of work's changes. Every id is checked before anything is written, so a
-    /// failing commit leaves the state as it was.
+    /// Applies a unit of work's changes. Everything is checked before anything is written,
+    /// so a failing commit leaves the state as it was.
     pub(crate) fn apply(
         &mut self,
         machine: Option<&MachineRecord>,
         changes: Changes,
     ) -> Result<Committed> {
-        self.check(&changes)?;
-        let machine_id = match (machine, &changes.new_run) {
-            (Some(machine), _) => machine.id,
-            (None, Some(new_run)) => self.insert_machine(new_run.plan.machine.as_str()),
+        // A unit on a machine that does not exist yet creates it, named as in its plan.
+        let name = match (machine, &changes.new_run) {
+            (Some(machine), _) => machine.name.as_str(),
+            (None, Some(new_run)) => new_run.plan.machine.as_str(),
             (None, None) => {
                 return Err(Error::invariant("commit on a machine that does not exist"));
             }
         };
-        for work in &changes.runs {
-            self.apply_work(machine_id, work)?;
+        if let Some(new_run) = &changes.new_run {
+            if new_run.scenario_aggregates.len() != new_run.plan.scenarios.len() {
+                return Err(Error::invariant(
+                    "a new run's aggregates do not match its plan",
+                ));
+            }
         }
+        // `RunIndex::apply` checks its work before writing it: a commit on one run (every
+        // test event) needs no more; one on several checks them all before the first write.
+        if changes.runs.len() > 1 {
+            for work in &changes.runs {
+                self.ongoing_index(work.run.id)?.check(work)?;
+            }
+        }
+        for work in &changes.runs {
+            let run = self.run_row_mut(work.run.id)?;
+            if !run.states.apply(work)? {
+                let machine_id = run.machine_id;
+                if let Ok(machine) = self.machine_row_mut(machine_id) {
+                    machine.ongoing.remove(&work.run.id);
+                }
+            }
+        }
+        let machine_id = match machine {
+            Some(machine) => machine.id,
+            None => self.insert_machine(name),
+        };
         let new_run = changes
             .new_run
             .map(|new_run| self.insert_run(machine_id, new_run));
@@ -315,19 +395,6 @@ impl State {
         })
     }
 
-    fn check(&self, changes: &Changes) -> Result<()> {
-        for work in &changes.runs {
-            self.run_row(work.run.id)?;
-            for scenario in &work.scenarios {
-                self.scenario_row(scenario.id)?;
-            }
-            for test in &work.tests {
-                self.test_row(test.id)?;
-            }
-        }
-        Ok(())
-    }
-
     fn insert_machine(&mut self, name: &str) -> MachineId {
         let id = MachineId(next_id(self.machines.len()));
         self.machines.push(MachineRow {
@@ -341,51 +408,71 @@ impl State {
         id
     }
 
-    fn apply_work(&mut self, machine_id: MachineId, work: &RunWork) -> Result<()> {
-        if let Some(closed) = work.closed {
-            let test_ids: Vec<TestId> = self
-                .run_row(work.run.id)?
-                .scenarios
-                .iter()
-                .filter_map(|id| self.scenario_row(*id).ok())
-                .flat_map(|s| s.tests.iter().copied())
-                .collect();
-            for id in test_ids {
-                if let Some(row) = slot(id.get()).and_then(|i| self.tests.get_mut(i)) {
-                    (row.status, row.timestamp_stop) = closed.apply(row.status, row.timestamp_stop);
-                }
+    /// Stores a plan (its aggregates checked against it) under new ids, every test waiting.
+    /// Each test's path and name move into its state: they are kept once.
+    fn insert_run(&mut self, machine_id: MachineId, new_run: NewRun) -> PlannedIds {
+        let run_id = RunId(next_id(self.runs.len()));
+        let mut tests = Vec::with_capacity(new_run.plan.test_count());
+        let master = self.stored_file(new_run.plan.master);
+        let mut ids = PlannedIds {
+            run_id,
+            scenario_ids: Vec::with_capacity(new_run.plan.scenarios.len()),
+            test_ids: Vec::with_capacity(new_run.plan.scenarios.len()),
+        };
+        let mut scenarios = Vec::with_capacity(new_run.plan.scenarios.len());
+        let planned = new_run.plan.scenarios.into_iter();
+        for (at, (scenario, aggregate)) in planned.zip(new_run.scenario_aggregates).enumerate() {
+            let scenario_id = ScenarioId(next_id(self.scenarios.len()));
+            let file = self.stored_file(scenario.file);
+            self.scenarios.push(ScenarioRow { run_id, at, file });
+            scenarios.push(ScenarioState {
+                id: scenario_id,
+                aggregate,
+            });
+            let mut test_ids = Vec::with_capacity(scenario.tests.len());
+            for test in scenario.tests {
+                let id = TestId(next_id(self.tests.len()));
+                let script = self.intern(test.script);
+                self.tests.push(TestRow {
+                    run_id,
+                    at: tests.len(),
+                    script,
+                });
+                tests.push(TestState {
+                    id,
+                    scenario_id,
+                    file_path: test.file_path,
+                    file_name: test.file_name,
+                    status: Status::Waiting,
+                    timestamp_start: None,
+                    timestamp_stop: None,
+                });
+                test_ids.push(id);
             }
-            self.run_row_mut(work.run.id)?.running = None;
+            ids.scenario_ids.push(scenario_id);
+            ids.test_ids.push(test_ids);
         }
-        for test in &work.tests {
-            if let Some(row) = slot(test.id.get()).and_then(|i| self.tests.get_mut(i)) {
-                row.status = test.status;
-                row.timestamp_start = test.timestamp_start;
-                row.timestamp_stop = test.timestamp_stop;
-            }
-            let run = self.run_row_mut(work.run.id)?;
-            if test.status == Status::Running {
-                run.running = Some(test.id);
-            } else if run.running == Some(test.id) {
-                run.running = None;
-            }
-        }
-        for scenario in &work.scenarios {
-            if let Some(row) = slot(scenario.id.get()).and_then(|i| self.scenarios.get_mut(i)) {
-                row.aggregate = scenario.aggregate;
-            }
-        }
-        let run = self.run_row_mut(work.run.id)?;
-        run.aggregate = work.run.aggregate;
-        let finished = run.aggregate.status().is_finished();
-        if finished {
-            run.tests_by_name = HashMap::new();
-            run.running = None;
-            if let Some(row) = slot(machine_id.get()).and_then(|i| self.machines.get_mut(i)) {
-                row.ongoing.remove(&work.run.id);
+        let state = RunState {
+            id: run_id,
+            aggregate: new_run.aggregate,
+        };
+        let states = RunStates::new(RunIndex::new(state, scenarios, tests));
+        let ongoing = states.index().is_some();
+        self.runs.push(RunRow {
+            id: run_id,
+            machine_id,
+            timestamp: new_run.plan.timestamp,
+            received_at: new_run.received_at,
+            master,
+            states,
+        });
+        if let Some(row) = slot(machine_id.get()).and_then(|i| self.machines.get_mut(i)) {
+            row.runs.push(run_id);
+            if ongoing {
+                row.ongoing.insert(run_id);
             }
         }
-        Ok(())
+        ids
     }
 
     fn intern(&mut self, script: Option<String>) -> Option<Arc<str>> {
@@ -406,85 +493,12 @@ impl State {
         }
     }
 
-    fn insert_run(&mut self, machine_id: MachineId, new_run: NewRun) -> PlannedIds {
-        let run_id = RunId(next_id(self.runs.len()));
-        let master = self.stored_file(new_run.plan.master);
-        let mut scenario_ids = Vec::with_capacity(new_run.plan.scenarios.len());
-        let mut test_ids = Vec::with_capacity(new_run.plan.scenarios.len());
-        let mut tests_by_name: HashMap<(String, String), NameQueue> = HashMap::new();
-        for (scenario, aggregate) in new_run
-            .plan
-            .scenarios
-            .into_iter()
-            .zip(new_run.scenario_aggregates)
-        {
-            let scenario_id = ScenarioId(next_id(self.scenarios.len()));
-            let mut ids = Vec::with_capacity(scenario.tests.len());
-            for test in scenario.tests {
-                let id = TestId(next_id(self.tests.len()));
-                tests_by_name
-                    .entry((test.file_path.clone(), test.file_name.clone()))
-                    .or_default()
-                    .ids
-                    .push(id);
-                let file = self.stored_file(test);
-                self.tests.push(TestRow {
-                    id,
-                    run_id,
-                    scenario_id,
-                    file,
-                    status: Status::Waiting,
-                    timestamp_start: None,
-                    timestamp_stop: None,
-                });
-                ids.push(id);
-            }
-            let file = self.stored_file(scenario.file);
-            self.scenarios.push(ScenarioRow {
-                id: scenario_id,
-                run_id,
-                file,
-                aggregate,
-                tests: ids.clone(),
-            });
-            scenario_ids.push(scenario_id);
-            test_ids.push(ids);
-        }
-        let ongoing = new_run.aggregate.status().is_ongoing();
-        self.runs.push(RunRow {
-            id: run_id,
-            machine_id,
-            timestamp: new_run.plan.timestamp,
-            received_at: new_run.received_at,
-            master,
-            aggregate: new_run.aggregate,
-            scenarios: scenario_ids.clone(),
-            running: None,
-            tests_by_name: if ongoing {
-                tests_by_name
-            } else {
-                HashMap::new()
-            },
-        });
-        if let Some(row) = slot(machine_id.get()).and_then(|i| self.machines.get_mut(i)) {
-            row.runs.push(run_id);
-            if ongoing {
-                row.ongoing.insert(run_id);
-            }
-        }
-        PlannedIds {
-            run_id,
-            scenario_ids,
-            test_ids,
-        }
-    }
-
     fn machine_summary(&self, row: &MachineRow) -> MachineSummary {
         let latest_run = row.runs.last().and_then(|&id| self.run_row(id).ok());
         MachineSummary::new(
             row.id,
             row.name.clone(),
-            latest_run.map(|run| (run.id, run.aggregate.status())),
+            latest_run.map(|run| (run.id, run.states.state().aggregate.status())),
             row.last_seen,
         )
     }
@@ -511,8 +525,8 @@ impl State {
             run.machine_id,
             run.timestamp,
             run.received_at,
-            &run.aggregate,
-            run.scenarios.len(),
+            &run.states.state().aggregate,
+            run.states.scenarios().len(),
         )
     }
 
@@ -533,30 +547,29 @@ impl State {
     pub(crate) fn run_detail(&self, id: RunId) -> Result<RunDetail> {
         let run = self.run_row(id)?;
         let machine = self.machine_row(run.machine_id)?;
+        // Tests in plan order come scenario by scenario.
+        let mut tests = run.states.tests().iter().peekable();
         let scenarios = run
-            .scenarios
+            .states
+            .scenarios()
             .iter()
-            .map(|id| {
-                let scenario = self.scenario_row(*id)?;
-                let tests = scenario
-                    .tests
-                    .iter()
-                    .map(|id| {
-                        let test = self.test_row(*id)?;
-                        Ok(TestView {
+            .map(|scenario| {
+                let (row, _, _) = self.scenario(scenario.id)?;
+                let views =
+                    std::iter::from_fn(|| tests.next_if(|test| test.scenario_id == scenario.id))
+                        .map(|test| TestView {
                             id: test.id,
-                            file: test.file.file_ref(),
+                            file: test_file(test),
                             status: test.status,
                             timestamp_start: test.timestamp_start,
                             timestamp_stop: test.timestamp_stop,
                         })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                        .collect();
                 Ok(ScenarioView::new(
                     scenario.id,
-                    scenario.file.file_ref(),
+                    row.file.file_ref(),
                     &scenario.aggregate,
-                    tests,
+                    views,
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -569,33 +582,39 @@ impl State {
     }
 
     pub(crate) fn item(&self, item: ItemRef) -> Result<ItemDetail> {
-        let not_found = || Error::not_found(item.kind(), item.raw_id());
-        let (run_id, file, status, start, stop) = match item {
+        let (run, file, script, status, start, stop) = match item {
             ItemRef::MasterScenario(id) => {
-                let run = self.run_row(id).map_err(|_| not_found())?;
+                let run = self
+                    .run_row(id)
+                    .map_err(|_| Error::not_found(item.kind(), item.raw_id()))?;
+                let aggregate = run.states.state().aggregate;
                 (
-                    run.id,
-                    &run.master,
-                    run.aggregate.status(),
-                    run.aggregate.timestamp_start,
-                    run.aggregate.timestamp_stop,
+                    run,
+                    run.master.file_ref(),
+                    &run.master.script,
+                    aggregate.status(),
+                    aggregate.timestamp_start,
+                    aggregate.timestamp_stop,
                 )
             }
             ItemRef::Scenario(id) => {
-                let scenario = self.scenario_row(id)?;
+                let (row, run, scenario) = self.scenario(id)?;
+                let aggregate = scenario.aggregate;
                 (
-                    scenario.run_id,
-                    &scenario.file,
-                    scenario.aggregate.status(),
-                    scenario.aggregate.timestamp_start,
-                    scenario.aggregate.timestamp_stop,
+                    run,
+                    row.file.file_ref(),
+                    &row.file.script,
+                    aggregate.status(),
+                    aggregate.timestamp_start,
+                    aggregate.timestamp_stop,
                 )
             }
             ItemRef::Test(id) => {
-                let test = self.test_row(id)?;
+                let (row, run, test) = self.test(id)?;
                 (
-                    test.run_id,
-                    &test.file,
+                    run,
+                    test_file(test),
+                    &row.script,
                     test.status,
                     test.timestamp_start,
                     test.timestamp_stop,
@@ -604,10 +623,10 @@ impl State {
         };
         Ok(ItemDetail {
             item,
-            run_id,
-            machine_id: self.run_row(run_id)?.machine_id,
-            file: file.file_ref(),
-            script: file.script.as_deref().map(str::to_owned),
+            run_id: run.id,
+            machine_id: run.machine_id,
+            file,
+            script: script.as_deref().map(str::to_owned),
             status,
             timestamp_start: start,
             timestamp_stop: stop,
