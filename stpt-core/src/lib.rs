@@ -43,8 +43,8 @@ pub use protocol::{
 pub use rules::{Aggregate, OngoingClosed, RunState, RunWork, ScenarioState, TestState};
 pub use status::{MachineStatus, Status, StatusCounts};
 pub use store::{
-    Changes, Committed, EventRecord, MachineRecord, NewRun, PlannedIds, RecordedEvent, Store,
-    StoreTx,
+    Changes, Committed, Durability, EventRecord, MachineRecord, NewRun, PlannedIds, RecordedEvent,
+    Store, StoreTx,
 };
 pub use time::{deserialize_timestamp, parse_timestamp};
 pub use tracker::{Clock, ManualClock, SystemClock, Tracker};

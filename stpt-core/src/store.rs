@@ -3,6 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
 
 use crate::rules::{Aggregate, RunState, RunWork, ScenarioState, TestState};
 use crate::{
@@ -185,6 +187,55 @@ pub trait StoreTx: Send {
     /// optimistically answers [`crate::Error::Stale`], having written nothing, when its reads
     /// were outdated.
     async fn commit(self: Box<Self>, changes: Changes) -> Result<Committed>;
+
+    /// Like [`StoreTx::commit`], but may answer before the changes are durable, so that a
+    /// batch of events costs one disk flush instead of one each: the changes are applied
+    /// (units begun afterwards see them) and the returned [`Durability`] resolves once they
+    /// are durable, or to the error that undid them. The [`crate::Tracker`] uses it for a
+    /// batch of events, waits for every one before answering or publishing, and never reports
+    /// an event that did not become durable as stored.
+    ///
+    /// The default commits and answers [`Durability::done`]: correct for every backend, and
+    /// the right choice for one that has nothing to gain. A backend that groups commits
+    /// overrides it; it must flush on its own eventually even if the `Durability` is dropped.
+    async fn commit_deferred(self: Box<Self>, changes: Changes) -> Result<(Committed, Durability)> {
+        let committed = self.commit(changes).await?;
+        Ok((committed, Durability::done()))
+    }
+}
+
+/// When changes written by [`StoreTx::commit_deferred`] are durable.
+#[must_use = "deferred changes are not known to be stored until waited for"]
+pub struct Durability(Option<Pin<Box<dyn Future<Output = Result<()>> + Send>>>);
+
+impl Durability {
+    /// Already durable.
+    pub fn done() -> Self {
+        Durability(None)
+    }
+
+    /// Durable when `flushed` resolves to `Ok(())`.
+    pub fn new(flushed: impl Future<Output = Result<()>> + Send + 'static) -> Self {
+        Durability(Some(Box::pin(flushed)))
+    }
+
+    /// Waits until the changes are durable; an error means they were not stored.
+    pub async fn wait(self) -> Result<()> {
+        match self.0 {
+            None => Ok(()),
+            Some(flushed) => flushed.await,
+        }
+    }
+}
+
+impl Debug for Durability {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Durability(pending)"
+        } else {
+            "Durability(done)"
+        })
+    }
 }
 
 /// Everything one unit of work writes.

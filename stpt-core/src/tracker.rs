@@ -11,7 +11,8 @@ use crate::event::{
 use crate::live::{LiveBus, LiveEvent, RunChange, Topic};
 use crate::rules::{RunState, RunWork};
 use crate::store::{
-    Changes, EventRecord, MachineRecord, NewRun, PlannedIds, RecordedEvent, Store, StoreTx,
+    Changes, Durability, EventRecord, MachineRecord, NewRun, PlannedIds, RecordedEvent, Store,
+    StoreTx,
 };
 use crate::{
     Error, ItemDetail, ItemKind, ItemRef, MachineId, MachineName, MachineStatus, MachineSummary,
@@ -266,21 +267,91 @@ impl Tracker {
         event: TestEvent,
         event_id: Option<&EventId>,
     ) -> Result<Recorded<EventReceipt>> {
-        let kind = match event.action {
-            TestAction::Start => "test_start",
-            TestAction::Stop(_) => "test_stop",
-        };
+        let kind = event_kind(&event);
         let event = &event;
-        let result = until_fresh(move || self.apply_test_event(event, event_id)).await;
+        let result = until_fresh(move || self.apply_test_event(event, event_id, false))
+            .await
+            .map(|applied| {
+                // Committed in full: durable already.
+                drop(applied.durability);
+                self.publish_applied(applied.publish);
+                applied.recorded
+            });
         count_event(kind, &result);
         result
+    }
+
+    /// Applies test events in order, each as [`Self::record_test_event`] would, but commits
+    /// them together where the store can ([`StoreTx::commit_deferred`]): a batch costs the
+    /// store one flush instead of one per event. Answers, and publishes the changes, only once
+    /// every applied event is durable.
+    ///
+    /// An event the rules reject (no match, invalid) is answered in its place and the rest go
+    /// on. A store failure ends the batch with that error: events applied before it may be
+    /// stored, so a client retries with the same `event_id`s.
+    pub async fn record_test_events(
+        &self,
+        events: Vec<(TestEvent, Option<EventId>)>,
+    ) -> Result<Vec<Result<Recorded<EventReceipt>>>> {
+        let mut outcomes = Vec::with_capacity(events.len());
+        let mut pending = Vec::new();
+        let mut failure = None;
+        for (event, event_id) in &events {
+            let applied =
+                until_fresh(move || self.apply_test_event(event, event_id.as_ref(), true)).await;
+            match applied {
+                Ok(applied) => {
+                    pending.push(applied.durability);
+                    outcomes.push(Ok((applied.recorded, applied.publish)));
+                }
+                Err(error) if is_rejection(&error) => outcomes.push(Err(error)),
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        // What was applied must end durable (then it is published) or fail as a whole.
+        for durability in pending {
+            durability.wait().await?;
+        }
+        let mut results = Vec::with_capacity(outcomes.len());
+        for ((event, _), outcome) in events.iter().zip(outcomes) {
+            let result = outcome.map(|(recorded, publish)| {
+                self.publish_applied(publish);
+                recorded
+            });
+            count_event(event_kind(event), &result);
+            results.push(result);
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(results),
+        }
+    }
+
+    fn publish_applied(&self, publish: Option<Publish>) {
+        let Some(Publish {
+            machine,
+            status_before,
+            work,
+        }) = publish
+        else {
+            return;
+        };
+        let run_status = work.run.aggregate.status();
+        self.publish_run_change(machine.id, &work);
+        if status_before != run_status && machine.latest_run == Some(work.run.id) {
+            self.publish_machine_status(machine.id, machine.name, run_status);
+        }
     }
 
     async fn apply_test_event(
         &self,
         event: &TestEvent,
         event_id: Option<&EventId>,
-    ) -> Result<Recorded<EventReceipt>> {
+        deferred: bool,
+    ) -> Result<Applied> {
         if let TestAction::Stop(status) = event.action {
             if status.is_ongoing() {
                 return Err(Error::invalid(
@@ -317,9 +388,13 @@ impl Tracker {
                     .ok_or_else(|| Error::IdempotencyKeyReused {
                         event_id: event_id.as_str().to_owned(),
                     })?;
-                return Ok(Recorded {
-                    receipt: serde_json::from_str(&receipt).map_err(Error::backend)?,
-                    replayed: true,
+                return Ok(Applied {
+                    recorded: Recorded {
+                        receipt: serde_json::from_str(&receipt).map_err(Error::backend)?,
+                        replayed: true,
+                    },
+                    durability: Durability::done(),
+                    publish: None,
                 });
             }
         }
@@ -361,20 +436,29 @@ impl Tracker {
             }),
             None => None,
         };
-        tx.commit(Changes {
+        let changes = Changes {
             seen_at: now,
             runs: vec![work.clone()],
             new_run: None,
             record,
-        })
-        .await?;
-        self.publish_run_change(machine.id, &work);
-        if status_before != run_status && machine.latest_run == Some(work.run.id) {
-            self.publish_machine_status(machine.id, machine.name, run_status);
-        }
-        Ok(Recorded {
-            receipt,
-            replayed: false,
+        };
+        let durability = if deferred {
+            tx.commit_deferred(changes).await?.1
+        } else {
+            tx.commit(changes).await?;
+            Durability::done()
+        };
+        Ok(Applied {
+            recorded: Recorded {
+                receipt,
+                replayed: false,
+            },
+            durability,
+            publish: Some(Publish {
+                machine,
+                status_before,
+                work,
+            }),
         })
     }
 
@@ -441,6 +525,39 @@ impl Tracker {
     pub async fn delete_machine(&self, id: MachineId) -> Result<()> {
         self.store.delete_machine(id).await
     }
+}
+
+/// A test event applied: its answer, when it is durable, and what to publish once it is.
+struct Applied {
+    recorded: Recorded<EventReceipt>,
+    durability: Durability,
+    publish: Option<Publish>,
+}
+
+/// What an applied test event changed, for live subscribers.
+struct Publish {
+    machine: MachineRecord,
+    status_before: Status,
+    work: RunWork,
+}
+
+fn event_kind(event: &TestEvent) -> &'static str {
+    match event.action {
+        TestAction::Start => "test_start",
+        TestAction::Stop(_) => "test_stop",
+    }
+}
+
+/// An error that answers one event and says nothing about the store.
+fn is_rejection(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::NoMatch(_)
+            | Error::InvalidInput { .. }
+            | Error::NotFound { .. }
+            | Error::Conflict { .. }
+            | Error::IdempotencyKeyReused { .. }
+    )
 }
 
 /// What a test event does to the machine's ongoing run, from the unit's reads: the machine,

@@ -62,9 +62,9 @@ use std::sync::Arc;
 
 use crate::rules::{RunState, ScenarioState, TestState};
 use crate::{
-    Changes, Committed, ItemDetail, ItemRef, MachineId, MachineName, MachineRecord, MachineSummary,
-    Page, PageRequest, RecordedEvent, Result, RunDetail, RunId, RunSummary, ScenarioId, Store,
-    StoreTx, TestId,
+    Changes, Committed, Durability, ItemDetail, ItemRef, MachineId, MachineName, MachineRecord,
+    MachineSummary, Page, PageRequest, RecordedEvent, Result, RunDetail, RunId, RunSummary,
+    ScenarioId, Store, StoreTx, TestId,
 };
 
 /// A [`Store`] that wraps another: every method forwards to [`WrapStore::inner`] unless
@@ -194,6 +194,13 @@ pub trait WrapStoreTx: Send {
     async fn commit(self: Box<Self>, changes: Changes) -> Result<Committed> {
         self.into_inner().commit(changes).await
     }
+    /// [`StoreTx::commit_deferred`]: by default through this wrapper's own
+    /// [`WrapStoreTx::commit`], so a wrapper that overrides `commit` sees every commit. Override
+    /// both to keep the wrapped unit's deferred commits.
+    async fn commit_deferred(self: Box<Self>, changes: Changes) -> Result<(Committed, Durability)> {
+        let committed = WrapStoreTx::commit(self, changes).await?;
+        Ok((committed, Durability::done()))
+    }
 }
 
 #[async_trait]
@@ -232,6 +239,9 @@ impl<W: WrapStoreTx> StoreTx for W {
     }
     async fn commit(self: Box<Self>, changes: Changes) -> Result<Committed> {
         WrapStoreTx::commit(self, changes).await
+    }
+    async fn commit_deferred(self: Box<Self>, changes: Changes) -> Result<(Committed, Durability)> {
+        WrapStoreTx::commit_deferred(self, changes).await
     }
 }
 
@@ -311,5 +321,8 @@ impl StoreTx for Box<dyn StoreTx> {
     }
     async fn commit(self: Box<Self>, changes: Changes) -> Result<Committed> {
         (*self).commit(changes).await
+    }
+    async fn commit_deferred(self: Box<Self>, changes: Changes) -> Result<(Committed, Durability)> {
+        (*self).commit_deferred(changes).await
     }
 }

@@ -476,13 +476,10 @@ async fn batch(
             TestTarget::Id(test) => access.permit_test(&state.tracker, *test).await?,
         }
     }
-    let mut results = Vec::with_capacity(events.len());
-    for (event, event_id) in events {
-        let result = match state
-            .tracker
-            .record_test_event(event, event_id.as_ref())
-            .await
-        {
+    let outcomes = state.tracker.record_test_events(events).await?;
+    let mut results = Vec::with_capacity(outcomes.len());
+    for outcome in outcomes {
+        let result = match outcome {
             Ok(Recorded {
                 receipt,
                 replayed: false,

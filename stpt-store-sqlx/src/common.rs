@@ -226,8 +226,9 @@ macro_rules! bind_counts {
 ///
 /// `$store` has fields `pool: Pool<$db>` and `sql: Arc<Sql>`, and inherent methods
 /// `begin_tx(&self, &MachineName) -> Result<$tx>` and `read_tx(&self) -> Result<Transaction>`.
-/// `$tx` has fields `tx: Transaction<'static, $db>`, `machine: Option<MachineRecord>` and
-/// `sql: Arc<Sql>`. `$ts` turns a `DateTime<Utc>` into the backend's bind value;
+/// `$tx` has fields `tx` (a transaction or a guard that dereferences to a `$db` connection),
+/// `machine: Option<MachineRecord>` and `sql: Arc<Sql>`, and an inherent
+/// `async fn finish(self: Box<Self>) -> Result<()>` that commits. `$ts` turns a `DateTime<Utc>` into the backend's bind value;
 /// `$years` the years it can store and read back; `$max_binds` is the most bind parameters one
 /// statement may carry.
 macro_rules! sql_store {
@@ -419,6 +420,49 @@ macro_rules! sql_store {
         }
 
         impl $tx {
+            /// Reads the machine's ongoing runs in full into a memory, in the unit's
+            /// transaction.
+            pub(crate) async fn load_memory(
+                &mut self,
+                machine: ::stpt_core::MachineRecord,
+                version: i64,
+            ) -> ::stpt_core::Result<$crate::memory::MachineMemory> {
+                let runs: Vec<$crate::rows::StateRow> = ::sqlx::query_as(&self.sql.ongoing_runs)
+                    .bind(machine.id.get())
+                    .fetch_all(&mut *self.tx)
+                    .await
+                    .db()?;
+                let mut ongoing = Vec::with_capacity(runs.len());
+                for run in runs {
+                    let state = run.run_state()?;
+                    let scenarios: Vec<$crate::rows::StateRow> =
+                        ::sqlx::query_as(&self.sql.scenario_states)
+                            .bind(state.id.get())
+                            .fetch_all(&mut *self.tx)
+                            .await
+                            .db()?;
+                    let tests: Vec<$crate::rows::TestRow> = ::sqlx::query_as(&self.sql.run_tests)
+                        .bind(state.id.get())
+                        .fetch_all(&mut *self.tx)
+                        .await
+                        .db()?;
+                    ongoing.push(::stpt_core::RunIndex::new(
+                        state,
+                        scenarios
+                            .iter()
+                            .map($crate::rows::StateRow::scenario_state)
+                            .collect::<::stpt_core::Result<_>>()?,
+                        tests
+                            .into_iter()
+                            .map($crate::rows::TestRow::state)
+                            .collect::<::stpt_core::Result<_>>()?,
+                    ));
+                }
+                Ok($crate::memory::MachineMemory::new(
+                    machine, version, ongoing,
+                ))
+            }
+
             /// Writes `changes` in the unit's transaction, without committing it: the
             /// machine's new version comes back with what was assigned.
             pub(crate) async fn write_changes(
@@ -864,8 +908,7 @@ macro_rules! sql_store_tx {
                 changes: ::stpt_core::Changes,
             ) -> ::stpt_core::Result<::stpt_core::Committed> {
                 let (committed, _version) = self.write_changes(&changes).await?;
-                let this = *self;
-                this.tx.commit().await.db()?;
+                self.finish().await?;
                 Ok(committed)
             }
         }

@@ -71,7 +71,7 @@ macro_rules! sql_deletes {
                         .await
                         .db()?;
                 }
-                unit.tx.commit().await.db()
+                Box::new(unit).finish().await
             }
 
             pub(crate) async fn delete_machine_now(
@@ -115,7 +115,7 @@ macro_rules! sql_deletes {
                         .await
                         .db()?;
                 }
-                unit.tx.commit().await.db()
+                Box::new(unit).finish().await
             }
         }
     };

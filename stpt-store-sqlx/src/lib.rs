@@ -17,6 +17,8 @@ mod common;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod delete;
 mod error;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod memory;
 #[cfg(feature = "postgres")]
 mod pg;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]

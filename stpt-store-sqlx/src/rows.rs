@@ -256,9 +256,7 @@ pub(crate) struct MachineRecordRow {
     pub(crate) id: i64,
     pub(crate) name: String,
     pub(crate) latest_run_id: Option<i64>,
-    /// Bumped by every write to the machine's runs: what an optimistic reader checks
-    /// (PostgreSQL's; SQLite reads under its lock and only selects it).
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    /// Bumped by every write to the machine's runs: what an optimistic reader checks.
     pub(crate) version: i64,
 }
 

@@ -215,3 +215,119 @@ async fn timestamp_range() {
         2
     );
 }
+
+/// A store never answers from memory that another connection made stale: a second store on
+/// the same file (as a second process would) starts a test, and the first, which remembers
+/// the run with that test waiting, must see it running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_follows_another_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.sqlite3");
+    let a = SqliteStore::open(&path).await.unwrap();
+    a.migrate().await.unwrap();
+    let b = SqliteStore::open(&path).await.unwrap();
+    let (a, b) = (tracker(Arc::new(a)), tracker(Arc::new(b)));
+    let receipt = a.record_plan(plan("rig", 1, 3)).await.unwrap();
+    // `a` remembers the run now; `b` moves it on.
+    a.record_test_start(test_start("rig", 0, 0, 1))
+        .await
+        .unwrap();
+    b.record_test_stop(test_stop("rig", 0, 0, Status::Passed, 2))
+        .await
+        .unwrap();
+    b.record_test_start(test_start("rig", 0, 1, 3))
+        .await
+        .unwrap();
+    let stopped = a
+        .record_test_stop(test_stop("rig", 0, 1, Status::Failed, 4))
+        .await
+        .unwrap();
+    assert_eq!(stopped.status, Status::Failed);
+    // And back: `b`'s memory is stale in turn.
+    a.record_test_start(test_start("rig", 0, 2, 5))
+        .await
+        .unwrap();
+    b.record_test_stop(test_stop("rig", 0, 2, Status::Warning, 6))
+        .await
+        .unwrap();
+    let run = a.run(receipt.ids.run_id).await.unwrap();
+    let statuses: Vec<Status> = run.scenarios[0].tests.iter().map(|t| t.status).collect();
+    assert_eq!(statuses, [Status::Passed, Status::Failed, Status::Warning]);
+    support::assert_consistent(&run);
+}
+
+/// A deferred commit becomes durable even if nobody waits for it, and until then other
+/// connections do not see it; units behind it see it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deferred_commits_are_flushed_without_a_waiter() {
+    let store = support::fresh_sqlite().await;
+    let pool = store.store.pool().clone();
+    let store: Arc<dyn Store> = Arc::new(store);
+    let tracker = tracker(Arc::clone(&store));
+    let receipt = tracker.record_plan(plan("rig", 1, 2)).await.unwrap();
+    let test = receipt.ids.test_ids[0][0];
+    let events = vec![
+        (
+            stpt_core::TestEvent {
+                target: stpt_core::TestTarget::Id(test),
+                action: stpt_core::TestAction::Start,
+                at: support::at(1),
+            },
+            None,
+        ),
+        (
+            stpt_core::TestEvent {
+                target: stpt_core::TestTarget::Id(test),
+                action: stpt_core::TestAction::Stop(Status::Passed),
+                at: support::at(2),
+            },
+            None,
+        ),
+    ];
+    let results = tracker.record_test_events(events).await.unwrap();
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+
+    // One unit committed deferred, its durability dropped unawaited.
+    let mut unit = store
+        .begin(&stpt_core::MachineName::new("rig").unwrap())
+        .await
+        .unwrap();
+    let run = unit.ongoing_runs().await.unwrap().remove(0);
+    let running = unit
+        .first_waiting_test(run.id, "/t/s0", "t1.py")
+        .await
+        .unwrap()
+        .unwrap();
+    let scenario = unit.scenario(running.scenario_id).await.unwrap();
+    let mut work = stpt_core::RunWork::new(run, vec![scenario]);
+    work.start_test(running.clone(), None, support::at(3))
+        .unwrap();
+    let (_, durability) = unit
+        .commit_deferred(stpt_core::Changes {
+            seen_at: support::at(3),
+            runs: vec![work],
+            new_run: None,
+            record: None,
+        })
+        .await
+        .unwrap();
+    drop(durability);
+    let mut seen = None;
+    for _ in 0..200 {
+        let status: String = sqlx::query_scalar("SELECT status FROM stpt_tests WHERE id = $1")
+            .bind(running.id.get())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if status == "running" {
+            seen = Some(status);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        seen.as_deref(),
+        Some("running"),
+        "the deferred commit was flushed"
+    );
+}

@@ -112,6 +112,7 @@ macro_rules! store_conformance_tests {
             concurrent_plans_for_one_new_machine,
             last_seen_is_server_time,
             events_by_test_id,
+            batches_apply_in_order,
             retried_events_apply_once,
             concurrent_retries_apply_once,
             deleting_a_run,

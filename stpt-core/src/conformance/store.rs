@@ -1129,6 +1129,88 @@ pub async fn events_by_test_id(store: Arc<dyn Store>) {
     );
 }
 
+/// A batch applies its events in order, each seeing the ones before it (also when the store
+/// commits them together), answers each in its place, and a rejected event stops nothing; a
+/// retried batch with event ids applies nothing twice.
+pub async fn batches_apply_in_order(store: Arc<dyn Store>) {
+    let (tracker, _) = tracker(store);
+    let receipt = record_plan(&tracker, plan("rig", at(0), TWO_BY_TWO)).await;
+    let ids = &receipt.ids.test_ids;
+    let other = record_plan(&tracker, plan("other", at(0), TWO_BY_TWO)).await;
+    let batch = |ids: &[Vec<TestId>], other: &[Vec<TestId>]| {
+        vec![
+            (by_id(ids[0][0], TestAction::Start, 1), Some(event_id("e1"))),
+            (
+                by_id(other[1][0], TestAction::Start, 1),
+                Some(event_id("e2")),
+            ),
+            (
+                by_id(ids[0][0], TestAction::Stop(Passed), 2),
+                Some(event_id("e3")),
+            ),
+            // Already stopped by the event before it: rejected, and the batch goes on.
+            (
+                by_id(ids[0][0], TestAction::Stop(Failed), 3),
+                Some(event_id("e4")),
+            ),
+            (by_id(ids[0][1], TestAction::Start, 4), Some(event_id("e5"))),
+            (
+                by_id(ids[0][1], TestAction::Stop(Failed), 5),
+                Some(event_id("e6")),
+            ),
+        ]
+    };
+    let results = tracker
+        .record_test_events(batch(ids, &other.ids.test_ids))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(results.len(), 6);
+    for (i, result) in results.iter().enumerate() {
+        match (i, result) {
+            (3, Err(Error::NoMatch(NoMatch::NoRunningTest { .. }))) => {}
+            (3, other) => panic!("event 3 must be rejected: {other:?}"),
+            (_, Ok(recorded)) => assert!(!recorded.replayed, "event {i}"),
+            (_, Err(e)) => panic!("event {i}: {e}"),
+        }
+    }
+    let statuses = |result: &crate::Result<crate::Recorded<crate::EventReceipt>>| {
+        result
+            .as_ref()
+            .map(|r| (r.receipt.status, r.receipt.run_status))
+            .ok()
+    };
+    assert_eq!(statuses(&results[2]), Some((Passed, Waiting)));
+    assert_eq!(statuses(&results[5]), Some((Failed, Waiting)));
+    let run = detail(&tracker, receipt.ids.run_id).await;
+    assert_eq!(
+        test_statuses(&run),
+        vec![vec![Passed, Failed], vec![Waiting, Waiting]]
+    );
+    let run = detail(&tracker, other.ids.run_id).await;
+    assert_eq!(
+        test_statuses(&run),
+        vec![vec![Waiting, Waiting], vec![Running, Waiting]]
+    );
+
+    let again = tracker
+        .record_test_events(batch(ids, &other.ids.test_ids))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (i, result) in again.iter().enumerate() {
+        match (i, result) {
+            // Rejected events record nothing: tried again, rejected again.
+            (3, Err(Error::NoMatch(_))) => {}
+            (_, Ok(recorded)) => assert!(recorded.replayed, "event {i} replays"),
+            (_, other) => panic!("event {i}: {other:?}"),
+        }
+    }
+    let run = detail(&tracker, receipt.ids.run_id).await;
+    assert_eq!(
+        test_statuses(&run),
+        vec![vec![Passed, Failed], vec![Waiting, Waiting]]
+    );
+}
+
 /// A retried event (same client event id) is answered from the first time and applied once;
 /// ids are per machine.
 pub async fn retried_events_apply_once(store: Arc<dyn Store>) {

@@ -196,6 +196,13 @@ pub(crate) struct PgTx {
     sql: Arc<Sql>,
 }
 
+impl PgTx {
+    /// Commits the unit's transaction.
+    async fn finish(self: Box<Self>) -> Result<()> {
+        self.tx.commit().await.db()
+    }
+}
+
 fn ts(time: DateTime<Utc>) -> DateTime<Utc> {
     time
 }

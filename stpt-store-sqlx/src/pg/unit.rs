@@ -11,7 +11,6 @@
 //! sequence.
 
 use async_trait::async_trait;
-use sqlx::Acquire;
 use stpt_core::rules::{RunState, ScenarioState, TestState};
 use stpt_core::{
     Changes, Committed, Error, MachineName, MachineRecord, RecordedEvent, Result, RunId,
@@ -23,7 +22,6 @@ use super::memory::{MachineMemory, Slot};
 use super::writer::FastWrite;
 use super::{PgStore, PgTx, YEARS};
 use crate::error::SqlxResultExt;
-use crate::rows::{StateRow, TestRow};
 
 /// Locked units in a row that must find no other writer before a machine that another
 /// instance wrote to is remembered again (so alternating instances stay direct).
@@ -51,7 +49,7 @@ impl PgStore {
                 slot.undisturbed = 0;
             }
             if slot.last_written.is_none() || slot.undisturbed >= UNDISTURBED_BEFORE_REMEMBERING {
-                slot.memory = Some(load_memory(&mut tx, record, version).await?);
+                slot.memory = Some(tx.load_memory(record, version).await?);
             } else {
                 direct = true;
             }
@@ -64,42 +62,6 @@ impl PgStore {
             direct,
         }))
     }
-}
-
-/// Reads a machine's ongoing runs in full, under its lock.
-async fn load_memory(tx: &mut PgTx, machine: MachineRecord, version: i64) -> Result<MachineMemory> {
-    let conn = tx.tx.acquire().await.db()?;
-    let runs: Vec<StateRow> = sqlx::query_as(&tx.sql.ongoing_runs)
-        .bind(machine.id.get())
-        .fetch_all(&mut *conn)
-        .await
-        .db()?;
-    let mut ongoing = Vec::with_capacity(runs.len());
-    for run in runs {
-        let state = run.run_state()?;
-        let scenarios: Vec<StateRow> = sqlx::query_as(&tx.sql.scenario_states)
-            .bind(state.id.get())
-            .fetch_all(&mut *conn)
-            .await
-            .db()?;
-        let tests: Vec<TestRow> = sqlx::query_as(&tx.sql.run_tests)
-            .bind(state.id.get())
-            .fetch_all(&mut *conn)
-            .await
-            .db()?;
-        ongoing.push(stpt_core::RunIndex::new(
-            state,
-            scenarios
-                .iter()
-                .map(StateRow::scenario_state)
-                .collect::<Result<_>>()?,
-            tests
-                .into_iter()
-                .map(TestRow::state)
-                .collect::<Result<_>>()?,
-        ));
-    }
-    Ok(MachineMemory::new(machine, version, ongoing))
 }
 
 /// A unit of work on one machine.

@@ -1,5 +1,8 @@
 //! The SQLite backend.
 
+mod unit;
+mod writer;
+
 use chrono::{DateTime, Utc};
 use sqlx::migrate::{Migration, Migrator};
 use sqlx::sqlite::{
@@ -10,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use stpt_core::{Error, MachineId, MachineName, MachineRecord, Result, RunId};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::OnceCell;
 
 #[cfg(feature = "accounts")]
 use crate::accounts::sql_account_store;
@@ -18,6 +21,7 @@ use crate::common::{Sql, bind_counts, sql_store, sql_store_tx};
 use crate::delete::sql_deletes;
 use crate::error::{RowError, SqlxResultExt};
 use crate::rows::MachineRecordRow;
+use writer::{UnitGuard, Writer};
 
 /// SQLite allows 32766 bind parameters a statement (since 3.32).
 const MAX_BINDS: usize = 32_766;
@@ -31,14 +35,25 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 ///
 /// Tables are prefixed `stpt_`, and [`SqliteStore::migrate`] keeps its bookkeeping in
 /// `stpt_migrations` (not sqlx's `_sqlx_migrations`), so the file can be shared with a host
-/// application's tables. Units of work serialise on SQLite's single write lock, taken up front
-/// (`BEGIN IMMEDIATE`); within one process they also queue on an async mutex rather than
-/// polling the lock.
+/// application's tables.
+///
+/// **Writes.** Every unit of work goes through one writer connection of the store, in turn,
+/// and several units share one transaction and one disk flush (*group commit*): a unit is
+/// answered once the `COMMIT` that carries it has flushed the WAL, and units that arrive
+/// while a flush runs form the next group. A v1 batch of events is one group.
+///
+/// **Ongoing runs in memory.** The store remembers the machines it writes to and their
+/// ongoing runs (as a [`stpt_core::RunIndex`] each), so an event on a remembered machine
+/// reads nothing from the file. The memory is trusted only while no other connection wrote
+/// to the file: each group starts by reading SQLite's `PRAGMA data_version`, under the write
+/// lock, and if another process (a second server on the same file, an admin command) or
+/// another connection wrote since, every memory is dropped and read again. So sharing a file
+/// is safe, only slower while it lasts.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
     sql: Arc<Sql>,
-    writer: Arc<Mutex<()>>,
+    writer: Arc<OnceCell<Writer>>,
 }
 
 impl SqliteStore {
@@ -48,7 +63,7 @@ impl SqliteStore {
         SqliteStore {
             pool,
             sql: Arc::new(Sql::new("stpt_")),
-            writer: Arc::new(Mutex::new(())),
+            writer: Arc::default(),
         }
     }
 
@@ -91,7 +106,6 @@ impl SqliteStore {
     /// records them in `stpt_migrations`. Idempotent. Fails if the file holds a migration this
     /// build does not know or one that changed since it was applied.
     pub async fn migrate(&self) -> Result<()> {
-        let _writer = self.writer.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.db()?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS stpt_migrations (\
@@ -156,27 +170,40 @@ impl SqliteStore {
         tx.commit().await.db()
     }
 
-    async fn begin_unit(&self, machine: &MachineName) -> Result<Box<dyn stpt_core::StoreTx>> {
-        Ok(Box::new(self.begin_tx(machine).await?))
+    /// The store's writer, started on first use.
+    async fn writer(&self) -> Result<&Writer> {
+        self.writer
+            .get_or_try_init(|| Writer::start(&self.pool))
+            .await
     }
 
+    /// A unit that reads everything by query, for deletes: the savepoint is open from the
+    /// start, and the machine's memory goes when it commits.
     async fn begin_tx(&self, machine: &MachineName) -> Result<SqliteTx> {
-        let writer = Arc::clone(&self.writer).lock_owned().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.db()?;
+        let mut tx = self.begin_plain(machine).await?;
+        tx.tx.savepoint().await?;
+        Ok(tx)
+    }
+
+    /// Takes the writer and reads the machine's row.
+    async fn begin_plain(&self, machine: &MachineName) -> Result<SqliteTx> {
+        let mut guard = self.writer().await?.begin().await?;
+        let key = machine.key();
         let row: Option<MachineRecordRow> = sqlx::query_as(&self.sql.machine_by_key)
-            .bind(machine.key())
-            .fetch_optional(&mut *tx)
+            .bind(&key)
+            .fetch_optional(&mut *guard)
             .await
             .db()?;
         Ok(SqliteTx {
-            tx,
+            tx: guard,
+            key,
+            version: row.as_ref().map(|row| row.version),
             machine: row.map(|row| MachineRecord {
                 id: MachineId(row.id),
                 name: row.name,
                 latest_run: row.latest_run_id.map(RunId),
             }),
             sql: Arc::clone(&self.sql),
-            _writer: writer,
         })
     }
 
@@ -185,14 +212,24 @@ impl SqliteStore {
     }
 }
 
-/// A unit of work: an immediate transaction, holding SQLite's write lock.
+/// A unit of work holding the store's writer, reading by query.
 pub(crate) struct SqliteTx {
-    // Declared before `_writer`: dropped first, so the rollback is queued before the next
-    // writer of this process may begin.
-    tx: Transaction<'static, Sqlite>,
+    tx: UnitGuard,
+    /// The machine's name key.
+    key: String,
     machine: Option<MachineRecord>,
+    /// The machine row's version.
+    version: Option<i64>,
     sql: Arc<Sql>,
-    _writer: OwnedMutexGuard<()>,
+}
+
+impl SqliteTx {
+    /// Commits with the group; the machine's memory, which this unit did not keep, goes.
+    async fn finish(self: Box<Self>) -> Result<()> {
+        let mut this = *self;
+        this.tx.state().memories.remove(&this.key);
+        this.tx.commit().await
+    }
 }
 
 /// Timestamps are stored as fixed-width RFC 3339 UTC text with microseconds.
