@@ -44,7 +44,7 @@ pub use rules::{Aggregate, OngoingClosed, RunState, RunWork, ScenarioState, Test
 pub use status::{MachineStatus, Status, StatusCounts};
 pub use store::{
     Changes, Committed, Durability, EventRecord, MachineRecord, NewRun, PlannedIds, RecordedEvent,
-    Store, StoreTx,
+    Store, StoreTx, TestLocation,
 };
 pub use time::{deserialize_timestamp, parse_timestamp};
 pub use tracker::{Clock, ManualClock, SystemClock, Tracker};

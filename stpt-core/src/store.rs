@@ -8,8 +8,8 @@ use std::pin::Pin;
 
 use crate::rules::{Aggregate, RunState, RunWork, ScenarioState, TestState};
 use crate::{
-    ItemDetail, ItemRef, MachineId, MachineName, MachineSummary, Page, PageRequest, Plan, Result,
-    RunDetail, RunId, RunSummary, ScenarioId, TestId,
+    FileRef, ItemDetail, ItemRef, MachineId, MachineName, MachineSummary, Page, PageRequest, Plan,
+    Result, RunDetail, RunId, RunSummary, ScenarioId, TestId,
 };
 
 /// Where runs live. Object-safe: hold it as `Arc<dyn Store>`.
@@ -103,6 +103,22 @@ pub trait Store: Send + Sync + Debug + 'static {
 
     /// One item with its script; [`crate::Error::NotFound`] if unknown.
     async fn item(&self, item: ItemRef) -> Result<ItemDetail>;
+
+    /// Where test `id` lives: its machine, run and file, facts fixed when it was planned. An
+    /// event addressed by test id reads this before its unit of work begins.
+    /// [`crate::Error::NotFound`] if unknown.
+    ///
+    /// The default reads [`Store::item`] and [`Store::machine`]; a store that remembers
+    /// ongoing runs answers from memory.
+    async fn locate_test(&self, id: TestId) -> Result<TestLocation> {
+        let item = self.item(ItemRef::Test(id)).await?;
+        let machine = self.machine(item.machine_id).await?;
+        Ok(TestLocation {
+            machine: MachineName::new(machine.name)?,
+            run_id: item.run_id,
+            file: item.file,
+        })
+    }
 
     /// Deletes a run with its scenarios and tests, waiting for any unit of work on its
     /// machine. The machine's latest run becomes the one received before it (or none).
@@ -260,6 +276,17 @@ pub struct EventRecord {
     /// The event's receipt as JSON, to answer a retry with; `None` for a plan, whose receipt
     /// is rebuilt from the new run.
     pub receipt: Option<String>,
+}
+
+/// Where a test lives (see [`Store::locate_test`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TestLocation {
+    /// Its machine.
+    pub machine: MachineName,
+    /// Its run.
+    pub run_id: RunId,
+    /// Its file.
+    pub file: FileRef,
 }
 
 /// What a commit remembered under a client's event id.

@@ -15,9 +15,9 @@ use crate::store::{
     StoreTx,
 };
 use crate::{
-    Error, ItemDetail, ItemKind, ItemRef, MachineId, MachineName, MachineStatus, MachineSummary,
-    NoMatch, Page, PageRequest, Plan, Result, RunDetail, RunId, RunSummary, Statistics, Status,
-    TestId, TestStart, TestStop,
+    Error, ItemDetail, ItemKind, ItemRef, MachineId, MachineStatus, MachineSummary, NoMatch, Page,
+    PageRequest, Plan, Result, RunDetail, RunId, RunSummary, Statistics, Status, TestId, TestStart,
+    TestStop,
 };
 
 /// Where the tracker takes the server's time from.
@@ -369,14 +369,12 @@ impl Tracker {
                 file_name,
             } => (machine.clone(), file_path.clone(), file_name.clone(), None),
             &TestTarget::Id(test_id) => {
-                let item = self.store.item(ItemRef::Test(test_id)).await?;
-                let machine = self.store.machine(item.machine_id).await?;
-                let name = MachineName::new(machine.name)?;
+                let location = self.store.locate_test(test_id).await?;
                 (
-                    name,
-                    item.file.file_path,
-                    item.file.file_name,
-                    Some((test_id, item.run_id)),
+                    location.machine,
+                    location.file.file_path,
+                    location.file.file_name,
+                    Some((test_id, location.run_id)),
                 )
             }
         };

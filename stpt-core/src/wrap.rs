@@ -64,7 +64,7 @@ use crate::rules::{RunState, ScenarioState, TestState};
 use crate::{
     Changes, Committed, Durability, ItemDetail, ItemRef, MachineId, MachineName, MachineRecord,
     MachineSummary, Page, PageRequest, RecordedEvent, Result, RunDetail, RunId, RunSummary,
-    ScenarioId, Store, StoreTx, TestId,
+    ScenarioId, Store, StoreTx, TestId, TestLocation,
 };
 
 /// A [`Store`] that wraps another: every method forwards to [`WrapStore::inner`] unless
@@ -98,6 +98,10 @@ pub trait WrapStore: Send + Sync + Debug + 'static {
     async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
         self.inner().item(item).await
     }
+    /// [`Store::locate_test`].
+    async fn locate_test(&self, id: TestId) -> Result<TestLocation> {
+        self.inner().locate_test(id).await
+    }
     /// [`Store::delete_run`].
     async fn delete_run(&self, id: RunId) -> Result<()> {
         self.inner().delete_run(id).await
@@ -127,6 +131,9 @@ impl<W: WrapStore> Store for W {
     }
     async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
         WrapStore::item(self, item).await
+    }
+    async fn locate_test(&self, id: TestId) -> Result<TestLocation> {
+        WrapStore::locate_test(self, id).await
     }
     async fn delete_run(&self, id: RunId) -> Result<()> {
         WrapStore::delete_run(self, id).await
@@ -271,6 +278,9 @@ macro_rules! forward_store {
             }
             async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
                 (**self).item(item).await
+            }
+            async fn locate_test(&self, id: TestId) -> Result<TestLocation> {
+                (**self).locate_test(id).await
             }
             async fn delete_run(&self, id: RunId) -> Result<()> {
                 (**self).delete_run(id).await

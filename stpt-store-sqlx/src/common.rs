@@ -225,7 +225,9 @@ macro_rules! bind_counts {
 /// Implements `Store` for `$store` and `StoreTx` for `$tx` on database `$db`.
 ///
 /// `$store` has fields `pool: Pool<$db>` and `sql: Arc<Sql>`, and inherent methods
-/// `begin_tx(&self, &MachineName) -> Result<$tx>` and `read_tx(&self) -> Result<Transaction>`.
+/// `begin_tx(&self, &MachineName) -> Result<$tx>`, `read_tx(&self) -> Result<Transaction>` and
+/// `remembered_test(&self, TestId) -> Option<TestLocation>` (a test of a remembered ongoing
+/// run).
 /// `$tx` has fields `tx` (a transaction or a guard that dereferences to a `$db` connection),
 /// `machine: Option<MachineRecord>` and `sql: Arc<Sql>`, and an inherent
 /// `async fn finish(self: Box<Self>) -> Result<()>` that commits. `$ts` turns a `DateTime<Utc>` into the backend's bind value;
@@ -407,6 +409,22 @@ macro_rules! sql_store {
                     script: row.script,
                     timestamp_start: row.timestamp_start,
                     timestamp_stop: row.timestamp_stop,
+                })
+            }
+
+            async fn locate_test(
+                &self,
+                id: ::stpt_core::TestId,
+            ) -> ::stpt_core::Result<::stpt_core::TestLocation> {
+                if let Some(found) = self.remembered_test(id).await {
+                    return Ok(found);
+                }
+                let item = ::stpt_core::Store::item(self, ::stpt_core::ItemRef::Test(id)).await?;
+                let machine = ::stpt_core::Store::machine(self, item.machine_id).await?;
+                Ok(::stpt_core::TestLocation {
+                    machine: ::stpt_core::MachineName::new(machine.name)?,
+                    run_id: item.run_id,
+                    file: item.file,
                 })
             }
 

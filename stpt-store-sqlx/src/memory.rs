@@ -44,6 +44,13 @@ impl MachineMemory {
         self.runs.iter().find_map(|run| run.scenario(id))
     }
 
+    /// A test of any ongoing run, with its run.
+    pub(crate) fn locate(&self, id: TestId) -> Option<(RunId, TestState)> {
+        self.runs
+            .iter()
+            .find_map(|run| run.test(id).map(|test| (run.state().id, test)))
+    }
+
     /// A test of any ongoing run.
     pub(crate) fn test(&self, id: TestId) -> Option<TestState> {
         self.runs.iter().find_map(|run| run.test(id))

@@ -1,5 +1,6 @@
 //! The SQLite backend.
 
+mod plain;
 mod unit;
 mod writer;
 
@@ -21,7 +22,7 @@ use crate::common::{Sql, bind_counts, sql_store, sql_store_tx};
 use crate::delete::sql_deletes;
 use crate::error::{RowError, SqlxResultExt};
 use crate::rows::MachineRecordRow;
-use writer::{UnitGuard, Writer};
+use writer::{ConnGuard, UnitGuard, Writer};
 
 /// SQLite allows 32766 bind parameters a statement (since 3.32).
 const MAX_BINDS: usize = 32_766;
@@ -173,29 +174,31 @@ impl SqliteStore {
     /// The store's writer, started on first use.
     async fn writer(&self) -> Result<&Writer> {
         self.writer
-            .get_or_try_init(|| Writer::start(&self.pool))
+            .get_or_try_init(|| Writer::start(&self.pool, self.sql.prefix))
             .await
     }
 
     /// A unit that reads everything by query, for deletes: the savepoint is open from the
     /// start, and the machine's memory goes when it commits.
     async fn begin_tx(&self, machine: &MachineName) -> Result<SqliteTx> {
-        let mut tx = self.begin_plain(machine).await?;
+        let mut units = self.writer().await?.begin().await?;
+        let conn = units.connect(false).await?;
+        let mut tx = self.read_machine(conn, machine.key()).await?;
         tx.tx.savepoint().await?;
+        tx.units = Some(units);
         Ok(tx)
     }
 
-    /// Takes the writer and reads the machine's row.
-    async fn begin_plain(&self, machine: &MachineName) -> Result<SqliteTx> {
-        let mut guard = self.writer().await?.begin().await?;
-        let key = machine.key();
+    /// Reads the machine's row on the writer connection.
+    async fn read_machine(&self, mut conn: ConnGuard, key: String) -> Result<SqliteTx> {
         let row: Option<MachineRecordRow> = sqlx::query_as(&self.sql.machine_by_key)
             .bind(&key)
-            .fetch_optional(&mut *guard)
+            .fetch_optional(&mut *conn)
             .await
             .db()?;
         Ok(SqliteTx {
-            tx: guard,
+            tx: conn,
+            units: None,
             key,
             version: row.as_ref().map(|row| row.version),
             machine: row.map(|row| MachineRecord {
@@ -207,14 +210,24 @@ impl SqliteStore {
         })
     }
 
+    /// A test of an ongoing run this store remembers, located without reading the file: its
+    /// machine, run and file never change once planned.
+    async fn remembered_test(&self, id: stpt_core::TestId) -> Option<stpt_core::TestLocation> {
+        let writer = self.writer.get()?;
+        writer.locate(id).await
+    }
+
     async fn read_tx(&self) -> Result<Transaction<'static, Sqlite>> {
         self.pool.begin().await.db()
     }
 }
 
-/// A unit of work holding the store's writer, reading by query.
+/// Reads and writes by query on the writer connection.
 pub(crate) struct SqliteTx {
-    tx: UnitGuard,
+    // Declared before `units`: the connection is let go first.
+    tx: ConnGuard,
+    /// The units lock, for a unit of its own (a delete); a [`unit::SqliteUnit`] keeps it.
+    units: Option<UnitGuard>,
     /// The machine's name key.
     key: String,
     machine: Option<MachineRecord>,
@@ -224,11 +237,20 @@ pub(crate) struct SqliteTx {
 }
 
 impl SqliteTx {
-    /// Commits with the group; the machine's memory, which this unit did not keep, goes.
+    /// Commits with the group; the machine's memory, which may hold what this unit changed,
+    /// goes.
     async fn finish(self: Box<Self>) -> Result<()> {
-        let mut this = *self;
-        this.tx.state().memories.remove(&this.key);
-        this.tx.commit().await
+        let SqliteTx {
+            mut tx, units, key, ..
+        } = *self;
+        let Some(mut units) = units else {
+            return Err(Error::invariant("a delete without the units lock"));
+        };
+        units.units_mut().memories.remove(&key);
+        let released = units.release(Some(&mut tx), false).await?;
+        drop(tx);
+        drop(units);
+        released.wait().await
     }
 }
 

@@ -1,78 +1,145 @@
-//! Units of work on SQLite: reads from the machine's memory where it holds them, by query
-//! (under the writer, so always current) where it does not; writes in the unit's savepoint,
-//! committed with the writer's group.
+//! Units of work on SQLite: reads from the machine's memory where it holds them, by query on
+//! the writer connection where it does not; a plain event's writes go into the writer's
+//! buffer, any other unit's into its savepoint (see [`super::writer`]).
 
 use async_trait::async_trait;
-use stpt_core::rules::{RunState, ScenarioState, TestState};
+use stpt_core::rules::{RunState, RunWork, ScenarioState, TestState};
 use stpt_core::{
-    Changes, Committed, Durability, MachineName, MachineRecord, RecordedEvent, Result, RunId,
-    ScenarioId, StoreTx, TestId,
+    Changes, Committed, Durability, Error, MachineName, MachineRecord, RecordedEvent, Result,
+    RunId, ScenarioId, StoreTx, TestId,
 };
 
-use super::{SqliteStore, SqliteTx};
+use super::writer::UnitGuard;
+use super::{SqliteStore, SqliteTx, YEARS};
 use crate::memory::MachineMemory;
 
 impl SqliteStore {
     pub(crate) async fn begin_unit(&self, machine: &MachineName) -> Result<Box<dyn StoreTx>> {
-        let mut tx = self.begin_plain(machine).await?;
-        if !tx.tx.state().memories.contains_key(&tx.key) {
-            if let (Some(record), Some(version)) = (tx.machine.clone(), tx.version) {
-                let memory = tx.load_memory(record, version).await?;
-                let key = tx.key.clone();
-                tx.tx.state().memories.insert(key, memory);
-            }
+        let mut units = self.writer().await?.begin().await?;
+        let key = machine.key();
+        if units.units().memories.contains_key(&key) {
+            // Remembered: nothing to read from the file.
+            return Ok(Box::new(SqliteUnit {
+                conn: None,
+                units,
+                key,
+                used_memory: true,
+                store: self.clone(),
+            }));
         }
-        Ok(Box::new(SqliteUnit { tx }))
+        let conn = units.connect(false).await?;
+        let mut tx = self.read_machine(conn, key.clone()).await?;
+        if let (Some(record), Some(version)) = (tx.machine.clone(), tx.version) {
+            let memory = tx.load_memory(record, version).await?;
+            units.units_mut().memories.insert(key.clone(), memory);
+        }
+        Ok(Box::new(SqliteUnit {
+            conn: Some(tx),
+            units,
+            key,
+            used_memory: false,
+            store: self.clone(),
+        }))
     }
 }
 
-/// A unit of work on one machine, holding the store's writer.
-struct SqliteUnit {
-    tx: SqliteTx,
+/// A unit of work on one machine, holding the units lock (and the connection, once needed).
+pub(crate) struct SqliteUnit {
+    // Declared before `units`: the connection is let go first.
+    conn: Option<SqliteTx>,
+    units: UnitGuard,
+    /// The machine's name key.
+    key: String,
+    /// Reads came from memory before the connection was taken.
+    used_memory: bool,
+    store: SqliteStore,
 }
 
 impl SqliteUnit {
     fn memory(&self) -> Option<&MachineMemory> {
-        self.tx.tx.state_ref().memories.get(&self.tx.key)
+        self.units.units().memories.get(&self.key)
     }
 
-    fn memory_mut(&mut self) -> Option<&mut MachineMemory> {
-        self.tx.tx.state().memories.get_mut(&self.tx.key)
+    /// The connection, for a read or write by query: taken (and made current) on first use.
+    async fn sql(&mut self) -> Result<&mut SqliteTx> {
+        if self.conn.is_none() {
+            let conn = self.units.connect(self.used_memory).await?;
+            let mut tx = self.store.read_machine(conn, self.key.clone()).await?;
+            if let Some(memory) = self.units.units().memories.get(&self.key) {
+                tx.machine = Some(memory.machine.clone());
+            }
+            self.conn = Some(tx);
+        }
+        self.conn
+            .as_mut()
+            .ok_or_else(|| Error::invariant("the writer connection was just taken"))
     }
 
-    /// Writes `changes` in the unit's savepoint and releases them into the group; the memory
-    /// follows. Answers when the group is committed, or at once if `deferred`.
+    /// Writes `changes` and releases them; the memory follows. A plain test event on a
+    /// remembered machine only adds its statements to the writer's buffer; anything else is
+    /// written by query in the unit's savepoint. Answers when the changes are committed, or
+    /// at once if `deferred`.
     async fn write(
         mut self: Box<Self>,
         changes: Changes,
         deferred: bool,
     ) -> Result<(Committed, Durability)> {
         // Out of the map until the write is in: should it fail, the machine is read again.
-        let memory = self.tx.tx.state().memories.remove(&self.tx.key);
-        self.tx.tx.savepoint().await?;
-        let (committed, version) = self.tx.write_changes(&changes).await?;
-        let released = self.tx.tx.release(deferred).await?;
-        let mut memory = memory.unwrap_or_else(|| {
-            // The plan that created the machine.
-            let name = changes
-                .new_run
-                .as_ref()
-                .map_or_else(String::new, |run| run.plan.machine.as_str().to_owned());
-            MachineMemory::new(
-                MachineRecord {
-                    id: committed.machine_id,
-                    name,
-                    latest_run: None,
-                },
-                version,
-                Vec::new(),
-            )
-        });
-        if memory.apply(changes, &committed, version) {
-            let key = self.tx.key.clone();
-            self.tx.tx.state().memories.insert(key, memory);
+        let memory = self.units.units_mut().memories.remove(&self.key);
+        let seen_at = changes.seen_at;
+        let (committed, memory) = match (memory, plain_event(&changes).cloned()) {
+            (Some(mut memory), Some(work)) => {
+                crate::rows::check_years(&changes, YEARS)?;
+                let machine_id = memory.machine.id;
+                let committed = Committed {
+                    machine_id,
+                    new_run: None,
+                };
+                // The memory checks the work: every record it changes must be remembered.
+                let version = memory.version + 1;
+                if !memory.apply(changes, &committed, version) {
+                    return Err(Error::invariant(
+                        "an event changed a record its machine's memory does not hold",
+                    ));
+                }
+                self.units.buffer(machine_id.get(), seen_at, &work);
+                (committed, Some(memory))
+            }
+            (memory, _) => {
+                let tx = self.sql().await?;
+                tx.tx.savepoint().await?;
+                let (committed, version) = tx.write_changes(&changes).await?;
+                let mut memory = memory.unwrap_or_else(|| {
+                    // The plan that created the machine.
+                    let name = changes
+                        .new_run
+                        .as_ref()
+                        .map_or_else(String::new, |run| run.plan.machine.as_str().to_owned());
+                    MachineMemory::new(
+                        MachineRecord {
+                            id: committed.machine_id,
+                            name,
+                            latest_run: None,
+                        },
+                        version,
+                        Vec::new(),
+                    )
+                });
+                let kept = memory.apply(changes, &committed, version);
+                (committed, kept.then_some(memory))
+            }
+        };
+        let released = self
+            .units
+            .release(self.conn.as_mut().map(|tx| &mut tx.tx), deferred)
+            .await?;
+        if let Some(memory) = memory {
+            self.units
+                .units_mut()
+                .memories
+                .insert(self.key.clone(), memory);
         }
-        // Frees the writer for the next unit.
+        // Lets the next unit in.
         drop(self);
         if deferred {
             Ok((committed, released.durability()))
@@ -83,19 +150,29 @@ impl SqliteUnit {
     }
 }
 
+/// The one run's work of a test event that neither closes a run's tests at once nor records
+/// a client event id: what goes into the writer's buffer.
+fn plain_event(changes: &Changes) -> Option<&RunWork> {
+    match (&changes.runs[..], &changes.new_run, &changes.record) {
+        ([work], None, None) if work.closed.is_none() => Some(work),
+        _ => None,
+    }
+}
+
 #[async_trait]
 impl StoreTx for SqliteUnit {
     fn machine(&self) -> Option<&MachineRecord> {
-        match self.memory() {
-            Some(memory) => Some(&memory.machine),
-            None => self.tx.machine.as_ref(),
+        match (self.memory(), &self.conn) {
+            (Some(memory), _) => Some(&memory.machine),
+            (None, Some(tx)) => tx.machine.as_ref(),
+            (None, None) => None,
         }
     }
 
     async fn ongoing_runs(&mut self) -> Result<Vec<RunState>> {
         match self.memory() {
             Some(memory) => Ok(memory.ongoing_runs()),
-            None => StoreTx::ongoing_runs(&mut self.tx).await,
+            None => StoreTx::ongoing_runs(self.sql().await?).await,
         }
     }
 
@@ -103,14 +180,14 @@ impl StoreTx for SqliteUnit {
         if let Some(run) = self.memory().and_then(|memory| memory.run(run)) {
             return Ok(run.scenarios().to_vec());
         }
-        StoreTx::scenarios(&mut self.tx, run).await
+        StoreTx::scenarios(self.sql().await?, run).await
     }
 
     async fn scenario(&mut self, id: ScenarioId) -> Result<ScenarioState> {
         if let Some(scenario) = self.memory().and_then(|memory| memory.scenario(id)) {
             return Ok(scenario);
         }
-        StoreTx::scenario(&mut self.tx, id).await
+        StoreTx::scenario(self.sql().await?, id).await
     }
 
     async fn first_waiting_test(
@@ -119,32 +196,41 @@ impl StoreTx for SqliteUnit {
         file_path: &str,
         file_name: &str,
     ) -> Result<Option<TestState>> {
-        if let Some(run) = self.memory_mut().and_then(|memory| memory.run_mut(run)) {
+        if let Some(run) = self
+            .units
+            .units_mut()
+            .memories
+            .get_mut(&self.key)
+            .and_then(|memory| memory.run_mut(run))
+        {
             return Ok(run.first_waiting_test(file_path, file_name));
         }
-        StoreTx::first_waiting_test(&mut self.tx, run, file_path, file_name).await
+        StoreTx::first_waiting_test(self.sql().await?, run, file_path, file_name).await
     }
 
     async fn running_test(&mut self, run: RunId) -> Result<Option<TestState>> {
         if let Some(run) = self.memory().and_then(|memory| memory.run(run)) {
             return Ok(run.running_test());
         }
-        StoreTx::running_test(&mut self.tx, run).await
+        StoreTx::running_test(self.sql().await?, run).await
     }
 
     async fn test(&mut self, id: TestId) -> Result<Option<TestState>> {
         if let Some(test) = self.memory().and_then(|memory| memory.test(id)) {
             return Ok(Some(test));
         }
-        StoreTx::test(&mut self.tx, id).await
+        StoreTx::test(self.sql().await?, id).await
     }
 
     async fn recorded_event(&mut self, event_id: &str) -> Result<Option<RecordedEvent>> {
-        StoreTx::recorded_event(&mut self.tx, event_id).await
+        StoreTx::recorded_event(self.sql().await?, event_id).await
     }
 
     async fn confirm(&mut self) -> Result<()> {
-        // Read under the writer, with the memory checked at the group's start: current.
+        if self.used_memory {
+            // Taking the connection checks the file for other writers.
+            self.sql().await?;
+        }
         Ok(())
     }
 

@@ -1,24 +1,39 @@
-//! The SQLite writer: one connection that every unit of work of a store writes through, in
-//! turn, with group commit.
+//! The SQLite writer: one connection that every write of a store goes through, group commit
+//! on it, and the memory of ongoing runs that lets most events skip the connection entirely.
 //!
-//! A unit takes the writer (an async mutex, first come first served). If no transaction is
-//! open, it opens one with `BEGIN IMMEDIATE`, which takes SQLite's write lock for the whole
-//! file. The unit reads, writes inside a savepoint, and releases the savepoint: its changes
-//! then belong to the open *group*, and the unit is answered only once the group's `COMMIT`
-//! has flushed the WAL (`synchronous = FULL`). One flush carries every unit of the group.
+//! **Two locks, always taken in this order.** The *units* lock (held by a unit of work for its
+//! whole life) orders this store's units and guards the memory and the *buffer*. The
+//! *connection* lock guards the writer connection and its open transaction (the *group*).
 //!
-//! The group is committed, by the flusher task, as soon as no other unit holds or waits for
-//! the writer, or when it holds [`MAX_GROUP`] units: units that arrive meanwhile queue and
-//! form the next group. A unit dropped with its savepoint open is rolled back to it, so it
-//! leaves no trace and the group goes on. A unit committed *deferred* (a batch) does not ask
-//! for a flush; the batch asks once, when it waits for its last event.
+//! **Plain events** (a test start or stop on a remembered machine) read the memory, add their
+//! writes to the buffer and their answer to the buffered units, update the memory, and
+//! let the next unit in: they never touch the connection.
 //!
-//! Staleness: the memory of ongoing runs (`crate::memory`) is trusted only while no other
-//! connection wrote to the file. SQLite's `PRAGMA data_version` changes exactly when another
-//! connection (another process, or another connection of this one) committed; it is read at
-//! the start of every group, under the write lock, and any change clears every memory.
+//! **Everything else** (a plan, a machine not remembered yet, an event id to record, a
+//! delete) takes the connection as well: it opens the group if none is open
+//! (`BEGIN IMMEDIATE`, which takes SQLite's write lock for the file), runs the buffered
+//! statements, then reads and writes by query inside a savepoint of its own, and releases it
+//! into the group. A unit dropped with its savepoint open is rolled back to it: it leaves no
+//! trace and the group goes on.
+//!
+//! **The flusher task** commits: it takes the buffer (briefly holding the units lock, so units
+//! go on meanwhile with the memory already ahead of the file), opens the group if needed, and
+//! runs the buffered statements and `COMMIT` in one call: one WAL flush
+//! (`synchronous = FULL`) for every unit in the group, each answered only then. It is asked
+//! to flush when no unit holds or waits for the units lock, when the buffer holds
+//! [`MAX_GROUP`] units, or when a batch waits for its events.
+//!
+//! **Staleness.** The memory is trusted while no other connection wrote to the file. SQLite's
+//! `PRAGMA data_version` changes exactly when another connection (another process, or another
+//! connection of this one) committed; it is read whenever a group opens, under the write lock.
+//! If it moved, every memory goes, and the units that were answered from it and not yet
+//! written fail with [`Error::Stale`]: the tracker applies them again from the file. A failed
+//! commit voids the memory the same way, since units after it built on what it would have
+//! written.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -27,14 +42,36 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use stpt_core::{Durability, Error, Result};
 use tokio::sync::{Mutex, Notify, OwnedMutexGuard, oneshot};
 
+use chrono::{DateTime, Utc};
+use stpt_core::rules::RunWork;
+
+use super::plain::PendingWrites;
 use crate::error::SqlxResultExt;
 use crate::memory::MachineMemory;
 
-/// Units one group carries at most: past it, the group is committed even while others wait,
-/// so none waits behind an endless stream.
+/// The writer connection's page cache: 8 MiB (readers keep the pool's small one).
+const WRITER_CACHE: &str = "PRAGMA cache_size = -8192";
+
+/// Units one group carries at most: past it, the flusher is asked to commit even while units
+/// keep coming.
 pub(crate) const MAX_GROUP: usize = 512;
 
-/// The writer of one store; clones share it.
+/// Why a unit's changes were not stored.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// They were read from memory another connection made stale: apply the event again.
+    Stale,
+    /// The group's statements or its commit failed.
+    Failed(String),
+}
+
+type Answer = oneshot::Sender<std::result::Result<(), Failure>>;
+
+/// `abs()` of this overflows, which stops a script with an error: how a group's script fails
+/// when its check finds the file changed.
+const STALE_SENTINEL: &str = "-9223372036854775807 - 1";
+
+/// The writer of one store; clones of the store share it.
 #[derive(Debug)]
 pub(crate) struct Writer {
     shared: Arc<Shared>,
@@ -42,67 +79,105 @@ pub(crate) struct Writer {
 
 #[derive(Debug)]
 struct Shared {
-    state: Arc<Mutex<WriterState>>,
-    /// Units that hold or wait for the writer.
-    units: AtomicUsize,
+    units: Arc<Mutex<Units>>,
+    conn: Arc<Mutex<Conn>>,
+    /// Units that hold or wait for the units lock.
+    waiting: AtomicUsize,
     /// Wakes the flusher task.
     flush: Notify,
-    /// Set when the store is gone: the flusher commits what is open and ends.
+    /// The tables' prefix.
+    prefix: &'static str,
+    /// The store is gone: the flusher commits what is open and ends.
     closed: AtomicBool,
+    /// A group failed or read stale memory: the memory and the buffered units go, at the
+    /// next taking of the units lock.
+    void: AtomicBool,
 }
 
-/// The writer's connection and what it knows, behind the writer's lock.
-#[derive(Debug)]
-pub(crate) struct WriterState {
-    conn: SqliteConnection,
-    /// A group transaction is open.
-    in_group: bool,
-    /// Units released into the open group, waiting for its commit.
-    group: Vec<oneshot::Sender<std::result::Result<(), String>>>,
-    /// `PRAGMA data_version` as of the open or last group.
-    data_version: Option<i64>,
-    /// A unit was dropped with its savepoint open: roll back to it before anything else.
-    rollback_pending: bool,
+/// What the units lock guards.
+#[derive(Debug, Default)]
+pub(crate) struct Units {
     /// Machines remembered, by name key.
     pub(crate) memories: HashMap<String, MachineMemory>,
+    /// What plain events wrote that is not run yet.
+    pending: PendingWrites,
+    /// The units whose statements are in `buffer`.
+    buffered: Vec<Answer>,
+}
+
+/// What the connection lock guards.
+#[derive(Debug)]
+struct Conn {
+    conn: SqliteConnection,
+    /// A transaction (the group) is open.
+    in_group: bool,
+    /// Units whose statements ran in the open group.
+    group: Vec<Answer>,
+    /// `PRAGMA data_version` when the last group opened.
+    data_version: Option<i64>,
+    /// A unit was dropped with its savepoint open: roll back to it first.
+    rollback_pending: bool,
+    /// A script was interrupted (its caller dropped): what ran of it is unknown.
+    interrupted: bool,
 }
 
 impl Writer {
     /// Opens the writer's own connection (with the pool's settings, outside the pool, so
     /// reads never wait for it) and starts the flusher task on the current runtime.
-    pub(crate) async fn start(pool: &SqlitePool) -> Result<Writer> {
-        let conn = SqliteConnection::connect_with(&pool.connect_options())
+    pub(crate) async fn start(pool: &SqlitePool, prefix: &'static str) -> Result<Writer> {
+        let mut conn = SqliteConnection::connect_with(&pool.connect_options())
             .await
             .db()?;
+        // Every event's pages stay cached on the one connection that writes them; a small
+        // cache would read them again, through the WAL index, at each statement.
+        sqlx::query(WRITER_CACHE).execute(&mut conn).await.db()?;
         let shared = Arc::new(Shared {
-            state: Arc::new(Mutex::new(WriterState {
+            units: Arc::default(),
+            conn: Arc::new(Mutex::new(Conn {
                 conn,
                 in_group: false,
                 group: Vec::new(),
                 data_version: None,
                 rollback_pending: false,
-                memories: HashMap::new(),
+                interrupted: false,
             })),
-            units: AtomicUsize::new(0),
+            waiting: AtomicUsize::new(0),
             flush: Notify::new(),
+            prefix,
             closed: AtomicBool::new(false),
+            void: AtomicBool::new(false),
         });
         tokio::spawn(flush_when_asked(Arc::clone(&shared)));
         Ok(Writer { shared })
     }
 
-    /// Takes the writer for one unit, in the open group or a new one.
+    /// Takes the units lock for one unit.
     pub(crate) async fn begin(&self) -> Result<UnitGuard> {
         let ticket = Ticket::new(&self.shared);
-        let mut state = Arc::clone(&self.shared.state).lock_owned().await;
-        state.settle().await;
-        if !state.in_group {
-            state.open_group().await?;
-        }
+        let mut units = Arc::clone(&self.shared.units).lock_owned().await;
+        units.clear_if_void(&self.shared);
         Ok(UnitGuard {
-            state,
+            units,
+            shared: Arc::clone(&self.shared),
             ticket: Some(ticket),
-            savepoint: false,
+        })
+    }
+}
+
+impl Writer {
+    /// A remembered test's machine, run and file.
+    pub(crate) async fn locate(&self, id: stpt_core::TestId) -> Option<stpt_core::TestLocation> {
+        let units = self.shared.units.lock().await;
+        units.memories.values().find_map(|memory| {
+            let (run_id, test) = memory.locate(id)?;
+            Some(stpt_core::TestLocation {
+                machine: stpt_core::MachineName::new(memory.machine.name.clone()).ok()?,
+                run_id,
+                file: stpt_core::FileRef {
+                    file_path: test.file_path,
+                    file_name: test.file_name,
+                },
+            })
         })
     }
 }
@@ -114,8 +189,8 @@ impl Drop for Writer {
     }
 }
 
-/// Counts a unit among those that hold or wait for the writer; the last one out asks for a
-/// flush.
+/// Counts a unit among those that hold or wait for the units lock; the last one out asks
+/// for a flush.
 #[derive(Debug)]
 struct Ticket {
     shared: Arc<Shared>,
@@ -123,7 +198,7 @@ struct Ticket {
 
 impl Ticket {
     fn new(shared: &Arc<Shared>) -> Self {
-        shared.units.fetch_add(1, Ordering::AcqRel);
+        shared.waiting.fetch_add(1, Ordering::AcqRel);
         Ticket {
             shared: Arc::clone(shared),
         }
@@ -131,7 +206,7 @@ impl Ticket {
 
     /// Leaves; asks for a flush if `flush` and no unit is left.
     fn leave(self, flush: bool) {
-        let last = self.shared.units.fetch_sub(1, Ordering::AcqRel) == 1;
+        let last = self.shared.waiting.fetch_sub(1, Ordering::AcqRel) == 1;
         if flush && last {
             self.shared.flush.notify_one();
         }
@@ -141,112 +216,174 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if self.shared.units.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.shared.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.shared.flush.notify_one();
         }
     }
 }
 
-/// One unit's hold on the writer. Dereferences to the writer's connection.
-#[derive(Debug)]
-pub(crate) struct UnitGuard {
-    state: OwnedMutexGuard<WriterState>,
-    /// `None` once the unit released its changes into the group.
-    ticket: Option<Ticket>,
-    savepoint: bool,
+impl Units {
+    /// Drops the memory and fails the buffered units, if a failure voided them.
+    fn clear_if_void(&mut self, shared: &Shared) {
+        if shared.void.swap(false, Ordering::AcqRel) {
+            self.clear(|| Failure::Stale);
+        }
+    }
+
+    fn clear(&mut self, failure: impl Fn() -> Failure) {
+        self.memories.clear();
+        self.pending = PendingWrites::default();
+        for unit in self.buffered.drain(..) {
+            // A unit that stopped waiting needs no answer.
+            let _ = unit.send(Err(failure()));
+        }
+    }
 }
 
-/// A unit's changes in the open group, until the group's commit.
-pub(crate) struct Released {
-    committed: oneshot::Receiver<std::result::Result<(), String>>,
-    flush_on_wait: Option<Arc<Shared>>,
+/// One unit's hold on the units lock.
+#[derive(Debug)]
+pub(crate) struct UnitGuard {
+    units: OwnedMutexGuard<Units>,
+    shared: Arc<Shared>,
+    /// `None` once the unit released its changes.
+    ticket: Option<Ticket>,
 }
 
 impl UnitGuard {
-    pub(crate) fn state(&mut self) -> &mut WriterState {
-        &mut self.state
+    pub(crate) fn units(&self) -> &Units {
+        &self.units
     }
 
-    pub(crate) fn state_ref(&self) -> &WriterState {
-        &self.state
+    pub(crate) fn units_mut(&mut self) -> &mut Units {
+        &mut self.units
     }
 
-    /// Opens the unit's savepoint, if not open yet: what the unit writes from now on is undone
-    /// if it is dropped.
+    /// Adds a plain event's writes to the buffer.
+    pub(crate) fn buffer(&mut self, machine_id: i64, seen_at: DateTime<Utc>, work: &RunWork) {
+        self.units.pending.add(machine_id, seen_at, work);
+    }
+
+    /// Takes the connection: opens the group if none is open and runs the buffered
+    /// statements, so what the unit reads by query is current. `used_memory`: the unit
+    /// already read the memory; if that memory turns out stale, the unit fails with
+    /// [`Error::Stale`] (and is applied again).
+    pub(crate) async fn connect(&mut self, used_memory: bool) -> Result<ConnGuard> {
+        let mut conn = Arc::clone(&self.shared.conn).lock_owned().await;
+        conn.settle().await;
+        let mut stale = self.shared.void.swap(false, Ordering::AcqRel);
+        if !conn.in_group {
+            let version = conn.open_group().await?;
+            if conn.data_version != Some(version) {
+                conn.data_version = Some(version);
+                stale = true;
+            }
+        }
+        if stale {
+            self.units.clear(|| Failure::Stale);
+            if used_memory {
+                return Err(Error::Stale {
+                    message: "another connection wrote to the SQLite file".to_owned(),
+                });
+            }
+        }
+        let sql = self.units.pending.take_sql(self.shared.prefix);
+        conn.group.append(&mut self.units.buffered);
+        if !sql.is_empty() {
+            if let Err(error) = conn.run(&sql).await {
+                let message = error.to_string();
+                conn.abort(&self.shared, &message).await;
+                self.units.clear(|| Failure::Stale);
+                return Err(crate::error::from_sqlx(error));
+            }
+        }
+        Ok(ConnGuard {
+            conn,
+            savepoint: false,
+        })
+    }
+
+    /// Releases the unit's changes: into the group if it wrote through `conn` (its
+    /// savepoint released), else into the buffer. Unless `deferred`, a flush is asked for
+    /// once no other unit holds or waits for the units lock.
+    pub(crate) async fn release(
+        &mut self,
+        conn: Option<&mut ConnGuard>,
+        deferred: bool,
+    ) -> Result<Released> {
+        let (answer, committed) = oneshot::channel();
+        match conn {
+            Some(conn) if conn.savepoint => {
+                sqlx::query("RELEASE unit")
+                    .execute(&mut conn.conn.conn)
+                    .await
+                    .db()?;
+                conn.savepoint = false;
+                conn.conn.group.push(answer);
+            }
+            _ => self.units.buffered.push(answer),
+        }
+        let full = self.units.buffered.len() >= MAX_GROUP;
+        if let Some(ticket) = self.ticket.take() {
+            ticket.leave(!deferred);
+        }
+        if full {
+            self.shared.flush.notify_one();
+        }
+        Ok(Released {
+            committed,
+            flush_on_wait: deferred.then(|| Arc::clone(&self.shared)),
+        })
+    }
+}
+
+/// A unit's hold on the writer connection. Dereferences to it.
+#[derive(Debug)]
+pub(crate) struct ConnGuard {
+    conn: OwnedMutexGuard<Conn>,
+    savepoint: bool,
+}
+
+impl ConnGuard {
+    /// Opens the unit's savepoint: what it writes from now on is undone if it is dropped.
     pub(crate) async fn savepoint(&mut self) -> Result<()> {
         if !self.savepoint {
             sqlx::query("SAVEPOINT unit")
-                .execute(&mut self.state.conn)
+                .execute(&mut self.conn.conn)
                 .await
                 .db()?;
             self.savepoint = true;
         }
         Ok(())
     }
-
-    /// Releases the unit's changes into the group. Unless `deferred`, the group is committed
-    /// as soon as no other unit holds or waits for the writer. The writer stays taken until
-    /// this guard is dropped.
-    pub(crate) async fn release(&mut self, deferred: bool) -> Result<Released> {
-        if self.savepoint {
-            sqlx::query("RELEASE unit")
-                .execute(&mut self.state.conn)
-                .await
-                .db()?;
-            self.savepoint = false;
-        }
-        let (answer, committed) = oneshot::channel();
-        self.state.group.push(answer);
-        let full = self.state.group.len() >= MAX_GROUP;
-        let shared = self
-            .ticket
-            .as_ref()
-            .map(|ticket| Arc::clone(&ticket.shared));
-        if let Some(ticket) = self.ticket.take() {
-            ticket.leave(!deferred);
-        }
-        if full {
-            if let Some(shared) = &shared {
-                shared.flush.notify_one();
-            }
-        }
-        Ok(Released {
-            committed,
-            flush_on_wait: if deferred { shared } else { None },
-        })
-    }
-
-    /// Releases the unit's changes and waits until the group is committed.
-    pub(crate) async fn commit(mut self) -> Result<()> {
-        let released = self.release(false).await?;
-        drop(self);
-        released.wait().await
-    }
 }
 
-impl std::ops::Deref for UnitGuard {
+impl std::ops::Deref for ConnGuard {
     type Target = SqliteConnection;
 
     fn deref(&self) -> &SqliteConnection {
-        &self.state.conn
+        &self.conn.conn
     }
 }
 
-impl std::ops::DerefMut for UnitGuard {
+impl std::ops::DerefMut for ConnGuard {
     fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.state.conn
+        &mut self.conn.conn
     }
 }
 
-impl Drop for UnitGuard {
+impl Drop for ConnGuard {
     fn drop(&mut self) {
         if self.savepoint {
-            // The next holder of the writer rolls it back, before anything else.
-            self.state.rollback_pending = true;
+            // The next holder of the connection rolls it back, before anything else.
+            self.conn.rollback_pending = true;
         }
-        // The ticket is dropped after the writer's lock: a flush it asks for finds the
-        // writer free.
     }
+}
+
+/// A unit's changes on their way into a commit.
+pub(crate) struct Released {
+    committed: oneshot::Receiver<std::result::Result<(), Failure>>,
+    flush_on_wait: Option<Arc<Shared>>,
 }
 
 impl Released {
@@ -257,7 +394,12 @@ impl Released {
         }
         match (&mut self.committed).await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(message)) => Err(Error::backend(format!("group commit failed: {message}"))),
+            Ok(Err(Failure::Stale)) => Err(Error::Stale {
+                message: "read from memory another connection made stale".to_owned(),
+            }),
+            Ok(Err(Failure::Failed(message))) => {
+                Err(Error::backend(format!("group commit failed: {message}")))
+            }
             Err(_) => Err(Error::backend(
                 "the SQLite writer stopped before the commit",
             )),
@@ -272,45 +414,98 @@ impl Released {
 
 impl Drop for Released {
     fn drop(&mut self) {
-        // A deferred unit's batch that stopped waiting: its group must still be committed.
+        // A batch that stopped waiting: its group must still be committed.
         if let Some(shared) = self.flush_on_wait.take() {
             shared.flush.notify_one();
         }
     }
 }
 
-impl WriterState {
-    /// Opens a group: takes the write lock and checks whether another connection wrote since
-    /// the last group; if one did, every memory goes.
-    async fn open_group(&mut self) -> Result<()> {
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut self.conn)
-            .await
-            .db()?;
-        self.in_group = true;
-        let version: i64 = match sqlx::query_scalar("PRAGMA data_version")
-            .fetch_one(&mut self.conn)
-            .await
-            .db()
-        {
-            Ok(version) => version,
+impl Conn {
+    /// Opens a group: `BEGIN IMMEDIATE` and the file's `data_version`.
+    async fn open_group(&mut self) -> Result<i64> {
+        match begin_group(&mut self.conn).await {
+            Ok(version) => {
+                self.in_group = true;
+                Ok(version)
+            }
             Err(error) => {
-                self.abort("reading data_version failed").await;
-                return Err(error);
+                // The BEGIN may have run without the read.
+                if let Err(error) = sqlx::query("ROLLBACK").execute(&mut self.conn).await {
+                    tracing::debug!(%error, "no group to roll back");
+                }
+                Err(crate::error::from_sqlx(error))
             }
-        };
-        if self.data_version != Some(version) {
-            if self.data_version.is_some() && !self.memories.is_empty() {
-                tracing::debug!("another connection wrote to the SQLite file: memory cleared");
-            }
-            self.memories.clear();
-            self.data_version = Some(version);
         }
-        Ok(())
     }
 
-    /// Rolls back a dropped unit's savepoint; if that fails, the whole group.
+    /// Commits buffered writes as one script, the whole group in one call: takes the write
+    /// lock, checks that no other connection wrote since the last group (a failing
+    /// expression stops the script if `data_version` moved), writes, commits.
+    async fn commit_checked(
+        &mut self,
+        shared: &Shared,
+        expected: i64,
+        sql: String,
+        units: Vec<Answer>,
+    ) {
+        let script = format!(
+            "BEGIN IMMEDIATE; SELECT CASE WHEN data_version = {expected} THEN 0 \
+             ELSE abs({STALE_SENTINEL}) END FROM pragma_data_version; {sql}COMMIT;"
+        );
+        let started = std::time::Instant::now();
+        let outcome = self.run(&script).await;
+        tracing::debug!(units = units.len(), elapsed = ?started.elapsed(), "checked group committed");
+        let failure = match outcome {
+            Ok(()) => {
+                for unit in units {
+                    let _ = unit.send(Ok(()));
+                }
+                return;
+            }
+            Err(error) => error,
+        };
+        if let Err(error) = sqlx::query("ROLLBACK").execute(&mut self.conn).await {
+            tracing::debug!(%error, "nothing to roll back");
+        }
+        shared.void.store(true, Ordering::Release);
+        let stale = matches!(&failure, sqlx::Error::Database(error) if error.message().contains("integer overflow"));
+        let failure = if stale {
+            // Another connection wrote: the units read stale memory.
+            match sqlx::query_scalar::<_, i64>("PRAGMA data_version")
+                .fetch_one(&mut self.conn)
+                .await
+            {
+                Ok(version) => self.data_version = Some(version),
+                Err(_) => self.data_version = None,
+            }
+            Failure::Stale
+        } else {
+            tracing::error!(error = %failure, "group commit failed");
+            Failure::Failed(failure.to_string())
+        };
+        for unit in units {
+            let _ = unit.send(Err(failure.clone()));
+        }
+    }
+
+    /// Runs a script, noting if it is interrupted half-way.
+    async fn run(&mut self, sql: &str) -> std::result::Result<(), sqlx::Error> {
+        self.interrupted = true;
+        let result = run_script(&mut self.conn, sql).await;
+        self.interrupted = false;
+        result
+    }
+
+    /// Rolls back a dropped unit's savepoint; if that fails, or a script was interrupted, the
+    /// whole group.
     async fn settle(&mut self) {
+        if self.interrupted {
+            self.interrupted = false;
+            self.rollback_pending = false;
+            self.fail_group("a write was interrupted").await;
+            return;
+        }
         if !self.rollback_pending {
             return;
         }
@@ -323,53 +518,122 @@ impl WriterState {
         }
         if let Err(error) = undone {
             tracing::error!(%error, "rolling back a unit failed: rolling back its group");
-            self.abort(&format!("rolling back a unit failed: {error}"))
+            self.fail_group(&format!("rolling back a unit failed: {error}"))
                 .await;
         }
     }
 
-    /// Commits the open group and answers its units.
-    async fn flush(&mut self) {
-        self.settle().await;
-        if !self.in_group {
-            return;
-        }
-        match sqlx::query("COMMIT").execute(&mut self.conn).await {
-            Ok(_) => {
-                self.in_group = false;
-                for unit in self.group.drain(..) {
-                    // A unit that stopped waiting needs no answer.
-                    let _ = unit.send(Ok(()));
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, "group commit failed");
-                self.abort(&error.to_string()).await;
-            }
-        }
-    }
-
-    /// Rolls back the open group: its units fail, and memory, which holds their changes, goes.
-    async fn abort(&mut self, message: &str) {
+    /// Rolls back the open group and fails its units.
+    async fn fail_group(&mut self, message: &str) {
         if let Err(error) = sqlx::query("ROLLBACK").execute(&mut self.conn).await {
             tracing::warn!(%error, "rollback after a failed group");
         }
         self.in_group = false;
-        self.memories.clear();
         for unit in self.group.drain(..) {
-            let _ = unit.send(Err(message.to_owned()));
+            let _ = unit.send(Err(Failure::Failed(message.to_owned())));
         }
+    }
+
+    /// [`Conn::fail_group`], and voids the memory built on the group.
+    async fn abort(&mut self, shared: &Shared, message: &str) {
+        shared.void.store(true, Ordering::Release);
+        self.fail_group(message).await;
     }
 }
 
-/// The flusher task: commits the open group whenever asked, until the store is gone.
+/// The flusher task: commits the buffer and the open group whenever asked, until the store
+/// is gone.
 async fn flush_when_asked(shared: Arc<Shared>) {
     loop {
         shared.flush.notified().await;
         let closed = shared.closed.load(Ordering::Acquire);
-        shared.state.lock().await.flush().await;
+        let mut units = Arc::clone(&shared.units).lock_owned().await;
+        units.clear_if_void(&shared);
+        let mut conn = shared.conn.lock().await;
+        let mut sql = units.pending.take_sql(shared.prefix);
+        let buffered = std::mem::take(&mut units.buffered);
+        // Units go on with the memory while this commit runs.
+        drop(units);
+        conn.settle().await;
+        if !buffered.is_empty() && !conn.in_group {
+            if let Some(expected) = conn.data_version {
+                conn.commit_checked(&shared, expected, sql, buffered).await;
+                if closed {
+                    return;
+                }
+                continue;
+            }
+        }
+        if !buffered.is_empty() {
+            let fresh = if conn.in_group {
+                Ok(())
+            } else {
+                match conn.open_group().await {
+                    Ok(version) if conn.data_version == Some(version) => Ok(()),
+                    Ok(version) => {
+                        // Another connection wrote: the buffered units read stale memory.
+                        conn.data_version = Some(version);
+                        Err(Failure::Stale)
+                    }
+                    Err(error) => Err(Failure::Failed(error.to_string())),
+                }
+            };
+            match fresh {
+                Ok(()) => conn.group.extend(buffered),
+                Err(failure) => {
+                    shared.void.store(true, Ordering::Release);
+                    for unit in buffered {
+                        let _ = unit.send(Err(failure.clone()));
+                    }
+                    sql.clear();
+                }
+            }
+        }
+        if conn.in_group {
+            sql.push_str("COMMIT;");
+            match conn.run(&sql).await {
+                Ok(()) => {
+                    conn.in_group = false;
+                    for unit in conn.group.drain(..) {
+                        let _ = unit.send(Ok(()));
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "group commit failed");
+                    conn.abort(&shared, &error.to_string()).await;
+                }
+            }
+        }
         if closed {
             return;
         }
     }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs several statements in one call (one round trip to the connection's thread). Boxed:
+/// the borrow of a script built at run time otherwise keeps callers' futures from being
+/// provably `Send`.
+fn run_script<'c>(
+    conn: &'c mut SqliteConnection,
+    sql: &'c str,
+) -> BoxFuture<'c, std::result::Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        sqlx::Executor::execute(conn, sqlx::raw_sql(sql)).await?;
+        Ok(())
+    })
+}
+
+/// `BEGIN IMMEDIATE` and the file's `data_version`, in one call.
+fn begin_group(
+    conn: &mut SqliteConnection,
+) -> BoxFuture<'_, std::result::Result<i64, sqlx::Error>> {
+    Box::pin(async move {
+        use sqlx::Row;
+        let row =
+            sqlx::Executor::fetch_one(conn, sqlx::raw_sql("BEGIN IMMEDIATE; PRAGMA data_version;"))
+                .await?;
+        row.try_get(0)
+    })
 }
