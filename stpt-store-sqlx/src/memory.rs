@@ -1,7 +1,7 @@
 //! What a store remembers of a machine it writes to: the machine, the version of its row, and
 //! its ongoing runs in full, each as a [`RunIndex`]. Both SQL backends answer a unit's reads
-//! from here while the memory is known to be current (see the crate docs: *Ongoing runs in
-//! memory*), so an event on a remembered machine reads nothing from the database.
+//! from here while the memory is known to be current (see the crate docs: *Design: ongoing runs in
+//! memory, one writer, group commit*), so an event on a remembered machine reads nothing from the database.
 
 use stpt_core::rules::{RunState, ScenarioState, TestState};
 use stpt_core::{Changes, Committed, MachineRecord, RunId, RunIndex, ScenarioId, TestId};

@@ -35,8 +35,7 @@ impl PgStore {
                 store: self.clone(),
                 name: machine.clone(),
                 slot,
-                locked: None,
-                direct: false,
+                mode: Mode::Remembered,
             }));
         }
         let mut tx = self.begin_tx(machine).await?;
@@ -58,8 +57,11 @@ impl PgStore {
             store: self.clone(),
             name: machine.clone(),
             slot,
-            locked: Some(tx),
-            direct,
+            mode: if direct {
+                Mode::Direct(tx)
+            } else {
+                Mode::Loading(tx)
+            },
         }))
     }
 }
@@ -71,17 +73,35 @@ struct PgUnit {
     /// What the store keeps of the machine (memory `None`: the machine does not exist, or
     /// the unit is direct), and the machine's in-process lock.
     slot: OwnedMutexGuard<Slot>,
-    /// The locked transaction, for a unit that did not start from memory.
-    locked: Option<PgTx>,
-    /// Reads go to the database, in `locked`.
-    direct: bool,
+    mode: Mode,
+}
+
+/// How a unit reads and writes: one of the three ways in the module docs.
+enum Mode {
+    /// From memory, without a database lock; the write checks the machine's version.
+    Remembered,
+    /// Under the machine's lock, in this transaction; reads from the memory loaded in it (or
+    /// none, for a machine that does not exist yet).
+    Loading(PgTx),
+    /// Under the machine's lock, in this transaction, reading by query.
+    Direct(PgTx),
+}
+
+impl Mode {
+    /// The locked transaction, unless remembered.
+    fn locked(&mut self) -> Option<&mut PgTx> {
+        match self {
+            Mode::Remembered => None,
+            Mode::Loading(tx) | Mode::Direct(tx) => Some(tx),
+        }
+    }
 }
 
 impl PgUnit {
     /// The locked transaction, for a record that is not in memory. An optimistic unit cannot
     /// read outside memory without the lock: its memory goes and it reports itself stale.
     fn outside_memory(&mut self, what: &str) -> Result<&mut PgTx> {
-        match &mut self.locked {
+        match self.mode.locked() {
             Some(tx) => Ok(tx),
             None => {
                 self.slot.memory = None;
@@ -94,10 +114,9 @@ impl PgUnit {
 
     /// The locked transaction of a direct unit.
     fn direct_tx(&mut self) -> Option<&mut PgTx> {
-        if self.direct {
-            self.locked.as_mut()
-        } else {
-            None
+        match &mut self.mode {
+            Mode::Direct(tx) => Some(tx),
+            _ => None,
         }
     }
 
@@ -116,7 +135,9 @@ impl PgUnit {
         memory: Option<&MachineMemory>,
         changes: &Changes,
     ) -> Result<(Committed, i64)> {
-        if let Some(mut tx) = self.locked.take() {
+        if let Mode::Loading(mut tx) | Mode::Direct(mut tx) =
+            std::mem::replace(&mut self.mode, Mode::Remembered)
+        {
             let written = tx.write_changes(changes).await?;
             tx.tx.commit().await.db()?;
             return Ok(written);
@@ -165,8 +186,8 @@ fn plain_event(changes: &Changes) -> Option<&stpt_core::rules::RunWork> {
 #[async_trait]
 impl StoreTx for PgUnit {
     fn machine(&self) -> Option<&MachineRecord> {
-        if self.direct {
-            return self.locked.as_ref().and_then(|tx| tx.machine.as_ref());
+        if let Mode::Direct(tx) = &self.mode {
+            return tx.machine.as_ref();
         }
         self.slot.memory.as_ref().map(|memory| &memory.machine)
     }
@@ -267,7 +288,7 @@ impl StoreTx for PgUnit {
         let query = sqlx::query_as(&self.store.sql.recorded_event)
             .bind(machine_id.get())
             .bind(event_id);
-        let row: Option<(Option<String>, Option<i64>)> = match &mut self.locked {
+        let row: Option<(Option<String>, Option<i64>)> = match self.mode.locked() {
             Some(tx) => query.fetch_optional(&mut *tx.tx).await,
             None => query.fetch_optional(&self.store.pool).await,
         }
@@ -279,7 +300,7 @@ impl StoreTx for PgUnit {
     }
 
     async fn confirm(&mut self) -> Result<()> {
-        if self.locked.is_some() {
+        if self.mode.locked().is_some() {
             return Ok(());
         }
         let Some((machine_id, version)) = self
@@ -307,9 +328,10 @@ impl StoreTx for PgUnit {
         // with a write in flight, the machine's next unit reads under the lock, and the
         // version tells whether the write landed.
         let memory = self.slot.memory.take();
+        let direct = matches!(self.mode, Mode::Direct(_));
         let (committed, version) = self.write(memory.as_ref(), &changes).await?;
         self.slot.last_written = Some(version);
-        if self.direct {
+        if direct {
             return Ok(committed);
         }
         let mut memory = memory.unwrap_or_else(|| {

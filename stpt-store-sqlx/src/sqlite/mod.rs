@@ -38,18 +38,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 /// `stpt_migrations` (not sqlx's `_sqlx_migrations`), so the file can be shared with a host
 /// application's tables.
 ///
-/// **Writes.** Every unit of work goes through one writer connection of the store, in turn,
-/// and several units share one transaction and one disk flush (*group commit*): a unit is
-/// answered once the `COMMIT` that carries it has flushed the WAL, and units that arrive
-/// while a flush runs form the next group. A v1 batch of events is one group.
-///
-/// **Ongoing runs in memory.** The store remembers the machines it writes to and their
-/// ongoing runs (as a [`stpt_core::RunIndex`] each), so an event on a remembered machine
-/// reads nothing from the file. The memory is trusted only while no other connection wrote
-/// to the file: each group starts by reading SQLite's `PRAGMA data_version`, under the write
-/// lock, and if another process (a second server on the same file, an admin command) or
-/// another connection wrote since, every memory is dropped and read again. So sharing a file
-/// is safe, only slower while it lasts.
+/// Ongoing runs are held in memory and written by one writer connection with group commit;
+/// another process may share the file (see the crate docs, *Design*).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,

@@ -35,7 +35,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
@@ -89,6 +90,8 @@ struct Shared {
     prefix: &'static str,
     /// The store is gone: the flusher commits what is open and ends.
     closed: AtomicBool,
+    /// Groups committed, for the checkpointer.
+    commits: AtomicU64,
     /// A group failed or read stale memory: the memory and the buffered units go, at the
     /// next taking of the units lock.
     void: AtomicBool,
@@ -145,9 +148,14 @@ impl Writer {
             flush: Notify::new(),
             prefix,
             closed: AtomicBool::new(false),
+            commits: AtomicU64::new(0),
             void: AtomicBool::new(false),
         });
         tokio::spawn(flush_when_asked(Arc::clone(&shared)));
+        tokio::spawn(checkpoint_while_writing(
+            pool.clone(),
+            Arc::downgrade(&shared),
+        ));
         Ok(Writer { shared })
     }
 
@@ -458,6 +466,7 @@ impl Conn {
         tracing::debug!(units = units.len(), elapsed = ?started.elapsed(), "checked group committed");
         let failure = match outcome {
             Ok(()) => {
+                shared.commits.fetch_add(1, Ordering::Relaxed);
                 for unit in units {
                     let _ = unit.send(Ok(()));
                 }
@@ -593,6 +602,7 @@ async fn flush_when_asked(shared: Arc<Shared>) {
             sql.push_str("COMMIT;");
             match conn.run(&sql).await {
                 Ok(()) => {
+                    shared.commits.fetch_add(1, Ordering::Relaxed);
                     conn.in_group = false;
                     for unit in conn.group.drain(..) {
                         let _ = unit.send(Ok(()));
@@ -606,6 +616,37 @@ async fn flush_when_asked(shared: Arc<Shared>) {
         }
         if closed {
             return;
+        }
+    }
+}
+
+/// How often the checkpointer looks for new commits.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// Copies the WAL into the database file while groups keep committing: a passive checkpoint
+/// on a reader connection, after any interval with commits, never waiting for the writer.
+/// The writer's own automatic checkpoint is off, so no commit pays for one.
+async fn checkpoint_while_writing(pool: SqlitePool, shared: std::sync::Weak<Shared>) {
+    let mut checkpointed = 0;
+    loop {
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if shared.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let commits = shared.commits.load(Ordering::Relaxed);
+        drop(shared);
+        if commits == checkpointed {
+            continue;
+        }
+        checkpointed = commits;
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(%error, "passive checkpoint");
         }
     }
 }
