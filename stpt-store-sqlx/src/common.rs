@@ -44,6 +44,13 @@ pub(crate) struct Sql {
     pub(crate) run_head: String,
     pub(crate) run_scenarios: String,
     pub(crate) run_tests: String,
+    /// [`Sql::run_tests`] with each test's `seq`, as one row of JSON, in no set order
+    /// (SQLite, where each row costs a round trip to the connection's thread).
+    pub(crate) run_tests_json: String,
+    /// `[id, seq]` of a run's tests, as one row of JSON (SQLite).
+    pub(crate) test_ids_json: String,
+    /// `[id, seq]` of a run's scenarios, as one row of JSON (SQLite).
+    pub(crate) scenario_ids_json: String,
     pub(crate) item_master: String,
     pub(crate) item_scenario: String,
     pub(crate) item_test: String,
@@ -161,6 +168,16 @@ impl Sql {
                  timestamp_stop FROM {p}scenarios WHERE run_id = $1 ORDER BY seq"
             ),
             run_tests: format!("SELECT {test_cols} FROM {p}tests WHERE run_id = $1 ORDER BY seq"),
+            run_tests_json: format!(
+                "SELECT json_group_array(json_array(seq, {test_cols})) FROM {p}tests \
+                 WHERE run_id = $1"
+            ),
+            test_ids_json: format!(
+                "SELECT json_group_array(json_array(id, seq)) FROM {p}tests WHERE run_id = $1"
+            ),
+            scenario_ids_json: format!(
+                "SELECT json_group_array(json_array(id, seq)) FROM {p}scenarios WHERE run_id = $1"
+            ),
             item_master: format!(
                 "SELECT c.id AS run_id, c.machine_id, {item_cols} FROM {p}runs c \
                  LEFT JOIN {p}scripts s ON s.id = c.script_id WHERE c.id = $1"
@@ -187,6 +204,14 @@ impl Sql {
     pub(crate) fn script_ids_head(&self) -> String {
         format!(
             "SELECT id, hash FROM {}scripts WHERE hash IN (",
+            self.prefix
+        )
+    }
+
+    /// [`Sql::script_ids_head`] answering one row of JSON, `[[id, hex of hash], …]` (SQLite).
+    pub(crate) fn script_ids_json_head(&self) -> String {
+        format!(
+            "SELECT json_group_array(json_array(id, hex(hash))) FROM {}scripts WHERE hash IN (",
             self.prefix
         )
     }
@@ -232,9 +257,10 @@ macro_rules! bind_counts {
 /// `machine: Option<MachineRecord>` and `sql: Arc<Sql>`, and an inherent
 /// `async fn finish(self: Box<Self>) -> Result<()>` that commits. `$ts` turns a `DateTime<Utc>` into the backend's bind value;
 /// `$years` the years it can store and read back; `$max_binds` is the most bind parameters one
-/// statement may carry.
+/// statement may carry; `$json_rows` reads a run's tests and a plan's new ids as one row of
+/// JSON instead of a row each (SQLite, where every row crosses to the connection's thread).
 macro_rules! sql_store {
-    (store: $store:ident, tx: $tx:ident, db: $db:ty, ts: $ts:path, years: $years:expr, max_binds: $max_binds:expr $(,)?) => {
+    (store: $store:ident, tx: $tx:ident, db: $db:ty, ts: $ts:path, years: $years:expr, max_binds: $max_binds:expr, json_rows: $json_rows:expr $(,)?) => {
         #[::async_trait::async_trait]
         impl ::stpt_core::Store for $store {
             async fn begin(
@@ -343,11 +369,20 @@ macro_rules! sql_store {
                         .fetch_all(&mut *tx)
                         .await
                         .db()?;
-                let tests: Vec<$crate::rows::TestRow> = ::sqlx::query_as(&self.sql.run_tests)
-                    .bind(id.get())
-                    .fetch_all(&mut *tx)
-                    .await
-                    .db()?;
+                let tests = if $json_rows {
+                    let text: String = ::sqlx::query_scalar(&self.sql.run_tests_json)
+                        .bind(id.get())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .db()?;
+                    $crate::rows::TestRow::from_json(&text)?
+                } else {
+                    ::sqlx::query_as(&self.sql.run_tests)
+                        .bind(id.get())
+                        .fetch_all(&mut *tx)
+                        .await
+                        .db()?
+                };
                 tx.commit().await.db()?;
                 let mut scenarios = scenarios
                     .into_iter()
@@ -459,11 +494,20 @@ macro_rules! sql_store {
                             .fetch_all(&mut *self.tx)
                             .await
                             .db()?;
-                    let tests: Vec<$crate::rows::TestRow> = ::sqlx::query_as(&self.sql.run_tests)
-                        .bind(state.id.get())
-                        .fetch_all(&mut *self.tx)
-                        .await
-                        .db()?;
+                    let tests = if $json_rows {
+                        let text: String = ::sqlx::query_scalar(&self.sql.run_tests_json)
+                            .bind(state.id.get())
+                            .fetch_one(&mut *self.tx)
+                            .await
+                            .db()?;
+                        $crate::rows::TestRow::from_json(&text)?
+                    } else {
+                        ::sqlx::query_as(&self.sql.run_tests)
+                            .bind(state.id.get())
+                            .fetch_all(&mut *self.tx)
+                            .await
+                            .db()?
+                    };
                     ongoing.push(::stpt_core::RunIndex::new(
                         state,
                         scenarios
@@ -644,17 +688,31 @@ macro_rules! sql_store {
                     builder.build().execute(&mut *self.tx).await.db()?;
                 }
                 for chunk in scripts.chunks(max_binds) {
-                    let mut builder = ::sqlx::QueryBuilder::<$db>::new(self.sql.script_ids_head());
+                    let head = if $json_rows {
+                        self.sql.script_ids_json_head()
+                    } else {
+                        self.sql.script_ids_head()
+                    };
+                    let mut builder = ::sqlx::QueryBuilder::<$db>::new(head);
                     let mut list = builder.separated(", ");
                     for (hash, _) in chunk {
                         list.push_bind(hash.as_slice());
                     }
                     builder.push(")");
-                    let found: Vec<(i64, Vec<u8>)> = builder
-                        .build_query_as()
-                        .fetch_all(&mut *self.tx)
-                        .await
-                        .db()?;
+                    let found: Vec<(i64, Vec<u8>)> = if $json_rows {
+                        let text: String = builder
+                            .build_query_scalar()
+                            .fetch_one(&mut *self.tx)
+                            .await
+                            .db()?;
+                        $crate::rows::script_ids_from_json(&text)?
+                    } else {
+                        builder
+                            .build_query_as()
+                            .fetch_all(&mut *self.tx)
+                            .await
+                            .db()?
+                    };
                     for (id, hash) in found {
                         if let Ok(hash) = <$crate::rows::ScriptHash>::try_from(hash.as_slice()) {
                             script_ids.insert(hash, id);
@@ -717,13 +775,25 @@ macro_rules! sql_store {
                         b.push_bind(aggregate.timestamp_start.map($ts))
                             .push_bind(aggregate.timestamp_stop.map($ts));
                     });
-                    builder.push(" RETURNING id, seq");
-                    let ids: Vec<(i64, i64)> = builder
-                        .build_query_as()
-                        .fetch_all(&mut *self.tx)
+                    if $json_rows {
+                        builder.build().execute(&mut *self.tx).await.db()?;
+                    } else {
+                        builder.push(" RETURNING id, seq");
+                        let ids: Vec<(i64, i64)> = builder
+                            .build_query_as()
+                            .fetch_all(&mut *self.tx)
+                            .await
+                            .db()?;
+                        returned.extend(ids);
+                    }
+                }
+                if $json_rows {
+                    let text: String = ::sqlx::query_scalar(&self.sql.scenario_ids_json)
+                        .bind(run_id)
+                        .fetch_one(&mut *self.tx)
                         .await
                         .db()?;
-                    returned.extend(ids);
+                    returned = $crate::rows::id_pairs_from_json(&text)?;
                 }
                 let scenario_ids = in_plan_order(returned, rows.scenarios.len(), "scenarios")?;
 
@@ -756,13 +826,25 @@ macro_rules! sql_store {
                             .push_bind(*script)
                             .push_bind(::stpt_core::Status::Waiting.as_str());
                     });
-                    builder.push(" RETURNING id, seq");
-                    let ids: Vec<(i64, i64)> = builder
-                        .build_query_as()
-                        .fetch_all(&mut *self.tx)
+                    if $json_rows {
+                        builder.build().execute(&mut *self.tx).await.db()?;
+                    } else {
+                        builder.push(" RETURNING id, seq");
+                        let ids: Vec<(i64, i64)> = builder
+                            .build_query_as()
+                            .fetch_all(&mut *self.tx)
+                            .await
+                            .db()?;
+                        returned.extend(ids);
+                    }
+                }
+                if $json_rows {
+                    let text: String = ::sqlx::query_scalar(&self.sql.test_ids_json)
+                        .bind(run_id)
+                        .fetch_one(&mut *self.tx)
                         .await
                         .db()?;
-                    returned.extend(ids);
+                    returned = $crate::rows::id_pairs_from_json(&text)?;
                 }
                 let test_ids = in_plan_order(returned, rows.tests.len(), "tests")?;
 

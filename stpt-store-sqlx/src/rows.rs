@@ -121,6 +121,39 @@ pub(crate) struct TestRow {
 }
 
 impl TestRow {
+    /// Rows in plan order from a JSON array of `[seq, id, scenario_id, file_path, file_name,
+    /// status, timestamp_start, timestamp_stop]` arrays in any order, timestamps as the SQLite
+    /// store writes them.
+    pub(crate) fn from_json(text: &str) -> Result<Vec<TestRow>> {
+        type Json = (
+            i64,
+            i64,
+            i64,
+            String,
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+        );
+        let mut rows: Vec<Json> = serde_json::from_str(text).map_err(Error::backend)?;
+        rows.sort_unstable_by_key(|row| row.0);
+        rows.into_iter()
+            .map(
+                |(_, id, scenario_id, file_path, file_name, status, start, stop)| {
+                    Ok(TestRow {
+                        id,
+                        scenario_id,
+                        file_path,
+                        file_name,
+                        status,
+                        timestamp_start: start.as_deref().map(text_time).transpose()?,
+                        timestamp_stop: stop.as_deref().map(text_time).transpose()?,
+                    })
+                },
+            )
+            .collect()
+    }
+
     pub(crate) fn state(self) -> Result<TestState> {
         Ok(TestState {
             id: TestId(self.id),
@@ -426,6 +459,37 @@ fn seq(index: usize) -> i64 {
 }
 
 /// Ids returned with their plan position, put back in plan order and checked complete.
+/// `(id, seq)` pairs from a JSON array of `[id, seq]` arrays.
+pub(crate) fn id_pairs_from_json(text: &str) -> Result<Vec<(i64, i64)>> {
+    serde_json::from_str(text).map_err(Error::backend)
+}
+
+/// `(id, hash)` pairs from a JSON array of `[id, hex of hash]` arrays.
+pub(crate) fn script_ids_from_json(text: &str) -> Result<Vec<(i64, Vec<u8>)>> {
+    let pairs: Vec<(i64, String)> = serde_json::from_str(text).map_err(Error::backend)?;
+    pairs
+        .into_iter()
+        .map(|(id, hex)| {
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| {
+                    hex.get(i..i + 2)
+                        .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                        .ok_or_else(|| Error::backend(format!("unreadable script hash `{hex}`")))
+                })
+                .collect::<Result<Vec<u8>>>()?;
+            Ok((id, bytes))
+        })
+        .collect()
+}
+
+/// A timestamp as the SQLite store writes it (RFC 3339, UTC).
+fn text_time(text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|time| time.with_timezone(&Utc))
+        .map_err(|error| Error::backend(format!("unreadable timestamp `{text}`: {error}")))
+}
+
 pub(crate) fn in_plan_order(
     mut rows: Vec<(i64, i64)>,
     expected: usize,

@@ -218,7 +218,7 @@ fn ts(time: DateTime<Utc>) -> DateTime<Utc> {
 /// `TIMESTAMPTZ` holds 4713 BC to 294276 AD.
 const YEARS: std::ops::RangeInclusive<i32> = -4712..=294_275;
 
-sql_store!(store: PgStore, tx: PgTx, db: Postgres, ts: ts, years: YEARS, max_binds: MAX_BINDS);
+sql_store!(store: PgStore, tx: PgTx, db: Postgres, ts: ts, years: YEARS, max_binds: MAX_BINDS, json_rows: false);
 // Reads by query, for units on machines that other instances write to as well.
 sql_store_tx!(tx: PgTx);
 #[cfg(feature = "accounts")]

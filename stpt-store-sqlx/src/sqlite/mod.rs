@@ -252,7 +252,7 @@ fn ts(time: DateTime<Utc>) -> String {
 /// The fixed-width text form holds four-digit years.
 const YEARS: std::ops::RangeInclusive<i32> = 0..=9999;
 
-sql_store!(store: SqliteStore, tx: SqliteTx, db: Sqlite, ts: ts, years: YEARS, max_binds: MAX_BINDS);
+sql_store!(store: SqliteStore, tx: SqliteTx, db: Sqlite, ts: ts, years: YEARS, max_binds: MAX_BINDS, json_rows: true);
 sql_store_tx!(tx: SqliteTx);
 
 #[cfg(test)]
@@ -291,6 +291,9 @@ mod tests {
             ("run_head", &sql.run_head),
             ("run_scenarios", &sql.run_scenarios),
             ("run_tests", &sql.run_tests),
+            ("run_tests_json", &sql.run_tests_json),
+            ("test_ids_json", &sql.test_ids_json),
+            ("scenario_ids_json", &sql.scenario_ids_json),
             ("item_test", &sql.item_test),
             ("item_scenario", &sql.item_scenario),
             ("item_master", &sql.item_master),
