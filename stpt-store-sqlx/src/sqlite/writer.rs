@@ -50,9 +50,6 @@ use super::plain::PendingWrites;
 use crate::error::SqlxResultExt;
 use crate::memory::MachineMemory;
 
-/// The writer connection's page cache: 8 MiB (readers keep the pool's small one).
-const WRITER_CACHE: &str = "PRAGMA cache_size = -8192";
-
 /// Units one group carries at most: past it, the flusher is asked to commit even while units
 /// keep coming.
 pub(crate) const MAX_GROUP: usize = 512;
@@ -128,12 +125,9 @@ impl Writer {
     /// Opens the writer's own connection (with the pool's settings, outside the pool, so
     /// reads never wait for it) and starts the flusher task on the current runtime.
     pub(crate) async fn start(pool: &SqlitePool, prefix: &'static str) -> Result<Writer> {
-        let mut conn = SqliteConnection::connect_with(&pool.connect_options())
+        let conn = SqliteConnection::connect_with(&pool.connect_options())
             .await
             .db()?;
-        // Every event's pages stay cached on the one connection that writes them; a small
-        // cache would read them again, through the WAL index, at each statement.
-        sqlx::query(WRITER_CACHE).execute(&mut conn).await.db()?;
         let shared = Arc::new(Shared {
             units: Arc::default(),
             conn: Arc::new(Mutex::new(Conn {
@@ -624,8 +618,9 @@ async fn flush_when_asked(shared: Arc<Shared>) {
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 
 /// Copies the WAL into the database file while groups keep committing: a passive checkpoint
-/// on a reader connection, after any interval with commits, never waiting for the writer.
-/// The writer's own automatic checkpoint is off, so no commit pays for one.
+/// on a reader connection, after any interval with commits, never waiting for the writer. The
+/// writer's own automatic checkpoint (SQLite's default, every 1,000 pages) then finds little
+/// left to copy, and still lets the WAL start over once all of it is copied.
 async fn checkpoint_while_writing(pool: SqlitePool, shared: std::sync::Weak<Shared>) {
     let mut checkpointed = 0;
     loop {
