@@ -44,8 +44,9 @@ pub(crate) struct Sql {
     pub(crate) run_head: String,
     pub(crate) run_scenarios: String,
     pub(crate) run_tests: String,
-    /// [`Sql::run_tests`] with each test's `seq`, as one row of JSON, in no set order
-    /// (SQLite, where each row costs a round trip to the connection's thread).
+    /// [`Sql::run_tests`] with each test's `seq`, as one row of JSON (SQLite, where each row
+    /// costs a round trip to the connection's thread). The inner `ORDER BY` makes the run's
+    /// rows be read in storage order; the array's order is not relied on.
     pub(crate) run_tests_json: String,
     /// `[id, seq]` of a run's tests, as one row of JSON (SQLite).
     pub(crate) test_ids_json: String,
@@ -169,11 +170,12 @@ impl Sql {
             ),
             run_tests: format!("SELECT {test_cols} FROM {p}tests WHERE run_id = $1 ORDER BY seq"),
             run_tests_json: format!(
-                "SELECT json_group_array(json_array(seq, {test_cols})) FROM {p}tests \
-                 WHERE run_id = $1"
+                "SELECT json_group_array(json_array(seq, {test_cols})) FROM \
+                 (SELECT seq, {test_cols} FROM {p}tests WHERE run_id = $1 ORDER BY seq)"
             ),
             test_ids_json: format!(
-                "SELECT json_group_array(json_array(id, seq)) FROM {p}tests WHERE run_id = $1"
+                "SELECT json_group_array(json_array(id, seq)) FROM \
+                 (SELECT id, seq FROM {p}tests WHERE run_id = $1 ORDER BY seq)"
             ),
             scenario_ids_json: format!(
                 "SELECT json_group_array(json_array(id, seq)) FROM {p}scenarios WHERE run_id = $1"

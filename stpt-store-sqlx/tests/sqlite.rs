@@ -136,7 +136,10 @@ async fn migrations_are_idempotent_and_apart_from_the_host() {
             .fetch_all(store.pool())
             .await
             .unwrap();
-    assert_eq!(ours, ["init", "accounts", "machine version"]);
+    assert_eq!(
+        ours,
+        ["init", "accounts", "machine version", "indexes for memory"]
+    );
     let theirs: Vec<String> = sqlx::query_scalar("SELECT description FROM _sqlx_migrations")
         .fetch_all(store.pool())
         .await
