@@ -334,3 +334,30 @@ async fn deferred_commits_are_flushed_without_a_waiter() {
         "the deferred commit was flushed"
     );
 }
+
+/// An in-memory database (`sqlite::memory:`) is one database for the whole pool and the
+/// store's writer connection, which opens with the pool's options.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_database_is_shared_with_the_writer() {
+    use std::str::FromStr;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite::memory:").unwrap();
+    let pool = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(2)
+        .connect_with(options)
+        .await
+        .unwrap();
+    let store = SqliteStore::new(pool);
+    store.migrate().await.unwrap();
+    let tracker = tracker(Arc::new(store));
+    let receipt = tracker.record_plan(plan("rig", 1, 2)).await.unwrap();
+    tracker
+        .record_test_start(test_start("rig", 0, 0, 1))
+        .await
+        .unwrap();
+    tracker
+        .record_test_stop(test_stop("rig", 0, 0, Status::Passed, 2))
+        .await
+        .unwrap();
+    let run = tracker.run(receipt.ids.run_id).await.unwrap();
+    assert_eq!(run.scenarios[0].tests[0].status, Status::Passed);
+}
