@@ -1,6 +1,7 @@
-//! The PostgreSQL store's memory of ongoing runs never changes an outcome: random event
-//! sequences spread over two instances sharing one database give the same answers and leave
-//! the same runs as the memory store, the reference backend.
+//! The SQL stores' memory of ongoing runs never changes an outcome: random event sequences
+//! spread over two instances sharing one database (two PostgreSQL stores on one database, two
+//! SQLite stores on one file, as two processes would be) give the same answers and leave the
+//! same runs as the memory store, the reference backend.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
@@ -10,6 +11,7 @@ use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use stpt_core::{Error, RunDetail, RunId, Status, StatusCounts, Tracker};
 use stpt_store_memory::MemoryStore;
+use stpt_store_sqlx::SqliteStore;
 use support::{TempDatabase, plan, postgres_url, test_start, test_stop, tracker};
 
 type Stamp = Option<DateTime<Utc>>;
@@ -95,6 +97,26 @@ async fn two_instances_agree_with_the_memory_store() {
             tracker(Arc::new(support::pg_store(&db).await)),
             tracker(Arc::new(support::pg_store(&db).await)),
         ];
+        agree(instances, seed).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sqlite_stores_on_one_file_agree_with_the_memory_store() {
+    for seed in 1..=4_u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.sqlite3");
+        let first = SqliteStore::open(&path).await.unwrap();
+        first.migrate().await.unwrap();
+        let second = SqliteStore::open(&path).await.unwrap();
+        agree([tracker(Arc::new(first)), tracker(Arc::new(second))], seed).await;
+    }
+}
+
+/// Drives `instances` (two stores on one database) and the memory store through the same
+/// random events; panics at the first answer or run that differs.
+async fn agree(instances: [Tracker; 2], seed: u64) {
+    {
         let reference = tracker(Arc::new(MemoryStore::new()));
         let mut dice = Dice(seed);
         // Long stretches of events on one instance, then the other: memory is used,
