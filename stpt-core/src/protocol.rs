@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
-use crate::time::deserialize_timestamp;
+use crate::time::{deserialize_optional_timestamp, deserialize_timestamp};
 use crate::{Error, Result, Status};
 
 /// Longest machine or file name accepted, in characters (as the seed).
@@ -87,10 +87,14 @@ pub struct TestStartPayload {
     pub file_path: String,
     /// File name of the test script.
     pub file_name: String,
-    /// When the test started (the runner's clock).
-    #[serde(deserialize_with = "deserialize_timestamp")]
-    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::RunnerTimestamp))]
-    pub timestamp_start: DateTime<Utc>,
+    /// When the test started (the runner's clock); missing or `null`: when the server
+    /// received the event, as the seed did.
+    #[serde(default, deserialize_with = "deserialize_optional_timestamp")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<crate::openapi::RunnerTimestamp>, nullable)
+    )]
+    pub timestamp_start: Option<DateTime<Utc>>,
 }
 
 /// `POST /tm_api/test_stop/`.
@@ -105,10 +109,14 @@ pub struct TestStopPayload {
     pub file_name: String,
     /// The final status; `waiting` and `running` are invalid here.
     pub status: Status,
-    /// When the test stopped (the runner's clock).
-    #[serde(deserialize_with = "deserialize_timestamp")]
-    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::RunnerTimestamp))]
-    pub timestamp_stop: DateTime<Utc>,
+    /// When the test stopped (the runner's clock); missing or `null`: when the server
+    /// received the event, as the seed did.
+    #[serde(default, deserialize_with = "deserialize_optional_timestamp")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<crate::openapi::RunnerTimestamp>, nullable)
+    )]
+    pub timestamp_stop: Option<DateTime<Utc>>,
 }
 
 fn null_as_empty<'de, D, T>(deserializer: D) -> std::result::Result<Vec<T>, D::Error>
@@ -199,6 +207,15 @@ impl ScriptFile {
     ) -> Result<Self> {
         check_length(&format!("{field}.file_path"), &file_path, MAX_PATH_CHARS)?;
         check_length(&format!("{field}.file_name"), &file_name, MAX_NAME_CHARS)?;
+        // As the seed's models: a plan names every file.
+        for (name, value) in [("file_path", &file_path), ("file_name", &file_name)] {
+            if value.trim().is_empty() {
+                return Err(Error::invalid(
+                    format!("{field}.{name}"),
+                    "must not be blank",
+                ));
+            }
+        }
         if let Some(script) = &script {
             check_no_nul(&format!("{field}.script"), script)?;
         }
@@ -316,22 +333,34 @@ pub struct TestStop {
 }
 
 impl TestStartPayload {
-    /// Checks the protocol's rules and returns the event to apply.
+    /// [`TestStartPayload::validate_at`] with the system clock's time as the receipt time.
     pub fn validate(self) -> Result<TestStart> {
+        self.validate_at(Utc::now())
+    }
+
+    /// Checks the protocol's rules and returns the event to apply; a missing start time is
+    /// `received_at` (pass the tracker's clock, [`crate::Tracker::now`]).
+    pub fn validate_at(self, received_at: DateTime<Utc>) -> Result<TestStart> {
         check_length("file_path", &self.file_path, MAX_PATH_CHARS)?;
         check_length("file_name", &self.file_name, MAX_NAME_CHARS)?;
         Ok(TestStart {
             machine: MachineName::new(self.machine_name)?,
             file_path: self.file_path,
             file_name: self.file_name,
-            at: self.timestamp_start,
+            at: self.timestamp_start.unwrap_or(received_at),
         })
     }
 }
 
 impl TestStopPayload {
-    /// Checks the protocol's rules and returns the event to apply.
+    /// [`TestStopPayload::validate_at`] with the system clock's time as the receipt time.
     pub fn validate(self) -> Result<TestStop> {
+        self.validate_at(Utc::now())
+    }
+
+    /// Checks the protocol's rules and returns the event to apply; a missing stop time is
+    /// `received_at` (pass the tracker's clock, [`crate::Tracker::now`]).
+    pub fn validate_at(self, received_at: DateTime<Utc>) -> Result<TestStop> {
         check_length("file_path", &self.file_path, MAX_PATH_CHARS)?;
         check_length("file_name", &self.file_name, MAX_NAME_CHARS)?;
         if self.status.is_ongoing() {
@@ -348,7 +377,7 @@ impl TestStopPayload {
             file_path: self.file_path,
             file_name: self.file_name,
             status: self.status,
-            at: self.timestamp_stop,
+            at: self.timestamp_stop.unwrap_or(received_at),
         })
     }
 }
@@ -356,6 +385,46 @@ impl TestStopPayload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blank_plan_files_are_invalid() {
+        for (path, name, field) in [("", "t.py", "file_path"), ("/t", " ", "file_name")] {
+            let mut plan = plan_json("rig", "m.py", "");
+            plan["master_scenario"]["scenarios"] = serde_json::json!([{"file_path": "/s", "file_name": "s.py",
+                    "tests": [{"file_path": path, "file_name": name}]}]);
+            let payload: PlanPayload = serde_json::from_value(plan).unwrap();
+            match payload.validate() {
+                Err(Error::InvalidInput { field: got, .. }) => assert_eq!(
+                    got,
+                    format!("master_scenario.scenarios[0].tests[0].{field}")
+                ),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn missing_or_null_event_times_are_the_receipt_time() {
+        let received = Utc::now();
+        for body in [
+            serde_json::json!({"machine_name": "rig", "file_path": "/t", "file_name": "a.py"}),
+            serde_json::json!({"machine_name": "rig", "file_path": "/t", "file_name": "a.py",
+                "timestamp_start": null}),
+        ] {
+            let start: TestStartPayload = serde_json::from_value(body).unwrap();
+            assert_eq!(start.validate_at(received).unwrap().at, received);
+        }
+        let stop: TestStopPayload = serde_json::from_value(serde_json::json!({
+            "machine_name": "rig", "file_path": "/t", "file_name": "a.py", "status": "passed",
+            "timestamp_stop": null}))
+        .unwrap();
+        assert_eq!(stop.validate_at(received).unwrap().at, received);
+        let timed: TestStopPayload = serde_json::from_value(serde_json::json!({
+            "machine_name": "rig", "file_path": "/t", "file_name": "a.py", "status": "passed",
+            "timestamp_stop": "2018-12-30 13:01"}))
+        .unwrap();
+        assert_ne!(timed.validate_at(received).unwrap().at, received);
+    }
 
     fn plan_json(machine: &str, file_name: &str, script: &str) -> serde_json::Value {
         serde_json::json!({

@@ -2,7 +2,7 @@
 //! seed did, RFC 3339, or any other form the seed's parser (Django REST framework's) took.
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use serde::{Deserialize, Deserializer, de::Error as _};
+use serde::{Deserialize, Deserializer};
 
 /// Parses a runner timestamp, in the years 1 to 9999 (what every database stores); `None` for
 /// anything else.
@@ -107,9 +107,22 @@ fn number(text: &str, min: usize, max: usize) -> Option<u32> {
 pub fn deserialize_timestamp<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<DateTime<Utc>, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    parse_timestamp(&text).ok_or_else(|| {
-        D::Error::custom(format!(
+    parse_or_error(&String::deserialize(deserializer)?)
+}
+
+/// [`deserialize_timestamp`] for an optional field: `null` (or, with `#[serde(default)]`, a
+/// missing field) is `None`.
+pub fn deserialize_optional_timestamp<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
+    Option::<String>::deserialize(deserializer)?
+        .map(|text| parse_or_error(&text))
+        .transpose()
+}
+
+fn parse_or_error<E: serde::de::Error>(text: &str) -> Result<DateTime<Utc>, E> {
+    parse_timestamp(text).ok_or_else(|| {
+        E::custom(format!(
             "`{text}` is not a timestamp (expected e.g. `2018-12-30 13:01:57.461401` or RFC 3339)"
         ))
     })

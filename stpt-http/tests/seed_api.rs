@@ -267,9 +267,12 @@ async fn bad_events_are_rejected() {
         ("/tm_api/test_stop/", &stop),
     ] {
         for field in body.as_object().unwrap().keys() {
-            let mut broken = body.clone();
-            broken.as_object_mut().unwrap().remove(field);
-            cases.push((endpoint, format!("missing {field}"), broken));
+            // A missing time is the receipt time, as the seed took it (see below).
+            if !field.starts_with("timestamp") {
+                let mut broken = body.clone();
+                broken.as_object_mut().unwrap().remove(field);
+                cases.push((endpoint, format!("missing {field}"), broken));
+            }
             let mut broken = body.clone();
             broken[field] = json!({"nested": true});
             cases.push((endpoint, format!("{field} as object"), broken));
@@ -294,6 +297,54 @@ async fn bad_events_are_rejected() {
     }
     let (_, last) = call(&app, "GET", "/tm_api/machine_last_data/1/", None).await;
     assert_eq!(last["status"], "waiting", "nothing was applied");
+}
+
+/// As the seed: a missing or `null` event time is the server's receipt time; times without
+/// seconds or with a `+HHMM` offset are read; a plan naming a blank file is refused.
+#[tokio::test]
+async fn lenient_runner_input_as_the_seed() {
+    let app = app();
+    call(&app, "POST", "/tm_api/dry_run/", Some(PLAN)).await;
+    let start = json!({"machine_name": "machine #1", "file_path": "/rig/test_cases/01_feature_lamp",
+        "file_name": "01_01_test_lamp.py"});
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/tm_api/test_start/",
+        Some(&start.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let stop = json!({"machine_name": "machine #1", "file_path": "/rig/test_cases/01_feature_lamp",
+        "file_name": "01_01_test_lamp.py", "status": "passed", "timestamp_stop": null});
+    let (status, body) = call(&app, "POST", "/tm_api/test_stop/", Some(&stop.to_string())).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (_, run) = call(&app, "GET", "/api/v1/runs/1", None).await;
+    let test = &run["scenarios"][0]["tests"][0];
+    for field in ["timestamp_start", "timestamp_stop"] {
+        // The tracker's clock (`FixedClock`).
+        assert_eq!(test[field], "2026-11-24T15:30:00Z", "{field}: {test}");
+    }
+    let start = json!({"machine_name": "machine #1", "file_path": "/rig/test_cases/01_feature_lamp",
+        "file_name": "01_02_test_lamp.py", "timestamp_start": "2026-11-24T14:00+0100"});
+    let (status, body) = call(
+        &app,
+        "POST",
+        "/tm_api/test_start/",
+        Some(&start.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let (_, run) = call(&app, "GET", "/api/v1/runs/1", None).await;
+    assert_eq!(
+        run["scenarios"][0]["tests"][1]["timestamp_start"],
+        "2026-11-24T13:00:00Z"
+    );
+
+    let mut blank: Value = serde_json::from_str(PLAN).unwrap();
+    blank["master_scenario"]["scenarios"][0]["tests"][0]["file_name"] = json!("");
+    let (status, error) = call(&app, "POST", "/tm_api/dry_run/", Some(&blank.to_string())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
 }
 
 #[tokio::test]

@@ -103,7 +103,7 @@ struct PlanCreated {
     request_body(content = PlanPayload, content_type = "application/json", example = json!(examples::plan())),
     responses(
         (status = 201, description = "The plan is stored as a new run.", body = PlanCreated),
-        (status = 400, description = "Malformed JSON, a missing or mistyped field, a blank machine name or an oversized name or path (`malformed_json`, `invalid_input`, `unreadable_body`). Nothing is stored.", body = ErrorEnvelope, example = json!(examples::invalid_input())),
+        (status = 400, description = "Malformed JSON, a missing or mistyped field, a blank machine name, file path or file name, or an oversized name or path (`malformed_json`, `invalid_input`, `unreadable_body`). Nothing is stored.", body = ErrorEnvelope, example = json!(examples::invalid_input())),
     )
 )]
 async fn record_plan(
@@ -173,7 +173,7 @@ async fn record_test_start(
     access: RunnerAccess,
     RunnerJson(payload): RunnerJson<TestStartPayload>,
 ) -> Result<(StatusCode, Json<EventAccepted>), ApiError> {
-    let start = payload.validate()?;
+    let start = payload.validate_at(state.tracker.now())?;
     access.permit(&start.machine)?;
     let receipt = state.tracker.record_test_start(start).await?;
     Ok((StatusCode::ACCEPTED, Json(receipt.into())))
@@ -200,7 +200,7 @@ async fn record_test_stop(
     access: RunnerAccess,
     RunnerJson(payload): RunnerJson<TestStopPayload>,
 ) -> Result<(StatusCode, Json<EventAccepted>), ApiError> {
-    let stop = payload.validate()?;
+    let stop = payload.validate_at(state.tracker.now())?;
     access.permit(&stop.machine)?;
     let receipt = state.tracker.record_test_stop(stop).await?;
     Ok((StatusCode::ACCEPTED, Json(receipt.into())))
