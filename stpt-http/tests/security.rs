@@ -553,6 +553,35 @@ async fn request_reset(browser: &mut Client<'_>, login: &str) -> Answer {
         .await
 }
 
+/// The seed's reset paths answer: the request form (which posts), the "sent" and "complete"
+/// pages, and a seed-emailed link shows the invalid-link page offering a new one.
+#[tokio::test]
+async fn the_seeds_reset_paths_work() {
+    let lab = lab(HttpConfig::default());
+    let mut browser = Client::new(&lab.app);
+    let form = browser.get("/password-reset/").await;
+    assert_eq!(form.status, StatusCode::OK);
+    let csrf = form.csrf();
+    let sent = browser
+        .form(
+            "/password-reset/",
+            &[("login", "nobody@lab.example"), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER);
+    for path in ["/password-reset/done/", "/password-reset-complete/"] {
+        assert_eq!(browser.get(path).await.status, StatusCode::OK, "{path}");
+    }
+    let seed_link = browser
+        .get("/password-reset-confirm/MQ/5a1-0123456789abcdef/")
+        .await;
+    assert_eq!(seed_link.status, StatusCode::NOT_FOUND);
+    assert!(
+        seed_link.body.contains("/password_reset/"),
+        "offers a new link"
+    );
+}
+
 #[tokio::test]
 async fn password_reset_by_single_use_expiring_link() {
     let lab = lab(HttpConfig::default());

@@ -27,6 +27,17 @@ pub(super) fn routes() -> Router<PagesState> {
         ("/password_reset/done", get(reset_sent_page)),
         ("/reset/done", get(reset_done_page)),
         ("/reset/{secret}", get(reset_page).post(reset)),
+        // The seed's paths, for bookmarks and links made against it.
+        (
+            "/password-reset",
+            get(reset_request_page).post(reset_request),
+        ),
+        ("/password-reset/done", get(reset_sent_page)),
+        (
+            "/password-reset-confirm/{uidb64}/{token}",
+            get(seed_reset_link),
+        ),
+        ("/password-reset-complete", get(reset_done_page)),
     ];
     for (path, handler) in pages {
         router = router
@@ -340,6 +351,13 @@ async fn reset_page(cx: Cx, Path(secret): Path<String>) -> Response {
     }
     .await;
     cx.finish(result)
+}
+
+/// A reset link the seed emailed: its tokens mean nothing here, so the answer is the page of
+/// an invalid link, which offers a new one.
+async fn seed_reset_link(cx: Cx) -> Response {
+    let view = cx.reset_view(ResetStep::Invalid, None, None);
+    cx.finish(with_status(cx.render(view), StatusCode::NOT_FOUND))
 }
 
 #[derive(Debug, Deserialize)]

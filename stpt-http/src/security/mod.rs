@@ -134,6 +134,7 @@ fn is_public_page(path: &str) -> bool {
         "/login",
         "/logout",
         "/password_reset",
+        "/password-reset",
         "/reset/",
         "/static/",
     ]
