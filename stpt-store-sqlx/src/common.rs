@@ -663,6 +663,41 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            /// Runs a multi-row insert; without `$json_rows`, adds the new rows' `(id, seq)` to
+            /// `returned`.
+            async fn insert_rows(
+                &mut self,
+                mut builder: ::sqlx::QueryBuilder<'_, $db>,
+                returned: &mut Vec<(i64, i64)>,
+            ) -> ::stpt_core::Result<()> {
+                if $json_rows {
+                    builder.build().execute(&mut *self.tx).await.db()?;
+                } else {
+                    builder.push(" RETURNING id, seq");
+                    let ids: Vec<(i64, i64)> = builder
+                        .build_query_as()
+                        .fetch_all(&mut *self.tx)
+                        .await
+                        .db()?;
+                    returned.extend(ids);
+                }
+                Ok(())
+            }
+
+            /// The `(id, seq)` of a run's new rows, read as one row of JSON by `sql`.
+            async fn new_ids(
+                &mut self,
+                sql: &str,
+                run_id: i64,
+            ) -> ::stpt_core::Result<Vec<(i64, i64)>> {
+                let text: String = ::sqlx::query_scalar(sql)
+                    .bind(run_id)
+                    .fetch_one(&mut *self.tx)
+                    .await
+                    .db()?;
+                $crate::rows::id_pairs_from_json(&text)
+            }
+
             /// Stores a plan: its scripts, the run, its scenarios and tests in bulk, and makes
             /// it the machine's latest run.
             async fn insert_run(
@@ -777,25 +812,11 @@ macro_rules! sql_store {
                         b.push_bind(aggregate.timestamp_start.map($ts))
                             .push_bind(aggregate.timestamp_stop.map($ts));
                     });
-                    if $json_rows {
-                        builder.build().execute(&mut *self.tx).await.db()?;
-                    } else {
-                        builder.push(" RETURNING id, seq");
-                        let ids: Vec<(i64, i64)> = builder
-                            .build_query_as()
-                            .fetch_all(&mut *self.tx)
-                            .await
-                            .db()?;
-                        returned.extend(ids);
-                    }
+                    self.insert_rows(builder, &mut returned).await?;
                 }
                 if $json_rows {
-                    let text: String = ::sqlx::query_scalar(&self.sql.scenario_ids_json)
-                        .bind(run_id)
-                        .fetch_one(&mut *self.tx)
-                        .await
-                        .db()?;
-                    returned = $crate::rows::id_pairs_from_json(&text)?;
+                    let sql = ::std::sync::Arc::clone(&self.sql);
+                    returned = self.new_ids(&sql.scenario_ids_json, run_id).await?;
                 }
                 let scenario_ids = in_plan_order(returned, rows.scenarios.len(), "scenarios")?;
 
@@ -828,25 +849,11 @@ macro_rules! sql_store {
                             .push_bind(*script)
                             .push_bind(::stpt_core::Status::Waiting.as_str());
                     });
-                    if $json_rows {
-                        builder.build().execute(&mut *self.tx).await.db()?;
-                    } else {
-                        builder.push(" RETURNING id, seq");
-                        let ids: Vec<(i64, i64)> = builder
-                            .build_query_as()
-                            .fetch_all(&mut *self.tx)
-                            .await
-                            .db()?;
-                        returned.extend(ids);
-                    }
+                    self.insert_rows(builder, &mut returned).await?;
                 }
                 if $json_rows {
-                    let text: String = ::sqlx::query_scalar(&self.sql.test_ids_json)
-                        .bind(run_id)
-                        .fetch_one(&mut *self.tx)
-                        .await
-                        .db()?;
-                    returned = $crate::rows::id_pairs_from_json(&text)?;
+                    let sql = ::std::sync::Arc::clone(&self.sql);
+                    returned = self.new_ids(&sql.test_ids_json, run_id).await?;
                 }
                 let test_ids = in_plan_order(returned, rows.tests.len(), "tests")?;
 

@@ -56,6 +56,32 @@ impl MachineMemory {
         self.runs.iter().find_map(|run| run.test(id))
     }
 
+    /// The memory after a commit: `memory` (or, for the plan that created the machine, a new
+    /// one) with what the commit wrote; `None` when it no longer matches the database.
+    pub(crate) fn after_commit(
+        memory: Option<Self>,
+        changes: Changes,
+        committed: &Committed,
+        version: i64,
+    ) -> Option<Self> {
+        let mut memory = memory.unwrap_or_else(|| {
+            let name = changes
+                .new_run
+                .as_ref()
+                .map_or_else(String::new, |run| run.plan.machine.as_str().to_owned());
+            MachineMemory::new(
+                MachineRecord {
+                    id: committed.machine_id,
+                    name,
+                    latest_run: None,
+                },
+                version,
+                Vec::new(),
+            )
+        });
+        memory.apply(changes, committed, version).then_some(memory)
+    }
+
     /// Records what a commit wrote, taking the plan of a new run. `false` when a changed
     /// record is not remembered: the memory no longer matches the database and must go.
     pub(crate) fn apply(&mut self, changes: Changes, committed: &Committed, version: i64) -> bool {

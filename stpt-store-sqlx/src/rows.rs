@@ -293,6 +293,17 @@ pub(crate) struct MachineRecordRow {
     pub(crate) version: i64,
 }
 
+impl MachineRecordRow {
+    /// The machine as a unit of work sees it.
+    pub(crate) fn record(self) -> stpt_core::MachineRecord {
+        stpt_core::MachineRecord {
+            id: stpt_core::MachineId(self.id),
+            name: self.name,
+            latest_run: self.latest_run_id.map(stpt_core::RunId),
+        }
+    }
+}
+
 /// One item with its script.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct ItemRow {

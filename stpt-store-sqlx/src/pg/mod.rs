@@ -10,7 +10,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
-use stpt_core::{MachineId, MachineName, MachineRecord, Result, RunId};
+use stpt_core::{MachineName, MachineRecord, Result};
 
 #[cfg(feature = "accounts")]
 use crate::accounts::sql_account_store;
@@ -168,11 +168,7 @@ impl PgStore {
         Ok(PgTx {
             tx,
             version: row.as_ref().map(|row| row.version),
-            machine: row.map(|row| MachineRecord {
-                id: MachineId(row.id),
-                name: row.name,
-                latest_run: row.latest_run_id.map(RunId),
-            }),
+            machine: row.map(MachineRecordRow::record),
             sql: Arc::clone(&self.sql),
         })
     }

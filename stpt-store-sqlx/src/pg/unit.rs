@@ -334,25 +334,7 @@ impl StoreTx for PgUnit {
         if direct {
             return Ok(committed);
         }
-        let mut memory = memory.unwrap_or_else(|| {
-            // The plan that created the machine.
-            let name = changes
-                .new_run
-                .as_ref()
-                .map_or_else(String::new, |run| run.plan.machine.as_str().to_owned());
-            MachineMemory::new(
-                MachineRecord {
-                    id: committed.machine_id,
-                    name,
-                    latest_run: None,
-                },
-                version,
-                Vec::new(),
-            )
-        });
-        if memory.apply(changes, &committed, version) {
-            self.slot.memory = Some(memory);
-        }
+        self.slot.memory = MachineMemory::after_commit(memory, changes, &committed, version);
         Ok(committed)
     }
 }

@@ -13,7 +13,7 @@ use sqlx::{Sqlite, Transaction};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use stpt_core::{Error, MachineId, MachineName, MachineRecord, Result, RunId};
+use stpt_core::{Error, MachineName, MachineRecord, Result};
 use tokio::sync::OnceCell;
 
 #[cfg(feature = "accounts")]
@@ -191,11 +191,7 @@ impl SqliteStore {
             units: None,
             key,
             version: row.as_ref().map(|row| row.version),
-            machine: row.map(|row| MachineRecord {
-                id: MachineId(row.id),
-                name: row.name,
-                latest_run: row.latest_run_id.map(RunId),
-            }),
+            machine: row.map(MachineRecordRow::record),
             sql: Arc::clone(&self.sql),
         })
     }

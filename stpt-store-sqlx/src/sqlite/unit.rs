@@ -109,24 +109,8 @@ impl SqliteUnit {
                 let tx = self.sql().await?;
                 tx.tx.savepoint().await?;
                 let (committed, version) = tx.write_changes(&changes).await?;
-                let mut memory = memory.unwrap_or_else(|| {
-                    // The plan that created the machine.
-                    let name = changes
-                        .new_run
-                        .as_ref()
-                        .map_or_else(String::new, |run| run.plan.machine.as_str().to_owned());
-                    MachineMemory::new(
-                        MachineRecord {
-                            id: committed.machine_id,
-                            name,
-                            latest_run: None,
-                        },
-                        version,
-                        Vec::new(),
-                    )
-                });
-                let kept = memory.apply(changes, &committed, version);
-                (committed, kept.then_some(memory))
+                let memory = MachineMemory::after_commit(memory, changes, &committed, version);
+                (committed, memory)
             }
         };
         let released = self
