@@ -2,11 +2,13 @@
 
 #[cfg(feature = "accounts")]
 pub mod accounts;
+mod clock_offset;
 mod error;
 mod event;
 mod ids;
 mod index;
 mod live;
+mod liveness;
 mod model;
 #[cfg(feature = "openapi")]
 pub mod openapi;
@@ -17,11 +19,13 @@ mod status;
 mod store;
 mod time;
 mod tracker;
+mod watch;
 pub mod wrap;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use clock_offset::ClockOffset;
 pub use error::{BoxError, Error, ItemKind, NoMatch, Result};
 pub use event::{EventId, EventReceipt, PlanReceipt, Recorded, TestAction, TestEvent, TestTarget};
 pub use ids::{MachineId, RunId, ScenarioId, TestId};
@@ -30,6 +34,7 @@ pub use live::{
     Delivery, Fanout, InProcessBus, LiveBus, LiveEvent, LiveStream, RunChange, ScenarioChange,
     TestChange, Topic,
 };
+pub use liveness::{Activity, Liveness, LivenessPolicy};
 pub use model::{
     FileRef, ItemDetail, ItemRef, MachineSummary, RunDetail, RunSummary, ScenarioView, Statistics,
     TestView, duration,
@@ -40,7 +45,7 @@ pub use protocol::{
     PlannedScenario, ScenarioPayload, ScriptFile, TestPayload, TestStart, TestStartPayload,
     TestStop, TestStopPayload, machine_key,
 };
-pub use rules::{Aggregate, OngoingClosed, RunState, RunWork, ScenarioState, TestState};
+pub use rules::{Aggregate, EventTime, OngoingClosed, RunState, RunWork, ScenarioState, TestState};
 pub use status::{MachineStatus, Status, StatusCounts};
 pub use store::{
     Changes, Committed, Durability, EventRecord, MachineRecord, NewRun, PlannedIds, RecordedEvent,
@@ -48,3 +53,4 @@ pub use store::{
 };
 pub use time::{deserialize_optional_timestamp, deserialize_timestamp, parse_timestamp};
 pub use tracker::{Clock, ManualClock, SystemClock, Tracker};
+pub use watch::LivenessWatch;

@@ -15,7 +15,8 @@ use tokio_stream::{Stream, StreamExt};
 
 use crate::rules::{OngoingClosed, RunWork};
 use crate::{
-    MachineId, MachineStatus, Result, RunId, RunSummary, ScenarioId, Status, StatusCounts, TestId,
+    Liveness, MachineId, MachineStatus, Result, RunId, RunSummary, ScenarioId, Status,
+    StatusCounts, TestId,
 };
 
 /// What a subscriber listens to.
@@ -49,6 +50,16 @@ pub enum LiveEvent {
     },
     /// Some tests of a run changed (published on [`Topic::Machine`]).
     RunChanged(RunChange),
+    /// A machine's liveness changed (published on [`Topic::Machines`] and
+    /// [`Topic::Machine`] by the [`crate::LivenessWatch`]).
+    MachineLiveness {
+        /// The machine.
+        machine_id: MachineId,
+        /// Its liveness now.
+        liveness: Liveness,
+        /// When it last posted (server clock).
+        last_seen: Option<DateTime<Utc>>,
+    },
 }
 
 /// The tests an event changed and the aggregates it moved, as absolute new values, so

@@ -4,7 +4,10 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::rules::Aggregate;
-use crate::{ItemKind, MachineId, MachineStatus, RunId, ScenarioId, Status, StatusCounts, TestId};
+use crate::{
+    ClockOffset, ItemKind, Liveness, MachineId, MachineStatus, RunId, ScenarioId, Status,
+    StatusCounts, TestId,
+};
 
 /// A machine with its live status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +23,16 @@ pub struct MachineSummary {
     pub latest_run: Option<RunId>,
     /// When it last posted anything that was applied (server clock).
     pub last_seen: Option<DateTime<Utc>>,
+    /// How far its runner's clock is from the server's, in milliseconds: runner minus server,
+    /// positive when the rig's clock is ahead. Absent until it posts.
+    #[serde(rename = "clock_offset_ms")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub clock_offset: Option<ClockOffset>,
+    /// Whether it is being heard from: `online`, `quiet` (silent longer than its tests
+    /// usually take) or `offline`.
+    // Judged by the tracker when it reads the machine (`Tracker::liveness`); stores leave it
+    // `None`.
+    pub liveness: Option<Liveness>,
 }
 
 impl MachineSummary {
@@ -30,6 +43,7 @@ impl MachineSummary {
         name: impl Into<String>,
         latest_run: Option<(RunId, Status)>,
         last_seen: Option<DateTime<Utc>>,
+        clock_offset: Option<ClockOffset>,
     ) -> Self {
         MachineSummary {
             id,
@@ -39,6 +53,8 @@ impl MachineSummary {
             }),
             latest_run: latest_run.map(|(id, _)| id),
             last_seen,
+            clock_offset,
+            liveness: None,
         }
     }
 }
@@ -86,11 +102,15 @@ pub struct RunSummary {
     pub timestamp_start: Option<DateTime<Utc>>,
     /// When it became finished.
     pub timestamp_stop: Option<DateTime<Utc>>,
+    /// Set when the server closed the run because its runner went silent: when the runner was
+    /// last heard from.
+    pub went_silent_at: Option<DateTime<Utc>>,
 }
 
 impl RunSummary {
     /// A run's summary from what a backend stores of it: status, counts and times all come
-    /// from its `aggregate`.
+    /// from its `aggregate`; `went_silent_at` is what a silent close stored
+    /// ([`crate::OngoingClosed::silent_since`]).
     pub fn new(
         id: RunId,
         machine_id: MachineId,
@@ -98,6 +118,7 @@ impl RunSummary {
         received_at: DateTime<Utc>,
         aggregate: &Aggregate,
         scenarios: usize,
+        went_silent_at: Option<DateTime<Utc>>,
     ) -> Self {
         RunSummary {
             id,
@@ -111,6 +132,7 @@ impl RunSummary {
             ),
             timestamp_start: aggregate.timestamp_start,
             timestamp_stop: aggregate.timestamp_stop,
+            went_silent_at,
         }
     }
 

@@ -50,6 +50,32 @@ impl Aggregate {
     }
 }
 
+/// When an event happened, on both clocks ([rule 4](crate::rules#rule-4)): the runner's
+/// timestamp becomes the test's own time; the server's receipt time becomes its scenario's
+/// and run's start or stop. Runner clocks are often off or in local time, and the run's
+/// elapsed time must count on the clock of whoever reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTime {
+    /// The runner's timestamp.
+    pub runner: DateTime<Utc>,
+    /// When the server received the event.
+    pub received: DateTime<Utc>,
+}
+
+impl EventTime {
+    /// The runner's `runner` time of an event the server received at `received`.
+    pub fn new(runner: DateTime<Utc>, received: DateTime<Utc>) -> Self {
+        EventTime { runner, received }
+    }
+}
+
+/// One time on both clocks: for tests and tools that have a single clock.
+impl From<DateTime<Utc>> for EventTime {
+    fn from(at: DateTime<Utc>) -> Self {
+        EventTime::new(at, at)
+    }
+}
+
 /// What the rules need of a test.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TestState {
@@ -93,8 +119,11 @@ pub struct RunState {
 pub struct OngoingClosed {
     /// The status every ongoing test took.
     pub status: Status,
-    /// When.
+    /// When (the runner's time; the server's for a silent close).
     pub at: DateTime<Utc>,
+    /// Set when the server closed the run because its runner went silent: when it was last
+    /// heard from. A backend stores it with the run ([`crate::RunSummary::went_silent_at`]).
+    pub silent_since: Option<DateTime<Utc>>,
 }
 
 impl OngoingClosed {
@@ -144,8 +173,9 @@ impl RunWork {
         &mut self,
         target: TestState,
         running: Option<TestState>,
-        at: DateTime<Utc>,
+        at: impl Into<EventTime>,
     ) -> Result<()> {
+        let at = at.into();
         if target.status != Status::Waiting {
             return Err(rule_broken(format!("test {} is not waiting", target.id)));
         }
@@ -157,7 +187,13 @@ impl RunWork {
 
     /// [Rules 3](crate::rules#rule-3) and [8](crate::rules#rule-8): the running `test` stops with
     /// the final `status` at `at`; `cancelled` cancels every other ongoing test of the run.
-    pub fn stop_test(&mut self, test: TestState, status: Status, at: DateTime<Utc>) -> Result<()> {
+    pub fn stop_test(
+        &mut self,
+        test: TestState,
+        status: Status,
+        at: impl Into<EventTime>,
+    ) -> Result<()> {
+        let at = at.into();
         if status.is_ongoing() {
             return Err(Error::invalid(
                 "status",
@@ -177,7 +213,8 @@ impl RunWork {
     /// [Rule 1](crate::rules#rule-1) (abandon, with `unknown`) and [rule 3](crate::rules#rule-3)
     /// (cancel, with `cancelled`): every ongoing test of the run takes `status` at `at`. Needs
     /// every scenario of the run loaded.
-    pub fn close_ongoing(&mut self, status: Status, at: DateTime<Utc>) -> Result<()> {
+    pub fn close_ongoing(&mut self, status: Status, at: impl Into<EventTime>) -> Result<()> {
+        let at = at.into();
         if status.is_ongoing() {
             return Err(Error::invalid(
                 "status",
@@ -197,10 +234,14 @@ impl RunWork {
             )));
         }
         for scenario in &mut self.scenarios {
-            close_aggregate(&mut scenario.aggregate, status, at);
+            close_aggregate(&mut scenario.aggregate, status, at.received);
         }
-        close_aggregate(&mut self.run.aggregate, status, at);
-        let closed = OngoingClosed { status, at };
+        close_aggregate(&mut self.run.aggregate, status, at.received);
+        let closed = OngoingClosed {
+            status,
+            at: at.runner,
+            silent_since: None,
+        };
         for test in &mut self.tests {
             (test.status, test.timestamp_stop) = closed.apply(test.status, test.timestamp_stop);
         }
@@ -208,21 +249,34 @@ impl RunWork {
         Ok(())
     }
 
+    /// Closes every ongoing test of the run `unknown` at `at` (now, on both clocks) because
+    /// its runner has been silent since `last_seen` (see
+    /// [`crate::LivenessWatch`]). Needs every scenario of the run loaded.
+    pub fn close_silent(&mut self, last_seen: DateTime<Utc>, at: EventTime) -> Result<()> {
+        self.close_ongoing(Status::Unknown, at)?;
+        if let Some(closed) = &mut self.closed {
+            closed.silent_since = Some(last_seen);
+        }
+        Ok(())
+    }
+
     /// Moves one test to `to` at `at` and updates its scenario's and the run's aggregates.
-    fn move_test(&mut self, mut test: TestState, to: Status, at: DateTime<Utc>) -> Result<()> {
+    /// [Rule 4](crate::rules#rule-4): the test keeps the runner's time; its scenario's and the
+    /// run's start and stop take the server's.
+    fn move_test(&mut self, mut test: TestState, to: Status, at: EventTime) -> Result<()> {
         let from = test.status;
         let scenario = self
             .scenarios
             .iter_mut()
             .find(|s| s.id == test.scenario_id)
             .ok_or_else(|| rule_broken(format!("scenario {} not loaded", test.scenario_id)))?;
-        scenario.aggregate.shift(from, to, 1, at);
-        self.run.aggregate.shift(from, to, 1, at);
+        scenario.aggregate.shift(from, to, 1, at.received);
+        self.run.aggregate.shift(from, to, 1, at.received);
         test.status = to;
         if to == Status::Running {
-            test.timestamp_start = Some(at);
+            test.timestamp_start = Some(at.runner);
         } else if from == Status::Running {
-            test.timestamp_stop = Some(at);
+            test.timestamp_stop = Some(at.runner);
         }
         match self.tests.iter_mut().find(|t| t.id == test.id) {
             Some(known) => *known = test,

@@ -8,8 +8,8 @@ use std::pin::Pin;
 
 use crate::rules::{Aggregate, RunState, RunWork, ScenarioState, TestState};
 use crate::{
-    FileRef, ItemDetail, ItemRef, MachineId, MachineName, MachineSummary, Page, PageRequest, Plan,
-    Result, RunDetail, RunId, RunSummary, ScenarioId, TestId,
+    ClockOffset, FileRef, ItemDetail, ItemRef, MachineId, MachineName, MachineSummary, Page,
+    PageRequest, Plan, Result, RunDetail, RunId, RunSummary, ScenarioId, TestId,
 };
 
 /// Where runs live. Object-safe: hold it as `Arc<dyn Store>`.
@@ -152,6 +152,8 @@ pub struct MachineRecord {
     pub name: String,
     /// Its latest run.
     pub latest_run: Option<RunId>,
+    /// Its runner clock's offset as last estimated, if it ever posted.
+    pub clock_offset: Option<ClockOffset>,
 }
 
 /// One atomic unit of work on one machine: reads what an event touches, then commits once.
@@ -259,6 +261,8 @@ impl Debug for Durability {
 pub struct Changes {
     /// The server time of the event: becomes the machine's last-seen time.
     pub seen_at: DateTime<Utc>,
+    /// The machine's new runner clock offset estimate, to store; `None` keeps the stored one.
+    pub clock_offset: Option<ClockOffset>,
     /// Existing runs to update: each `RunWork` lists exactly the records that changed.
     pub runs: Vec<RunWork>,
     /// A plan to store as the machine's new latest run, after `runs` are applied.

@@ -9,15 +9,15 @@ use crate::event::{
     EventId, EventReceipt, PlanReceipt, Recorded, TestAction, TestEvent, TestTarget,
 };
 use crate::live::{LiveBus, LiveEvent, RunChange, Topic};
-use crate::rules::{RunState, RunWork};
+use crate::rules::{EventTime, RunState, RunWork};
 use crate::store::{
     Changes, Durability, EventRecord, MachineRecord, NewRun, PlannedIds, RecordedEvent, Store,
     StoreTx,
 };
 use crate::{
-    Error, ItemDetail, ItemKind, ItemRef, MachineId, MachineStatus, MachineSummary, NoMatch, Page,
-    PageRequest, Plan, Result, RunDetail, RunId, RunSummary, Statistics, Status, TestId, TestStart,
-    TestStop,
+    ClockOffset, Error, ItemDetail, ItemKind, ItemRef, LivenessPolicy, MachineId, MachineStatus,
+    MachineSummary, NoMatch, Page, PageRequest, Plan, Result, RunDetail, RunId, RunSummary,
+    Statistics, Status, TestId, TestStart, TestStop,
 };
 
 /// Where the tracker takes the server's time from.
@@ -84,6 +84,7 @@ pub struct Tracker {
     store: Arc<dyn Store>,
     bus: Arc<dyn LiveBus>,
     clock: Arc<dyn Clock>,
+    liveness: LivenessPolicy,
 }
 
 impl Tracker {
@@ -93,7 +94,19 @@ impl Tracker {
             store,
             bus,
             clock: Arc::new(SystemClock),
+            liveness: LivenessPolicy::default(),
         }
+    }
+
+    /// The same tracker judging machines' liveness by `policy` (see [`crate::LivenessWatch`]).
+    pub fn with_liveness(mut self, policy: LivenessPolicy) -> Self {
+        self.liveness = policy;
+        self
+    }
+
+    /// When silence makes a machine quiet or offline.
+    pub fn liveness_policy(&self) -> LivenessPolicy {
+        self.liveness
     }
 
     /// The same tracker reading time from `clock`.
@@ -163,16 +176,22 @@ impl Tracker {
             for run in tx.ongoing_runs().await? {
                 let scenarios = tx.scenarios(run.id).await?;
                 let mut work = RunWork::new(run, scenarios);
-                work.close_ongoing(Status::Unknown, plan.timestamp)?;
+                work.close_ongoing(Status::Unknown, EventTime::new(plan.timestamp, now))?;
                 abandoned.push(work);
             }
         }
+        let clock_offset = ClockOffset::update(
+            tx.machine().and_then(|m| m.clock_offset),
+            plan.timestamp,
+            now,
+        );
         let new_run = NewRun::from_plan(plan.clone(), now);
         let (timestamp, aggregate) = (new_run.plan.timestamp, new_run.aggregate);
         let scenario_count = u32::try_from(new_run.scenario_aggregates.len()).unwrap_or(u32::MAX);
         let committed = tx
             .commit(Changes {
                 seen_at: now,
+                clock_offset: Some(clock_offset),
                 runs: abandoned.clone(),
                 new_run: Some(new_run),
                 record: event_id.map(|id| EventRecord {
@@ -197,6 +216,7 @@ impl Tracker {
             statistics: Statistics::new(aggregate.counts, scenario_count),
             timestamp_start: None,
             timestamp_stop: None,
+            went_silent_at: None,
         };
         self.publish_machine_status(machine_id, machine_name, run.status);
         self.bus.publish(
@@ -399,6 +419,7 @@ impl Tracker {
         let decided = decide_test_event(
             tx.as_mut(),
             event,
+            now,
             machine_name.as_str(),
             &file_path,
             &file_name,
@@ -407,6 +428,24 @@ impl Tracker {
         .await;
         let (machine, status_before, work, test_id) = match decided {
             Ok(decided) => decided,
+            // The runner was heard even though its event matched nothing (it may be coming
+            // back after its run was closed as silent): its last-seen time moves, and the
+            // commit checks, as confirming would, that the reads were current.
+            Err(error @ Error::NoMatch(_)) if tx.machine().is_some() => {
+                let clock_offset = tx
+                    .machine()
+                    .and_then(|m| m.clock_offset)
+                    .map(|offset| ClockOffset::update(Some(offset), event.at, now));
+                tx.commit(Changes {
+                    seen_at: now,
+                    clock_offset,
+                    runs: Vec::new(),
+                    new_run: None,
+                    record: None,
+                })
+                .await?;
+                return Err(error);
+            }
             // Answered from reads alone: make sure they were current.
             // A broken invariant may come from reads another writer overtook.
             Err(error @ (Error::NoMatch(_) | Error::Invariant { .. })) => {
@@ -436,6 +475,7 @@ impl Tracker {
         };
         let changes = Changes {
             seen_at: now,
+            clock_offset: Some(ClockOffset::update(machine.clock_offset, event.at, now)),
             runs: vec![work.clone()],
             new_run: None,
             record,
@@ -460,7 +500,7 @@ impl Tracker {
         })
     }
 
-    fn publish_run_change(&self, machine_id: MachineId, work: &RunWork) {
+    pub(crate) fn publish_run_change(&self, machine_id: MachineId, work: &RunWork) {
         let change = RunChange::from_work(machine_id, work);
         self.bus.publish(
             Topic::Machine(machine_id),
@@ -468,7 +508,12 @@ impl Tracker {
         );
     }
 
-    fn publish_machine_status(&self, machine_id: MachineId, machine_name: String, status: Status) {
+    pub(crate) fn publish_machine_status(
+        &self,
+        machine_id: MachineId,
+        machine_name: String,
+        status: Status,
+    ) {
         self.bus.publish(
             Topic::Machines,
             Arc::new(LiveEvent::MachineStatus {
@@ -479,14 +524,21 @@ impl Tracker {
         );
     }
 
-    /// Machines ordered by name; [`Error::NotFound`] for a page past the last.
+    /// Machines ordered by name, each with its liveness; [`Error::NotFound`] for a page past
+    /// the last.
     pub async fn machines(&self, page: PageRequest) -> Result<Page<MachineSummary>> {
-        within_range(self.store.machines(page).await?)
+        let mut page = within_range(self.store.machines(page).await?)?;
+        for machine in &mut page.items {
+            machine.liveness = Some(self.liveness(machine).await?);
+        }
+        Ok(page)
     }
 
-    /// One machine.
+    /// One machine, with its liveness.
     pub async fn machine(&self, id: MachineId) -> Result<MachineSummary> {
-        self.store.machine(id).await
+        let mut machine = self.store.machine(id).await?;
+        machine.liveness = Some(self.liveness(&machine).await?);
+        Ok(machine)
     }
 
     /// A machine's runs, newest first; [`Error::NotFound`] for a page past the last.
@@ -563,6 +615,7 @@ fn is_rejection(error: &Error) -> bool {
 async fn decide_test_event(
     tx: &mut dyn StoreTx,
     event: &TestEvent,
+    received_at: DateTime<Utc>,
     machine_name: &str,
     file_path: &str,
     file_name: &str,
@@ -597,7 +650,7 @@ async fn decide_test_event(
             }
             let test_id = target.id;
             let mut work = RunWork::new(run, scenarios);
-            work.start_test(target, running, event.at)?;
+            work.start_test(target, running, EventTime::new(event.at, received_at))?;
             (work, test_id)
         }
         TestAction::Stop(status) => {
@@ -621,7 +674,7 @@ async fn decide_test_event(
             };
             let test_id = running.id;
             let mut work = RunWork::new(run, scenarios);
-            work.stop_test(running, status, event.at)?;
+            work.stop_test(running, status, EventTime::new(event.at, received_at))?;
             (work, test_id)
         }
     };

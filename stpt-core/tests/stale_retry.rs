@@ -161,10 +161,11 @@ async fn stale_reads_that_never_end_give_up_with_nothing_written() {
 }
 
 #[tokio::test]
-async fn matched_nothing_is_confirmed_before_it_is_answered() {
+async fn matched_nothing_is_checked_before_it_is_answered() {
     let (store, tracker) = tracker();
     tracker.record_plan(plan()).await.unwrap();
-    store.stale_confirms.store(1, Ordering::SeqCst);
+    let commits_before = store.commits.load(Ordering::SeqCst);
+    store.stale_commits.store(1, Ordering::SeqCst);
     let stop = TestStop {
         machine: MachineName::new("rig").unwrap(),
         file_path: "/t".into(),
@@ -177,9 +178,26 @@ async fn matched_nothing_is_confirmed_before_it_is_answered() {
         matches!(result, Err(Error::NoMatch(NoMatch::NoRunningTest { .. }))),
         "{result:?}"
     );
+    // The machine was heard: its last-seen time is committed, which checks the reads as a
+    // confirmation would. Stale once, applied again, committed on the fresh attempt.
+    assert_eq!(store.commits.load(Ordering::SeqCst), commits_before + 2);
+    assert_eq!(store.confirms.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn matched_nothing_on_an_unknown_machine_is_confirmed_before_it_is_answered() {
+    let (store, tracker) = tracker();
+    store.stale_confirms.store(1, Ordering::SeqCst);
+    let result = tracker.record_test_start(start("a.py")).await;
+    assert!(
+        matches!(result, Err(Error::NoMatch(NoMatch::UnknownMachine { .. }))),
+        "{result:?}"
+    );
     // Asked once (stale: applied again), then once more on the fresh attempt.
     assert_eq!(store.confirms.load(Ordering::SeqCst), 2);
+    assert_eq!(store.commits.load(Ordering::SeqCst), 0);
     // A successful event is never held up by a confirmation.
+    tracker.record_plan(plan()).await.unwrap();
     tracker.record_test_start(start("a.py")).await.unwrap();
     assert_eq!(store.confirms.load(Ordering::SeqCst), 2);
 }

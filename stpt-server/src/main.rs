@@ -2,7 +2,10 @@
 
 use clap::Parser;
 use std::time::Duration;
-use stpt_core::Tracker;
+use stpt_core::{LivenessWatch, Tracker};
+
+/// How often the liveness watch judges every machine.
+const LIVENESS_TICK: Duration = Duration::from_secs(5);
 use stpt_core::accounts::Accounts;
 use stpt_http::HttpConfig;
 use stpt_server::virtual_machine::{Protocol, VirtualMachine, VirtualMachineConfig};
@@ -38,7 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let bus = stpt_server::open_bus(settings.redis_url.as_deref(), &settings.redis_prefix)?;
-    let tracker = Tracker::new(stores.runs, bus);
+    let tracker = Tracker::new(stores.runs, bus).with_liveness(settings.liveness_policy());
     let ingest = settings.ingest_access();
     let mut config = HttpConfig::default()
         .with_body_limit(settings.body_limit)
@@ -96,6 +99,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     });
+    // Liveness is pushed to pages and silent runs are closed without waiting for an event.
+    tokio::spawn(LivenessWatch::new().run(tracker.clone(), LIVENESS_TICK));
     let metrics = stpt_server::install_recorder()?;
     let app = stpt_server::with_metrics(stpt_server::app(tracker, accounts, config), metrics);
 

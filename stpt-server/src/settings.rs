@@ -86,6 +86,16 @@ pub struct Settings {
     #[arg(long, env = "STPT_REDIS_PREFIX", default_value = "stpt")]
     pub redis_prefix: String,
 
+    /// Silence after which a machine running a test shows as quiet, at the least (longer
+    /// when its tests usually take longer): `90s`, `2m`, `1h`.
+    #[arg(long, env = "STPT_QUIET_AFTER", default_value = "2m", value_parser = humantime::parse_duration)]
+    pub quiet_after: std::time::Duration,
+
+    /// Silence after which a machine is offline, at the least (while running, also longer than
+    /// three times its tests' usual duration); its ongoing run is then closed `unknown`.
+    #[arg(long, env = "STPT_OFFLINE_AFTER", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub offline_after: std::time::Duration,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "STPT_BODY_LIMIT", default_value_t = HttpConfig::DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
@@ -198,6 +208,16 @@ pub enum LogFormat {
 }
 
 impl Settings {
+    /// When silence makes a machine quiet or offline.
+    pub fn liveness_policy(&self) -> stpt_core::LivenessPolicy {
+        let to_chrono =
+            |d: std::time::Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+        stpt_core::LivenessPolicy {
+            quiet_after: to_chrono(self.quiet_after),
+            offline_after: to_chrono(self.offline_after),
+        }
+    }
+
     /// Who may post runner events: `--open-ingest[-from]`, else tokens only, except from
     /// loopback when the server listens on loopback only (so the quick start needs no
     /// token).

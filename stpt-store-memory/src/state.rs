@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use stpt_core::rules::{RunState, RunWork, ScenarioState, TestState};
 use stpt_core::{
-    Changes, Committed, Error, FileRef, ItemDetail, ItemKind, ItemRef, MachineId, MachineRecord,
-    MachineSummary, NewRun, Page, PageRequest, PlannedIds, RecordedEvent, Result, RunDetail, RunId,
-    RunIndex, RunSummary, ScenarioId, ScenarioView, ScriptFile, Status, TestId, TestView,
+    Changes, ClockOffset, Committed, Error, FileRef, ItemDetail, ItemKind, ItemRef, MachineId,
+    MachineRecord, MachineSummary, NewRun, Page, PageRequest, PlannedIds, RecordedEvent, Result,
+    RunDetail, RunId, RunIndex, RunSummary, ScenarioId, ScenarioView, ScriptFile, Status, TestId,
+    TestView,
 };
 
 #[derive(Debug, Default)]
@@ -33,6 +34,7 @@ struct MachineRow {
     id: MachineId,
     name: String,
     last_seen: Option<DateTime<Utc>>,
+    clock_offset: Option<ClockOffset>,
     /// In receipt order; the last one is the latest run.
     runs: Vec<RunId>,
     ongoing: BTreeSet<RunId>,
@@ -46,6 +48,7 @@ struct RunRow {
     received_at: DateTime<Utc>,
     master: StoredFile,
     states: RunStates,
+    went_silent_at: Option<DateTime<Utc>>,
 }
 
 /// The state of a run and of its scenarios and tests in plan order: a [`RunIndex`] while the
@@ -278,6 +281,7 @@ impl State {
             id,
             name: row.name.clone(),
             latest_run: row.runs.last().copied(),
+            clock_offset: row.clock_offset,
         })
     }
 
@@ -363,6 +367,9 @@ impl State {
         }
         for work in &changes.runs {
             let run = self.run_row_mut(work.run.id)?;
+            if let Some(since) = work.closed.and_then(|closed| closed.silent_since) {
+                run.went_silent_at = Some(since);
+            }
             if !run.states.apply(work)? {
                 let machine_id = run.machine_id;
                 if let Ok(machine) = self.machine_row_mut(machine_id) {
@@ -379,6 +386,7 @@ impl State {
             .map(|new_run| self.insert_run(machine_id, new_run));
         if let Some(row) = slot(machine_id.get()).and_then(|i| self.machines.get_mut(i)) {
             row.last_seen = Some(changes.seen_at);
+            row.clock_offset = changes.clock_offset.or(row.clock_offset);
         }
         if let Some(record) = changes.record {
             self.events.insert(
@@ -401,6 +409,7 @@ impl State {
             id,
             name: name.to_owned(),
             last_seen: None,
+            clock_offset: None,
             runs: Vec::new(),
             ongoing: BTreeSet::new(),
         });
@@ -465,6 +474,7 @@ impl State {
             received_at: new_run.received_at,
             master,
             states,
+            went_silent_at: None,
         });
         if let Some(row) = slot(machine_id.get()).and_then(|i| self.machines.get_mut(i)) {
             row.runs.push(run_id);
@@ -500,6 +510,7 @@ impl State {
             row.name.clone(),
             latest_run.map(|run| (run.id, run.states.state().aggregate.status())),
             row.last_seen,
+            row.clock_offset,
         )
     }
 
@@ -527,6 +538,7 @@ impl State {
             run.received_at,
             &run.states.state().aggregate,
             run.states.scenarios().len(),
+            run.went_silent_at,
         )
     }
 

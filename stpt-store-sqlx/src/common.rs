@@ -32,6 +32,7 @@ pub(crate) struct Sql {
     pub(crate) insert_run: String,
     pub(crate) set_latest_run: String,
     pub(crate) touch_machine: String,
+    pub(crate) mark_silent: String,
     pub(crate) machines_page: String,
     pub(crate) machines_count: String,
     pub(crate) machine: String,
@@ -64,12 +65,14 @@ impl Sql {
         let state_cols = format!("id, {COUNTS}, timestamp_start, timestamp_stop");
         let run_cols = "r.id, r.machine_id, r.planned_at, r.received_at, r.status, \
              r.scenario_count, r.n_waiting, r.n_running, r.n_passed, r.n_warning, r.n_failed, \
-             r.n_error, r.n_unknown, r.n_cancelled, r.timestamp_start, r.timestamp_stop";
+             r.n_error, r.n_unknown, r.n_cancelled, r.timestamp_start, r.timestamp_stop, \
+             r.went_silent_at";
         let aggregate_set = "status = $2, n_waiting = $3, n_running = $4, n_passed = $5, \
              n_warning = $6, n_failed = $7, n_error = $8, n_unknown = $9, n_cancelled = $10, \
              timestamp_start = $11, timestamp_stop = $12";
         let machine_cols = format!(
-            "SELECT m.id, m.name, m.latest_run_id, m.last_seen, r.status AS run_status \
+            "SELECT m.id, m.name, m.latest_run_id, m.last_seen, m.clock_offset_ms, \
+             r.status AS run_status \
              FROM {p}machines m LEFT JOIN {p}runs r ON r.id = m.latest_run_id"
         );
         let item_cols = "c.file_path, c.file_name, s.body AS script, c.status, \
@@ -78,12 +81,13 @@ impl Sql {
             prefix: p,
             #[cfg(feature = "sqlite")]
             machine_by_key: format!(
-                "SELECT id, name, latest_run_id, version FROM {p}machines WHERE name_key = $1"
+                "SELECT id, name, latest_run_id, clock_offset_ms, version FROM {p}machines \
+                 WHERE name_key = $1"
             ),
             #[cfg(feature = "postgres")]
             machine_by_key_locked: format!(
-                "SELECT id, name, latest_run_id, version FROM {p}machines WHERE name_key = $1 \
-                 FOR UPDATE"
+                "SELECT id, name, latest_run_id, clock_offset_ms, version FROM {p}machines \
+                 WHERE name_key = $1 FOR UPDATE"
             ),
             ongoing_runs: format!(
                 "SELECT {state_cols} FROM {p}runs \
@@ -115,6 +119,7 @@ impl Sql {
                 "INSERT INTO {p}events (machine_id, event_id, receipt, new_run_id, recorded_at) \
                  VALUES ($1, $2, $3, $4, $5)"
             ),
+            mark_silent: format!("UPDATE {p}runs SET went_silent_at = $2 WHERE id = $1"),
             close_ongoing: format!(
                 "UPDATE {p}tests SET status = $2, \
                  timestamp_stop = CASE WHEN status = 'running' THEN $3 ELSE timestamp_stop END \
@@ -142,12 +147,14 @@ impl Sql {
                  $17, $18) RETURNING id"
             ),
             set_latest_run: format!(
-                "UPDATE {p}machines SET latest_run_id = $2, last_seen = $3, version = version + 1 \
+                "UPDATE {p}machines SET latest_run_id = $2, last_seen = $3, \
+                 clock_offset_ms = COALESCE($4, clock_offset_ms), version = version + 1 \
                  WHERE id = $1 RETURNING version"
             ),
             touch_machine: format!(
-                "UPDATE {p}machines SET last_seen = $2, version = version + 1 WHERE id = $1 \
-                 RETURNING version"
+                "UPDATE {p}machines SET last_seen = $2, \
+                 clock_offset_ms = COALESCE($3, clock_offset_ms), version = version + 1 \
+                 WHERE id = $1 RETURNING version"
             ),
             machines_page: format!("{machine_cols} ORDER BY m.name_key, m.id LIMIT $1 OFFSET $2"),
             machines_count: format!("SELECT COUNT(*) FROM {p}machines"),
@@ -557,7 +564,7 @@ macro_rules! sql_store {
                 let (new_run, version) = match &changes.new_run {
                     Some(new_run) => {
                         let (ids, version) = self
-                            .insert_run(machine_id, new_run, changes.seen_at)
+                            .insert_run(machine_id, new_run, changes.seen_at, changes.clock_offset)
                             .await?;
                         (Some(ids), version)
                     }
@@ -565,6 +572,7 @@ macro_rules! sql_store {
                         let version: i64 = ::sqlx::query_scalar(&self.sql.touch_machine)
                             .bind(machine_id)
                             .bind($ts(changes.seen_at))
+                            .bind(changes.clock_offset.map(|offset| offset.millis()))
                             .fetch_one(&mut *self.tx)
                             .await
                             .db()?;
@@ -606,6 +614,14 @@ macro_rules! sql_store {
                         .execute(&mut *self.tx)
                         .await
                         .db()?;
+                    if let Some(since) = closed.silent_since {
+                        ::sqlx::query(&self.sql.mark_silent)
+                            .bind(run_id)
+                            .bind($ts(since))
+                            .execute(&mut *self.tx)
+                            .await
+                            .db()?;
+                    }
                 }
                 for test in &work.tests {
                     let done = ::sqlx::query(&self.sql.update_test)
@@ -705,6 +721,7 @@ macro_rules! sql_store {
                 machine_id: i64,
                 new_run: &::stpt_core::NewRun,
                 seen_at: ::chrono::DateTime<::chrono::Utc>,
+                clock_offset: Option<::stpt_core::ClockOffset>,
             ) -> ::stpt_core::Result<(::stpt_core::PlannedIds, i64)> {
                 use $crate::rows::{PlanRows, in_plan_order};
                 let max_binds: usize = $max_binds;
@@ -861,6 +878,7 @@ macro_rules! sql_store {
                     .bind(machine_id)
                     .bind(run_id)
                     .bind($ts(seen_at))
+                    .bind(clock_offset.map(|offset| offset.millis()))
                     .fetch_one(&mut *self.tx)
                     .await
                     .db()?;

@@ -74,6 +74,7 @@ impl MachineMemory {
                     id: committed.machine_id,
                     name,
                     latest_run: None,
+                    clock_offset: None,
                 },
                 version,
                 Vec::new(),
@@ -85,6 +86,9 @@ impl MachineMemory {
     /// Records what a commit wrote, taking the plan of a new run. `false` when a changed
     /// record is not remembered: the memory no longer matches the database and must go.
     pub(crate) fn apply(&mut self, changes: Changes, committed: &Committed, version: i64) -> bool {
+        if changes.clock_offset.is_some() {
+            self.machine.clock_offset = changes.clock_offset;
+        }
         for work in &changes.runs {
             let Some(run) = self.run_mut(work.run.id) else {
                 return false;

@@ -8,8 +8,9 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use stpt_core::rules::{Aggregate, RunState, ScenarioState, TestState};
 use stpt_core::{
-    Error, FileRef, MachineId, MachineStatus, MachineSummary, NewRun, Result, RunId, RunSummary,
-    ScenarioId, ScenarioView, ScriptFile, Statistics, Status, StatusCounts, TestId, TestView,
+    ClockOffset, Error, FileRef, MachineId, MachineStatus, MachineSummary, NewRun, Result, RunId,
+    RunSummary, ScenarioId, ScenarioView, ScriptFile, Statistics, Status, StatusCounts, TestId,
+    TestView,
 };
 
 use crate::error::RowError;
@@ -189,6 +190,7 @@ pub(crate) struct RunRow {
     received_at: DateTime<Utc>,
     status: String,
     scenario_count: i64,
+    went_silent_at: Option<DateTime<Utc>>,
     #[sqlx(flatten)]
     aggregate: AggregateRow,
 }
@@ -208,6 +210,7 @@ impl RunRow {
             ),
             timestamp_start: aggregate.timestamp_start,
             timestamp_stop: aggregate.timestamp_stop,
+            went_silent_at: self.went_silent_at,
         })
     }
 }
@@ -258,6 +261,7 @@ pub(crate) struct MachineRow {
     name: String,
     latest_run_id: Option<i64>,
     last_seen: Option<DateTime<Utc>>,
+    clock_offset_ms: Option<i64>,
     run_status: Option<String>,
 }
 
@@ -279,6 +283,8 @@ impl MachineRow {
             status,
             latest_run: self.latest_run_id.map(RunId),
             last_seen: self.last_seen,
+            clock_offset: self.clock_offset_ms.map(ClockOffset::from_millis),
+            liveness: None,
         })
     }
 }
@@ -289,6 +295,7 @@ pub(crate) struct MachineRecordRow {
     pub(crate) id: i64,
     pub(crate) name: String,
     pub(crate) latest_run_id: Option<i64>,
+    pub(crate) clock_offset_ms: Option<i64>,
     /// Bumped by every write to the machine's runs: what an optimistic reader checks.
     pub(crate) version: i64,
 }
@@ -300,6 +307,7 @@ impl MachineRecordRow {
             id: stpt_core::MachineId(self.id),
             name: self.name,
             latest_run: self.latest_run_id.map(stpt_core::RunId),
+            clock_offset: self.clock_offset_ms.map(ClockOffset::from_millis),
         }
     }
 }

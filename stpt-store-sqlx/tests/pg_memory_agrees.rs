@@ -9,7 +9,7 @@ mod support;
 
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
-use stpt_core::{Error, RunDetail, RunId, Status, StatusCounts, Tracker};
+use stpt_core::{Error, ManualClock, RunDetail, RunId, Status, StatusCounts, Store};
 use stpt_store_memory::MemoryStore;
 use stpt_store_sqlx::SqliteStore;
 use support::{TempDatabase, plan, postgres_url, test_start, test_stop, tracker};
@@ -93,9 +93,9 @@ async fn two_instances_agree_with_the_memory_store() {
     let Some(url) = postgres_url() else { return };
     for seed in 1..=4_u64 {
         let db = TempDatabase::create(&url).await;
-        let instances: [Tracker; 2] = [
-            tracker(Arc::new(support::pg_store(&db).await)),
-            tracker(Arc::new(support::pg_store(&db).await)),
+        let instances: [Arc<dyn Store>; 2] = [
+            Arc::new(support::pg_store(&db).await),
+            Arc::new(support::pg_store(&db).await),
         ];
         agree(instances, seed).await;
     }
@@ -109,15 +109,18 @@ async fn two_sqlite_stores_on_one_file_agree_with_the_memory_store() {
         let first = SqliteStore::open(&path).await.unwrap();
         first.migrate().await.unwrap();
         let second = SqliteStore::open(&path).await.unwrap();
-        agree([tracker(Arc::new(first)), tracker(Arc::new(second))], seed).await;
+        agree([Arc::new(first), Arc::new(second)], seed).await;
     }
 }
 
 /// Drives `instances` (two stores on one database) and the memory store through the same
-/// random events; panics at the first answer or run that differs.
-async fn agree(instances: [Tracker; 2], seed: u64) {
+/// random events, all on one server clock; panics at the first answer or run that differs.
+async fn agree(instances: [Arc<dyn Store>; 2], seed: u64) {
     {
-        let reference = tracker(Arc::new(MemoryStore::new()));
+        let clock = Arc::new(ManualClock::new(support::at(0)));
+        let on_clock = |store| tracker(store).with_clock(Arc::clone(&clock) as _);
+        let reference = on_clock(Arc::new(MemoryStore::new()));
+        let instances = instances.map(on_clock);
         let mut dice = Dice(seed);
         // Long stretches of events on one instance, then the other: memory is used,
         // overtaken, bypassed (read by query) and reloaded.
@@ -133,6 +136,8 @@ async fn agree(instances: [Tracker; 2], seed: u64) {
             Status::Unknown,
         ];
         for step in 0..400_i64 {
+            // The server receives each event a little over an hour after the runner sent it.
+            clock.set(support::at(3 * step) + chrono::Duration::hours(1));
             if dice.roll(30) == 0 {
                 instance = 1 - instance;
             }

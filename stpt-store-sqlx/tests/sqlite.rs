@@ -308,6 +308,7 @@ async fn deferred_commits_are_flushed_without_a_waiter() {
     let (_, durability) = unit
         .commit_deferred(stpt_core::Changes {
             seen_at: support::at(3),
+            clock_offset: None,
             runs: vec![work],
             new_run: None,
             record: None,

@@ -64,12 +64,14 @@
 #[cfg(feature = "accounts")]
 mod accounts;
 mod live;
+mod liveness;
 mod store;
 mod support;
 
 #[cfg(feature = "accounts")]
 pub use accounts::*;
 pub use live::*;
+pub use liveness::*;
 pub use store::*;
 
 /// Stamps one test per [`Store`](crate::Store) scenario of the suite.
@@ -111,6 +113,9 @@ macro_rules! store_conformance_tests {
             sixteen_machines_post_concurrently,
             concurrent_plans_for_one_new_machine,
             last_seen_is_server_time,
+            clock_offset_is_kept_per_machine,
+            silent_machine_is_closed_unknown,
+            long_tests_are_not_closed_early,
             events_by_test_id,
             batches_apply_in_order,
             retried_events_apply_once,

@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::support::{
-    at, detail, file, plan, record_plan, run_test, scenario_statuses, start, stop, test_path,
-    test_statuses, tracker,
+    at, detail, file, plan, record_plan, run_test, run_test_late, scenario_statuses, server, start,
+    start_late, stop, test_path, test_statuses, tracker,
 };
 use crate::{
     Error, EventId, ItemKind, ItemRef, MachineId, MachineStatus, NoMatch, PageRequest, Plan,
@@ -89,14 +89,25 @@ pub async fn rule1_plan_creates_waiting_run(store: Arc<dyn Store>) {
 
 /// [Rule 1](crate::rules#rule-1): a new plan abandons the machine's ongoing run: its ongoing tests
 /// become `unknown`, the running one stopped at the new plan's timestamp, and statuses are
-/// re-aggregated.
+/// re-aggregated; the run stops when the server received the plan ([rule 4](crate::rules#rule-4)).
 pub async fn rule1_new_plan_abandons_ongoing_run(store: Arc<dyn Store>) {
-    let (tracker, _) = tracker(store);
+    let (tracker, clock) = tracker(store);
     let first = record_plan(&tracker, plan("rig", at(0), TWO_BY_TWO)).await;
-    run_test(&tracker, "rig", "lamp.py", "a.py", Passed, at(1), at(2)).await;
-    start(&tracker, "rig", "lamp.py", "b.py", at(3))
+    run_test_late(
+        &tracker,
+        &clock,
+        "rig",
+        "lamp.py",
+        "a.py",
+        Passed,
+        at(1),
+        at(2),
+    )
+    .await;
+    start_late(&tracker, &clock, "rig", "lamp.py", "b.py", at(3))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    clock.set(server(at(10)));
     let second = record_plan(&tracker, plan("rig", at(10), TWO_BY_TWO)).await;
     assert_eq!(second.abandoned, vec![first.ids.run_id]);
     assert_eq!(second.machine_id, first.machine_id);
@@ -122,9 +133,9 @@ pub async fn rule1_new_plan_abandons_ongoing_run(store: Arc<dyn Store>) {
         (never_ran.timestamp_start, never_ran.timestamp_stop),
         (None, None)
     );
-    assert_eq!(old.summary.timestamp_start, Some(at(1)));
-    assert_eq!(old.summary.timestamp_stop, Some(at(10)));
-    assert_eq!(old.scenarios[1].timestamp_stop, Some(at(10)));
+    assert_eq!(old.summary.timestamp_start, Some(server(at(1))));
+    assert_eq!(old.summary.timestamp_stop, Some(server(at(10))));
+    assert_eq!(old.scenarios[1].timestamp_stop, Some(server(at(10))));
 
     let new = detail(&tracker, second.ids.run_id).await;
     assert_eq!(new.summary.status, Waiting);
@@ -248,7 +259,7 @@ pub async fn rule3_stop_sets_final_status(store: Arc<dyn Store>) {
 /// [Rule 3](crate::rules#rule-3): stopping a test as `cancelled` cancels every ongoing test of its
 /// run.
 pub async fn rule3_cancel_cancels_whole_run(store: Arc<dyn Store>) {
-    let (tracker, _) = tracker(store);
+    let (tracker, clock) = tracker(store);
     let receipt = record_plan(
         &tracker,
         plan(
@@ -261,10 +272,21 @@ pub async fn rule3_cancel_cancels_whole_run(store: Arc<dyn Store>) {
         ),
     )
     .await;
-    run_test(&tracker, "rig", "lamp.py", "a.py", Passed, at(1), at(2)).await;
-    start(&tracker, "rig", "lamp.py", "b.py", at(3))
+    run_test_late(
+        &tracker,
+        &clock,
+        "rig",
+        "lamp.py",
+        "a.py",
+        Passed,
+        at(1),
+        at(2),
+    )
+    .await;
+    start_late(&tracker, &clock, "rig", "lamp.py", "b.py", at(3))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    clock.set(server(at(4)));
     let cancelled = stop(&tracker, "rig", "lamp.py", "b.py", Cancelled, at(4))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -276,8 +298,8 @@ pub async fn rule3_cancel_cancels_whole_run(store: Arc<dyn Store>) {
     );
     assert_eq!(scenario_statuses(&run), vec![Cancelled, Cancelled]);
     assert_eq!(run.summary.status, Cancelled);
-    assert_eq!(run.summary.timestamp_stop, Some(at(4)));
-    assert_eq!(run.scenarios[1].timestamp_stop, Some(at(4)));
+    assert_eq!(run.summary.timestamp_stop, Some(server(at(4))));
+    assert_eq!(run.scenarios[1].timestamp_stop, Some(server(at(4))));
     assert_eq!(run.scenarios[0].tests[1].timestamp_stop, Some(at(4)));
     assert_eq!(run.scenarios[0].tests[2].timestamp_start, None);
     assert_eq!(
@@ -297,35 +319,42 @@ pub async fn rule3_cancel_cancels_whole_run(store: Arc<dyn Store>) {
 }
 
 /// [Rule 4](crate::rules#rule-4): scenarios and runs start with their first test and stop when they
-/// become finished.
+/// become finished, on the server's clock; tests keep the runner's times.
 pub async fn rule4_timestamps_and_durations(store: Arc<dyn Store>) {
-    let (tracker, _) = tracker(store);
+    let (tracker, clock) = tracker(store);
     let receipt = record_plan(&tracker, plan("rig", at(0), TWO_BY_TWO)).await;
-    run_test(&tracker, "rig", "lamp.py", "a.py", Passed, at(10), at(20)).await;
+    let (rig, c) = ("rig", &*clock);
+    run_test_late(&tracker, c, rig, "lamp.py", "a.py", Passed, at(10), at(20)).await;
     let run = detail(&tracker, receipt.ids.run_id).await;
-    assert_eq!(run.scenarios[0].timestamp_start, Some(at(10)));
+    assert_eq!(run.scenarios[0].timestamp_start, Some(server(at(10))));
     assert_eq!(run.scenarios[0].timestamp_stop, None, "b.py still waits");
     assert_eq!(run.scenarios[1].timestamp_start, None);
-    assert_eq!(run.summary.timestamp_start, Some(at(10)));
-    run_test(&tracker, "rig", "lamp.py", "b.py", Warning, at(30), at(40)).await;
-    run_test(&tracker, "rig", "door.py", "c.py", Passed, at(50), at(60)).await;
-    run_test(&tracker, "rig", "door.py", "d.py", Passed, at(70), at(95)).await;
+    assert_eq!(run.summary.timestamp_start, Some(server(at(10))));
+    let test = &run.scenarios[0].tests[0];
+    assert_eq!(
+        (test.timestamp_start, test.timestamp_stop),
+        (Some(at(10)), Some(at(20))),
+        "a test keeps the runner's times"
+    );
+    run_test_late(&tracker, c, rig, "lamp.py", "b.py", Warning, at(30), at(40)).await;
+    run_test_late(&tracker, c, rig, "door.py", "c.py", Passed, at(50), at(60)).await;
+    run_test_late(&tracker, c, rig, "door.py", "d.py", Passed, at(70), at(95)).await;
     let run = detail(&tracker, receipt.ids.run_id).await;
     assert_eq!(
         (
             run.scenarios[0].timestamp_start,
             run.scenarios[0].timestamp_stop
         ),
-        (Some(at(10)), Some(at(40)))
+        (Some(server(at(10))), Some(server(at(40))))
     );
     assert_eq!(
         (
             run.scenarios[1].timestamp_start,
             run.scenarios[1].timestamp_stop
         ),
-        (Some(at(50)), Some(at(95)))
+        (Some(server(at(50))), Some(server(at(95))))
     );
-    assert_eq!(run.summary.timestamp_stop, Some(at(95)));
+    assert_eq!(run.summary.timestamp_stop, Some(server(at(95))));
     assert_eq!(run.summary.duration(), Some(chrono::Duration::seconds(85)));
     assert_eq!(run.summary.status, Warning);
     let item = tracker
@@ -334,7 +363,7 @@ pub async fn rule4_timestamps_and_durations(store: Arc<dyn Store>) {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         (item.timestamp_start, item.timestamp_stop),
-        (Some(at(10)), Some(at(95)))
+        (Some(server(at(10))), Some(server(at(95))))
     );
 }
 
@@ -980,7 +1009,8 @@ pub async fn sixteen_machines_post_concurrently(store: Arc<dyn Store>) {
         let expected_counts: StatusCounts = expected.iter().copied().collect();
         assert_eq!(run.summary.statistics.counts, expected_counts);
         assert_eq!(run.summary.status, expected_counts.status());
-        assert_eq!(run.summary.timestamp_stop, Some(at(12)));
+        // The server's clock, which this scenario never moves.
+        assert_eq!(run.summary.timestamp_stop, Some(at(0)));
     }
     assert_eq!(machines.len(), 16);
     let listed = tracker

@@ -26,6 +26,45 @@ pub(crate) fn at(seconds: i64) -> DateTime<Utc> {
     base + Duration::seconds(seconds) + Duration::microseconds(123_456)
 }
 
+/// The server's clock in scenarios that tell the two clocks apart: an hour after the runner's.
+pub(crate) fn server(runner: DateTime<Utc>) -> DateTime<Utc> {
+    runner + Duration::hours(1)
+}
+
+/// [`start`] received by the server an hour after the runner's `time`.
+pub(crate) async fn start_late(
+    tracker: &Tracker,
+    clock: &ManualClock,
+    machine: &str,
+    scenario: &str,
+    test: &str,
+    time: DateTime<Utc>,
+) -> Result<EventReceipt> {
+    clock.set(server(time));
+    start(tracker, machine, scenario, test, time).await
+}
+
+/// [`run_test`] with each event received by the server an hour after the runner's time.
+#[allow(clippy::too_many_arguments)] // One line per event in the scenarios reads best.
+pub(crate) async fn run_test_late(
+    tracker: &Tracker,
+    clock: &ManualClock,
+    machine: &str,
+    scenario: &str,
+    test: &str,
+    status: Status,
+    started: DateTime<Utc>,
+    stopped: DateTime<Utc>,
+) {
+    start_late(tracker, clock, machine, scenario, test, started)
+        .await
+        .unwrap_or_else(|e| panic!("start of {test} rejected: {e}"));
+    clock.set(server(stopped));
+    stop(tracker, machine, scenario, test, status, stopped)
+        .await
+        .unwrap_or_else(|e| panic!("stop of {test} rejected: {e}"));
+}
+
 pub(crate) fn name(machine: &str) -> MachineName {
     MachineName::new(machine).unwrap_or_else(|e| panic!("bad machine name in scenario: {e}"))
 }

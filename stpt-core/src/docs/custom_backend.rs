@@ -58,6 +58,7 @@ struct RunRow {
     received_at: DateTime<Utc>,
     plan: Plan,
     index: RunIndex,
+    went_silent_at: Option<DateTime<Utc>>,
 }
 
 /// Row `id` of a table whose ids count from 1.
@@ -96,6 +97,7 @@ impl Tables {
             run.received_at,
             &state.aggregate,
             run.plan.scenarios.len(),
+            run.went_silent_at,
         ))
     }
 
@@ -104,7 +106,8 @@ impl Tables {
             let status = self.run(id).ok()?.index.state().aggregate.status();
             Some((id, status))
         });
-        MachineSummary::new(row.record.id, &row.record.name, latest, row.last_seen)
+        let record = &row.record;
+        MachineSummary::new(record.id, &record.name, latest, row.last_seen, record.clock_offset)
     }
 
     /// Stores a plan under new ids, every item waiting.
@@ -138,6 +141,7 @@ impl Tables {
             received_at: new_run.received_at,
             plan: new_run.plan,
             index,
+            went_silent_at: None,
         });
         Ok(ids)
     }
@@ -382,6 +386,7 @@ impl StoreTx for TableTx {
                     id,
                     name,
                     latest_run: None,
+                    clock_offset: None,
                 };
                 tables.machines.push(MachineRow {
                     record,
@@ -396,7 +401,11 @@ impl StoreTx for TableTx {
             }
         };
         for work in &changes.runs {
-            tables.run_mut(work.run.id)?.index.apply(work)?;
+            let run = tables.run_mut(work.run.id)?;
+            run.index.apply(work)?;
+            if let Some(since) = work.closed.and_then(|closed| closed.silent_since) {
+                run.went_silent_at = Some(since);
+            }
         }
         let new_run = match changes.new_run {
             Some(new_run) => Some(tables.insert_run(machine_id, new_run)?),
@@ -405,6 +414,7 @@ impl StoreTx for TableTx {
         let row = slot(machine_id.get()).and_then(|slot| tables.machines.get_mut(slot));
         let row = row.ok_or(Error::not_found(ItemKind::Machine, machine_id.get()))?;
         row.last_seen = Some(changes.seen_at);
+        row.record.clock_offset = changes.clock_offset.or(row.record.clock_offset);
         if let Some(ids) = &new_run {
             row.runs.push(ids.run_id);
             row.record.latest_run = Some(ids.run_id);

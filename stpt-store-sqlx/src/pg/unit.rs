@@ -155,6 +155,7 @@ impl PgUnit {
                     machine_id: machine_id.get(),
                     version,
                     seen_at: changes.seen_at,
+                    clock_offset: changes.clock_offset,
                     work: work.clone(),
                 })
                 .await?;

@@ -27,6 +27,7 @@ pub(crate) struct FastWrite {
     pub(crate) machine_id: i64,
     pub(crate) version: i64,
     pub(crate) seen_at: DateTime<Utc>,
+    pub(crate) clock_offset: Option<stpt_core::ClockOffset>,
     pub(crate) work: RunWork,
 }
 
@@ -146,6 +147,7 @@ async fn execute(conn: &mut PgConnection, batch: &[Job]) -> Result<HashSet<i64>,
     let mut machine_ids = Vec::with_capacity(batch.len());
     let mut versions = Vec::with_capacity(batch.len());
     let mut seen_at = Vec::with_capacity(batch.len());
+    let mut clock_offsets = Vec::with_capacity(batch.len());
     let mut run_ids = Vec::with_capacity(batch.len());
     let mut test_counts = Vec::with_capacity(batch.len());
     let mut scenario_counts = Vec::with_capacity(batch.len());
@@ -163,8 +165,10 @@ async fn execute(conn: &mut PgConnection, batch: &[Job]) -> Result<HashSet<i64>,
             machine_id,
             version,
             seen_at: seen,
+            clock_offset,
             work,
         } = &job.write;
+        clock_offsets.push(clock_offset.map(stpt_core::ClockOffset::millis));
         machine_ids.push(*machine_id);
         versions.push(*version);
         seen_at.push(*seen);
@@ -223,6 +227,7 @@ async fn execute(conn: &mut PgConnection, batch: &[Job]) -> Result<HashSet<i64>,
         .bind(test_status)
         .bind(test_start)
         .bind(test_stop)
+        .bind(clock_offsets)
         .fetch_all(conn)
         .await?;
     Ok(applied.into_iter().map(|(machine, _)| machine).collect())
@@ -236,13 +241,15 @@ const STATEMENT: &str = "\
 WITH g AS (
     SELECT * FROM unnest($1::int8[], $2::int8[], $3::timestamptz[], $4::int8[], $5::int8[],
         $6::int8[], $7::text[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[],
-        $13::int8[], $14::int8[], $15::int8[], $16::timestamptz[], $17::timestamptz[])
+        $13::int8[], $14::int8[], $15::int8[], $16::timestamptz[], $17::timestamptz[],
+        $36::int8[])
     AS g(machine_id, version, seen_at, run_id, n_tests, n_scenarios, status, n_waiting,
         n_running, n_passed, n_warning, n_failed, n_error, n_unknown, n_cancelled,
-        timestamp_start, timestamp_stop)
+        timestamp_start, timestamp_stop, clock_offset_ms)
 ),
 m AS (
-    UPDATE stpt.machines x SET version = x.version + 1, last_seen = g.seen_at
+    UPDATE stpt.machines x SET version = x.version + 1, last_seen = g.seen_at,
+        clock_offset_ms = COALESCE(g.clock_offset_ms, x.clock_offset_ms)
     FROM g WHERE x.id = g.machine_id AND x.version = g.version
     RETURNING x.id
 ),

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
-use stpt_core::Status;
 use stpt_core::rules::{Aggregate, RunWork, TestState};
+use stpt_core::{ClockOffset, Status};
 
 use super::ts;
 use crate::rows::count_i64;
@@ -24,14 +24,21 @@ pub(crate) struct PendingWrites {
     scenarios: BTreeMap<i64, (i64, Aggregate)>,
     /// Run id → its machine and new aggregate.
     runs: BTreeMap<i64, (i64, Aggregate)>,
-    /// Machine id → last seen, and how many events (each bumps the row's version).
-    machines: BTreeMap<i64, (DateTime<Utc>, i64)>,
+    /// Machine id → last seen, the latest clock offset estimate (milliseconds), and how many
+    /// events (each bumps the row's version).
+    machines: BTreeMap<i64, (DateTime<Utc>, Option<i64>, i64)>,
 }
 
 impl PendingWrites {
     /// Adds one event's work. `work.closed` must be `None` (a bulk close is written by query,
     /// in order with what came before it).
-    pub(crate) fn add(&mut self, machine_id: i64, seen_at: DateTime<Utc>, work: &RunWork) {
+    pub(crate) fn add(
+        &mut self,
+        machine_id: i64,
+        seen_at: DateTime<Utc>,
+        clock_offset: Option<ClockOffset>,
+        work: &RunWork,
+    ) {
         let run_id = work.run.id.get();
         for test in &work.tests {
             self.tests.insert(test.id.get(), (run_id, test.clone()));
@@ -41,9 +48,13 @@ impl PendingWrites {
                 .insert(scenario.id.get(), (run_id, scenario.aggregate));
         }
         self.runs.insert(run_id, (machine_id, work.run.aggregate));
-        let machine = self.machines.entry(machine_id).or_insert((seen_at, 0));
+        let machine = self
+            .machines
+            .entry(machine_id)
+            .or_insert((seen_at, None, 0));
         machine.0 = seen_at;
-        machine.1 += 1;
+        machine.1 = clock_offset.map(ClockOffset::millis).or(machine.1);
+        machine.2 += 1;
     }
 
     /// The statements that write everything gathered, and an empty gathering.
@@ -77,14 +88,17 @@ impl PendingWrites {
             let _ = write!(
                 sql,
                 "UPDATE {prefix}machines SET last_seen = v.column2, \
-                 version = {prefix}machines.version + v.column3 FROM (VALUES "
+                 version = {prefix}machines.version + v.column3, \
+                 clock_offset_ms = COALESCE(v.column4, {prefix}machines.clock_offset_ms) \
+                 FROM (VALUES "
             );
-            for (i, (id, (seen_at, events))) in pending.machines.iter().enumerate() {
+            for (i, (id, (seen_at, offset, events))) in pending.machines.iter().enumerate() {
                 let _ = write!(
                     sql,
-                    "{comma}({id}, '{seen}', {events})",
+                    "{comma}({id}, '{seen}', {events}, {offset})",
                     comma = if i == 0 { "" } else { ", " },
                     seen = ts(*seen_at),
+                    offset = offset.map_or_else(|| "NULL".to_owned(), |ms| ms.to_string()),
                 );
             }
             let _ = write!(sql, ") AS v WHERE {prefix}machines.id = v.column1; ");

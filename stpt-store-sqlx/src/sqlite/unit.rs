@@ -86,7 +86,7 @@ impl SqliteUnit {
     ) -> Result<(Committed, Durability)> {
         // Out of the map until the write is in: should it fail, the machine is read again.
         let memory = self.units.units_mut().memories.remove(&self.key);
-        let seen_at = changes.seen_at;
+        let (seen_at, clock_offset) = (changes.seen_at, changes.clock_offset);
         let (committed, memory) = match (memory, plain_event(&changes).cloned()) {
             (Some(mut memory), Some(work)) => {
                 crate::rows::check_years(&changes, YEARS)?;
@@ -102,7 +102,8 @@ impl SqliteUnit {
                         "an event changed a record its machine's memory does not hold",
                     ));
                 }
-                self.units.buffer(machine_id.get(), seen_at, &work);
+                self.units
+                    .buffer(machine_id.get(), seen_at, clock_offset, &work);
                 (committed, Some(memory))
             }
             (memory, _) => {

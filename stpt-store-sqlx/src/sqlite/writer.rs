@@ -261,8 +261,16 @@ impl UnitGuard {
     }
 
     /// Adds a plain event's writes to the buffer.
-    pub(crate) fn buffer(&mut self, machine_id: i64, seen_at: DateTime<Utc>, work: &RunWork) {
-        self.units.pending.add(machine_id, seen_at, work);
+    pub(crate) fn buffer(
+        &mut self,
+        machine_id: i64,
+        seen_at: DateTime<Utc>,
+        clock_offset: Option<stpt_core::ClockOffset>,
+        work: &RunWork,
+    ) {
+        self.units
+            .pending
+            .add(machine_id, seen_at, clock_offset, work);
     }
 
     /// Takes the connection: opens the group if none is open and runs the buffered

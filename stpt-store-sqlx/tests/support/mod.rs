@@ -299,6 +299,7 @@ pub async fn failed_commit_leaves_no_trace(store: Arc<dyn Store>) {
     let failed = tx
         .commit(stpt_core::Changes {
             seen_at: at(1),
+            clock_offset: None,
             runs: vec![work],
             new_run: None,
             record: None,

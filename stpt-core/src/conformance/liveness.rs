@@ -1,0 +1,216 @@
+//! Scenarios of the two clocks and of liveness: what a store keeps for them (a machine's clock
+//! offset, a run closed because its runner went silent) and how it reads back.
+
+use chrono::Duration;
+use std::sync::Arc;
+use tokio_stream::StreamExt;
+
+use super::support::{
+    at, detail, plan, record_plan, run_test, server, start, start_late, stop, tracker,
+};
+use crate::{
+    Delivery, Error, LiveEvent, Liveness, LivenessPolicy, LivenessWatch, NoMatch, Status, Store,
+    Topic,
+};
+use Status::{Passed, Running, Unknown, Waiting};
+
+const TWO_BY_TWO: &[(&str, &[&str])] = &[
+    ("lamp.py", &["a.py", "b.py"]),
+    ("door.py", &["c.py", "d.py"]),
+];
+
+/// A machine's runner clock offset (runner minus server) is estimated from its events, stored
+/// with the machine, and survives a read.
+pub async fn clock_offset_is_kept_per_machine(store: Arc<dyn Store>) {
+    let (tracker, clock) = tracker(store);
+    clock.set(server(at(0)));
+    let receipt = record_plan(&tracker, plan("rig", at(0), TWO_BY_TWO)).await;
+    let machine = tracker
+        .machine(receipt.machine_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let offset = machine.clock_offset.map(|offset| offset.millis());
+    assert_eq!(
+        offset,
+        Some(-3_600_000),
+        "the rig's clock is an hour behind"
+    );
+    // A slow request moves the estimate only a little.
+    clock.set(server(at(10)) + Duration::seconds(8));
+    start(&tracker, "rig", "lamp.py", "a.py", at(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let machine = tracker
+        .machine(receipt.machine_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        machine.clock_offset.map(|offset| offset.millis()),
+        Some(-3_601_000)
+    );
+    // A fast one is taken at once, by the units of work too (they read the record).
+    start_late(&tracker, &clock, "rig", "lamp.py", "b.py", at(20))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let machine = tracker
+        .machine(receipt.machine_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        machine.clock_offset.map(|offset| offset.millis()),
+        Some(-3_600_000)
+    );
+}
+
+/// A machine silent past the offline threshold with a test running: the liveness watch closes
+/// its run `unknown`, recording when the runner went silent, and publishes the change; the
+/// runner's late event afterwards matches nothing, changes nothing, and counts as hearing from
+/// it.
+pub async fn silent_machine_is_closed_unknown(store: Arc<dyn Store>) {
+    let (tracker, clock) = tracker(store);
+    let tracker = tracker.with_liveness(LivenessPolicy::default());
+    let receipt = record_plan(&tracker, plan("rig", at(0), TWO_BY_TWO)).await;
+    clock.set(at(10));
+    run_test(&tracker, "rig", "lamp.py", "a.py", Passed, at(1), at(9)).await;
+    start(&tracker, "rig", "lamp.py", "b.py", at(10))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut machines = tracker
+        .bus()
+        .subscribe(Topic::Machines)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut watch = LivenessWatch::new();
+
+    // Quiet after two minutes (the tests so far took seconds), not yet offline.
+    clock.set(at(10) + Duration::minutes(3));
+    let closed = watch.tick(&tracker).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(closed.is_empty(), "closed too early: {closed:?}");
+    let machine = tracker
+        .machine(receipt.machine_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let liveness = tracker.liveness(&machine).await;
+    assert_eq!(liveness.ok(), Some(Liveness::Quiet));
+
+    clock.set(at(10) + Duration::minutes(11));
+    let closed = watch.tick(&tracker).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(closed, vec![receipt.ids.run_id]);
+    let run = detail(&tracker, receipt.ids.run_id).await;
+    assert_eq!(run.summary.status, Unknown);
+    assert_eq!(run.summary.went_silent_at, Some(at(10)));
+    assert_eq!(
+        run.summary.timestamp_stop,
+        Some(at(10) + Duration::minutes(11))
+    );
+    let statuses: Vec<Status> = run.scenarios[0].tests.iter().map(|t| t.status).collect();
+    assert_eq!(statuses, vec![Passed, Unknown]);
+    let silent = &run.scenarios[0].tests[1];
+    assert_eq!(silent.timestamp_stop, Some(at(10) + Duration::minutes(11)));
+    assert_eq!(run.scenarios[1].tests[0].timestamp_stop, None, "never ran");
+    let machine = tracker
+        .machine(receipt.machine_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(machine.last_seen, Some(at(10)), "closing is not hearing");
+    assert_eq!(machine.status.as_str(), "unknown");
+
+    // Pushed to the machines list: quiet, then offline.
+    let mut seen = Vec::new();
+    while let Ok(Some(delivery)) =
+        tokio::time::timeout(std::time::Duration::from_millis(50), machines.next()).await
+    {
+        if let Delivery::Event(event) = delivery {
+            if let LiveEvent::MachineLiveness { liveness, .. } = &*event {
+                seen.push(*liveness);
+            }
+        }
+    }
+    assert_eq!(seen, vec![Liveness::Quiet, Liveness::Offline]);
+
+    // The runner comes back and reports its test: nothing matches, nothing moves.
+    clock.set(at(10) + Duration::minutes(12));
+    let late = stop(&tracker, "rig", "lamp.py", "b.py", Passed, at(700)).await;
+    assert!(
+        matches!(late, Err(Error::NoMatch(NoMatch::NoOngoingRun { .. }))),
+        "{late:?}"
+    );
+    let after = detail(&tracker, receipt.ids.run_id).await;
+    assert_eq!(after, run);
+    let machine = tracker
+        .machine(receipt.machine_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        machine.last_seen,
+        Some(at(10) + Duration::minutes(12)),
+        "the runner was heard"
+    );
+    assert_eq!(
+        tracker.liveness(&machine).await.ok(),
+        Some(Liveness::Online)
+    );
+}
+
+/// A machine whose tests take long is given time in proportion: quiet only past its usual
+/// test time, offline only past three times it; an idle machine is never closed.
+pub async fn long_tests_are_not_closed_early(store: Arc<dyn Store>) {
+    let (tracker, clock) = tracker(store);
+    let receipt = record_plan(&tracker, plan("rig", at(0), TWO_BY_TWO)).await;
+    // Each test takes 30 minutes.
+    let minutes = |m: i64| at(0) + Duration::minutes(m);
+    clock.set(minutes(0));
+    start(&tracker, "rig", "lamp.py", "a.py", minutes(0))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    clock.set(minutes(30));
+    stop(&tracker, "rig", "lamp.py", "a.py", Passed, minutes(30))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    start(&tracker, "rig", "lamp.py", "b.py", minutes(30))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut watch = LivenessWatch::new();
+    for (at_minute, expected) in [
+        (50, Liveness::Online),
+        (70, Liveness::Quiet),
+        (110, Liveness::Quiet),
+    ] {
+        clock.set(minutes(at_minute));
+        let closed = watch.tick(&tracker).await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(closed.is_empty(), "closed at minute {at_minute}");
+        let machine = tracker
+            .machine(receipt.machine_id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            tracker.liveness(&machine).await.ok(),
+            Some(expected),
+            "minute {at_minute}"
+        );
+    }
+    let run = detail(&tracker, receipt.ids.run_id).await;
+    assert_eq!(run.scenarios[0].tests[1].status, Running);
+    clock.set(minutes(125));
+    let closed = watch.tick(&tracker).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(closed, vec![receipt.ids.run_id]);
+
+    // A machine with nothing running goes offline but has nothing to close.
+    let idle = record_plan(&tracker, plan("idle", minutes(125), &[])).await;
+    clock.set(minutes(200));
+    let closed = watch.tick(&tracker).await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(closed.is_empty());
+    let machine = tracker
+        .machine(idle.machine_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        tracker.liveness(&machine).await.ok(),
+        Some(Liveness::Offline)
+    );
+    let waiting = record_plan(&tracker, plan("rig", minutes(200), TWO_BY_TWO)).await;
+    assert_eq!(
+        detail(&tracker, waiting.ids.run_id).await.summary.status,
+        Waiting
+    );
+}
