@@ -131,11 +131,54 @@
     };
   }
 
+  // ---- liveness: "last heard 12 s ago", ticking on the server's clock ----
+
+  function agoText(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    if (s < 60) return s + ' s ago';
+    var m = Math.floor(s / 60);
+    if (m < 60) return m + ' min ago';
+    var h = Math.floor(m / 60);
+    if (h < 48) return h + ' h ' + (m % 60) + ' min ago';
+    return Math.floor(h / 24) + ' days ago';
+  }
+
+  function tickAgo() {
+    document.querySelectorAll('time.ago').forEach(function (node) {
+      var then = parseTime(node.getAttribute('datetime'));
+      if (then !== null) node.textContent = agoText(Date.now() + offset - then);
+    });
+  }
+
+  // A machine's liveness and last-heard time inside `scope`.
+  function applyLiveness(scope, change) {
+    if (!scope) return;
+    var mark = scope.querySelector('.liveness');
+    if (!mark) {
+      mark = el('span', { 'class': 'liveness' });
+      scope.prepend(mark, ' ');
+    }
+    mark.dataset.liveness = change.liveness;
+    mark.textContent = change.liveness;
+    var time = scope.querySelector('time.ago');
+    if (change.last_seen && time) time.setAttribute('datetime', change.last_seen);
+    tickAgo();
+  }
+
+  tickAgo();
+  setInterval(tickAgo, 1000);
+
   // ---- machines list ----
 
   function machinesPage() {
     var notice = document.getElementById('new-machines');
     connect(body.dataset.ws, function (message) {
+      var lively = message.machine_liveness;
+      if (lively) {
+        var cell = document.querySelector('tr[data-machine-id="' + Number(lively.id) + '"] .machine-liveness');
+        applyLiveness(cell, lively);
+        return;
+      }
       var change = message.machine_id_status;
       if (!change) return;
       var row = document.querySelector('tr[data-machine-id="' + Number(change.id) + '"]');
@@ -149,7 +192,9 @@
   function machinePage() {
     var table = document.querySelector('table.runs');
     connect(body.dataset.ws, function (message) {
-      if (message.run_data) {
+      if (message.machine_liveness) {
+        applyLiveness(document.querySelector('p.machine-liveness'), message.machine_liveness);
+      } else if (message.run_data) {
         var row = document.querySelector('tr[data-run-id="' + Number(message.run_data.id) + '"]');
         if (row) setBadge(row.querySelector('.status'), message.run_data.status);
       } else if (message.run_created && table && table.dataset.pageNumber === '1') {
@@ -234,7 +279,18 @@
       }
       (change.scenarios || []).forEach(function (s) { applyScenario(s.id, s.status, s.counts); });
       (change.tests || []).forEach(function (t) { applyTest(t.id, t.status); });
+      if (change.closed && change.closed.silent_since) showSilent(change.closed.silent_since);
       applyRun(change.status, change.counts, change.timestamp_start, change.timestamp_stop);
+    }
+
+    // The server closed the run because its runner went silent.
+    function showSilent(since) {
+      var header = index && index.section.querySelector('.run-header');
+      if (!header || field(header, 'silent')) return;
+      header.append(el('p', { 'class': 'notice silent', 'data-field': 'silent' },
+        'Closed by the server: the runner went silent at ',
+        el('time', { datetime: since }, displayTime(since)),
+        ', and its tests still going were marked unknown.'));
     }
 
     function applySnapshot(snapshot) {
@@ -255,6 +311,7 @@
         scenario.tests.forEach(function (test) { applyTest(test.id, test.status); });
       });
       var summary = run.summary;
+      if (summary.went_silent_at) showSilent(summary.went_silent_at);
       applyRun(summary.status, summary.statistics.counts, summary.timestamp_start, summary.timestamp_stop);
     }
 

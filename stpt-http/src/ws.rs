@@ -33,8 +33,8 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::time::Duration;
 use stpt_core::{
-    Delivery, Error, ItemRef, LiveEvent, MachineId, MachineStatus, PageRequest, RunDetail, RunId,
-    RunSummary, Status, Topic, Tracker,
+    Delivery, Error, ItemRef, LiveEvent, Liveness, MachineId, MachineStatus, PageRequest,
+    RunDetail, RunId, RunSummary, Status, Topic, Tracker,
 };
 use tokio_stream::StreamExt;
 
@@ -163,6 +163,11 @@ enum Outgoing<'a> {
         id: RunId,
         status: Status,
     },
+    MachineLiveness {
+        id: MachineId,
+        liveness: Liveness,
+        last_seen: Option<DateTime<Utc>>,
+    },
     RunCreated(&'a RunSummary),
     /// The runs page's row for a new run, under the same key as for the last-run page.
     #[serde(rename = "run_created")]
@@ -206,18 +211,28 @@ impl Follow {
                     Err(Error::NotFound { .. }) => return Ok(Vec::new()),
                     other => other?,
                 };
-                machines
-                    .items
-                    .iter()
-                    .map(|machine| {
+                let mut messages = Vec::with_capacity(machines.items.len() * 2);
+                for machine in &machines.items {
+                    messages.push(
                         Outgoing::MachineIdStatus {
                             id: machine.id,
                             status: machine.status,
                             name: &machine.name,
                         }
-                        .text()
-                    })
-                    .collect()
+                        .text()?,
+                    );
+                    if let Some(liveness) = machine.liveness {
+                        messages.push(
+                            Outgoing::MachineLiveness {
+                                id: machine.id,
+                                liveness,
+                                last_seen: machine.last_seen,
+                            }
+                            .text()?,
+                        );
+                    }
+                }
+                Ok(messages)
             }
             Follow::Runs {
                 machine,
@@ -270,6 +285,21 @@ impl Follow {
                     id: *machine_id,
                     status: *status,
                     name: machine_name,
+                }
+                .text()?,
+            ]),
+            (
+                Follow::Machines { .. } | Follow::Runs { .. },
+                LiveEvent::MachineLiveness {
+                    machine_id,
+                    liveness,
+                    last_seen,
+                },
+            ) => Ok(vec![
+                Outgoing::MachineLiveness {
+                    id: *machine_id,
+                    liveness: *liveness,
+                    last_seen: *last_seen,
                 }
                 .text()?,
             ]),

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
 use stpt_core::{
-    ItemDetail, ItemRef, MachineSummary, Page, RunDetail, RunSummary, ScenarioView, Status,
-    StatusCounts, TestView,
+    ClockOffset, ItemDetail, ItemRef, Liveness, MachineSummary, Page, RunDetail, RunSummary,
+    ScenarioView, Status, StatusCounts, TestView,
 };
 
 use crate::humanize::{ago, display_time};
@@ -78,6 +78,11 @@ pub(crate) struct MachineLinks {
     pub(crate) url: String,
     pub(crate) last_url: String,
     pub(crate) last_seen: Option<String>,
+    /// `last_seen` as RFC 3339, for `<time datetime>` and the ticking "ago".
+    pub(crate) last_seen_at: Option<String>,
+    pub(crate) liveness: Option<&'static str>,
+    /// "rig clock 59 min ahead of the server", when the offset is over a minute.
+    pub(crate) clock_notice: Option<String>,
 }
 
 impl MachineLinks {
@@ -88,6 +93,12 @@ impl MachineLinks {
             last_url: format!("{}/last", machine_url(prefix, machine.id.get())),
             status: machine.status.as_str(),
             last_seen: machine.last_seen.map(|seen| ago(seen, now)),
+            last_seen_at: machine.last_seen.map(|seen| iso(Some(seen))),
+            liveness: machine.liveness.map(Liveness::as_str),
+            clock_notice: machine
+                .clock_offset
+                .filter(|offset| offset.is_notable())
+                .map(ClockOffset::describe),
             name: machine.name,
         }
     }
@@ -102,6 +113,9 @@ impl MachineLinks {
             url: machine_url(prefix, id),
             last_url: format!("{}/last", machine_url(prefix, id)),
             last_seen: None,
+            last_seen_at: None,
+            liveness: None,
+            clock_notice: None,
         }
     }
 }
@@ -162,12 +176,21 @@ pub(crate) struct RunView {
     duration: Option<String>,
     ts_start: String,
     ts_stop: String,
+    /// When the runner went silent, if the server closed the run for it.
+    went_silent: Option<TimeText>,
     done: u32,
     total: u32,
     stats: Vec<StatCell>,
     scenarios_count: u32,
     master: FileLink,
     scenarios: Vec<ScenarioRow>,
+}
+
+/// A time as pages show it, and as `<time datetime>` carries it.
+#[derive(Debug, Serialize)]
+struct TimeText {
+    text: String,
+    iso: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -211,6 +234,10 @@ impl RunView {
             duration: elapsed(summary.timestamp_start, summary.timestamp_stop, now),
             ts_start: iso(summary.timestamp_start),
             ts_stop: iso(summary.timestamp_stop),
+            went_silent: summary.went_silent_at.map(|at| TimeText {
+                text: display_time(at),
+                iso: iso(Some(at)),
+            }),
             done: counts.finished(),
             total: counts.total(),
             stats: stat_cells(&counts),
