@@ -166,9 +166,13 @@ class Spool(object):
         self._maybe_compact()
 
     def close(self):
-        if not self._file.closed:
-            self._file.flush()
-            self._file.close()
+        if self._file.closed:
+            return
+        if not self._pending:
+            # Everything was acknowledged: leave a journal of a few lines, not the history.
+            self.compact()
+        self._file.flush()
+        self._file.close()
 
     # -- internals -------------------------------------------------------------------------
 

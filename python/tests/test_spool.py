@@ -118,3 +118,16 @@ def test_a_second_runner_on_the_same_spool_is_refused(tmp_path):
     assert "in use by another runner" in str(refused.value)
     first.close()
     Spool(path).close()
+
+
+def test_a_drained_spool_is_small_once_closed(tmp_path):
+    path = str(tmp_path / "spool.journal")
+    spool = Spool(path)
+    spool.append({"id": "p1", "kind": "plan", "body": {}})
+    spool.done("p1", test_ids=[[1]])
+    for number in range(50):
+        spool.append(entry(number))
+        spool.done("e%d" % number)
+    spool.close()
+    with open(path) as journal:
+        assert journal.read().splitlines() == ['{"done":"p1","test_ids":[[1]]}']
