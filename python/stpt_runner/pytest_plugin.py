@@ -98,11 +98,12 @@ class SessionReporter(object):
     def pytest_collection_finish(self, session):
         if not session.items:
             return
-        rootdir = str(self.config.rootdir)
+        # `rootpath` and `item.path` since pytest 7; `rootdir` and `fspath` before.
+        rootdir = str(getattr(self.config, "rootpath", None) or self.config.rootdir)
         scenarios = []
         by_module = {}
         for item in session.items:
-            module_path = str(item.fspath)
+            module_path = str(getattr(item, "path", None) or item.fspath)
             relative = os.path.relpath(module_path, rootdir)
             if module_path not in by_module:
                 by_module[module_path] = len(scenarios)

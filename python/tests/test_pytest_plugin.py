@@ -139,3 +139,31 @@ def test_without_a_url_the_plugin_is_off(tmp_path):
     code, output = run_python(["-m", "pytest", "-p", "no:cacheprovider", "sub"], {}, cwd=suite)
     assert code == 0, output
     assert "stpt:" not in output
+
+
+def test_a_junit_report_of_pytest_uploads_through_the_command_line(server, tmp_path):
+    suite = make_suite(tmp_path / "suite")
+    report = str(tmp_path / "report.xml")
+    code, output = run_python(
+        ["-m", "pytest", "-p", "no:cacheprovider", "--junitxml", report, "test_mixed.py"],
+        {}, cwd=suite)
+    assert code == 1, output
+    token = server.create_token("ci")
+    code, output = run_python(
+        ["-m", "stpt_runner", "junit", report, "--machine", "ci-pytest"],
+        {"STPT_URL": server.url, "STPT_TOKEN": token}, cwd=tmp_path)
+    assert code == 0, output
+    assert "8 tests in 1 scenarios" in output, output
+    run = server.latest_run("ci-pytest")
+    assert [status for *_, status in server.tests(run)] == [
+        "passed", "failed", "error", "error", "unknown", "unknown", "passed", "passed"]
+
+
+def test_a_refused_junit_upload_says_why(server, tmp_path):
+    report = tmp_path / "report.xml"
+    report.write_text("<testsuite><testcase name='a'>")
+    code, output = run_python(
+        ["-m", "stpt_runner", "junit", str(report), "--machine", "ci"],
+        {"STPT_URL": server.url}, cwd=tmp_path)
+    assert code == 1
+    assert "malformed_xml" in output and "ends before" in output, output
