@@ -185,7 +185,7 @@ async fn pytest_junitxml() {
             test("pytest", module, "test_div", "failed", 2),
             test("pytest", module, "test_db", "error", 1),
             test("pytest", module, "test_gpu", "unknown", 0),
-            test("pytest", module, "test_known_bug", "unknown", 1),
+            test("pytest", module, "test_known_bug", "warning", 1),
             test(
                 "pytest",
                 "tests.test_calc.TestParams",
