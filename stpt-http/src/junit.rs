@@ -15,7 +15,7 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{StatusCode, header};
 use axum::routing::post;
 use axum::{Json, Router};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
 use quick_xml::Reader;
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use serde::Serialize;
@@ -438,31 +438,43 @@ fn plan_of(report: &Report, machine: &MachineName, now: DateTime<Utc>) -> PlanPa
 
 /// Each case's start and stop: from its suite's `timestamp` on, one case after the other;
 /// a suite without one follows the previous suite, and the report ends now if none has one.
-fn timings(report: &Report, now: DateTime<Utc>) -> Vec<Vec<(DateTime<Utc>, DateTime<Utc>)>> {
+/// When a test started and stopped.
+type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// A time outside the years 1 to 9999 (the range runner timestamps are read in, e.g. a late
+/// `timestamp` plus long `time`s) is a `400`.
+fn timings(report: &Report, now: DateTime<Utc>) -> Result<Vec<Vec<Span>>, ApiError> {
+    let out_of_range = || {
+        ApiError::invalid(
+            "testsuite.timestamp",
+            "the report's timestamps and durations reach outside the years 1 to 9999",
+        )
+    };
+    let in_range = |time: Option<DateTime<Utc>>| {
+        time.filter(|time| (1..=9999).contains(&time.year()))
+            .ok_or_else(out_of_range)
+    };
+    // At most MAX_JUNIT_TESTS cases of at most MAX_CASE_SECONDS each: the sum cannot overflow.
     let total = report
         .suites
         .iter()
         .flat_map(|suite| &suite.cases)
         .fold(Duration::zero(), |sum, case| sum + case.duration);
-    let mut cursor = now - total;
-    report
-        .suites
-        .iter()
-        .map(|suite| {
-            if let Some(timestamp) = suite.timestamp {
-                cursor = timestamp;
-            }
-            suite
-                .cases
-                .iter()
-                .map(|case| {
-                    let start = cursor;
-                    cursor = start + case.duration;
-                    (start, cursor)
-                })
-                .collect()
-        })
-        .collect()
+    let mut cursor = in_range(now.checked_sub_signed(total))?;
+    let mut timings = Vec::with_capacity(report.suites.len());
+    for suite in &report.suites {
+        if let Some(timestamp) = suite.timestamp {
+            cursor = timestamp;
+        }
+        let mut times = Vec::with_capacity(suite.cases.len());
+        for case in &suite.cases {
+            let start = cursor;
+            cursor = in_range(start.checked_add_signed(case.duration))?;
+            times.push((start, cursor));
+        }
+        timings.push(times);
+    }
+    Ok(timings)
 }
 
 /// `?machine=NAME`.
@@ -577,6 +589,7 @@ async fn import_junit(
         .map_err(|e| malformed(format!("the report is not UTF-8: {e}")))?;
     let report = parse_report(xml)?;
     let now = state.tracker.now();
+    let times = timings(&report, now)?;
     let plan = plan_of(&report, &machine, now).validate()?;
     let recorded = match &key {
         Some(key) => {
@@ -596,7 +609,7 @@ async fn import_junit(
     for (scenario, ((suite, times), test_ids)) in report
         .suites
         .iter()
-        .zip(timings(&report, now))
+        .zip(times)
         .zip(&receipt.ids.test_ids)
         .enumerate()
     {
@@ -788,6 +801,21 @@ mod tests {
             "<testcase name='t'/>".repeat(MAX_JUNIT_TESTS + 1)
         );
         assert!(error_of(&many).contains("more than"));
+    }
+
+    #[test]
+    fn times_past_the_calendar_are_refused() {
+        let report = parse_report(
+            "<testsuite timestamp='9999-12-31T23:59:59Z'><testcase name='a' time='1e8'/></testsuite>",
+        );
+        let times = report.and_then(|report| timings(&report, Utc::now()));
+        let error = times.unwrap_err();
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert!(
+            error.message().contains("years 1 to 9999"),
+            "{}",
+            error.message()
+        );
     }
 
     #[test]
