@@ -4,6 +4,7 @@ mod assets;
 mod error;
 mod extract;
 mod humanize;
+mod junit;
 mod openapi;
 mod pages;
 mod schemas;
@@ -274,6 +275,7 @@ where
     }
     seed::routes()
         .merge(v1::routes())
+        .merge(junit::routes())
         .route_layer(DefaultBodyLimit::max(config.body_limit))
         .merge(openapi::routes(scope))
         .with_state(AppState {

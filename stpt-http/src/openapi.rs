@@ -64,6 +64,7 @@ static API: LazyLock<Document> = LazyLock::new(|| {
     let mut document = RootApi::openapi();
     document.merge(crate::seed::SeedApi::openapi());
     document.merge(crate::v1::V1Api::openapi());
+    document.merge(crate::junit::JunitApi::openapi());
     // The version is the crate's; utoipa would take it from the crate that derives.
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();
     describe_runner_posts(&mut document);
@@ -151,13 +152,24 @@ fn describe_runner_posts(document: &mut Document) {
                 .build(),
         ),
     ];
-    for item in document.paths.paths.values_mut() {
+    // The JUnit import is the one POST whose body is XML.
+    let not_xml = error(
+        "The body is not sent as `application/xml` or `text/xml` (`unsupported_media_type`). Nothing is changed.",
+        None,
+    )
+    .build();
+    for (path, item) in document.paths.paths.iter_mut() {
         if let Some(operation) = item.post.as_mut() {
             operation.security = Some(vec![
                 SecurityRequirement::new(SCHEME, Vec::<String>::new()),
                 SecurityRequirement::default(),
             ]);
             for (code, response) in &responses {
+                let response = if *code == "415" && path == crate::junit::PATH {
+                    &not_xml
+                } else {
+                    response
+                };
                 operation
                     .responses
                     .responses

@@ -23,7 +23,7 @@ const EVENTS: &str = include_str!("../../stpt-core/fixtures/events-python-runner
 
 /// Every route of the JSON API and the docs, as the other tests exercise them (method and
 /// documented path; the seed's paths are served without the trailing slash too).
-const ROUTES: [(&str, &str); 22] = [
+const ROUTES: [(&str, &str); 23] = [
     ("post", "/tm_api/dry_run/"),
     ("post", "/tm_api/test_start/"),
     ("post", "/tm_api/test_stop/"),
@@ -37,6 +37,7 @@ const ROUTES: [(&str, &str); 22] = [
     ("post", "/api/v1/tests/{id}/start"),
     ("post", "/api/v1/tests/{id}/stop"),
     ("post", "/api/v1/events"),
+    ("post", "/api/v1/imports/junit"),
     ("get", "/api/v1/machines"),
     ("get", "/api/v1/machines/{id}"),
     ("get", "/api/v1/machines/{id}/runs"),
@@ -232,7 +233,13 @@ async fn errors_status_codes_and_headers_are_documented() {
                 responses["503"]["headers"]["Retry-After"].is_object(),
                 "{method} {path}: 503 without Retry-After"
             );
-            assert!(operation["requestBody"]["content"]["application/json"]["schema"].is_object());
+            // The JUnit import is the one POST of an XML body.
+            let media = if path == "/api/v1/imports/junit" {
+                "application/xml"
+            } else {
+                "application/json"
+            };
+            assert!(operation["requestBody"]["content"][media]["schema"].is_object());
         }
         if is_api && method == "get" {
             assert!(
@@ -254,6 +261,7 @@ async fn errors_status_codes_and_headers_are_documented() {
             "/api/v1/plans",
             "/api/v1/tests/{id}/start",
             "/api/v1/tests/{id}/stop",
+            "/api/v1/imports/junit",
         ]
         .contains(&path.as_str());
         assert_eq!(
