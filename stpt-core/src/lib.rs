@@ -4,6 +4,7 @@
 pub mod accounts;
 mod clock_offset;
 mod error;
+pub mod estimate;
 mod event;
 mod ids;
 mod index;
@@ -27,6 +28,10 @@ pub mod conformance;
 
 pub use clock_offset::ClockOffset;
 pub use error::{BoxError, Error, ItemKind, NoMatch, Result};
+pub use estimate::{
+    DURATION_WINDOW, DurationHistory, DurationSample, RemainingWork, RunEta, RunRemaining,
+    RunningProgress,
+};
 pub use event::{EventId, EventReceipt, PlanReceipt, Recorded, TestAction, TestEvent, TestTarget};
 pub use ids::{MachineId, RunId, ScenarioId, TestId};
 pub use index::RunIndex;

@@ -148,7 +148,7 @@ pub fn duration(start: Option<DateTime<Utc>>, stop: Option<DateTime<Utc>>) -> Op
 }
 
 /// A script file's name and place.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileRef {
     /// Directory.

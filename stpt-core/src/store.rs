@@ -6,6 +6,7 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::estimate::{DurationSample, RunRemaining};
 use crate::rules::{Aggregate, RunState, RunWork, ScenarioState, TestState};
 use crate::{
     ClockOffset, FileRef, ItemDetail, ItemRef, MachineId, MachineName, MachineSummary, Page,
@@ -117,6 +118,29 @@ pub trait Store: Send + Sync + Debug + 'static {
             machine: MachineName::new(machine.name)?,
             run_id: item.run_id,
             file: item.file,
+        })
+    }
+
+    /// Adds finished tests' durations to their identities' histories, on their machine and
+    /// across all machines, each trimmed to the last [`crate::DURATION_WINDOW`] (see
+    /// [`crate::estimate`]). Samples come in the order the tests finished. Optional (the
+    /// default answers [`crate::Error::NotSupported`] and the suite skips its scenario):
+    /// without it, run estimates come from each run's own pace.
+    async fn record_durations(&self, samples: &[DurationSample]) -> Result<()> {
+        let _ = samples;
+        Err(crate::Error::NotSupported {
+            operation: "record_durations",
+        })
+    }
+
+    /// Run `run`'s summary and what it still has to do: one entry per test identity with
+    /// waiting or running tests, each with its duration histories on the run's machine and
+    /// across machines (empty when none is kept). [`crate::Error::NotFound`] if the run is unknown. Optional, as
+    /// [`Store::record_durations`].
+    async fn remaining_work(&self, run: RunId) -> Result<RunRemaining> {
+        let _ = run;
+        Err(crate::Error::NotSupported {
+            operation: "remaining_work",
         })
     }
 

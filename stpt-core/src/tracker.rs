@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use crate::estimate::{DurationSample, RunEta};
 use crate::event::{
     EventId, EventReceipt, PlanReceipt, Recorded, TestAction, TestEvent, TestTarget,
 };
@@ -85,7 +86,14 @@ pub struct Tracker {
     bus: Arc<dyn LiveBus>,
     clock: Arc<dyn Clock>,
     liveness: LivenessPolicy,
+    /// Finished tests' durations not yet added to the histories (see
+    /// [`Tracker::flush_durations`]).
+    durations: Arc<std::sync::Mutex<Vec<DurationSample>>>,
 }
+
+/// Durations held for the histories at most; beyond, the oldest are dropped (estimates lose
+/// a little, memory stays bounded while a store refuses them).
+const MAX_PENDING_DURATIONS: usize = 100_000;
 
 impl Tracker {
     /// A tracker on the system clock.
@@ -95,6 +103,7 @@ impl Tracker {
             bus,
             clock: Arc::new(SystemClock),
             liveness: LivenessPolicy::default(),
+            durations: Arc::default(),
         }
     }
 
@@ -360,6 +369,7 @@ impl Tracker {
             return;
         };
         let run_status = work.run.aggregate.status();
+        self.hold_durations(machine.id, &work);
         self.publish_run_change(machine.id, &work);
         if status_before != run_status && machine.latest_run == Some(work.run.id) {
             self.publish_machine_status(machine.id, machine.name, run_status);
@@ -498,6 +508,73 @@ impl Tracker {
                 work,
             }),
         })
+    }
+
+    /// Holds the durations of the tests `work` finished, for [`Tracker::flush_durations`].
+    fn hold_durations(&self, machine_id: MachineId, work: &RunWork) {
+        let samples = work
+            .tests
+            .iter()
+            .filter_map(|test| DurationSample::of(machine_id, test));
+        let mut pending = self
+            .durations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        pending.extend(samples);
+        let excess = pending.len().saturating_sub(MAX_PENDING_DURATIONS);
+        pending.drain(..excess);
+    }
+
+    /// Adds the durations of tests finished since the last flush to the store's histories
+    /// ([`Store::record_durations`]), in one call, and answers how many. Events never wait for
+    /// this: the [`crate::LivenessWatch`] flushes on each tick, so histories trail events by a
+    /// few seconds, and a crash loses at most those. A store that does not keep histories
+    /// answers [`Error::NotSupported`]; the samples are then dropped.
+    pub async fn flush_durations(&self) -> Result<usize> {
+        let samples = std::mem::take(
+            &mut *self
+                .durations
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if samples.is_empty() {
+            return Ok(0);
+        }
+        match self.store.record_durations(&samples).await {
+            Ok(()) => Ok(samples.len()),
+            Err(Error::NotSupported { .. }) => Ok(0),
+            Err(error) => {
+                // Kept for the next flush, ahead of what arrived meanwhile.
+                let mut pending = self
+                    .durations
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let newer = std::mem::replace(&mut *pending, samples);
+                pending.extend(newer);
+                let excess = pending.len().saturating_sub(MAX_PENDING_DURATIONS);
+                pending.drain(..excess);
+                Err(error)
+            }
+        }
+    }
+
+    /// When run `id` is expected to finish ([`crate::estimate::estimate_run`]), from the
+    /// store's duration histories where it keeps them, else from the run's own pace.
+    pub async fn eta(&self, id: RunId) -> Result<RunEta> {
+        let (run, remaining) = match self.store.remaining_work(id).await {
+            Err(Error::NotSupported { .. }) => (self.store.run(id).await?.summary, Vec::new()),
+            other => {
+                let remaining = other?;
+                (remaining.run, remaining.work)
+            }
+        };
+        let offset = self.store.machine(run.machine_id).await?.clock_offset;
+        Ok(crate::estimate::estimate_run(
+            &run,
+            &remaining,
+            self.now(),
+            offset,
+        ))
     }
 
     pub(crate) fn publish_run_change(&self, machine_id: MachineId, work: &RunWork) {

@@ -60,6 +60,7 @@ use async_trait::async_trait;
 use std::fmt::Debug;
 use std::sync::Arc;
 
+use crate::estimate::{DurationSample, RunRemaining};
 use crate::rules::{RunState, ScenarioState, TestState};
 use crate::{
     Changes, Committed, Durability, ItemDetail, ItemRef, MachineId, MachineName, MachineRecord,
@@ -102,6 +103,14 @@ pub trait WrapStore: Send + Sync + Debug + 'static {
     async fn locate_test(&self, id: TestId) -> Result<TestLocation> {
         self.inner().locate_test(id).await
     }
+    /// [`Store::record_durations`].
+    async fn record_durations(&self, samples: &[DurationSample]) -> Result<()> {
+        self.inner().record_durations(samples).await
+    }
+    /// [`Store::remaining_work`].
+    async fn remaining_work(&self, run: RunId) -> Result<RunRemaining> {
+        self.inner().remaining_work(run).await
+    }
     /// [`Store::delete_run`].
     async fn delete_run(&self, id: RunId) -> Result<()> {
         self.inner().delete_run(id).await
@@ -134,6 +143,12 @@ impl<W: WrapStore> Store for W {
     }
     async fn locate_test(&self, id: TestId) -> Result<TestLocation> {
         WrapStore::locate_test(self, id).await
+    }
+    async fn record_durations(&self, samples: &[DurationSample]) -> Result<()> {
+        WrapStore::record_durations(self, samples).await
+    }
+    async fn remaining_work(&self, run: RunId) -> Result<RunRemaining> {
+        WrapStore::remaining_work(self, run).await
     }
     async fn delete_run(&self, id: RunId) -> Result<()> {
         WrapStore::delete_run(self, id).await
@@ -281,6 +296,12 @@ macro_rules! forward_store {
             }
             async fn locate_test(&self, id: TestId) -> Result<TestLocation> {
                 (**self).locate_test(id).await
+            }
+            async fn record_durations(&self, samples: &[DurationSample]) -> Result<()> {
+                (**self).record_durations(samples).await
+            }
+            async fn remaining_work(&self, run: RunId) -> Result<RunRemaining> {
+                (**self).remaining_work(run).await
             }
             async fn delete_run(&self, id: RunId) -> Result<()> {
                 (**self).delete_run(id).await

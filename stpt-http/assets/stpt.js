@@ -281,6 +281,7 @@
       (change.tests || []).forEach(function (t) { applyTest(t.id, t.status); });
       if (change.closed && change.closed.silent_since) showSilent(change.closed.silent_since);
       applyRun(change.status, change.counts, change.timestamp_start, change.timestamp_stop);
+      scheduleEta();
     }
 
     // The server closed the run because its runner went silent.
@@ -313,6 +314,7 @@
       var summary = run.summary;
       if (summary.went_silent_at) showSilent(summary.went_silent_at);
       applyRun(summary.status, summary.statistics.counts, summary.timestamp_start, summary.timestamp_stop);
+      scheduleEta();
     }
 
     function showNoRun() {
@@ -375,11 +377,78 @@
           el('progress', { 'data-field': 'progress', max: Math.max(total, 1), value: done }),
           el('span', { 'class': 'progress-text' },
             el('span', { 'data-field': 'done' }, done), ' / ', el('span', { 'data-field': 'total' }, total), ' tests done')),
+        el('div', { 'class': 'eta', 'data-field': 'eta', hidden: '' },
+          el('progress', { 'data-field': 'eta-progress', max: 1, value: 0 }),
+          el('span', { 'class': 'eta-text' },
+            el('span', { 'data-field': 'eta-left' }), ' ', el('span', { 'data-field': 'eta-running' }))),
         el('table', { 'class': 'stats' }, el('thead', null, heads), el('tbody', null, cells)),
         scenarios);
     }
 
+    // ---- when will it finish: fetched after changes, counted down in between ----
+
+    var eta = null;
+    var etaTimer = null;
+
+    function scheduleEta() {
+      if (etaTimer || !index) return;
+      etaTimer = setTimeout(fetchEta, 1500);
+    }
+
+    function fetchEta() {
+      etaTimer = null;
+      if (!index || !window.fetch) return;
+      var runId = index.id;
+      fetch(prefix + '/api/v1/runs/' + runId + '/eta', { credentials: 'same-origin' })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (answer) {
+          if (!answer || !index || index.id !== runId) return;
+          eta = { answer: answer, at: Date.now() };
+          showEta();
+        })
+        .catch(function () { /* the next change tries again */ });
+    }
+
+    function minutes(seconds) {
+      var m = Math.round(seconds / 60);
+      if (m < 1) return 'under a minute';
+      if (m < 60) return m + ' min';
+      return Math.floor(m / 60) + ' h ' + pad(m % 60) + ' min';
+    }
+
+    function showEta() {
+      var box = index && field(index.section, 'eta');
+      if (!box || !eta) return;
+      var answer = eta.answer;
+      var passed = (Date.now() - eta.at) / 1000;
+      if (!isOngoing(index.section.dataset.status) || answer.remaining_seconds === null || answer.remaining_seconds === undefined) {
+        box.hidden = true;
+        return;
+      }
+      box.hidden = false;
+      var left = Math.max(0, answer.remaining_seconds - passed);
+      var ends = parseTime(answer.ends_at);
+      var end = ends === null ? '' : new Date(ends);
+      setText(field(box, 'eta-left'), '≈ ' + minutes(left) + ' left' +
+        (end ? ', ends ≈ ' + pad(end.getHours()) + ':' + pad(end.getMinutes()) : '') +
+        (answer.rough ? ' (rough: some tests have no history yet)' : ''));
+      var bar = field(box, 'eta-progress');
+      if (bar && answer.progress !== null) bar.value = Math.min(1, answer.progress);
+      var running = answer.running;
+      var text = '';
+      if (running) {
+        var elapsed = running.elapsed_seconds + passed;
+        text = 'running test ' + clock(elapsed * 1000) +
+          (running.usual_seconds !== null ? ' of usually ' + clock(running.usual_seconds * 1000) : '');
+        if (running.overrunning || (running.usual_seconds && elapsed > 3 * running.usual_seconds)) text += ' — overrunning';
+      }
+      var node = field(box, 'eta-running');
+      setText(node, text);
+      if (node) node.dataset.overrunning = running && running.overrunning ? 'true' : 'false';
+    }
+
     function tick() {
+      showEta();
       document.querySelectorAll('[data-field="duration"]').forEach(function (node) {
         var start = parseTime(node.dataset.start);
         if (start === null) { node.textContent = '—'; return; }
@@ -389,6 +458,7 @@
     }
 
     reindex();
+    scheduleEta();
     setInterval(tick, 1000);
     var live = null;
     if (!body.dataset.ws) return;

@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use stpt_core::{
     EventId, EventReceipt, ItemDetail, ItemRef, MachineId, MachineName, MachineSummary, Page,
-    PlanPayload, Recorded, RunDetail, RunId, RunSummary, ScenarioId, Status, TestAction, TestEvent,
-    TestId, TestTarget, deserialize_timestamp,
+    PlanPayload, Recorded, RunDetail, RunEta, RunId, RunSummary, ScenarioId, Status, TestAction,
+    TestEvent, TestId, TestTarget, deserialize_timestamp,
 };
 
 use crate::error::ErrorEnvelope;
@@ -38,6 +38,7 @@ pub(crate) const IDEMPOTENCY_KEY: &str = "idempotency-key";
     machine,
     machine_runs,
     run,
+    run_eta,
     master_scenario,
     scenario,
     test
@@ -59,6 +60,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/machines/{id}", get(machine))
         .route("/api/v1/machines/{id}/runs", get(machine_runs))
         .route("/api/v1/runs/{id}", get(run))
+        .route("/api/v1/runs/{id}/eta", get(run_eta))
         .route("/api/v1/runs/{id}/master_scenario", get(master_scenario))
         .route("/api/v1/scenarios/{id}", get(scenario))
         .route("/api/v1/tests/{id}", get(test))
@@ -621,6 +623,32 @@ async fn run(
 ) -> Result<Json<RunDetail>, ApiError> {
     let id = RunId(parse_id("run", &id)?);
     Ok(Json(state.tracker.run(id).await?))
+}
+
+/// Estimates when a run ends
+///
+/// Expected time left and end, progress by expected time, and the running test against its
+/// usual duration. Estimates come from each test's median duration over its last 20 results
+/// on this machine (else across machines); tests with no history take this run's own pace so
+/// far, and the answer says it is `rough`. A finished run has 0 left.
+#[utoipa::path(
+    get,
+    operation_id = "v1_run_eta",
+    path = "/api/v1/runs/{id}/eta",
+    tag = READ_TAG,
+    params(("id" = i64, Path, description = "The run's id.")),
+    responses(
+        (status = 200, description = "The estimate.", body = RunEta),
+        (status = 400, description = "The id is not a number (`invalid_input`).", body = ErrorEnvelope, example = json!(examples::bad_id())),
+        (status = 404, description = "No such run (`not_found`).", body = ErrorEnvelope, example = json!(examples::not_found("run 99"))),
+    )
+)]
+async fn run_eta(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<RunEta>, ApiError> {
+    let id = RunId(parse_id("run", &id)?);
+    Ok(Json(state.tracker.eta(id).await?))
 }
 
 /// Shows a run's master scenario

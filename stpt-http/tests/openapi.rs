@@ -23,7 +23,7 @@ const EVENTS: &str = include_str!("../../stpt-core/fixtures/events-python-runner
 
 /// Every route of the JSON API and the docs, as the other tests exercise them (method and
 /// documented path; the seed's paths are served without the trailing slash too).
-const ROUTES: [(&str, &str); 23] = [
+const ROUTES: [(&str, &str); 24] = [
     ("post", "/tm_api/dry_run/"),
     ("post", "/tm_api/test_start/"),
     ("post", "/tm_api/test_stop/"),
@@ -42,6 +42,7 @@ const ROUTES: [(&str, &str); 23] = [
     ("get", "/api/v1/machines/{id}"),
     ("get", "/api/v1/machines/{id}/runs"),
     ("get", "/api/v1/runs/{id}"),
+    ("get", "/api/v1/runs/{id}/eta"),
     ("get", "/api/v1/runs/{id}/master_scenario"),
     ("get", "/api/v1/scenarios/{id}"),
     ("get", "/api/v1/tests/{id}"),
@@ -775,6 +776,7 @@ async fn real_answers_match_the_documented_responses() {
             "/api/v1/machines/1/runs".to_owned(),
         ),
         ("/api/v1/runs/{id}", "/api/v1/runs/2".to_owned()),
+        ("/api/v1/runs/{id}/eta", "/api/v1/runs/2/eta".to_owned()),
         (
             "/api/v1/runs/{id}/master_scenario",
             "/api/v1/runs/2/master_scenario".to_owned(),

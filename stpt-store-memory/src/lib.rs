@@ -14,9 +14,9 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use stpt_core::rules::{RunState, ScenarioState, TestState};
 use stpt_core::{
-    Changes, Committed, ItemDetail, ItemRef, MachineId, MachineName, MachineRecord, MachineSummary,
-    Page, PageRequest, RecordedEvent, Result, RunDetail, RunId, RunSummary, ScenarioId, Store,
-    StoreTx, TestId,
+    Changes, Committed, DurationSample, ItemDetail, ItemRef, MachineId, MachineName, MachineRecord,
+    MachineSummary, Page, PageRequest, RecordedEvent, Result, RunDetail, RunId, RunRemaining,
+    RunSummary, ScenarioId, Store, StoreTx, TestId,
 };
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
 
@@ -69,6 +69,15 @@ impl Store for MemoryStore {
 
     async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
         self.state.read().await.item(item)
+    }
+
+    async fn record_durations(&self, samples: &[DurationSample]) -> Result<()> {
+        self.state.write().await.record_durations(samples);
+        Ok(())
+    }
+
+    async fn remaining_work(&self, run: RunId) -> Result<RunRemaining> {
+        self.state.read().await.remaining_work(run)
     }
 
     async fn delete_run(&self, id: RunId) -> Result<()> {

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use stpt_core::rules::{RunState, RunWork, ScenarioState, TestState};
 use stpt_core::{
-    Changes, ClockOffset, Committed, Error, FileRef, ItemDetail, ItemKind, ItemRef, MachineId,
-    MachineRecord, MachineSummary, NewRun, Page, PageRequest, PlannedIds, RecordedEvent, Result,
-    RunDetail, RunId, RunIndex, RunSummary, ScenarioId, ScenarioView, ScriptFile, Status, TestId,
-    TestView,
+    Changes, ClockOffset, Committed, DurationHistory, DurationSample, Error, FileRef, ItemDetail,
+    ItemKind, ItemRef, MachineId, MachineRecord, MachineSummary, NewRun, Page, PageRequest,
+    PlannedIds, RecordedEvent, RemainingWork, Result, RunDetail, RunId, RunIndex, RunRemaining,
+    RunSummary, ScenarioId, ScenarioView, ScriptFile, Status, TestId, TestView,
 };
 
 #[derive(Debug, Default)]
@@ -27,6 +27,8 @@ pub(crate) struct State {
     /// (a run's states are freed) and every lookup skips them.
     deleted_runs: HashSet<RunId>,
     deleted_machines: HashSet<MachineId>,
+    /// Duration histories by test identity: on one machine, or (`None`) across machines.
+    durations: HashMap<(Option<MachineId>, FileRef), DurationHistory>,
 }
 
 #[derive(Debug)]
@@ -590,6 +592,57 @@ impl State {
             machine_name: machine.name.clone(),
             master: run.master.file_ref(),
             scenarios,
+        })
+    }
+
+    pub(crate) fn record_durations(&mut self, samples: &[DurationSample]) {
+        for sample in samples {
+            for machine in [Some(sample.machine_id), None] {
+                self.durations
+                    .entry((machine, sample.file.clone()))
+                    .or_default()
+                    .push(sample.millis);
+            }
+        }
+    }
+
+    pub(crate) fn remaining_work(&self, id: RunId) -> Result<RunRemaining> {
+        let run = self.run_row(id)?;
+        let mut work: Vec<RemainingWork> = Vec::new();
+        let mut by_file: HashMap<FileRef, usize> = HashMap::new();
+        for test in run.states.tests() {
+            if !test.status.is_ongoing() {
+                continue;
+            }
+            let file = FileRef {
+                file_path: test.file_path.clone(),
+                file_name: test.file_name.clone(),
+            };
+            let at = *by_file.entry(file.clone()).or_insert_with(|| {
+                let history = |machine| {
+                    self.durations
+                        .get(&(machine, file.clone()))
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                work.push(RemainingWork {
+                    on_machine: history(Some(run.machine_id)),
+                    everywhere: history(None),
+                    file: file.clone(),
+                    waiting: 0,
+                    running: None,
+                });
+                work.len() - 1
+            });
+            match (test.status, test.timestamp_start) {
+                (Status::Running, Some(started)) => work[at].running = Some((test.id, started)),
+                (Status::Running, None) => {}
+                _ => work[at].waiting += 1,
+            }
+        }
+        Ok(RunRemaining {
+            run: self.run_summary(run),
+            work,
         })
     }
 

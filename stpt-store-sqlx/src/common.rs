@@ -472,6 +472,20 @@ macro_rules! sql_store {
                 })
             }
 
+            async fn record_durations(
+                &self,
+                samples: &[::stpt_core::DurationSample],
+            ) -> ::stpt_core::Result<()> {
+                self.record_durations_now(samples).await
+            }
+
+            async fn remaining_work(
+                &self,
+                run: ::stpt_core::RunId,
+            ) -> ::stpt_core::Result<::stpt_core::RunRemaining> {
+                self.remaining_work_now(run).await
+            }
+
             async fn delete_run(&self, id: ::stpt_core::RunId) -> ::stpt_core::Result<()> {
                 self.delete_run_now(id).await
             }

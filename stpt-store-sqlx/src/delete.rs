@@ -107,6 +107,7 @@ macro_rules! sql_deletes {
                          (SELECT id FROM {p}runs WHERE machine_id = $1)"
                     ),
                     format!("DELETE FROM {p}runs WHERE machine_id = $1"),
+                    format!("DELETE FROM {p}durations WHERE machine_id = $1"),
                     format!("DELETE FROM {p}machines WHERE id = $1"),
                 ] {
                     ::sqlx::query(&statement)

@@ -16,6 +16,8 @@ mod accounts;
 mod common;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod delete;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod durations;
 mod error;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod memory;

@@ -215,6 +215,47 @@ impl RunRow {
     }
 }
 
+impl RunRow {
+    pub(crate) fn machine_id(&self) -> i64 {
+        self.machine_id
+    }
+}
+
+/// One test identity a run still has to run, with its stored histories.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct RemainingRow {
+    file_path: String,
+    file_name: String,
+    waiting: i64,
+    running_id: Option<i64>,
+    running_since: Option<DateTime<Utc>>,
+    on_machine: Option<String>,
+    everywhere: Option<String>,
+}
+
+impl RemainingRow {
+    pub(crate) fn work(self) -> Result<stpt_core::RemainingWork> {
+        let history = |text: Option<String>| {
+            text.as_deref()
+                .map(stpt_core::DurationHistory::from_text)
+                .unwrap_or_default()
+        };
+        Ok(stpt_core::RemainingWork {
+            waiting: count("waiting", self.waiting)?,
+            running: self
+                .running_id
+                .zip(self.running_since)
+                .map(|(id, since)| (TestId(id), since)),
+            on_machine: history(self.on_machine),
+            everywhere: history(self.everywhere),
+            file: FileRef {
+                file_path: self.file_path,
+                file_name: self.file_name,
+            },
+        })
+    }
+}
+
 /// A run with what its detail page shows besides its scenarios.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct RunHeadRow {

@@ -60,7 +60,8 @@ async fn host_migrations_and_ours_share_a_database() {
             "init",
             "accounts",
             "machine version",
-            "indexes for hot updates"
+            "indexes for hot updates",
+            "clocks and liveness",
         ]
     );
     // The pool's connections were not left with our search_path.

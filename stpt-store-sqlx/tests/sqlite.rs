@@ -138,7 +138,13 @@ async fn migrations_are_idempotent_and_apart_from_the_host() {
             .unwrap();
     assert_eq!(
         ours,
-        ["init", "accounts", "machine version", "indexes for memory"]
+        [
+            "init",
+            "accounts",
+            "machine version",
+            "indexes for memory",
+            "clocks and liveness"
+        ]
     );
     let theirs: Vec<String> = sqlx::query_scalar("SELECT description FROM _sqlx_migrations")
         .fetch_all(store.pool())

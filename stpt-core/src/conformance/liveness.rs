@@ -214,3 +214,140 @@ pub async fn long_tests_are_not_closed_early(store: Arc<dyn Store>) {
         Waiting
     );
 }
+
+/// Finished tests' durations feed per-identity histories (on the machine and across
+/// machines, the last [`crate::DURATION_WINDOW`] kept), and a run's ETA comes from them: the
+/// waiting tests' usual durations plus what remains of the running test's. Skipped by a store
+/// that keeps no histories.
+pub async fn durations_make_the_eta(store: Arc<dyn Store>) {
+    let (tracker, clock) = tracker(store);
+    let seconds = |s: i64| at(0) + Duration::seconds(s);
+    clock.set(seconds(0));
+    let first = record_plan(&tracker, plan("rig", seconds(0), TWO_BY_TWO)).await;
+    match tracker.store().remaining_work(first.ids.run_id).await {
+        Err(Error::NotSupported { .. }) => return,
+        other => {
+            let remaining = other.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(remaining.work.len(), 4, "four identities wait");
+            assert!(
+                remaining
+                    .work
+                    .iter()
+                    .all(|w| w.on_machine.samples().is_empty())
+            );
+        }
+    }
+    // a 10 s, b 20 s, c 30 s, d 40 s; the clocks agree.
+    let mut now = 0;
+    for (scenario, test, took) in [
+        ("lamp.py", "a.py", 10),
+        ("lamp.py", "b.py", 20),
+        ("door.py", "c.py", 30),
+        ("door.py", "d.py", 40),
+    ] {
+        clock.set(seconds(now));
+        start(&tracker, "rig", scenario, test, seconds(now))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        now += took;
+        clock.set(seconds(now));
+        stop(&tracker, "rig", scenario, test, Passed, seconds(now))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert_eq!(tracker.flush_durations().await.ok(), Some(4));
+    let finished = tracker
+        .eta(first.ids.run_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(finished.remaining_seconds, Some(0));
+
+    let second = record_plan(&tracker, plan("rig", seconds(now), TWO_BY_TWO)).await;
+    clock.set(seconds(now));
+    start(&tracker, "rig", "lamp.py", "a.py", seconds(now))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    clock.set(seconds(now + 4));
+    let eta = tracker
+        .eta(second.ids.run_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(eta.remaining_seconds, Some(6 + 20 + 30 + 40));
+    assert_eq!(eta.ends_at, Some(seconds(now + 4 + 96)));
+    assert!(!eta.rough);
+    let running = eta.running.unwrap_or_else(|| panic!("a.py runs"));
+    assert_eq!(
+        (
+            running.elapsed_seconds,
+            running.usual_seconds,
+            running.overrunning
+        ),
+        (4, Some(10), false)
+    );
+    clock.set(seconds(now + 31));
+    let late = tracker
+        .eta(second.ids.run_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        late.running.as_ref().is_some_and(|r| r.overrunning),
+        "{late:?}"
+    );
+    assert_eq!(
+        late.remaining_seconds,
+        Some(20 + 30 + 40),
+        "overdue: may end any moment"
+    );
+
+    // Another machine has no history of its own: the estimate comes from across machines.
+    let other = record_plan(&tracker, plan("other", seconds(now), TWO_BY_TWO)).await;
+    let eta = tracker
+        .eta(other.ids.run_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        eta.remaining_seconds,
+        Some(100),
+        "from the histories across machines"
+    );
+    let remaining = tracker
+        .store()
+        .remaining_work(other.ids.run_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let a = remaining
+        .work
+        .iter()
+        .find(|w| w.file.file_name == "a.py")
+        .unwrap_or_else(|| panic!("a.py waits"));
+    assert!(a.on_machine.samples().is_empty());
+    assert_eq!(a.everywhere.samples(), &[10_000]);
+    assert_eq!(a.usual(), Some(Duration::seconds(10)));
+
+    // Histories keep the last DURATION_WINDOW results, oldest first.
+    let samples: Vec<crate::DurationSample> = (0..25)
+        .map(|i| crate::DurationSample {
+            machine_id: first.machine_id,
+            file: a.file.clone(),
+            millis: 1000 + i,
+        })
+        .collect();
+    tracker
+        .store()
+        .record_durations(&samples)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let remaining = tracker
+        .store()
+        .remaining_work(second.ids.run_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let kept: Vec<i64> = remaining
+        .work
+        .iter()
+        .find(|w| w.file.file_name == "a.py")
+        .map(|w| w.on_machine.samples().to_vec())
+        .unwrap_or_default();
+    let expected: Vec<i64> = (5..25).map(|i| 1000 + i).collect();
+    assert_eq!(kept, expected);
+}

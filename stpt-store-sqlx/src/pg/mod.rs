@@ -16,6 +16,7 @@ use stpt_core::{MachineName, MachineRecord, Result};
 use crate::accounts::sql_account_store;
 use crate::common::{Sql, bind_counts, sql_store, sql_store_tx};
 use crate::delete::sql_deletes;
+use crate::durations::sql_durations;
 use crate::error::SqlxResultExt;
 use crate::rows::MachineRecordRow;
 use writer::Writer;
@@ -205,6 +206,11 @@ impl PgTx {
     async fn finish(self: Box<Self>) -> Result<()> {
         self.tx.commit().await.db()
     }
+
+    /// Commits a write beside the runs (duration histories).
+    async fn finish_side_write(self: Box<Self>) -> Result<()> {
+        self.finish().await
+    }
 }
 
 fn ts(time: DateTime<Utc>) -> DateTime<Utc> {
@@ -220,6 +226,7 @@ sql_store_tx!(tx: PgTx);
 #[cfg(feature = "accounts")]
 sql_account_store!(store: PgStore, ts: ts);
 sql_deletes!(store: PgStore);
+sql_durations!(store: PgStore, ts: ts);
 
 #[cfg(test)]
 mod tests {

@@ -20,6 +20,7 @@ use tokio::sync::OnceCell;
 use crate::accounts::sql_account_store;
 use crate::common::{Sql, bind_counts, sql_store, sql_store_tx};
 use crate::delete::sql_deletes;
+use crate::durations::sql_durations;
 use crate::error::{RowError, SqlxResultExt};
 use crate::rows::MachineRecordRow;
 use writer::{ConnGuard, UnitGuard, Writer};
@@ -225,6 +226,19 @@ pub(crate) struct SqliteTx {
 impl SqliteTx {
     /// Commits with the group; the machine's memory, which may hold what this unit changed,
     /// goes.
+    /// Commits a write beside the runs (duration histories): the machine's memory stays, as
+    /// nothing it holds changed.
+    async fn finish_side_write(self: Box<Self>) -> Result<()> {
+        let SqliteTx { mut tx, units, .. } = *self;
+        let Some(mut units) = units else {
+            return Err(Error::invariant("a side write without the units lock"));
+        };
+        let released = units.release(Some(&mut tx), false).await?;
+        drop(tx);
+        drop(units);
+        released.wait().await
+    }
+
     async fn finish(self: Box<Self>) -> Result<()> {
         let SqliteTx {
             mut tx, units, key, ..
@@ -332,3 +346,4 @@ mod tests {
 #[cfg(feature = "accounts")]
 sql_account_store!(store: SqliteStore, ts: ts);
 sql_deletes!(store: SqliteStore);
+sql_durations!(store: SqliteStore, ts: ts);

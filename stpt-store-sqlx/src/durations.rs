@@ -1,0 +1,137 @@
+//! Test duration histories and a run's remaining work, for both SQL backends (through
+//! [`sql_durations!`]). A history is one row per identity and machine (machine 0: across
+//! machines) holding its last samples as text ([`stpt_core::DurationHistory::to_text`]), so
+//! an estimate is a primary-key lookup. Histories are written under the machine's lock, as
+//! a unit of work is, so on SQLite they go through the one writer.
+
+/// Machine id of the histories across all machines.
+pub(crate) const EVERYWHERE: i64 = 0;
+
+/// Implements `record_durations_now` and `remaining_work_now` for `$store`, whose
+/// `begin_tx` opens a locked unit of work with a `tx` field and whose unit has
+/// `finish_side_write`.
+macro_rules! sql_durations {
+    (store: $store:ident, ts: $ts:path $(,)?) => {
+        impl $store {
+            pub(crate) async fn record_durations_now(
+                &self,
+                samples: &[::stpt_core::DurationSample],
+            ) -> ::stpt_core::Result<()> {
+                use ::std::collections::{BTreeMap, HashMap};
+                use ::stpt_core::{DurationHistory, FileRef};
+                let p = self.sql.prefix;
+                let mut by_machine: BTreeMap<i64, Vec<&::stpt_core::DurationSample>> =
+                    BTreeMap::new();
+                for sample in samples {
+                    by_machine
+                        .entry(sample.machine_id.get())
+                        .or_default()
+                        .push(sample);
+                }
+                for (machine_id, samples) in by_machine {
+                    let name = self
+                        .machine_name_of(
+                            &format!("SELECT name FROM {p}machines WHERE id = $1"),
+                            machine_id,
+                        )
+                        .await?;
+                    // A machine deleted meanwhile: its results are gone, and so are these.
+                    let Some(name) = name else { continue };
+                    let mut unit = self.begin_tx(&name).await?;
+                    let mut histories: HashMap<(i64, FileRef), DurationHistory> = HashMap::new();
+                    let mut order: Vec<(i64, FileRef)> = Vec::new();
+                    for sample in samples {
+                        for owner in [machine_id, $crate::durations::EVERYWHERE] {
+                            let key = (owner, sample.file.clone());
+                            if !histories.contains_key(&key) {
+                                let text: Option<String> = ::sqlx::query_scalar(&format!(
+                                    "SELECT samples FROM {p}durations WHERE machine_id = $1 \
+                                     AND file_path = $2 AND file_name = $3"
+                                ))
+                                .bind(owner)
+                                .bind(sample.file.file_path.as_str())
+                                .bind(sample.file.file_name.as_str())
+                                .fetch_optional(&mut *unit.tx)
+                                .await
+                                .db()?;
+                                let history = text
+                                    .as_deref()
+                                    .map(DurationHistory::from_text)
+                                    .unwrap_or_default();
+                                histories.insert(key.clone(), history);
+                                order.push(key.clone());
+                            }
+                            if let Some(history) = histories.get_mut(&key) {
+                                history.push(sample.millis);
+                            }
+                        }
+                    }
+                    for key in order {
+                        let Some(history) = histories.get(&key) else {
+                            continue;
+                        };
+                        ::sqlx::query(&format!(
+                            "INSERT INTO {p}durations (machine_id, file_path, file_name, samples) \
+                             VALUES ($1, $2, $3, $4) ON CONFLICT (machine_id, file_path, file_name) \
+                             DO UPDATE SET samples = excluded.samples"
+                        ))
+                        .bind(key.0)
+                        .bind(key.1.file_path.as_str())
+                        .bind(key.1.file_name.as_str())
+                        .bind(history.to_text())
+                        .execute(&mut *unit.tx)
+                        .await
+                        .db()?;
+                    }
+                    Box::new(unit).finish_side_write().await?;
+                }
+                Ok(())
+            }
+
+            pub(crate) async fn remaining_work_now(
+                &self,
+                id: ::stpt_core::RunId,
+            ) -> ::stpt_core::Result<::stpt_core::RunRemaining> {
+                let p = self.sql.prefix;
+                let mut tx = self.read_tx().await?;
+                let head: Option<$crate::rows::RunHeadRow> = ::sqlx::query_as(&self.sql.run_head)
+                    .bind(id.get())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .db()?;
+                let head = head.ok_or_else(|| {
+                    ::stpt_core::Error::not_found(::stpt_core::ItemKind::Run, id.get())
+                })?;
+                let rows: Vec<$crate::rows::RemainingRow> = ::sqlx::query_as(&format!(
+                    "SELECT t.file_path, t.file_name, \
+                     SUM(CASE WHEN t.status = 'waiting' THEN 1 ELSE 0 END) AS waiting, \
+                     MAX(CASE WHEN t.status = 'running' THEN t.id END) AS running_id, \
+                     MAX(CASE WHEN t.status = 'running' THEN t.timestamp_start END) AS running_since, \
+                     m.samples AS on_machine, g.samples AS everywhere \
+                     FROM {p}tests t \
+                     LEFT JOIN {p}durations m ON m.machine_id = $2 \
+                     AND m.file_path = t.file_path AND m.file_name = t.file_name \
+                     LEFT JOIN {p}durations g ON g.machine_id = {everywhere} \
+                     AND g.file_path = t.file_path AND g.file_name = t.file_name \
+                     WHERE t.run_id = $1 AND t.status IN ('waiting', 'running') \
+                     GROUP BY t.file_path, t.file_name, m.samples, g.samples \
+                     ORDER BY MIN(t.seq)",
+                    everywhere = $crate::durations::EVERYWHERE,
+                ))
+                .bind(id.get())
+                .bind(head.run.machine_id())
+                .fetch_all(&mut *tx)
+                .await
+                .db()?;
+                Ok(::stpt_core::RunRemaining {
+                    run: head.run.summary()?,
+                    work: rows
+                        .into_iter()
+                        .map($crate::rows::RemainingRow::work)
+                        .collect::<::stpt_core::Result<_>>()?,
+                })
+            }
+        }
+    };
+}
+pub(crate) use sql_durations;
