@@ -43,7 +43,10 @@ use crate::extract::{parse_id, parse_number};
 use crate::humanize::display_time;
 
 /// How often the server pings an idle socket, so proxies keep it and dead peers are found.
+#[cfg(not(test))]
 const PING_EVERY: Duration = Duration::from_secs(25);
+#[cfg(test)]
+const PING_EVERY: Duration = Duration::from_millis(200);
 /// A peer that does not take a message within this time is disconnected.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest message (and frame) a peer may send, in bytes. The server reads nothing
@@ -444,5 +447,43 @@ async fn forward(
                 send_all(socket, vec![Message::Ping(Default::default())]).await?;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use futures_util::StreamExt;
+    use std::sync::Arc;
+    use tokio_tungstenite::tungstenite::Message as ClientMessage;
+
+    /// A peer that answers no ping is closed by the next one (`PING_EVERY` is 200 ms in
+    /// tests), instead of being kept for ever.
+    #[tokio::test]
+    async fn a_peer_that_answers_no_ping_is_closed() {
+        let tracker = Tracker::new(
+            Arc::new(stpt_store_memory::MemoryStore::new()),
+            Arc::new(stpt_core::InProcessBus::new()),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, routes().with_state(tracker)).await });
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(format!("ws://{address}/ws/machine/status/"))
+                .await
+                .unwrap();
+        // Not reading is not answering: pongs go out only as the client reads.
+        tokio::time::sleep(PING_EVERY * 5).await;
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match socket.next().await {
+                    None | Some(Err(_)) | Some(Ok(ClientMessage::Close(_))) => return,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the silent peer is still connected");
     }
 }
