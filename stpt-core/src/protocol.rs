@@ -129,6 +129,12 @@ where
 
 /// A machine's name: not blank, at most [`MAX_NAME_CHARS`] characters, compared
 /// case-insensitively (rule 7).
+///
+/// So that two machines never look alike on a page, a name is refused (not silently
+/// changed) when it starts or ends with whitespace, holds a control character, a Unicode
+/// format character (zero-width spaces, direction marks and overrides, soft hyphens…) or
+/// whitespace other than a plain space, or is not in Unicode normalization form C (NFC,
+/// the form keyboards and hostnames produce: `é` as one character, not `e` and an accent).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]
 pub struct MachineName(String);
@@ -141,6 +147,7 @@ impl MachineName {
             return Err(Error::invalid("machine_name", "must not be blank"));
         }
         check_length("machine_name", &name, MAX_NAME_CHARS)?;
+        check_unambiguous("machine_name", &name)?;
         Ok(MachineName(name))
     }
 
@@ -171,6 +178,67 @@ impl fmt::Display for MachineName {
 pub(crate) fn check_no_nul(field: &str, value: &str) -> Result<()> {
     if value.contains('\0') {
         return Err(Error::invalid(field, "must not contain NUL characters"));
+    }
+    Ok(())
+}
+
+/// Unicode's format characters (general category Cf): invisible, yet they make two
+/// equal-looking names differ.
+const FORMAT_CHARACTERS: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
+
+fn is_format_character(c: char) -> bool {
+    FORMAT_CHARACTERS
+        .iter()
+        .any(|(first, last)| (*first..=*last).contains(&c))
+}
+
+/// Refuses what would let two different names look the same (see [`MachineName`]).
+fn check_unambiguous(field: &str, name: &str) -> Result<()> {
+    if name.trim() != name {
+        return Err(Error::invalid(
+            field,
+            "must not start or end with whitespace",
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|&c| c.is_control() || is_format_character(c) || (c.is_whitespace() && c != ' '))
+    {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "must not contain control, invisible formatting or special whitespace characters (found U+{:04X})",
+                u32::from(c)
+            ),
+        ));
+    }
+    if !unicode_normalization::is_nfc(name) {
+        return Err(Error::invalid(
+            field,
+            "must be in Unicode normalization form C (NFC): composed characters, as keyboards type them",
+        ));
     }
     Ok(())
 }
@@ -385,6 +453,33 @@ impl TestStopPayload {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn look_alike_machine_names_are_refused() {
+        for name in ["rig-7", "Rig 7", "Jürgen-测试", "rig_7.lab"] {
+            assert!(MachineName::new(name).is_ok(), "{name}");
+        }
+        for name in [
+            " rig-7",
+            "rig-7 ",
+            "rig-7\n",
+            "rig\t7",
+            "rig-\u{200B}7",
+            "rig-7\u{202E}",
+            "\u{FEFF}rig-7",
+            "rig\u{00A0}7",
+            "rig-\u{1b}[31m7",
+            "Ju\u{0308}rgen",
+        ] {
+            match MachineName::new(name) {
+                Err(Error::InvalidInput { field, problem }) => {
+                    assert_eq!(field, "machine_name", "{name:?}");
+                    assert!(problem.starts_with("must"), "{problem}");
+                }
+                other => panic!("{name:?} was accepted: {other:?}"),
+            }
+        }
+    }
 
     #[test]
     fn blank_plan_files_are_invalid() {

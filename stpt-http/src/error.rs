@@ -37,7 +37,7 @@ pub(crate) struct ErrorBody {
     /// `unsupported_media_type`, `body_too_large`, `unauthorized`, `forbidden`, `not_found`,
     /// `no_match`, `conflict` (not retryable as it is), `idempotency_key_reused` (never
     /// retry with that key), `busy` (`503`: retry after `Retry-After` seconds),
-    /// `not_supported` or `internal_error`.
+    /// `method_not_allowed`, `request_timeout`, `not_supported` or `internal_error`.
     #[schema(value_type = String, example = "invalid_input")]
     code: &'static str,
     /// For people; wording may change.
@@ -161,6 +161,14 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status;
         let mut response = (status, Json(ErrorEnvelope { error: self.body })).into_response();
+        // Also wherever the JSON routers' middleware is not (a host's fallback).
+        response.headers_mut().insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -174,6 +182,83 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The most of a non-JSON error body quoted in its JSON replacement, in bytes.
+const MAX_QUOTED_BODY: usize = 1024;
+
+/// Middleware of the JSON routers: every error answer is the JSON envelope (a framework's
+/// plain-text rejection, an empty `405`, …, are rewritten; JSON answers, the seed's shapes
+/// included, pass unchanged), and every JSON answer carries `X-Content-Type-Options:
+/// nosniff` and `Cache-Control: no-store`.
+pub(crate) async fn json_answers(response: Response) -> Response {
+    let status = response.status();
+    let mut response =
+        if (status.is_client_error() || status.is_server_error()) && !is_json(response.headers()) {
+            as_envelope(response).await
+        } else {
+            response
+        };
+    if is_json(response.headers()) {
+        let headers = response.headers_mut();
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|essence| {
+            let essence = essence.trim().to_ascii_lowercase();
+            essence == "application/json" || essence.ends_with("+json")
+        })
+}
+
+async fn as_envelope(response: Response) -> Response {
+    let (parts, body) = response.into_parts();
+    let status = parts.status;
+    let code = match status {
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::SERVICE_UNAVAILABLE => "busy",
+        status if status.is_server_error() => "internal_error",
+        _ => "invalid_input",
+    };
+    let text = axum::body::to_bytes(body, MAX_QUOTED_BODY)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let message = match (status, text.is_empty()) {
+        (StatusCode::METHOD_NOT_ALLOWED, _) => "this path does not take this method".to_owned(),
+        (status, _) if status.is_server_error() => {
+            "internal error; the server log has details".to_owned()
+        }
+        (_, false) => text,
+        (status, true) => status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_owned(),
+    };
+    let mut answer = ApiError::new(status, code, message).into_response();
+    // Keep what the original said about the request (`Allow` on a 405, `Retry-After`…).
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(value) = parts.headers.get(&name) {
+            answer.headers_mut().insert(name, value.clone());
+        }
+    }
+    answer
 }
 
 #[cfg(test)]

@@ -166,3 +166,27 @@ impl<S: Send + Sync> FromRequestParts<S> for MountPrefix {
         Ok(MountPrefix(prefix))
     }
 }
+
+/// Middleware: a request whose `Content-Length` is over the body limit (the state) gets
+/// `413` at once, before its body is read or even sent (`Expect: 100-continue`).
+pub(crate) async fn refuse_oversized(
+    axum::extract::State(limit): axum::extract::State<usize>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is larger than this server accepts ({limit} bytes)"),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}

@@ -277,6 +277,10 @@ where
         .merge(v1::routes())
         .merge(junit::routes())
         .route_layer(DefaultBodyLimit::max(config.body_limit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            config.body_limit,
+            extract::refuse_oversized,
+        ))
         .merge(openapi::routes(scope))
         .with_state(AppState {
             tracker: tracker.clone(),
@@ -286,6 +290,7 @@ where
             Gate::json(Arc::clone(security)),
             security::identify,
         ))
+        .route_layer(axum::middleware::map_response(error::json_answers))
 }
 
 fn pages<S>(tracker: &Tracker, config: &HttpConfig, security: &Arc<security::Security>) -> Router<S>
@@ -306,6 +311,15 @@ where
             gate,
             security::identify,
         ))
+        .route_layer(DefaultBodyLimit::max(PAGE_FORM_LIMIT))
+        .route_layer(axum::middleware::from_fn_with_state(
+            PAGE_FORM_LIMIT,
+            extract::refuse_oversized,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            security::OriginGate::pages(Arc::clone(security)),
+            security::same_origin,
+        ))
         // Assets are public and the same for everyone: no need to ask who is asking.
         .merge(assets::routes())
 }
@@ -320,7 +334,15 @@ where
             Gate::json(Arc::clone(security)),
             security::identify,
         ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            security::OriginGate::sockets(Arc::clone(security)),
+            security::same_origin,
+        ))
+        .route_layer(axum::middleware::map_response(error::json_answers))
 }
+
+/// The largest form a page accepts, in bytes: sign-in, reset and admin forms are small.
+const PAGE_FORM_LIMIT: usize = 64 * 1024;
 
 /// stpt's answer for a path no route matches, for hosts that want it: the HTML 404 page
 /// (in the configured templates), or a JSON `404 not_found` under the API paths (`/tm_api`,

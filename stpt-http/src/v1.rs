@@ -8,9 +8,9 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use stpt_core::{
-    EventId, EventReceipt, ItemDetail, ItemRef, MachineId, MachineName, MachineSummary, Page,
-    PlanPayload, Recorded, RunDetail, RunEta, RunId, RunSummary, ScenarioId, Status, TestAction,
-    TestEvent, TestId, TestTarget, deserialize_timestamp,
+    EventId, EventReceipt, ItemDetail, ItemRef, MachineId, MachineSummary, Page, PlanPayload,
+    Recorded, RunDetail, RunEta, RunId, RunSummary, ScenarioId, Status, TestAction, TestEvent,
+    TestId, TestStartPayload, TestTarget, deserialize_timestamp,
 };
 
 use crate::error::ErrorEnvelope;
@@ -371,12 +371,22 @@ impl BatchEvent {
             self.file_name,
         ) {
             (Some(id), None, None, None) => TestTarget::Id(TestId(id)),
-            (None, Some(machine), Some(file_path), Some(file_name)) => TestTarget::Named {
-                machine: MachineName::new(machine)
-                    .map_err(|e| ApiError::invalid(field("machine_name"), e.to_string()))?,
-                file_path,
-                file_name,
-            },
+            (None, Some(machine_name), Some(file_path), Some(file_name)) => {
+                // Exactly the checks of a single `test_start` (lengths, NUL, machine name).
+                let start = TestStartPayload {
+                    machine_name,
+                    file_path,
+                    file_name,
+                    timestamp_start: Some(self.timestamp),
+                }
+                .validate_at(self.timestamp)
+                .map_err(|error| in_event(index, error))?;
+                TestTarget::Named {
+                    machine: start.machine,
+                    file_path: start.file_path,
+                    file_name: start.file_name,
+                }
+            }
             _ => {
                 return Err(ApiError::invalid(
                     format!("events[{index}]"),
@@ -388,7 +398,7 @@ impl BatchEvent {
             .event_id
             .map(EventId::new)
             .transpose()
-            .map_err(|e| ApiError::invalid(field("event_id"), e.to_string()))?;
+            .map_err(|error| in_event(index, error))?;
         Ok((
             TestEvent {
                 target,
@@ -397,6 +407,18 @@ impl BatchEvent {
             },
             event_id,
         ))
+    }
+}
+
+/// A validation error of event `index` of a batch, its field named within the batch.
+fn in_event(index: usize, error: stpt_core::Error) -> ApiError {
+    match error {
+        stpt_core::Error::InvalidInput { field, problem } => {
+            let field = format!("events[{index}].{field}");
+            let message = format!("`{field}` {problem}");
+            ApiError::invalid(field, message)
+        }
+        other => other.into(),
     }
 }
 

@@ -43,9 +43,23 @@ use crate::extract::{parse_id, parse_number};
 use crate::humanize::display_time;
 
 /// How often the server pings an idle socket, so proxies keep it and dead peers are found.
+#[cfg(not(test))]
 const PING_EVERY: Duration = Duration::from_secs(25);
+#[cfg(test)]
+const PING_EVERY: Duration = Duration::from_millis(200);
 /// A peer that does not take a message within this time is disconnected.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest message (and frame) a peer may send, in bytes. The server reads nothing
+/// from peers but pongs and close frames, so a few KiB is plenty; the library's default
+/// (64 MiB) would let each socket pin that much memory.
+pub(crate) const MAX_INCOMING_MESSAGE: usize = 4 * 1024;
+
+/// The upgrade with stpt's limits: small incoming messages and frames.
+fn limited(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
+    upgrade
+        .max_message_size(MAX_INCOMING_MESSAGE)
+        .max_frame_size(MAX_INCOMING_MESSAGE)
+}
 
 /// The socket routes, each with and without its trailing slash.
 pub(crate) fn routes() -> Router<Tracker> {
@@ -70,7 +84,10 @@ async fn machine_status(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let page = optional_page(&uri)?;
-    Ok(upgrade.on_upgrade(move |socket| serve(socket, tracker, Follow::Machines { page })))
+    Ok(
+        limited(upgrade)
+            .on_upgrade(move |socket| serve(socket, tracker, Follow::Machines { page })),
+    )
 }
 
 async fn machine_runs(
@@ -82,7 +99,7 @@ async fn machine_runs(
     let machine = MachineId(parse_id("machine", &id)?);
     let page = optional_page(&uri)?;
     tracker.machine(machine).await?;
-    Ok(upgrade.on_upgrade(move |socket| {
+    Ok(limited(upgrade).on_upgrade(move |socket| {
         serve(
             socket,
             tracker,
@@ -102,7 +119,8 @@ async fn machine_last(
 ) -> Result<Response, ApiError> {
     let machine = MachineId(parse_id("machine", &id)?);
     tracker.machine(machine).await?;
-    Ok(upgrade.on_upgrade(move |socket| serve(socket, tracker, Follow::Latest { machine })))
+    Ok(limited(upgrade)
+        .on_upgrade(move |socket| serve(socket, tracker, Follow::Latest { machine })))
 }
 
 async fn run(
@@ -112,7 +130,8 @@ async fn run(
 ) -> Result<Response, ApiError> {
     let run = RunId(parse_id("run", &id)?);
     let machine = tracker.item(ItemRef::MasterScenario(run)).await?.machine_id;
-    Ok(upgrade.on_upgrade(move |socket| serve(socket, tracker, Follow::Run { machine, run })))
+    Ok(limited(upgrade)
+        .on_upgrade(move |socket| serve(socket, tracker, Follow::Run { machine, run })))
 }
 
 /// `?page=&page_size=` when either is given.
@@ -372,6 +391,10 @@ enum Stop {
     Peer,
     /// Reading the state failed; the peer is told and reconnects later.
     Failed(Error),
+    /// The peer sent data, which these sockets never take.
+    Abuse,
+    /// The peer answered no ping within a ping interval.
+    Unresponsive,
 }
 
 async fn send_all(socket: &mut WebSocket, messages: Vec<Message>) -> Result<(), Stop> {
@@ -390,11 +413,19 @@ async fn serve(mut socket: WebSocket, tracker: Tracker, mut follow: Follow) {
     clients.increment(1.0);
     let outcome = forward(&mut socket, &tracker, &mut follow).await;
     clients.decrement(1.0);
-    if let Err(Stop::Failed(error)) = outcome {
-        tracing::warn!(%error, ?follow, "live socket closed after a failure");
+    let close = match outcome {
+        Err(Stop::Failed(error)) => {
+            tracing::warn!(%error, ?follow, "live socket closed after a failure");
+            Some((1011, "server error; reconnect later"))
+        }
+        Err(Stop::Abuse) => Some((1008, "this socket takes no messages")),
+        Err(Stop::Unresponsive) => Some((1001, "no answer to ping")),
+        Ok(()) | Err(Stop::Peer) => None,
+    };
+    if let Some((code, reason)) = close {
         let close = Message::Close(Some(CloseFrame {
-            code: 1011,
-            reason: Utf8Bytes::from_static("server error; reconnect later"),
+            code,
+            reason: Utf8Bytes::from_static(reason),
         }));
         let _ = tokio::time::timeout(SEND_TIMEOUT, socket.send(close)).await;
     }
@@ -414,6 +445,9 @@ async fn forward(
     let snapshot = follow.snapshot(tracker).await.map_err(Stop::Failed)?;
     send_all(socket, snapshot).await?;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
+    // Whether the peer has said nothing (not even a pong) since the last ping: a peer that
+    // has not answered one ping by the next is gone, and its socket is closed.
+    let mut ping_unanswered = false;
     loop {
         tokio::select! {
             delivery = deliveries.next() => {
@@ -429,10 +463,57 @@ async fn forward(
                 send_all(socket, messages.map_err(Stop::Failed)?).await?;
             }
             incoming = socket.recv() => match incoming {
+                // An oversized message is an error here: the socket is dropped, and closed.
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(()),
-                Some(Ok(_)) => {}
+                Some(Ok(Message::Pong(_) | Message::Ping(_))) => ping_unanswered = false,
+                // Peers have nothing to say on these sockets.
+                Some(Ok(Message::Text(_) | Message::Binary(_))) => return Err(Stop::Abuse),
             },
-            _ = ping.tick() => send_all(socket, vec![Message::Ping(Default::default())]).await?,
+            _ = ping.tick() => {
+                if ping_unanswered {
+                    return Err(Stop::Unresponsive);
+                }
+                ping_unanswered = true;
+                send_all(socket, vec![Message::Ping(Default::default())]).await?;
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use futures_util::StreamExt;
+    use std::sync::Arc;
+    use tokio_tungstenite::tungstenite::Message as ClientMessage;
+
+    /// A peer that answers no ping is closed by the next one (`PING_EVERY` is 200 ms in
+    /// tests), instead of being kept for ever.
+    #[tokio::test]
+    async fn a_peer_that_answers_no_ping_is_closed() {
+        let tracker = Tracker::new(
+            Arc::new(stpt_store_memory::MemoryStore::new()),
+            Arc::new(stpt_core::InProcessBus::new()),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, routes().with_state(tracker)).await });
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(format!("ws://{address}/ws/machine/status/"))
+                .await
+                .unwrap();
+        // Not reading is not answering: pongs go out only as the client reads.
+        tokio::time::sleep(PING_EVERY * 5).await;
+        let closed = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match socket.next().await {
+                    None | Some(Err(_)) | Some(Ok(ClientMessage::Close(_))) => return,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the silent peer is still connected");
     }
 }

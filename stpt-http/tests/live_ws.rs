@@ -491,3 +491,24 @@ async fn bad_socket_requests_are_answered_before_the_upgrade() {
         }
     }
 }
+
+/// Issue #19, defect 5: the sockets take no messages, so a large one is refused and the
+/// socket closed, instead of the library's 64 MiB being buffered per socket.
+#[tokio::test]
+async fn oversized_client_messages_close_the_socket() {
+    use futures_util::SinkExt;
+    let base = server().await;
+    let mut socket = connect(&base, "/ws/machine/status/").await;
+    // Most of it may never be read: the server closes on the frame header.
+    let _ = socket.send(Message::text("x".repeat(64 * 1024))).await;
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the socket is still open 10 s later");
+}

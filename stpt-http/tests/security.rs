@@ -42,6 +42,23 @@ struct Lab {
     outbox: Arc<Outbox>,
 }
 
+impl Lab {
+    /// The next email sent: reset emails leave after the answer, from a background task.
+    async fn next_mail(&self) -> Mail {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(mail) = self.outbox.0.lock().unwrap().pop() {
+                return mail;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no email within 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
 fn lab(config: HttpConfig) -> Lab {
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::new(
@@ -601,8 +618,6 @@ async fn password_reset_by_single_use_expiring_link() {
         "/password_reset/done/",
         "same answer for unknown users"
     );
-    assert!(lab.outbox.0.lock().unwrap().is_empty());
-
     let sent = request_reset(&mut browser, "ADA@lab.example").await;
     assert_eq!(sent.status, StatusCode::SEE_OTHER);
     assert_eq!(sent.location(), "/password_reset/done/");
@@ -613,8 +628,12 @@ async fn password_reset_by_single_use_expiring_link() {
             .body
             .contains("reset-sent")
     );
-    let mail = lab.outbox.0.lock().unwrap().pop().unwrap();
+    let mail = lab.next_mail().await;
     assert_eq!(mail.to, "ada@lab.example");
+    assert!(
+        lab.outbox.0.lock().unwrap().is_empty(),
+        "one email: none for the unknown login"
+    );
     let link = mail
         .body
         .lines()
@@ -697,7 +716,7 @@ async fn password_reset_by_single_use_expiring_link() {
 
     // An unused link stops working after an hour.
     request_reset(&mut browser, "ada").await;
-    let mail = lab.outbox.0.lock().unwrap().pop().unwrap();
+    let mail = lab.next_mail().await;
     let link = mail
         .body
         .lines()
@@ -955,4 +974,449 @@ async fn only_admins_delete_runs_and_machines() {
         StatusCode::NOT_FOUND
     );
     assert_eq!(runner.get("/tm_api/machines/").await.json()["count"], 1);
+}
+
+/// Collects what the server logs, for the tests that read it.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    /// What the server logs from now on (with the other tests of this binary's logs: a
+    /// process-wide subscriber, as callsites cache a per-thread one's interest unreliably).
+    fn capture() -> Self {
+        static GLOBAL: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                let buffer = LogBuffer::default();
+                let writer = buffer.clone();
+                let subscriber = tracing_subscriber::fmt()
+                    .with_writer(move || writer.clone())
+                    .with_ansi(false)
+                    .with_max_level(tracing::Level::INFO)
+                    .finish();
+                tracing::subscriber::set_global_default(subscriber).unwrap();
+                buffer
+            })
+            .clone()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Issue #19, defects 1 and 11: a sign-in's username is kept (throttle key, page, log)
+/// only up to a bound, and logged escaped, so no one can forge log lines or pin memory.
+#[tokio::test]
+async fn usernames_are_kept_and_logged_bounded_and_escaped() {
+    let lab = lab(HttpConfig::default());
+    let logs = LogBuffer::capture();
+    let mut attacker = Client::new(&lab.app);
+    attacker.address = Some("10.9.9.9:40000".parse().unwrap());
+    let forged = format!(
+        "ada\n2026-11-24T15:30:00.000000Z  INFO stpt_http: signed in username=root\u{1b}[2J{}",
+        "x".repeat(40_000)
+    );
+    let answer = attacker.sign_in(&forged, "guess guess").await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        answer.body.len() < 20_000,
+        "the page echoes a bounded username: {} bytes",
+        answer.body.len()
+    );
+    let logged = logs.text();
+    assert!(logged.contains("failed sign-in"), "{logged}");
+    assert!(!logged.contains('\u{1b}'), "{logged}");
+    assert!(
+        !logged.contains("\n2026-11-24T15:30:00.000000Z  INFO stpt_http: signed in"),
+        "a forged line: {logged}"
+    );
+    assert!(
+        logged.lines().all(|line| line.len() < 1_000),
+        "bounded lines: {logged}"
+    );
+
+    // A form far larger than any sign-in is refused before it is read.
+    let huge = "x".repeat(1_500_000);
+    let refused = attacker
+        .form("/login/", &[("username", &huge), ("password", "guess")])
+        .await;
+    assert_eq!(refused.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// Issue #19, defect 2: failures that cost nothing (passwords too long to be anyone's,
+/// refused without hashing) are not counted, so they cannot fill the throttle's table.
+#[tokio::test]
+async fn overlong_passwords_are_refused_without_being_counted() {
+    let lab = lab(HttpConfig::default());
+    lab.accounts
+        .create_user("ada", None, "correct horse", Role::Admin)
+        .await
+        .unwrap();
+    let mut browser = Client::new(&lab.app);
+    browser.address = Some("10.9.9.9:40000".parse().unwrap());
+    let overlong = "p".repeat(stpt_core::accounts::MAX_PASSWORD_BYTES + 1);
+    for _ in 0..10 {
+        let answer = browser.sign_in("ada", &overlong).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert!(answer.body.contains("Wrong username or password."));
+    }
+    assert_eq!(
+        browser.sign_in("ada", "correct horse").await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+/// Issue #19, defects 3 and 4: only a path on this server is followed after sign-in;
+/// tabs, newlines, backslashes and other control characters (which browsers drop or read
+/// as `/`) never lead elsewhere, nor fail the request.
+#[tokio::test]
+async fn next_after_sign_in_stays_on_this_server() {
+    let lab = lab(HttpConfig::default());
+    lab.accounts
+        .create_user("ada", None, "correct horse", Role::Admin)
+        .await
+        .unwrap();
+    let hostile = [
+        "/%09/evil.example/",
+        "/%0A/evil.example/",
+        "/%0D/evil.example/",
+        "/%5Cevil.example/",
+        "/%5C%5Cevil.example/",
+        "%5C%5Cevil.example/",
+        "/%09%5Cevil.example/",
+        "%2F%2Fevil.example/",
+        "/%0B",
+        "/%00",
+        "/%7F",
+        "/%0D%0ASet-Cookie:%20x=1",
+        "/%E2%80%AEelpmaxe.live",
+        "https://evil.example/",
+        "/%20/evil.example/",
+    ];
+    for next in hostile {
+        let mut browser = Client::new(&lab.app);
+        let page = browser.get(&format!("/login/?next={next}")).await;
+        assert_eq!(page.status, StatusCode::OK, "{next}");
+        assert!(
+            page.body.contains("name=\"next\" value=\"/\""),
+            "{next}: {}",
+            page.body
+        );
+        let csrf = page.csrf();
+        let decoded: String =
+            serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("next={next}"))
+                .unwrap()
+                .remove(0)
+                .1;
+        let signed_in = browser
+            .form(
+                "/login/",
+                &[
+                    ("username", "ada"),
+                    ("password", "correct horse"),
+                    ("csrf_token", &csrf),
+                    ("next", &decoded),
+                ],
+            )
+            .await;
+        assert_eq!(signed_in.status, StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(signed_in.location(), "/", "{next}");
+        // Already signed in: the login page sends the browser on at once.
+        let again = browser.get(&format!("/login/?next={next}")).await;
+        assert_eq!(again.status, StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(again.location(), "/", "{next}");
+    }
+    let mut browser = Client::new(&lab.app);
+    let page = browser.get("/login/?next=%2Fmachine%2F3%3Fpage%3D2").await;
+    assert!(
+        page.body
+            .contains("name=\"next\" value=\"/machine/3?page=2\""),
+        "{}",
+        page.body
+    );
+}
+
+fn big_name(chars: usize) -> String {
+    "n".repeat(chars)
+}
+
+/// Issue #19, defect 9: an event of a batch is checked exactly as a single event: lengths,
+/// NUL characters and the machine name, with the field named within the batch.
+#[tokio::test]
+async fn batch_events_are_validated_as_single_events() {
+    let lab = lab(HttpConfig::default().with_ingest_access(IngestAccess::open()));
+    let mut runner = Client::new(&lab.app);
+    let created = runner
+        .post_json("/api/v1/plans", None, &plan_for("rig-1"))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let event = |machine: &str, path: &str, name: &str| {
+        json!({"events": [
+            {"type": "test_start", "machine_name": "rig-1", "file_path": "/t", "file_name": "t.py", "timestamp": "2026-11-24T13:02:01Z"},
+            {"type": "test_start", "machine_name": machine, "file_path": path, "file_name": name, "timestamp": "2026-11-24T13:02:01Z"},
+        ]})
+    };
+    let long_path = big_name(stpt_core::MAX_PATH_CHARS + 1);
+    let long_name = big_name(stpt_core::MAX_NAME_CHARS + 1);
+    for (body, field) in [
+        (event("rig-1", &long_path, "t.py"), "events[1].file_path"),
+        (event("rig-1", "/t", &long_name), "events[1].file_name"),
+        (event("rig-1", "/t\0x", "t.py"), "events[1].file_path"),
+        (event("rig-1", "/t", "t\0.py"), "events[1].file_name"),
+        (
+            event("rig-\u{200B}1", "/t", "t.py"),
+            "events[1].machine_name",
+        ),
+        (event(&long_name, "/t", "t.py"), "events[1].machine_name"),
+    ] {
+        let answer = runner.post_json("/api/v1/events", None, &body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::BAD_REQUEST,
+            "{field}: {}",
+            answer.body
+        );
+        assert_eq!(answer.json()["error"]["field"], field, "{}", answer.body);
+    }
+    let machines = runner.get("/api/v1/machines").await.json();
+    assert_eq!(
+        machines["items"][0]["status"], "waiting",
+        "nothing was applied"
+    );
+}
+
+/// Machine names that would look like another machine's are refused with a clear `400`
+/// on every ingestion path, never silently changed.
+#[tokio::test]
+async fn look_alike_machine_names_are_refused() {
+    let lab = lab(HttpConfig::default().with_ingest_access(IngestAccess::open()));
+    let mut runner = Client::new(&lab.app);
+    for name in [
+        " rig-1",
+        "rig-1\u{200B}",
+        "rig\u{202E}1-",
+        "rig-1\n",
+        "Ju\u{0308}rgen",
+    ] {
+        for path in ["/tm_api/dry_run/", "/api/v1/plans"] {
+            let answer = runner.post_json(path, None, &plan_for(name)).await;
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{name:?} {path}");
+            assert_eq!(
+                answer.json()["error"]["field"],
+                "machine_name",
+                "{}",
+                answer.body
+            );
+        }
+        let start = json!({"machine_name": name, "file_path": "/t", "file_name": "t.py"});
+        let answer = runner.post_json("/tm_api/test_start/", None, &start).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{name:?}");
+    }
+    assert_eq!(runner.get("/api/v1/machines").await.json()["total"], 0);
+}
+
+/// A mailer that never finishes sending, like an SMTP server that does not answer.
+#[derive(Debug, Default)]
+struct StuckMailer;
+
+#[async_trait]
+impl Mailer for StuckMailer {
+    async fn send(&self, _mail: Mail) -> Result<(), BoxError> {
+        std::future::pending().await
+    }
+}
+
+/// Issue #19, defect 10: a reset request is answered before the store write and the mail,
+/// so how long it takes does not tell whether an account matched.
+#[tokio::test]
+async fn reset_requests_are_answered_before_the_mail_is_sent() {
+    let store = Arc::new(MemoryStore::new());
+    let tracker = Tracker::new(Arc::clone(&store) as _, Arc::new(InProcessBus::new()));
+    let accounts = Accounts::new(store);
+    accounts
+        .create_user(
+            "ada",
+            Some("ada@lab.example"),
+            "correct horse",
+            Role::Viewer,
+        )
+        .await
+        .unwrap();
+    let config = HttpConfig::default()
+        .with_mailer(Arc::new(StuckMailer))
+        .with_public_url("https://stpt.lab.example")
+        .with_accounts(accounts);
+    let app = stpt_http::router(tracker, &config);
+    let mut browser = Client::new(&app);
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        request_reset(&mut browser, "ada"),
+    )
+    .await
+    .expect("answered although the mail is not sent yet");
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    assert_eq!(answer.location(), "/password_reset/done/");
+}
+
+/// Issue #19, defect 12, and the headers of JSON answers: every error under `/api/` and
+/// `/tm_api/` is the JSON envelope, `405`s and path rejections included, and JSON is
+/// `nosniff` and `no-store`.
+#[tokio::test]
+async fn api_errors_are_always_json() {
+    let lab = lab(HttpConfig::default().with_ingest_access(IngestAccess::open()));
+    let mut client = Client::new(&lab.app);
+    let cases = [
+        (
+            Method::DELETE,
+            "/api/v1/runs/1",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (Method::GET, "/api/v1/plans", StatusCode::METHOD_NOT_ALLOWED),
+        (
+            Method::GET,
+            "/tm_api/dry_run/",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::PUT,
+            "/tm_api/machines/",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (Method::GET, "/api/v1/runs/%FF", StatusCode::BAD_REQUEST),
+        (Method::GET, "/tm_api/test/%FF%FE/", StatusCode::BAD_REQUEST),
+        (Method::GET, "/api/v1/runs/abc", StatusCode::BAD_REQUEST),
+    ];
+    for (method, path, status) in cases {
+        let answer = client.send(method.clone(), path, &[], Body::empty()).await;
+        assert_eq!(answer.status, status, "{method} {path}: {}", answer.body);
+        assert_eq!(
+            answer.headers[header::CONTENT_TYPE],
+            "application/json",
+            "{method} {path}"
+        );
+        let code = answer.json()["error"]["code"].clone();
+        assert!(code.is_string(), "{method} {path}: {}", answer.body);
+        assert_eq!(answer.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(answer.headers[header::CACHE_CONTROL], "no-store");
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            assert_eq!(code, "method_not_allowed");
+            assert!(
+                answer.headers.contains_key(header::ALLOW),
+                "{method} {path}"
+            );
+        }
+    }
+    let ok = client.get("/api/v1/machines").await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert_eq!(ok.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(ok.headers[header::CACHE_CONTROL], "no-store");
+    // The seed's own answers keep their shape.
+    assert!(client.get("/tm_api/machines/").await.json()["count"].is_number());
+}
+
+/// Issue #19, defect 6 (the library's part): a body declared larger than the limit is
+/// refused at once, before it arrives.
+#[tokio::test]
+async fn an_oversized_content_length_is_refused_before_the_body_arrives() {
+    let lab = lab(HttpConfig::default()
+        .with_ingest_access(IngestAccess::open())
+        .with_body_limit(1024));
+    for path in ["/tm_api/dry_run/", "/api/v1/events", "/login/"] {
+        let never_sent = Body::from_stream(futures_util::stream::pending::<
+            Result<axum::body::Bytes, std::io::Error>,
+        >());
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, "104857600")
+            .body(never_sent)
+            .unwrap();
+        let response = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            lab.app.clone().oneshot(request),
+        )
+        .await
+        .expect("refused without waiting for the body")
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+    }
+}
+
+/// Form posts and socket upgrades from another site are refused; programs that send no
+/// browser headers, and this server's own pages, pass.
+#[tokio::test]
+async fn cross_site_form_posts_and_socket_upgrades_are_refused() {
+    let lab = lab(HttpConfig::default());
+    lab.accounts
+        .create_user("ada", None, "correct horse", Role::Admin)
+        .await
+        .unwrap();
+    let mut browser = Client::new(&lab.app);
+    let csrf = browser.get("/login/").await.csrf();
+    let fields = serde_urlencoded::to_string([
+        ("username", "ada"),
+        ("password", "correct horse"),
+        ("csrf_token", csrf.as_str()),
+    ])
+    .unwrap();
+    let form = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("host", "stpt.lab.example"),
+    ];
+    for hostile in [
+        [("origin", "https://evil.example")],
+        [("origin", "null")],
+        [("sec-fetch-site", "cross-site")],
+    ] {
+        let headers: Vec<(&str, &str)> = form.iter().chain(hostile.iter()).copied().collect();
+        let answer = browser
+            .send(
+                Method::POST,
+                "/login/",
+                &headers,
+                Body::from(fields.clone()),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::FORBIDDEN, "{hostile:?}");
+        assert!(!browser.cookies.contains_key("stpt_session"));
+    }
+    let upgrade = [
+        ("connection", "upgrade"),
+        ("upgrade", "websocket"),
+        ("sec-websocket-version", "13"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("host", "stpt.lab.example"),
+        ("origin", "https://evil.example"),
+    ];
+    let socket = browser
+        .send(Method::GET, "/ws/machine/status/", &upgrade, Body::empty())
+        .await;
+    assert_eq!(socket.status, StatusCode::FORBIDDEN);
+    assert_eq!(socket.json()["error"]["code"], "forbidden");
+
+    let own: Vec<(&str, &str)> = form
+        .iter()
+        .copied()
+        .chain([
+            ("origin", "http://stpt.lab.example"),
+            ("sec-fetch-site", "same-origin"),
+        ])
+        .collect();
+    let answer = browser
+        .send(Method::POST, "/login/", &own, Body::from(fields.clone()))
+        .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
 }

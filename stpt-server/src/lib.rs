@@ -6,6 +6,7 @@ mod backends;
 pub mod cli;
 mod mail;
 mod metrics;
+mod serve;
 mod settings;
 pub mod virtual_machine;
 
@@ -13,7 +14,6 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use std::future::Future;
-use std::net::SocketAddr;
 use stpt_core::accounts::Accounts;
 use stpt_core::{PageRequest, Tracker};
 use stpt_http::HttpConfig;
@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 pub use backends::{DatabaseUrl, Stores, open_bus, open_store};
 pub use mail::SmtpMailer;
 pub use metrics::{install_recorder, with_metrics};
+pub use serve::{ServeLimits, serve_with_limits};
 pub use settings::{Command, LogFormat, ReadAccessArg, Settings, TokenCommand, UserCommand};
 
 /// The whole app: stpt's routers with stpt's own accounts, `/healthz` (the process answers),
@@ -52,18 +53,13 @@ pub fn app(tracker: Tracker, accounts: Accounts, config: HttpConfig) -> Router {
         .fallback(not_found)
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves; in-flight requests then finish.
-/// Requests carry the client's address (for tokenless ingestion from trusted networks and
-/// sign-in throttling).
+/// Serves `app` on `listener` until `shutdown` resolves, within the default
+/// [`ServeLimits`]; open requests then finish (within the grace period). Requests carry the
+/// client's address (for tokenless ingestion from trusted networks and sign-in throttling).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    serve_with_limits(listener, app, shutdown, ServeLimits::default()).await
 }

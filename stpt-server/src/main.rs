@@ -137,7 +137,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             "demo: virtual machines are running"
         );
     }
-    stpt_server::serve(listener, app, shutdown_signal()).await?;
+    stpt_server::serve_with_limits(listener, app, shutdown_signal(), settings.serve_limits())
+        .await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -168,5 +169,5 @@ async fn shutdown_signal() {
         () = interrupt => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down: finishing in-flight requests");
+    tracing::info!("shutting down: finishing open requests (within --shutdown-grace)");
 }

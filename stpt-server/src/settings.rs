@@ -4,7 +4,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 use stpt_http::{HttpConfig, IngestAccess, ReadAccess};
+
+use crate::ServeLimits;
 
 /// stpt — System Test Progress Tracking server.
 ///
@@ -99,6 +102,31 @@ pub struct Settings {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "STPT_BODY_LIMIT", default_value_t = HttpConfig::DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
+
+    /// Seconds a client may take to send a request's headers; a kept-alive connection
+    /// waiting for its next request is closed after as long.
+    #[arg(long, env = "STPT_HEADER_TIMEOUT", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout: u64,
+
+    /// Seconds a whole request (its body included) may take before the answer starts;
+    /// past it the client gets `408`.
+    #[arg(long, env = "STPT_REQUEST_TIMEOUT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout: u64,
+
+    /// Seconds a connection (a socket included) may stay silent, no byte either way,
+    /// before it is closed.
+    #[arg(long, env = "STPT_IDLE_TIMEOUT", default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
+
+    /// Connections open at once (sockets included); more wait until one closes. Keep it
+    /// well under the process's file-descriptor limit (`ulimit -n`).
+    #[arg(long, env = "STPT_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+
+    /// Seconds open requests may take to finish after `SIGTERM`/`SIGINT` before their
+    /// connections are closed.
+    #[arg(long, env = "STPT_SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace: u64,
 
     /// Log filter: a level (`info`, `debug`) or directives like `stpt_http=debug,info`.
     #[arg(long, env = "STPT_LOG", default_value = "info")]
@@ -236,6 +264,17 @@ impl Settings {
     /// Whether tokenless ingestion was turned on explicitly (worth a warning at start-up).
     pub fn open_ingest_requested(&self) -> bool {
         self.open_ingest || !self.open_ingest_from.is_empty()
+    }
+
+    /// The connection limits and timeouts in force.
+    pub fn serve_limits(&self) -> ServeLimits {
+        ServeLimits {
+            header_timeout: Duration::from_secs(self.header_timeout),
+            request_timeout: Duration::from_secs(self.request_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+        }
     }
 
     /// The database URL in force: the one given, or the default SQLite file.

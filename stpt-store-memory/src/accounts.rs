@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use stpt_core::accounts::{
     AccountStore, NewRunnerToken, NewUser, ResetRecord, Role, RunnerToken, RunnerTokenId,
-    SecretHash, SessionRecord, StoredUser, User, UserId,
+    SecretHash, SessionRecord, StoredUser, User, UserId, last_admin_conflict,
 };
 use stpt_core::{Error, ItemKind, Result};
 
@@ -28,6 +28,20 @@ impl AccountTables {
         self.users
             .get_mut(&id)
             .ok_or_else(|| Error::not_found(ItemKind::User, id.get()))
+    }
+
+    /// `Conflict` if `id` is the only admin (checked under the same lock as the change).
+    fn ensure_other_admin(&self, id: UserId) -> Result<()> {
+        let is_admin = |user: &StoredUser| user.user.role == Role::Admin;
+        let target_is_admin = self.users.get(&id).is_some_and(is_admin);
+        let others = self
+            .users
+            .values()
+            .any(|user| user.user.id != id && is_admin(user));
+        if target_is_admin && !others {
+            return Err(last_admin_conflict());
+        }
+        Ok(())
     }
 }
 
@@ -86,6 +100,9 @@ impl AccountStore for MemoryStore {
 
     async fn set_role(&self, id: UserId, role: Role) -> Result<User> {
         let mut tables = self.accounts.lock().await;
+        if role != Role::Admin {
+            tables.ensure_other_admin(id)?;
+        }
         let stored = tables.user_mut(id)?;
         stored.user.role = role;
         Ok(stored.user.clone())
@@ -93,6 +110,7 @@ impl AccountStore for MemoryStore {
 
     async fn delete_user(&self, id: UserId) -> Result<()> {
         let mut tables = self.accounts.lock().await;
+        tables.ensure_other_admin(id)?;
         let stored = tables
             .users
             .remove(&id)

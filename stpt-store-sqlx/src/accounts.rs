@@ -77,6 +77,31 @@ pub(crate) fn machine_list(machines: &[String]) -> Result<String> {
     serde_json::to_string(machines).map_err(Error::backend)
 }
 
+/// `Conflict` if user `$id` is the only admin, checked in transaction `$tx`, which then
+/// changes or deletes the user.
+///
+/// The first statement locks every admin row (a write that changes nothing): on
+/// PostgreSQL a concurrent caller waits for those rows and, once this transaction commits,
+/// sees the admins as they now are; on SQLite it takes the database's write lock before
+/// anything is read. Either way the check and the change are one atomic step.
+macro_rules! ensure_other_admin {
+    ($tx:expr, $prefix:expr, $id:expr) => {{
+        let admins: Vec<(i64,)> = ::sqlx::query_as(&format!(
+            "UPDATE {}users SET role = role WHERE role = $1 RETURNING id",
+            $prefix
+        ))
+        .bind(::stpt_core::accounts::Role::Admin.as_str())
+        .fetch_all(&mut *$tx)
+        .await
+        .db()?;
+        if !admins.is_empty() && admins.iter().all(|(admin,)| *admin == $id.get()) {
+            return Err(::stpt_core::accounts::last_admin_conflict());
+        }
+    }};
+}
+
+pub(crate) use ensure_other_admin;
+
 /// Implements `AccountStore` for `$store` (with fields `pool` and `sql.prefix`); `$ts`
 /// converts a timestamp to what the database binds.
 macro_rules! sql_account_store {
@@ -176,6 +201,10 @@ macro_rules! sql_account_store {
                 role: ::stpt_core::accounts::Role,
             ) -> ::stpt_core::Result<::stpt_core::accounts::User> {
                 let p = self.sql.prefix;
+                let mut tx = self.pool.begin().await.db()?;
+                if role != ::stpt_core::accounts::Role::Admin {
+                    $crate::accounts::ensure_other_admin!(tx, p, id);
+                }
                 let sql = format!(
                     "UPDATE {p}users SET role = $2 WHERE id = $1 RETURNING {}",
                     $crate::accounts::USER_COLS
@@ -183,18 +212,20 @@ macro_rules! sql_account_store {
                 let row: Option<$crate::accounts::UserRow> = ::sqlx::query_as(&sql)
                     .bind(id.get())
                     .bind(role.as_str())
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&mut *tx)
                     .await
                     .db()?;
                 let row = row.ok_or_else(|| {
                     ::stpt_core::Error::not_found(::stpt_core::ItemKind::User, id.get())
                 })?;
+                tx.commit().await.db()?;
                 Ok($crate::accounts::stored_user(row)?.user)
             }
 
             async fn delete_user(&self, id: ::stpt_core::accounts::UserId) -> ::stpt_core::Result<()> {
                 let p = self.sql.prefix;
                 let mut tx = self.pool.begin().await.db()?;
+                $crate::accounts::ensure_other_admin!(tx, p, id);
                 for table in ["sessions", "password_resets"] {
                     ::sqlx::query(&format!("DELETE FROM {p}{table} WHERE user_id = $1"))
                         .bind(id.get())

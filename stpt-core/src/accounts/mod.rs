@@ -21,7 +21,7 @@ pub use secret::{SecretHash, secrets_match};
 pub use service::{
     Accounts, IssuedToken, MAX_PASSWORD_BYTES, MAX_TOKEN_MACHINES, MAX_TOKEN_NAME_CHARS,
     MAX_USERNAME_CHARS, MIN_PASSWORD_CHARS, RUNNER_TOKEN_PREFIX, ResetGrant, Session, SignedIn,
-    username_key,
+    last_admin_conflict, username_key,
 };
 pub use store::AccountStore;
 

@@ -174,30 +174,17 @@ impl Accounts {
         self.store.delete_user_sessions(id).await
     }
 
-    /// Changes a user's role. `Conflict` when it would leave no admin.
+    /// Changes a user's role. `Conflict` when it would leave no admin: the store checks and
+    /// changes in one atomic step, so two admins demoting each other at once cannot both
+    /// succeed.
     pub async fn set_role(&self, id: UserId, role: Role) -> Result<User> {
-        if role != Role::Admin {
-            self.ensure_other_admin(id).await?;
-        }
         self.store.set_role(id, role).await
     }
 
-    /// Deletes a user and their sessions. `Conflict` when it would leave no admin.
+    /// Deletes a user and their sessions. `Conflict` when it would leave no admin (checked
+    /// atomically with the deletion, as for [`Accounts::set_role`]).
     pub async fn delete_user(&self, id: UserId) -> Result<()> {
-        self.ensure_other_admin(id).await?;
         self.store.delete_user(id).await
-    }
-
-    async fn ensure_other_admin(&self, id: UserId) -> Result<()> {
-        let users = self.store.users().await?;
-        let is_admin = users.iter().any(|user| user.id == id && user.is_admin());
-        let others = users.iter().filter(|user| user.id != id && user.is_admin());
-        if is_admin && others.count() == 0 {
-            return Err(Error::Conflict {
-                message: "this is the last admin; make another user admin first".into(),
-            });
-        }
-        Ok(())
     }
 
     /// Checks a username and password; on success opens a session. `None` for an unknown
@@ -392,6 +379,14 @@ impl Accounts {
         };
         self.set_password(user.id, new_password).await?;
         Ok(Some(user))
+    }
+}
+
+/// The refusal of a change that would leave no admin; stores answer it from
+/// [`AccountStore::set_role`] and [`AccountStore::delete_user`].
+pub fn last_admin_conflict() -> Error {
+    Error::Conflict {
+        message: "this is the last admin; make another user admin first".into(),
     }
 }
 

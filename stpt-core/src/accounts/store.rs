@@ -38,10 +38,15 @@ pub trait AccountStore: Send + Sync + Debug + 'static {
     /// [`ItemKind::User`](crate::ItemKind::User) for an unknown id.
     async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()>;
 
-    /// Changes the user's role; `NotFound` for an unknown id.
+    /// Changes the user's role; `NotFound` for an unknown id. Never leaves no admin: demoting
+    /// the only admin is refused with [`last_admin_conflict`](super::last_admin_conflict)
+    /// and changes nothing. The check and the change are one atomic step (one lock, or one
+    /// transaction that locks the admins first): of two concurrent calls demoting the last
+    /// two admins, one is refused.
     async fn set_role(&self, id: UserId, role: Role) -> Result<User>;
 
     /// Deletes the user with their sessions and reset grants; `NotFound` for an unknown id.
+    /// Never leaves no admin, atomically, as [`AccountStore::set_role`].
     async fn delete_user(&self, id: UserId) -> Result<()>;
 
     /// Stores a session.

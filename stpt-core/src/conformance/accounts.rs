@@ -107,6 +107,21 @@ pub async fn accounts_users_change_and_delete(store: Arc<dyn AccountStore>) {
         store.user(user.id).await.unwrap().unwrap().user.role,
         Role::Admin
     );
+    // The store itself keeps an admin: the only one is neither demoted nor deleted.
+    let last = store.set_role(user.id, Role::Viewer).await;
+    assert!(matches!(last, Err(Error::Conflict { .. })), "{last:?}");
+    let last = store.delete_user(user.id).await;
+    assert!(matches!(last, Err(Error::Conflict { .. })), "{last:?}");
+    assert_eq!(
+        store.user(user.id).await.unwrap().unwrap().user.role,
+        Role::Admin
+    );
+    let grace = store
+        .create_user(new_user("Grace", Role::Admin))
+        .await
+        .unwrap();
+    let demoted = store.set_role(user.id, Role::Viewer).await.unwrap();
+    assert_eq!(demoted.role, Role::Viewer);
 
     let missing = UserId(user.id.get() + 1000);
     let not_found = |result: Result<(), Error>| {
@@ -139,7 +154,7 @@ pub async fn accounts_users_change_and_delete(store: Arc<dyn AccountStore>) {
             .is_none()
     );
     assert!(store.reset(&SecretHash::of("r1")).await.unwrap().is_none());
-    assert!(store.users().await.unwrap().is_empty());
+    assert_eq!(store.users().await.unwrap(), vec![grace]);
     // The name is free again.
     store
         .create_user(new_user("linus", Role::Viewer))
@@ -494,4 +509,58 @@ pub async fn accounts_rules_over_the_store(store: Arc<dyn AccountStore>) {
         .unwrap();
     accounts.delete_user(ada.id).await.unwrap();
     assert_eq!(accounts.users().await.unwrap(), vec![grace]);
+}
+
+/// Two admins demoting or deleting each other at the same time never leave no admin: the
+/// store checks and changes in one atomic step, so one of them is refused (`Conflict`, or
+/// `Busy` from a database that broke the tie by aborting one).
+pub async fn accounts_last_admin_survives_concurrent_changes(store: Arc<dyn AccountStore>) {
+    let (accounts, _clock) = accounts(store);
+    let create_admin = |name: String| {
+        let accounts = accounts.clone();
+        async move {
+            accounts
+                .create_user(&name, None, "correct horse", Role::Admin)
+                .await
+                .unwrap()
+        }
+    };
+    let mut first = create_admin("admin-0".to_string()).await;
+    for round in 1..=16 {
+        let second = create_admin(format!("admin-{round}")).await;
+        let (one, other) = (first.id, second.id);
+        let (a, b) = match round % 3 {
+            0 => tokio::join!(
+                accounts.set_role(one, Role::Viewer),
+                accounts.set_role(other, Role::Viewer)
+            ),
+            1 => {
+                let (a, b) = tokio::join!(accounts.delete_user(one), accounts.delete_user(other));
+                (a.map(|()| first.clone()), b.map(|()| second.clone()))
+            }
+            _ => {
+                let (a, b) = tokio::join!(
+                    accounts.delete_user(one),
+                    accounts.set_role(other, Role::Viewer)
+                );
+                (a.map(|()| first.clone()), b)
+            }
+        };
+        let refused = |result: &Result<_, Error>| {
+            matches!(result, Err(Error::Conflict { .. } | Error::Busy { .. }))
+        };
+        assert!(
+            (a.is_ok() && refused(&b)) || (refused(&a) && b.is_ok()),
+            "round {round}: exactly one change may pass: {a:?} / {b:?}"
+        );
+        let admins: Vec<_> = accounts
+            .users()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|user| user.is_admin())
+            .collect();
+        assert_eq!(admins.len(), 1, "round {round}: {admins:?}");
+        first = admins[0].clone();
+    }
 }

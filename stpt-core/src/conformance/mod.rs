@@ -151,6 +151,7 @@ macro_rules! account_store_conformance_tests {
             accounts_runner_tokens,
             accounts_resets_are_taken_once,
             accounts_rules_over_the_store,
+            accounts_last_admin_survives_concurrent_changes,
         }
     };
 }

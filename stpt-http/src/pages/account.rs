@@ -7,12 +7,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use serde::{Deserialize, Serialize};
-use stpt_core::accounts::username_key;
+use stpt_core::accounts::{MAX_PASSWORD_BYTES, MAX_USERNAME_CHARS, username_key};
 
 use super::views::Crumb;
 use super::{Cx, PageError, PagesState, View};
 use crate::extract::home_url;
 use crate::security::cookies::SESSION_COOKIE;
+use crate::security::text::{clip, loggable};
 use crate::security::{Csrf, Mail, safe_next, see_other};
 
 pub(super) fn routes() -> Router<PagesState> {
@@ -134,12 +135,27 @@ async fn login(cx: Cx, Form(form): Form<LoginForm>) -> Response {
         let client = cx
             .client
             .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        let key = format!("{client}|{}", username_key(&form.username));
+        // No stored username is longer, so a longer one is kept (key, page, log) only cut.
+        let username = clip(&form.username, MAX_USERNAME_CHARS + 1);
+        let key = format!("{client}|{}", username_key(username));
+        let wrong = |status| {
+            let view = cx.login_view(LoginData {
+                next: next.clone(),
+                username: username.to_owned(),
+                error: Some("Wrong username or password.".to_owned()),
+            });
+            with_status(cx.render_form(view), status)
+        };
+        // It cannot be right and costs no hashing: counting it would let anyone fill the
+        // throttle's table for free.
+        if form.password.len() > MAX_PASSWORD_BYTES {
+            return wrong(StatusCode::UNAUTHORIZED);
+        }
         if let Some(wait) = security.throttle.retry_after(&key) {
             let minutes = wait.as_secs().div_ceil(60).max(1);
             let view = cx.login_view(LoginData {
-                next,
-                username: form.username.clone(),
+                next: next.clone(),
+                username: username.to_owned(),
                 error: Some(format!(
                     "Too many failed attempts. Try again in {minutes} minute{}.",
                     if minutes == 1 { "" } else { "s" }
@@ -148,18 +164,13 @@ async fn login(cx: Cx, Form(form): Form<LoginForm>) -> Response {
             return with_status(cx.render_form(view), StatusCode::TOO_MANY_REQUESTS);
         }
         let accounts = cx.accounts()?;
-        let Some(signed_in) = accounts.sign_in(&form.username, &form.password).await? else {
+        let Some(signed_in) = accounts.sign_in(username, &form.password).await? else {
             security.throttle.failed(&key);
-            tracing::info!(username = %form.username, client = %client, "failed sign-in");
-            let view = cx.login_view(LoginData {
-                next,
-                username: form.username.clone(),
-                error: Some("Wrong username or password.".to_owned()),
-            });
-            return with_status(cx.render_form(view), StatusCode::UNAUTHORIZED);
+            tracing::info!(username = %loggable(username), client = %client, "failed sign-in");
+            return wrong(StatusCode::UNAUTHORIZED);
         };
         security.throttle.succeeded(&key);
-        tracing::info!(username = %signed_in.user.username, "signed in");
+        tracing::info!(username = %loggable(&signed_in.user.username), "signed in");
         let mut response = see_other(&next);
         let max_age = accounts.session_ttl().num_seconds();
         if let Some(cookie) =
@@ -286,44 +297,71 @@ struct ResetRequestForm {
     csrf_token: String,
 }
 
+/// The longest login (username or email) a reset request looks up, in characters.
+const MAX_RESET_LOGIN_CHARS: usize = 254;
+
 async fn reset_request(cx: Cx, Form(form): Form<ResetRequestForm>) -> Response {
     let result = async {
         check_csrf(&cx.headers, &form.csrf_token)?;
         let security = &cx.state.security;
         // Bounds how many emails one client can make the server send.
-        let client = cx.client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        let client = cx
+            .client
+            .map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
         let key = format!("reset|{client}");
         if security.throttle.retry_after(&key).is_none() {
             security.throttle.failed(&key);
+            let accounts = cx.accounts()?.clone();
+            let mailer = std::sync::Arc::clone(&security.mailer);
             let base = cx.public_base();
-            for grant in cx.accounts()?.request_password_reset(&form.login).await? {
-                let Some(to) = grant.user.email.clone() else {
-                    continue;
-                };
-                let body = format!(
-                    "Someone (hopefully you) asked to reset the password of the stpt account `{}`.\n\n\
-                     Open this link to choose a new password. It works once, until {} UTC:\n\n\
-                     {base}/reset/{}/\n\n\
-                     If you did not ask for this, ignore this email: your password stays as it is.\n",
-                    grant.user.username,
-                    grant.expires_at.format("%Y-%m-%d %H:%M"),
-                    grant.secret,
-                );
-                let mail = Mail {
-                    to,
-                    subject: "Reset your stpt password".to_owned(),
-                    body,
-                };
-                if let Err(error) = security.mailer.send(mail).await {
-                    tracing::error!(%error, username = %grant.user.username, "sending a password-reset email failed");
-                }
-            }
+            let login = clip(&form.login, MAX_RESET_LOGIN_CHARS).to_owned();
+            // The store write and the mail happen after the answer: how long the answer
+            // takes must not tell whether an account matched.
+            tokio::spawn(send_reset_links(accounts, mailer, base, login));
         }
         // The same answer whether or not an account matched: no one learns who has one.
         Ok(see_other(&format!("{}/password_reset/done/", cx.prefix)))
     }
     .await;
     cx.finish(result)
+}
+
+/// Opens a reset grant for each account `login` names and mails its link.
+async fn send_reset_links(
+    accounts: stpt_core::accounts::Accounts,
+    mailer: std::sync::Arc<dyn crate::Mailer>,
+    base: String,
+    login: String,
+) {
+    let grants = match accounts.request_password_reset(&login).await {
+        Ok(grants) => grants,
+        Err(error) => {
+            tracing::error!(%error, "opening a password reset failed");
+            return;
+        }
+    };
+    for grant in grants {
+        let Some(to) = grant.user.email.clone() else {
+            continue;
+        };
+        let body = format!(
+            "Someone (hopefully you) asked to reset the password of the stpt account `{}`.\n\n\
+             Open this link to choose a new password. It works once, until {} UTC:\n\n\
+             {base}/reset/{}/\n\n\
+             If you did not ask for this, ignore this email: your password stays as it is.\n",
+            grant.user.username,
+            grant.expires_at.format("%Y-%m-%d %H:%M"),
+            grant.secret,
+        );
+        let mail = Mail {
+            to,
+            subject: "Reset your stpt password".to_owned(),
+            body,
+        };
+        if let Err(error) = mailer.send(mail).await {
+            tracing::error!(%error, username = %loggable(&grant.user.username), "sending a password-reset email failed");
+        }
+    }
 }
 
 async fn reset_sent_page(cx: Cx) -> Response {
@@ -395,7 +433,7 @@ async fn reset(cx: Cx, Path(secret): Path<String>, Form(form): Form<ResetForm>) 
         }
         match accounts.reset_password(&secret, &form.password).await {
             Ok(Some(user)) => {
-                tracing::info!(username = %user.username, "password reset by emailed link");
+                tracing::info!(username = %loggable(&user.username), "password reset by emailed link");
                 Ok(see_other(&format!("{}/reset/done/", cx.prefix)))
             }
             Ok(None) => with_status(

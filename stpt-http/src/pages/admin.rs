@@ -15,6 +15,7 @@ use super::account::{CsrfForm, check_csrf, with_status};
 use super::views::{Crumb, iso};
 use super::{Cx, PageError, PagesState, View};
 use crate::extract::parse_id;
+use crate::security::text::loggable;
 use crate::security::{Viewer, see_other};
 
 /// The admin page with its user and runner-token forms: only with stpt's accounts.
@@ -268,7 +269,7 @@ async fn create_user(cx: Cx, Form(form): Form<CreateUserForm>) -> Response {
         let email = Some(form.email.as_str()).filter(|email| !email.trim().is_empty());
         let user = accounts.create_user(&form.username, email, &form.password, role)
             .await?;
-        tracing::info!(admin = %me.name, username = %user.username, role = %user.role, "user created");
+        tracing::info!(admin = %loggable(&me.name), username = %loggable(&user.username), role = %user.role, "user created");
         Ok(see_other(&done))
     })
     .await
@@ -298,7 +299,7 @@ async fn set_role(cx: Cx, Path(id): Path<String>, Form(form): Form<RoleForm>) ->
     admin_form(&cx, &csrf, |me| async move {
         let user = accounts.set_role(user_id(&id)?, parse_role(&form.role)?)
             .await?;
-        tracing::info!(admin = %me.name, username = %user.username, role = %user.role, "role changed");
+        tracing::info!(admin = %loggable(&me.name), username = %loggable(&user.username), role = %user.role, "role changed");
         Ok(see_other(&done))
     })
     .await
@@ -314,7 +315,7 @@ async fn delete_user(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfForm>)
     admin_form(&cx, &csrf, |me| async move {
         let id = user_id(&id)?;
         accounts.delete_user(id).await?;
-        tracing::info!(admin = %me.name, user = %id, "user deleted");
+        tracing::info!(admin = %loggable(&me.name), user = %id, "user deleted");
         Ok(see_other(&done))
     })
     .await
@@ -355,7 +356,7 @@ async fn create_token(cx: Cx, Form(form): Form<CreateTokenForm>) -> Response {
             .collect();
         let issued = accounts.create_runner_token(form.name.trim(), &machines)
             .await?;
-        tracing::info!(admin = %me.name, token = %issued.token.name, id = %issued.token.id, "runner token created");
+        tracing::info!(admin = %loggable(&me.name), token = %loggable(&issued.token.name), id = %issued.token.id, "runner token created");
         // Shown once, on this page (not behind a redirect): only its hash is stored.
         let view = View {
             template: "stpt/token_created.html",
@@ -391,7 +392,7 @@ async fn revoke_token(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfForm>
             .map(RunnerTokenId)
             .map_err(|_| stpt_core::Error::invalid("runner token", "id is not a number"))?;
         let token = accounts.revoke_runner_token(id).await?;
-        tracing::info!(admin = %me.name, token = %token.name, id = %token.id, "runner token revoked");
+        tracing::info!(admin = %loggable(&me.name), token = %loggable(&token.name), id = %token.id, "runner token revoked");
         Ok(see_other(&done))
     })
     .await
@@ -405,7 +406,7 @@ async fn delete_machine(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfFor
             .map(MachineId)
             .map_err(|_| stpt_core::Error::invalid("machine", "id is not a number"))?;
         tracker.delete_machine(id).await?;
-        tracing::info!(admin = %me.name, machine = %id, "machine deleted");
+        tracing::info!(admin = %loggable(&me.name), machine = %id, "machine deleted");
         Ok(see_other(&home))
     })
     .await
@@ -420,7 +421,7 @@ async fn delete_run(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfForm>) 
             .map_err(|_| stpt_core::Error::invalid("run", "id is not a number"))?;
         let machine = tracker.run(id).await?.summary.machine_id;
         tracker.delete_run(id).await?;
-        tracing::info!(admin = %me.name, run = %id, "run deleted");
+        tracing::info!(admin = %loggable(&me.name), run = %id, "run deleted");
         Ok(see_other(&format!("{prefix}/machine/{machine}")))
     })
     .await

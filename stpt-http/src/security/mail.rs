@@ -32,7 +32,7 @@ pub struct LogMailer;
 impl Mailer for LogMailer {
     async fn send(&self, mail: Mail) -> Result<(), BoxError> {
         tracing::warn!(
-            to = %mail.to,
+            to = %super::text::loggable(&mail.to),
             subject = %mail.subject,
             body = %mail.body,
             "no SMTP server configured: email written to the log instead of sent"

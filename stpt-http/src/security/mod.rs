@@ -6,7 +6,9 @@ pub(crate) mod cookies;
 mod csrf;
 mod identity;
 mod mail;
+mod origin;
 mod runner;
+pub(crate) mod text;
 mod throttle;
 
 use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, Request, State};
@@ -29,6 +31,7 @@ pub(crate) use csrf::Csrf;
 pub(crate) use identity::AccountsIdentity;
 pub use identity::{IdentityProvider, Viewer};
 pub use mail::{LogMailer, Mail, Mailer};
+pub(crate) use origin::{OriginGate, same_origin};
 pub(crate) use runner::RunnerAccess;
 pub(crate) use throttle::LoginThrottle;
 
@@ -216,24 +219,39 @@ pub(crate) async fn identify(State(gate): State<Gate>, request: Request, next: N
     next.run(Request::from_parts(parts, body)).await
 }
 
+/// The longest `next` address followed after signing in, in bytes.
+const MAX_NEXT_BYTES: usize = 2048;
+
 /// A safe place to go after signing in: a path on this server, never another host.
+///
+/// Only a relative path of printable ASCII is followed: browsers drop tabs and newlines
+/// from addresses and read `\\` as `/`, so `/\t/evil.example/` or `/\\evil.example` would
+/// lead elsewhere; a control character would not even fit in a `Location` header.
 pub(crate) fn safe_next(next: Option<&str>, prefix: &str) -> String {
     match next {
-        Some(next)
-            if next.starts_with('/')
-                && !next.starts_with("//")
-                && !next.starts_with("/\\")
-                && !next.contains(['\r', '\n']) =>
-        {
-            next.to_owned()
-        }
+        Some(next) if is_local_path(next) => next.to_owned(),
         _ => crate::extract::home_url(prefix),
     }
 }
 
+fn is_local_path(next: &str) -> bool {
+    let bytes = next.as_bytes();
+    bytes.len() <= MAX_NEXT_BYTES
+        && bytes.first() == Some(&b'/')
+        && bytes.get(1) != Some(&b'/')
+        && bytes
+            .iter()
+            .all(|byte| byte.is_ascii_graphic() && *byte != b'\\')
+}
+
 /// The `Cache-Control` and redirect answer after a form: `303 See Other` to `to`.
 pub(crate) fn see_other(to: &str) -> Response {
-    let mut response = Redirect::to(to).into_response();
+    // `Redirect::to` panics on a value that is not a valid header; every caller passes a
+    // checked path, and anything else goes home rather than failing.
+    let location = axum::http::HeaderValue::from_str(to)
+        .unwrap_or_else(|_| axum::http::HeaderValue::from_static("/"));
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    response.headers_mut().insert(header::LOCATION, location);
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("no-store"),
