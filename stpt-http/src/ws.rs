@@ -10,10 +10,13 @@
 //!
 //! - `/ws/machine/status/` — `{"machine_id_status": {"id", "status", "name"}}` on every
 //!   machine status change. With `?page=&page_size=`, the statuses of that page of machines
-//!   are sent on connect and after a lag.
+//!   are sent on connect and after a lag. With `?liveness=1` (stpt's own pages; the seed's
+//!   clients never ask, so they get only the seed's messages), also
+//!   `{"machine_liveness": {"id", "liveness", "last_seen"}}` on connect and on every change.
 //! - `/ws/machine/{id}/runs/` — `{"run_data": {"id", "status"}}` when a run's status changes,
 //!   and `{"run_created": {"id", "status", "timestamp", "scenarios", "tests"}}` for a new run.
-//!   With `?page=&page_size=`, that page's statuses are sent on connect and after a lag.
+//!   With `?page=&page_size=`, that page's statuses are sent on connect and after a lag; with
+//!   `?liveness=1`, the machine's liveness changes as on the status socket.
 //! - `/ws/machine/{id}/last/` — `{"snapshot": {"now", "run"}}` on connect and after a lag
 //!   (`run`: the latest run in full, or `null`), then `{"run_changed": RunChange}` per event
 //!   (the tests that changed and the aggregates they moved: its size does not depend on the
@@ -84,10 +87,9 @@ async fn machine_status(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let page = optional_page(&uri)?;
-    Ok(
-        limited(upgrade)
-            .on_upgrade(move |socket| serve(socket, tracker, Follow::Machines { page })),
-    )
+    let liveness = wants_liveness(&uri);
+    Ok(limited(upgrade)
+        .on_upgrade(move |socket| serve(socket, tracker, Follow::Machines { page, liveness })))
 }
 
 async fn machine_runs(
@@ -98,6 +100,7 @@ async fn machine_runs(
 ) -> Result<Response, ApiError> {
     let machine = MachineId(parse_id("machine", &id)?);
     let page = optional_page(&uri)?;
+    let liveness = wants_liveness(&uri);
     tracker.machine(machine).await?;
     Ok(limited(upgrade).on_upgrade(move |socket| {
         serve(
@@ -106,6 +109,7 @@ async fn machine_runs(
             Follow::Runs {
                 machine,
                 page,
+                liveness,
                 sent: HashMap::new(),
             },
         )
@@ -134,6 +138,12 @@ async fn run(
         .on_upgrade(move |socket| serve(socket, tracker, Follow::Run { machine, run })))
 }
 
+/// `?liveness=1`: stpt's pages ask for liveness messages, which the seed's clients do not know.
+fn wants_liveness(uri: &Uri) -> bool {
+    uri.query()
+        .is_some_and(|query| query.split('&').any(|pair| pair == "liveness=1"))
+}
+
 /// `?page=&page_size=` when either is given.
 fn optional_page(uri: &Uri) -> Result<Option<PageRequest>, ApiError> {
     let query: HashMap<String, String> = Query::try_from_uri(uri)
@@ -154,10 +164,12 @@ fn optional_page(uri: &Uri) -> Result<Option<PageRequest>, ApiError> {
 enum Follow {
     Machines {
         page: Option<PageRequest>,
+        liveness: bool,
     },
     Runs {
         machine: MachineId,
         page: Option<PageRequest>,
+        liveness: bool,
         /// The last status sent per run, so only real status changes are sent.
         sent: HashMap<RunId, Status>,
     },
@@ -224,8 +236,11 @@ impl Follow {
     /// The current state, read after subscribing.
     async fn snapshot(&mut self, tracker: &Tracker) -> Result<Vec<Message>, Error> {
         match self {
-            Follow::Machines { page: None } | Follow::Runs { page: None, .. } => Ok(Vec::new()),
-            Follow::Machines { page: Some(page) } => {
+            Follow::Machines { page: None, .. } | Follow::Runs { page: None, .. } => Ok(Vec::new()),
+            Follow::Machines {
+                page: Some(page),
+                liveness: with_liveness,
+            } => {
                 let machines = match tracker.machines(*page).await {
                     Err(Error::NotFound { .. }) => return Ok(Vec::new()),
                     other => other?,
@@ -240,7 +255,7 @@ impl Follow {
                         }
                         .text()?,
                     );
-                    if let Some(liveness) = machine.liveness {
+                    if let Some(liveness) = machine.liveness.filter(|_| *with_liveness) {
                         messages.push(
                             Outgoing::MachineLiveness {
                                 id: machine.id,
@@ -257,6 +272,7 @@ impl Follow {
                 machine,
                 page: Some(page),
                 sent,
+                ..
             } => {
                 let runs = match tracker.runs(*machine, *page).await {
                     Err(Error::NotFound { .. }) => return Ok(Vec::new()),
@@ -308,7 +324,7 @@ impl Follow {
                 .text()?,
             ]),
             (
-                Follow::Machines { .. } | Follow::Runs { .. },
+                Follow::Machines { liveness: true, .. } | Follow::Runs { liveness: true, .. },
                 LiveEvent::MachineLiveness {
                     machine_id,
                     liveness,

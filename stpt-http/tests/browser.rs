@@ -11,6 +11,7 @@
 
 mod support;
 
+use chrono::{TimeZone, Utc};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use stpt_core::{InProcessBus, Tracker};
+use stpt_core::{InProcessBus, ManualClock, Tracker};
 use stpt_http::HttpConfig;
 use stpt_store_memory::MemoryStore;
 use support::{XSS_NAME, post, serve, small_plan, start, stop};
@@ -445,7 +446,12 @@ async fn live_page_follows_a_run_in_headless_chromium() {
         return;
     };
 
-    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
+    // The server's clock reads the time the runner's events carry: runs start and stop on it.
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 24, 14, 1, 0).unwrap(),
+    ));
+    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()))
+        .with_clock(Arc::clone(&clock) as _);
     let server = serve(support::open_router(tracker, HttpConfig::default())).await;
     // The browser reaches the server through a proxy that can cut its connections.
     let proxy = Proxy::start(&server).await;
@@ -592,6 +598,7 @@ async fn live_page_follows_a_run_in_headless_chromium() {
     assert_eq!(page.eval("window.stptNoReload").await, "still here");
 
     // The run finishes: cancelled cancels what is left.
+    clock.set(Utc.with_ymd_and_hms(2026, 11, 24, 14, 4, 0).unwrap());
     let (status, _) = post(
         &base,
         "/tm_api/test_stop/",

@@ -484,7 +484,7 @@ async fn machines_page(cx: Cx, uri: Uri, headers: HeaderMap) -> Response {
         let now = cx.tracker().now();
         let pager = Pager::new(&page);
         let ws = format!(
-            "{}/ws/machine/status/?page={}&page_size={}",
+            "{}/ws/machine/status/?page={}&page_size={}&liveness=1",
             cx.prefix,
             choice.request.number(),
             choice.request.size()
@@ -525,7 +525,7 @@ async fn machine_page(cx: Cx, Path(id): Path<String>, uri: Uri, headers: HeaderM
         let page = cx.tracker().runs(id, choice.request).await?;
         let machine = MachineLinks::new(machine, &cx.prefix, cx.tracker().now());
         let ws = format!(
-            "{}/ws/machine/{id}/runs/?page={}&page_size={}",
+            "{}/ws/machine/{id}/runs/?page={}&page_size={}&liveness=1",
             cx.prefix,
             choice.request.number(),
             choice.request.size()
