@@ -729,3 +729,88 @@ async fn live_page_follows_a_run_in_headless_chromium() {
         .await;
     assert_eq!(resources, json!([]), "resources from other hosts");
 }
+
+/// A runner's naive time as Python prints it.
+fn naive(at: chrono::DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M:%S%.6f").to_string()
+}
+
+#[tokio::test]
+async fn a_rig_an_hour_ahead_in_headless_chromium() {
+    let Some(binary) = browser_or_skip() else {
+        return;
+    };
+    // The real clock: pages count elapsed time as a viewer would see it.
+    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
+    let base = serve(support::open_router(tracker, HttpConfig::default())).await;
+    let machine = "rig-east";
+    // The rig's naive local time is an hour ahead of UTC; `--runner-timezone` is unset.
+    let rig_now = || Utc::now() + chrono::Duration::hours(1);
+    let (status, _) = post(
+        &base,
+        "/tm_api/dry_run/",
+        &small_plan(machine, &naive(rig_now())),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (path, body) = start(machine, "/rig/lamp", "lamp_on.py", &naive(rig_now()));
+    assert_eq!(post(&base, path, &body).await.0, 202);
+
+    let browser = Browser::launch(&binary).await;
+    let mut page = Page::open(&browser).await;
+    page.navigate(&format!("{base}/machine/1")).await;
+    let notice = page
+        .eval("document.querySelector('.notice.clock-offset').textContent")
+        .await;
+    assert!(
+        notice
+            .as_str()
+            .unwrap()
+            .starts_with("Rig clock 60 min ahead of the server"),
+        "{notice}"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('.machine-liveness .liveness').textContent")
+            .await,
+        "online"
+    );
+
+    page.navigate(&format!("{base}/machine/1/last")).await;
+    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
+        .await;
+    page.eval("window.stptNoReload = 'still here'").await;
+    // Elapsed time counts from when the server saw the run start, not an hour from now.
+    page.wait_for(
+        "document.querySelector('[data-field=\"duration\"]').textContent.startsWith('0:00:0') \
+         && document.querySelector('[data-field=\"duration\"]').textContent !== '0:00:00'",
+    )
+    .await;
+
+    // Two tests finish in about a second each: the run's pace gives a rough ETA, and the
+    // running test's progress shows, all without a reload.
+    for name in ["lamp_on.py", support::XSS_NAME] {
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let (path, body) = stop(machine, "/rig/lamp", name, "passed", &naive(rig_now()));
+        assert_eq!(post(&base, path, &body).await.0, 202);
+        let next = if name == "lamp_on.py" {
+            support::XSS_NAME
+        } else {
+            "lamp_off.py"
+        };
+        let (path, body) = start(machine, "/rig/lamp", next, &naive(rig_now()));
+        assert_eq!(post(&base, path, &body).await.0, 202);
+    }
+    page.wait_for("!document.querySelector('[data-field=\"eta\"]').hidden")
+        .await;
+    let left = page
+        .eval("document.querySelector('[data-field=\"eta-left\"]').textContent")
+        .await;
+    let left = left.as_str().unwrap();
+    assert!(left.starts_with("≈ ") && left.contains(" left"), "{left}");
+    assert!(left.contains("rough"), "no history yet: {left}");
+    page.wait_for(
+        "document.querySelector('[data-field=\"eta-running\"]').textContent.startsWith('running test 0:00:0')",
+    )
+    .await;
+    assert_eq!(page.eval("window.stptNoReload").await, "still here");
+}
