@@ -8,8 +8,8 @@ use crate::live::{LiveEvent, Topic};
 use crate::rules::{EventTime, RunWork};
 use crate::store::Changes;
 use crate::{
-    Activity, Error, Liveness, MachineId, MachineName, MachineSummary, PageRequest, Result, RunId,
-    RunSummary, Tracker,
+    Activity, Error, Liveness, MachineId, MachineName, MachineSummary, PageRequest, RemainingWork,
+    Result, RunId, RunSummary, Tracker,
 };
 
 /// Machines read per page while watching.
@@ -41,8 +41,27 @@ impl Tracker {
             .into_iter()
             .next()
             .filter(|run| Some(run.id) == machine.latest_run);
-        let activity = Activity::of(machine.status, machine.last_seen, latest.as_ref());
+        let mut activity = Activity::of(machine.status, machine.last_seen, latest.as_ref());
+        // The running test's own history, where the store keeps one, beats the run's pace.
+        if let Some(run) = &latest {
+            if let Some(usual) = self.running_test_usual(run.id).await? {
+                activity.running = Some(Some(usual));
+            }
+        }
         Ok((policy.judge(&activity, now), latest))
+    }
+
+    /// How long run `run`'s running test usually takes, from its duration histories.
+    async fn running_test_usual(&self, run: RunId) -> Result<Option<chrono::Duration>> {
+        match self.store().remaining_work(run).await {
+            Ok(remaining) => Ok(remaining
+                .work
+                .iter()
+                .find(|work| work.running.is_some())
+                .and_then(RemainingWork::usual)),
+            Err(Error::NotSupported { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// Closes the ongoing run `judged` of `machine` `unknown`, as silent since the machine's
