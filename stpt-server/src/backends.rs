@@ -105,6 +105,31 @@ pub async fn open_store(url: &DatabaseUrl) -> Result<Stores> {
     })
 }
 
+/// Writes a consistent copy of the database at `url` to the new file `target`, while a server
+/// may be running on it. SQLite only: PostgreSQL has `pg_dump` (see the README), and the
+/// memory store keeps nothing to copy.
+pub async fn backup(url: &DatabaseUrl, target: &std::path::Path) -> Result<()> {
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            if !path.exists() {
+                return Err(Error::invalid(
+                    "database",
+                    format!("{} does not exist: nothing to back up", path.display()),
+                ));
+            }
+            SqliteStore::open(path).await?.backup_to(target).await
+        }
+        DatabaseUrl::Postgres(_) => Err(Error::invalid(
+            "database",
+            "PostgreSQL is backed up with pg_dump (see the README's Operations notes)",
+        )),
+        DatabaseUrl::Memory => Err(Error::invalid(
+            "database",
+            "the memory store keeps nothing to back up",
+        )),
+    }
+}
+
 /// The live bus: Redis when a URL is given, else in-process. A Redis that does not answer yet
 /// does not stop the server: the bus connects in the background.
 pub fn open_bus(redis_url: Option<&str>, prefix: &str) -> Result<Arc<dyn LiveBus>> {

@@ -18,6 +18,10 @@ pub async fn run(
     match command {
         Command::User(command) => user(command, accounts, input, out).await,
         Command::Token(command) => token(command, accounts, out).await,
+        Command::Backup { .. } => Err(Error::invalid(
+            "command",
+            "`backup` runs before the stores open (see `stpt_server::backup`)",
+        )),
     }
 }
 

@@ -19,7 +19,7 @@ use stpt_core::{PageRequest, Tracker};
 use stpt_http::HttpConfig;
 use tokio::net::TcpListener;
 
-pub use backends::{DatabaseUrl, Stores, open_bus, open_store};
+pub use backends::{DatabaseUrl, Stores, backup, open_bus, open_store};
 pub use mail::SmtpMailer;
 pub use metrics::{install_recorder, with_metrics};
 pub use serve::{ServeLimits, serve_with_limits};

@@ -9,7 +9,7 @@ const LIVENESS_TICK: Duration = Duration::from_secs(5);
 use stpt_core::accounts::Accounts;
 use stpt_http::HttpConfig;
 use stpt_server::virtual_machine::{Protocol, VirtualMachine, VirtualMachineConfig};
-use stpt_server::{DatabaseUrl, LogFormat, Settings};
+use stpt_server::{Command, DatabaseUrl, LogFormat, Settings};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -25,6 +25,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let database = DatabaseUrl::parse(&settings.database_url())?;
+    if let Some(Command::Backup { path }) = &settings.command {
+        stpt_server::backup(&database, path).await?;
+        println!("backup of {database} written to {}", path.display());
+        return Ok(());
+    }
     let stores = stpt_server::open_store(&database).await?;
     let accounts = Accounts::new(stores.accounts).with_session_ttl(chrono::Duration::hours(
         i64::from(settings.session_hours.max(1)),

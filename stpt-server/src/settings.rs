@@ -173,6 +173,12 @@ pub enum Command {
     /// Runner tokens: create, list, revoke.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Writes a consistent copy of the SQLite database to a new file, while the server runs.
+    /// (PostgreSQL: use `pg_dump`; see the README.)
+    Backup {
+        /// The new file to write.
+        path: std::path::PathBuf,
+    },
 }
 
 /// `stpt-server user ...`

@@ -57,6 +57,51 @@ async fn data_survives_a_restart_on_the_default_sqlite_store() {
     server.stop().await;
 }
 
+/// `stpt-server backup PATH` copies the SQLite store while a server writes to it; a server on
+/// the copy serves the same runs; an existing target is refused and left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_copies_the_sqlite_store_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("stpt.sqlite3").display());
+    let server = Server::start(&url).await;
+    assert_eq!(post_plan(&server.base, "rig-1", None).await, 201);
+    let copy = dir.path().join("copy.sqlite3");
+    let said = admin(&url, &["backup", copy.to_str().unwrap()], "").await;
+    assert!(said.contains("backup of"), "{said}");
+    // Writes go on after the copy: the copy keeps what was there when it was taken.
+    assert_eq!(post_plan(&server.base, "rig-2", None).await, 201);
+    server.stop().await;
+
+    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_stpt-server"))
+        .args(["--database-url", &url, "--log", "warn", "backup"])
+        .arg(&copy)
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("exists"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    let restored = Server::start(&format!("sqlite://{}", copy.display())).await;
+    let machines: Value = reqwest::get(format!("{}/api/v1/machines", restored.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = machines["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["rig-1"]);
+    restored.stop().await;
+}
+
 #[tokio::test]
 async fn help_names_every_setting() {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_stpt-server"))

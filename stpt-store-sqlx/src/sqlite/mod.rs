@@ -94,6 +94,29 @@ impl SqliteStore {
         &self.pool
     }
 
+    /// Writes a consistent copy of the whole database to a new file at `target`
+    /// (`VACUUM INTO`: one read transaction, so writers go on meanwhile, and the copy is
+    /// compact). Refuses a `target` that exists. Restore by stopping the server and putting
+    /// the copy in place of the database file (and removing its `-wal` and `-shm` files).
+    pub async fn backup_to(&self, target: impl AsRef<Path>) -> Result<()> {
+        let target = target.as_ref();
+        if target.exists() {
+            return Err(Error::invalid(
+                "backup",
+                format!("{} exists: choose a new file", target.display()),
+            ));
+        }
+        let target = target
+            .to_str()
+            .ok_or_else(|| Error::invalid("backup", "the backup path must be valid UTF-8"))?;
+        sqlx::query("VACUUM INTO $1")
+            .bind(target)
+            .execute(&self.pool)
+            .await
+            .db()?;
+        Ok(())
+    }
+
     /// Applies stpt's embedded migrations that are not applied yet, in one transaction, and
     /// records them in `stpt_migrations`. Idempotent. Fails if the file holds a migration this
     /// build does not know or one that changed since it was applied.
