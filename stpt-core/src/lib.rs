@@ -15,6 +15,7 @@ mod model;
 pub mod openapi;
 mod page;
 mod protocol;
+mod retention;
 pub mod rules;
 mod status;
 mod store;
@@ -50,6 +51,7 @@ pub use protocol::{
     PlannedScenario, ScenarioPayload, ScriptFile, TestPayload, TestStart, TestStartPayload,
     TestStop, TestStopPayload, machine_key,
 };
+pub use retention::RetentionPolicy;
 pub use rules::{Aggregate, EventTime, OngoingClosed, RunState, RunWork, ScenarioState, TestState};
 pub use status::{MachineStatus, Status, StatusCounts};
 pub use store::{

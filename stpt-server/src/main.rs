@@ -104,6 +104,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     });
+    let retention = settings.retention_policy();
+    if retention.is_active() {
+        tokio::spawn(prune_forever(tracker.clone(), retention));
+    }
     // Liveness is pushed to pages and silent runs are closed without waiting for an event.
     tokio::spawn(LivenessWatch::new().run(tracker.clone(), LIVENESS_TICK));
     let metrics = stpt_server::install_recorder()?;
@@ -146,6 +150,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Deletes what the retention policy no longer keeps: a pass every few minutes, in small
+/// batches with pauses between them, so ingestion never waits long for a machine's lock.
+async fn prune_forever(tracker: Tracker, policy: stpt_core::RetentionPolicy) {
+    const BATCH: usize = 50;
+    let mut passes = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        passes.tick().await;
+        let mut pruned = 0;
+        loop {
+            match tracker.prune(&policy, BATCH).await {
+                Ok(deleted) => {
+                    pruned += deleted.len();
+                    metrics::counter!("stpt_runs_pruned_total").increment(deleted.len() as u64);
+                    if deleted.len() < BATCH {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "pruning old runs failed; trying again next pass");
+                    break;
+                }
+            }
+        }
+        if pruned > 0 {
+            tracing::info!(pruned, ?policy, "old runs deleted by the retention policy");
+        }
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM; in-flight requests then finish.

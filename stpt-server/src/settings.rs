@@ -99,6 +99,16 @@ pub struct Settings {
     #[arg(long, env = "STPT_OFFLINE_AFTER", default_value = "10m", value_parser = humantime::parse_duration)]
     pub offline_after: std::time::Duration,
 
+    /// Delete finished runs received more than this many days ago (a machine's latest run
+    /// and ongoing runs stay). Unset: keep every run.
+    #[arg(long, env = "STPT_KEEP_DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_days: Option<u32>,
+
+    /// Keep at most this many runs per machine, its newest; older finished runs are deleted.
+    /// Unset: keep every run.
+    #[arg(long, env = "STPT_KEEP_RUNS_PER_MACHINE", value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_runs_per_machine: Option<u32>,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "STPT_BODY_LIMIT", default_value_t = HttpConfig::DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
@@ -242,6 +252,14 @@ pub enum LogFormat {
 }
 
 impl Settings {
+    /// Which finished runs to keep.
+    pub fn retention_policy(&self) -> stpt_core::RetentionPolicy {
+        stpt_core::RetentionPolicy {
+            keep_days: self.keep_days,
+            keep_runs_per_machine: self.keep_runs_per_machine,
+        }
+    }
+
     /// When silence makes a machine quiet or offline.
     pub fn liveness_policy(&self) -> stpt_core::LivenessPolicy {
         let to_chrono =

@@ -117,6 +117,7 @@ macro_rules! store_conformance_tests {
             silent_machine_is_closed_unknown,
             long_tests_are_not_closed_early,
             durations_make_the_eta,
+            retention_prunes_finished_runs,
             events_by_test_id,
             batches_apply_in_order,
             retried_events_apply_once,

@@ -1,0 +1,110 @@
+//! Retention: finished runs beyond a lab's limits are deleted, a few at a time.
+
+use chrono::Duration;
+
+use crate::{Error, PageRequest, Result, RunId, Tracker};
+
+/// Which finished runs to keep. A run is deleted when it is finished and either older than
+/// `keep_days` (by receipt) or beyond the newest `keep_runs_per_machine` of its machine; an
+/// ongoing run is never deleted, and neither is a machine's latest run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RetentionPolicy {
+    /// Runs received longer ago than this many days go; `None` keeps them whatever their age.
+    pub keep_days: Option<u32>,
+    /// Each machine keeps at most this many runs (its newest); `None` keeps them all.
+    pub keep_runs_per_machine: Option<u32>,
+}
+
+impl RetentionPolicy {
+    /// Whether the policy deletes anything at all.
+    pub fn is_active(&self) -> bool {
+        self.keep_days.is_some() || self.keep_runs_per_machine.is_some()
+    }
+}
+
+/// Runs read per page while looking for what to delete.
+const PRUNE_PAGE: u32 = 100;
+
+impl Tracker {
+    /// Deletes at most `batch` finished runs that `policy` no longer keeps, oldest first per
+    /// machine, and answers them. Call it again until it answers fewer than `batch`: each
+    /// delete takes its machine's lock only for itself, so ingestion goes on in between.
+    /// A store that cannot delete ([`Error::NotSupported`]) prunes nothing.
+    pub async fn prune(&self, policy: &RetentionPolicy, batch: usize) -> Result<Vec<RunId>> {
+        let mut deleted = Vec::new();
+        if !policy.is_active() || batch == 0 {
+            return Ok(deleted);
+        }
+        let cutoff = policy
+            .keep_days
+            .map(|days| self.now() - Duration::days(i64::from(days)));
+        let mut machines_page = 1;
+        loop {
+            let machines = self
+                .store()
+                .machines(PageRequest::new(machines_page, PRUNE_PAGE)?)
+                .await?;
+            for machine in &machines.items {
+                // Newest first; the first `keep_runs_per_machine` stay whatever their age.
+                let mut seen: u64 = 0;
+                let mut runs_page = 1;
+                let mut doomed = Vec::new();
+                loop {
+                    let runs = self
+                        .store()
+                        .runs(machine.id, PageRequest::new(runs_page, PRUNE_PAGE)?)
+                        .await?;
+                    for run in &runs.items {
+                        seen += 1;
+                        let beyond_count = policy
+                            .keep_runs_per_machine
+                            .is_some_and(|keep| seen > u64::from(keep));
+                        let too_old = cutoff.is_some_and(|cutoff| run.received_at < cutoff);
+                        let removable = !run.status.is_ongoing()
+                            && Some(run.id) != machine.latest_run
+                            && (beyond_count || too_old);
+                        if removable {
+                            doomed.push(run.id);
+                        }
+                    }
+                    if !runs.has_next() {
+                        break;
+                    }
+                    runs_page += 1;
+                }
+                // Oldest first, so an interrupted pass leaves the newest.
+                for run in doomed.into_iter().rev() {
+                    match self.store().delete_run(run).await {
+                        Ok(()) => deleted.push(run),
+                        // Deleted meanwhile (another instance, an admin): nothing to do.
+                        Err(Error::NotFound { .. }) => {}
+                        Err(Error::NotSupported { .. }) => return Ok(deleted),
+                        Err(error) => return Err(error),
+                    }
+                    if deleted.len() >= batch {
+                        return Ok(deleted);
+                    }
+                }
+            }
+            if !machines.has_next() {
+                return Ok(deleted);
+            }
+            machines_page += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_policy_keeps_everything() {
+        assert!(!RetentionPolicy::default().is_active());
+        let policy = RetentionPolicy {
+            keep_days: Some(30),
+            keep_runs_per_machine: None,
+        };
+        assert!(policy.is_active());
+    }
+}
