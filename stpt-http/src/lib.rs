@@ -291,6 +291,12 @@ where
             security::identify,
         ))
         .route_layer(axum::middleware::map_response(error::json_answers))
+        .layer(compression())
+}
+
+/// gzip or brotli, as the client accepts: a big run's page or JSON shrinks about twentyfold.
+fn compression() -> tower_http::compression::CompressionLayer {
+    tower_http::compression::CompressionLayer::new()
 }
 
 fn pages<S>(tracker: &Tracker, config: &HttpConfig, security: &Arc<security::Security>) -> Router<S>
@@ -322,6 +328,7 @@ where
         ))
         // Assets are public and the same for everyone: no need to ask who is asking.
         .merge(assets::routes())
+        .layer(compression())
 }
 
 fn sockets<S>(tracker: Tracker, security: &Arc<security::Security>) -> Router<S>
