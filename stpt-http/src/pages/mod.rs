@@ -184,6 +184,37 @@ struct Context<'a, T: Serialize> {
     page: T,
 }
 
+/// Renders `view` in the layout.
+fn render_view<T: Serialize>(
+    templates: &Templates,
+    prefix: &str,
+    now_iso: String,
+    account: AccountNav,
+    view: View<T>,
+) -> Result<String, PageError> {
+    let context = Context {
+        layout: Layout {
+            prefix,
+            home: home_url(prefix),
+            assets: assets::urls(prefix),
+            title: view.title,
+            page_kind: view.kind,
+            breadcrumbs: view.breadcrumbs,
+            live: view.live.map(|ws| Live { ws }),
+            now_iso,
+            account: Some(account),
+        },
+        page: view.data,
+    };
+    templates.render(view.template, &context).map_err(|error| {
+        tracing::error!(%error, template = view.template, "page failed to render");
+        PageError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "This page failed to render; the server log has details.".to_owned(),
+        }
+    })
+}
+
 /// A page request: the state, the prefix links start with, who asks, and the CSRF token.
 #[derive(Debug)]
 struct Cx {
@@ -260,45 +291,62 @@ impl Cx {
     }
 
     fn render_page<T: Serialize>(&self, view: View<T>, forms: bool) -> Result<Response, PageError> {
+        let (account, with_csrf) = self.account_nav(forms);
+        let html = render_view(
+            &self.state.templates,
+            &self.prefix,
+            iso(Some(self.tracker().now())),
+            account,
+            view,
+        )?;
+        Ok(self.page_response(html, with_csrf))
+    }
+
+    /// [`Cx::render`] on a blocking thread, for pages whose size grows with a run: a
+    /// 10,000-test page must not hold an async worker (and every request queued behind it).
+    async fn render_large<T: Serialize + Send + 'static>(
+        &self,
+        view: View<T>,
+    ) -> Result<Response, PageError> {
+        let (account, with_csrf) = self.account_nav(false);
+        let templates = Arc::clone(&self.state.templates);
+        let prefix = self.prefix.clone();
+        let now = iso(Some(self.tracker().now()));
+        let html = tokio::task::spawn_blocking(move || {
+            render_view(&templates, &prefix, now, account, view)
+        })
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "page rendering task failed");
+            PageError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message: "This page failed to render; the server log has details.".to_owned(),
+            }
+        })??;
+        Ok(self.page_response(html, with_csrf))
+    }
+
+    /// The sign-in corner for this caller, and whether the page carries a CSRF token.
+    fn account_nav(&self, forms: bool) -> (AccountNav, bool) {
         let user = self.caller.viewer().map(|viewer| UserNav {
             username: viewer.name.clone(),
             admin: viewer.is_admin,
         });
         let with_csrf = forms || user.is_some();
-        let context = Context {
-            layout: Layout {
-                prefix: &self.prefix,
-                home: home_url(&self.prefix),
-                assets: assets::urls(&self.prefix),
-                title: view.title,
-                page_kind: view.kind,
-                breadcrumbs: view.breadcrumbs,
-                live: view.live.map(|ws| Live { ws }),
-                now_iso: iso(Some(self.tracker().now())),
-                account: Some(AccountNav {
-                    user,
-                    csrf: with_csrf.then(|| self.csrf.token().to_owned()),
-                    sign_in: self.state.security.sign_in.is_some(),
-                }),
-            },
-            page: view.data,
+        let account = AccountNav {
+            user,
+            csrf: with_csrf.then(|| self.csrf.token().to_owned()),
+            sign_in: self.state.security.sign_in.is_some(),
         };
-        let html = self
-            .state
-            .templates
-            .render(view.template, &context)
-            .map_err(|error| {
-                tracing::error!(%error, template = view.template, "page failed to render");
-                PageError {
-                    status: StatusCode::INTERNAL_SERVER_ERROR,
-                    message: "This page failed to render; the server log has details.".to_owned(),
-                }
-            })?;
+        (account, with_csrf)
+    }
+
+    fn page_response(&self, html: String, with_csrf: bool) -> Response {
         let mut response = page_response(StatusCode::OK, html);
         if with_csrf {
             self.csrf.set_cookie(self.cookie_rules(), &mut response);
         }
-        Ok(response)
+        response
     }
 
     /// The error page, or plain text should the error template itself fail.
@@ -565,7 +613,7 @@ async fn last_run_page(cx: Cx, Path(id): Path<String>) -> Response {
         let run = cx.tracker().latest_run(id).await?;
         let now = cx.tracker().now();
         let machine = MachineLinks::new(machine, &cx.prefix, now);
-        cx.render(View {
+        cx.render_large(View {
             template: "stpt/run.html",
             kind: "last",
             title: format!("{} · last run", machine.name),
@@ -580,6 +628,7 @@ async fn last_run_page(cx: Cx, Path(id): Path<String>) -> Response {
                 machine,
             },
         })
+        .await
     }
     .await;
     cx.finish(result)
@@ -595,7 +644,7 @@ async fn run_page(cx: Cx, Path(id): Path<String>) -> Response {
             .status
             .is_ongoing()
             .then(|| format!("{}/ws/run/{id}/", cx.prefix));
-        cx.render(View {
+        cx.render_large(View {
             template: "stpt/run.html",
             kind: "run",
             title: format!("{} · run #{id}", machine.name),
@@ -610,6 +659,7 @@ async fn run_page(cx: Cx, Path(id): Path<String>) -> Response {
                 machine,
             },
         })
+        .await
     }
     .await;
     cx.finish(result)
