@@ -86,6 +86,7 @@ pub struct Tracker {
     bus: Arc<dyn LiveBus>,
     clock: Arc<dyn Clock>,
     liveness: LivenessPolicy,
+    max_plan_tests: usize,
     /// Finished tests' durations not yet added to the histories (see
     /// [`Tracker::flush_durations`]).
     durations: Arc<std::sync::Mutex<Vec<DurationSample>>>,
@@ -103,8 +104,19 @@ impl Tracker {
             bus,
             clock: Arc::new(SystemClock),
             liveness: LivenessPolicy::default(),
+            max_plan_tests: Self::DEFAULT_MAX_PLAN_TESTS,
             durations: Arc::default(),
         }
+    }
+
+    /// Tests a plan may hold by default: ten times the biggest runs labs report, far below
+    /// what would hold the store for seconds.
+    pub const DEFAULT_MAX_PLAN_TESTS: usize = 50_000;
+
+    /// The same tracker refusing plans of more than `tests` tests (at least 1).
+    pub fn with_max_plan_tests(mut self, tests: usize) -> Self {
+        self.max_plan_tests = tests.max(1);
+        self
     }
 
     /// The same tracker judging machines' liveness by `policy` (see [`crate::LivenessWatch`]).
@@ -158,6 +170,16 @@ impl Tracker {
 
     #[tracing::instrument(skip_all, fields(machine = %plan.machine, tests = plan.test_count()))]
     async fn plan(&self, plan: Plan, event_id: Option<&EventId>) -> Result<Recorded<PlanReceipt>> {
+        if plan.test_count() > self.max_plan_tests {
+            return Err(Error::invalid(
+                "master_scenario",
+                format!(
+                    "the plan has {} tests; this server takes at most {} in one plan",
+                    plan.test_count(),
+                    self.max_plan_tests
+                ),
+            ));
+        }
         let plan = &plan;
         let result = until_fresh(move || self.apply_plan(plan, event_id)).await;
         count_event("plan", &result);

@@ -276,3 +276,26 @@ async fn a_key_reused_for_a_different_event_is_422_and_changes_nothing() {
         "{results}"
     );
 }
+
+/// A plan over the server's test limit is a clear 400 on both protocols, and stores nothing.
+#[tokio::test]
+async fn a_plan_over_the_test_limit_is_refused_and_stores_nothing() {
+    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()))
+        .with_clock(Arc::new(FixedClock))
+        .with_max_plan_tests(9);
+    let app = support::open_router(tracker, HttpConfig::default());
+    // The Python runner's plan holds 10 tests.
+    for uri in ["/api/v1/plans", "/tm_api/dry_run/"] {
+        let (status, answer) = call(&app, "POST", uri, None, Some(plan())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_input", "{answer}");
+        assert_eq!(answer["error"]["field"], "master_scenario", "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("10 tests") && message.contains("at most 9"),
+            "{message}"
+        );
+    }
+    let (_, machines) = call(&app, "GET", "/api/v1/machines", None, None).await;
+    assert_eq!(machines["items"], json!([]));
+}

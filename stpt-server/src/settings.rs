@@ -109,6 +109,10 @@ pub struct Settings {
     #[arg(long, env = "STPT_KEEP_RUNS_PER_MACHINE", value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_runs_per_machine: Option<u32>,
 
+    /// Most tests one plan may hold; a bigger plan is refused with a 400 and stores nothing.
+    #[arg(long, env = "STPT_MAX_PLAN_TESTS", default_value_t = stpt_core::Tracker::DEFAULT_MAX_PLAN_TESTS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_plan_tests: usize,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "STPT_BODY_LIMIT", default_value_t = HttpConfig::DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
