@@ -23,6 +23,50 @@ impl Tracker {
         Ok(self.judge(machine).await?.0)
     }
 
+    /// Machines whose liveness is `liveness`, ordered by name, paginated after filtering: what a
+    /// wall screen asks for ("which rigs are offline?"). Reads every machine, so it costs a
+    /// pass over the machines list (a lab has hundreds, not millions).
+    pub async fn machines_by_liveness(
+        &self,
+        liveness: Liveness,
+        page: PageRequest,
+    ) -> Result<crate::Page<MachineSummary>> {
+        let mut matching = Vec::new();
+        let mut number = 1;
+        loop {
+            let machines = self
+                .store()
+                .machines(PageRequest::new(number, WATCH_PAGE)?)
+                .await?;
+            let more = machines.has_next();
+            for mut machine in machines.items {
+                let judged = self.liveness(&machine).await?;
+                if judged == liveness {
+                    machine.liveness = Some(judged);
+                    matching.push(machine);
+                }
+            }
+            if !more {
+                break;
+            }
+            number += 1;
+        }
+        let total = matching.len() as u64;
+        let items = matching
+            .into_iter()
+            .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
+            .take(page.size() as usize)
+            .collect();
+        let found = crate::Page::new(items, page, total);
+        if found.is_past_end() {
+            return Err(Error::not_found(
+                crate::ItemKind::Page,
+                i64::from(page.number()),
+            ));
+        }
+        Ok(found)
+    }
+
     /// The liveness of `machine`, and its latest run if it is ongoing and was read.
     async fn judge(&self, machine: &MachineSummary) -> Result<(Liveness, Option<RunSummary>)> {
         let policy = self.liveness_policy();

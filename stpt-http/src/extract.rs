@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, OriginalUri, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{StatusCode, Uri, header};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
 use stpt_core::PageRequest;
@@ -106,6 +106,30 @@ impl<S: Send + Sync> FromRequestParts<S> for Pagination {
         let number = parse_number(&query, "page", 1)?;
         let size = parse_number(&query, "page_size", PageRequest::DEFAULT_SIZE)?;
         Ok(Pagination(PageRequest::new(number, size)?))
+    }
+}
+
+/// `?liveness=online|quiet|offline`, if given.
+pub(crate) fn liveness_filter(uri: &Uri) -> Result<Option<stpt_core::Liveness>, ApiError> {
+    let query: HashMap<String, String> = Query::try_from_uri(uri)
+        .map(|Query(query)| query)
+        .map_err(|rejection| {
+            ApiError::invalid("query", format!("unreadable query string: {rejection}"))
+        })?;
+    parse_liveness(query.get("liveness").map(String::as_str))
+}
+
+/// A liveness named in a query: `online`, `quiet` or `offline`; blank or absent is none.
+pub(crate) fn parse_liveness(value: Option<&str>) -> Result<Option<stpt_core::Liveness>, ApiError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some("online") => Ok(Some(stpt_core::Liveness::Online)),
+        Some("quiet") => Ok(Some(stpt_core::Liveness::Quiet)),
+        Some("offline") => Ok(Some(stpt_core::Liveness::Offline)),
+        Some(_) => Err(ApiError::invalid(
+            "liveness",
+            "must be `online`, `quiet` or `offline`",
+        )),
     }
 }
 

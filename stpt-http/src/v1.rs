@@ -1,7 +1,7 @@
 //! The versioned API under `/api/v1/`: plans answer every id, events address tests by id,
 //! a client event id makes a retry safe, and a batch applies many events in order.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -555,26 +555,41 @@ impl<T> From<Page<T>> for PageJson<T> {
     }
 }
 
+/// Only machines with this liveness.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct LivenessQuery {
+    /// `online`, `quiet` or `offline`: only the machines judged so, e.g. for a wall screen
+    /// of rigs that need someone.
+    liveness: Option<String>,
+}
+
 /// Lists machines
 ///
-/// Every machine with its live status and latest run, paginated.
+/// Every machine with its live status, liveness and latest run, paginated; with `liveness`,
+/// only the machines judged so.
 #[utoipa::path(
     get,
     operation_id = "v1_machines",
     path = "/api/v1/machines",
     tag = READ_TAG,
-    params(PageQuery),
+    params(PageQuery, LivenessQuery),
     responses(
         (status = 200, description = "A page of machines.", body = PageJson<MachineSummary>),
-        (status = 400, description = "`page` or `page_size` is not a whole number in range (`invalid_input`).", body = ErrorEnvelope, example = json!(examples::bad_page())),
+        (status = 400, description = "`page` or `page_size` is not a whole number in range, or `liveness` is not `online`, `quiet` or `offline` (`invalid_input`).", body = ErrorEnvelope, example = json!(examples::bad_page())),
         (status = 404, description = "The page is past the last one (`not_found`).", body = ErrorEnvelope, example = json!(examples::not_found("page 3"))),
     )
 )]
 async fn machines(
     State(state): State<AppState>,
     Pagination(page): Pagination,
+    Query(filter): Query<LivenessQuery>,
 ) -> Result<Json<PageJson<MachineSummary>>, ApiError> {
-    Ok(Json(state.tracker.machines(page).await?.into()))
+    let machines = match crate::extract::parse_liveness(filter.liveness.as_deref())? {
+        Some(liveness) => state.tracker.machines_by_liveness(liveness, page).await?,
+        None => state.tracker.machines(page).await?,
+    };
+    Ok(Json(machines.into()))
 }
 
 /// Shows a machine

@@ -110,6 +110,20 @@ async fn a_rig_an_hour_ahead_goes_silent_and_comes_back() {
     );
     let machine = get_json(&base, "/api/v1/machines/1").await;
     assert_eq!(machine["liveness"], "offline");
+    // A wall screen asks for the rigs that need someone.
+    let offline = get_json(&base, "/api/v1/machines?liveness=offline").await;
+    assert_eq!(offline["total"], 1);
+    assert_eq!(offline["items"][0]["name"], "rig-1");
+    let online = get_json(&base, "/api/v1/machines?liveness=online").await;
+    assert_eq!(online["total"], 0);
+    let bogus = reqwest::get(format!("{base}/api/v1/machines?liveness=asleep"))
+        .await
+        .unwrap();
+    assert_eq!(bogus.status(), 400);
+    let page = get_text(&base, "/?liveness=offline").await;
+    assert!(page.contains(r#"<a href="/machine/1">rig-1</a>"#), "{page}");
+    let page = get_text(&base, "/?liveness=quiet").await;
+    assert!(page.contains("No machine is quiet now."), "{page}");
 
     // The rig comes back and reports its test: a clear answer, nothing changed, heard again.
     clock.set(server_now + Duration::minutes(12));

@@ -523,14 +523,28 @@ fn remember_page_size(mut response: Response, choice: &PageChoice, prefix: &str)
 struct MachinesData {
     machines: Vec<MachineLinks>,
     pager: Pager,
+    /// The liveness shown alone (`?liveness=`), if any.
+    showing: Option<&'static str>,
 }
 
 async fn machines_page(cx: Cx, uri: Uri, headers: HeaderMap) -> Response {
     let result: Result<Response, PageError> = async {
         let choice = page_choice(&uri, &headers)?;
-        let page = cx.tracker().machines(choice.request).await?;
+        let filter = crate::extract::liveness_filter(&uri)?;
+        let page = match filter {
+            Some(liveness) => {
+                cx.tracker()
+                    .machines_by_liveness(liveness, choice.request)
+                    .await?
+            }
+            None => cx.tracker().machines(choice.request).await?,
+        };
         let now = cx.tracker().now();
-        let pager = Pager::new(&page);
+        let showing = filter.map(stpt_core::Liveness::as_str);
+        let pager = Pager::keeping(
+            &page,
+            &showing.map_or_else(String::new, |l| format!("&liveness={l}")),
+        );
         let ws = format!(
             "{}/ws/machine/status/?page={}&page_size={}&liveness=1",
             cx.prefix,
@@ -550,6 +564,7 @@ async fn machines_page(cx: Cx, uri: Uri, headers: HeaderMap) -> Response {
                     .map(|machine| MachineLinks::new(machine, &cx.prefix, now))
                     .collect(),
                 pager,
+                showing,
             },
         })?;
         Ok(remember_page_size(response, &choice, &cx.prefix))

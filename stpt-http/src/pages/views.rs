@@ -49,9 +49,14 @@ pub(crate) struct Pager {
 
 impl Pager {
     pub(crate) fn new<T>(page: &Page<T>) -> Self {
+        Pager::keeping(page, "")
+    }
+
+    /// A pager whose links keep `query` (e.g. `&liveness=offline`, already URL-safe).
+    pub(crate) fn keeping<T>(page: &Page<T>, query: &str) -> Self {
         let number = page.request.number();
         let size = page.request.size();
-        let link = |n: u32| format!("?page={n}&page_size={size}");
+        let link = |n: u32| format!("?page={n}&page_size={size}{query}");
         let mut sizes = PAGE_SIZES.to_vec();
         if !sizes.contains(&size) {
             sizes.push(size);
