@@ -139,4 +139,6 @@ async fn a_rig_an_hour_ahead_goes_silent_and_comes_back() {
     assert_eq!(get_json(&base, "/api/v1/runs/1").await, run);
     let machine = get_json(&base, "/api/v1/machines/1").await;
     assert_eq!(machine["liveness"], "online");
+    let page = get_text(&base, "/machine/run_data/1").await;
+    assert!(page.contains("The runner came back at"), "{page}");
 }

@@ -625,6 +625,7 @@ async fn last_run_page(cx: Cx, Path(id): Path<String>) -> Response {
     let result: Result<Response, PageError> = async {
         let id = MachineId(parse_id("machine", &id)?);
         let machine = cx.tracker().machine(id).await?;
+        let last_seen = machine.last_seen;
         let run = cx.tracker().latest_run(id).await?;
         let now = cx.tracker().now();
         let machine = MachineLinks::new(machine, &cx.prefix, now);
@@ -639,7 +640,7 @@ async fn last_run_page(cx: Cx, Path(id): Path<String>) -> Response {
             ],
             live: Some(format!("{}/ws/machine/{id}/last/", cx.prefix)),
             data: RunData {
-                run: run.map(|run| RunView::new(run, &cx.prefix, now)),
+                run: run.map(|run| RunView::new(run, &cx.prefix, now).heard_at(last_seen)),
                 machine,
             },
         })
@@ -653,6 +654,16 @@ async fn run_page(cx: Cx, Path(id): Path<String>) -> Response {
     let result: Result<Response, PageError> = async {
         let id = RunId(parse_id("run", &id)?);
         let run = cx.tracker().run(id).await?;
+        let last_seen = match run.summary.went_silent_at {
+            // Only a run closed as silent asks when its machine was heard since.
+            Some(_) => {
+                cx.tracker()
+                    .machine(run.summary.machine_id)
+                    .await?
+                    .last_seen
+            }
+            None => None,
+        };
         let machine = MachineLinks::of_run(&run, &cx.prefix);
         let live = run
             .summary
@@ -670,7 +681,7 @@ async fn run_page(cx: Cx, Path(id): Path<String>) -> Response {
             ],
             live,
             data: RunData {
-                run: Some(RunView::new(run, &cx.prefix, cx.tracker().now())),
+                run: Some(RunView::new(run, &cx.prefix, cx.tracker().now()).heard_at(last_seen)),
                 machine,
             },
         })

@@ -183,6 +183,8 @@ pub(crate) struct RunView {
     ts_stop: String,
     /// When the runner went silent, if the server closed the run for it.
     went_silent: Option<TimeText>,
+    /// When the runner was heard again after that, if it was.
+    came_back: Option<TimeText>,
     done: u32,
     total: u32,
     stats: Vec<StatCell>,
@@ -243,6 +245,7 @@ impl RunView {
                 text: display_time(at),
                 iso: iso(Some(at)),
             }),
+            came_back: None,
             done: counts.finished(),
             total: counts.total(),
             stats: stat_cells(&counts),
@@ -259,6 +262,22 @@ impl RunView {
                 .map(|scenario| ScenarioRow::new(scenario, prefix))
                 .collect(),
         }
+    }
+}
+
+impl RunView {
+    /// Notes that the machine was last heard at `last_seen`: after a silent close, the page
+    /// says the runner came back.
+    pub(crate) fn heard_at(mut self, last_seen: Option<DateTime<Utc>>) -> Self {
+        if let (Some(silent), Some(seen)) = (&self.went_silent, last_seen) {
+            if iso(Some(seen)) > silent.iso {
+                self.came_back = Some(TimeText {
+                    text: display_time(seen),
+                    iso: iso(Some(seen)),
+                });
+            }
+        }
+        self
     }
 }
 
