@@ -484,7 +484,7 @@ async fn machines_page(cx: Cx, uri: Uri, headers: HeaderMap) -> Response {
         let now = cx.tracker().now();
         let pager = Pager::new(&page);
         let ws = format!(
-            "{}/ws/machine/status/?page={}&page_size={}&liveness=1",
+            "{}/ws/v1/machine/status/?page={}&page_size={}&liveness=1",
             cx.prefix,
             choice.request.number(),
             choice.request.size()
@@ -525,7 +525,7 @@ async fn machine_page(cx: Cx, Path(id): Path<String>, uri: Uri, headers: HeaderM
         let page = cx.tracker().runs(id, choice.request).await?;
         let machine = MachineLinks::new(machine, &cx.prefix, cx.tracker().now());
         let ws = format!(
-            "{}/ws/machine/{id}/runs/?page={}&page_size={}&liveness=1",
+            "{}/ws/v1/machine/{id}/runs/?page={}&page_size={}&liveness=1",
             cx.prefix,
             choice.request.number(),
             choice.request.size()
@@ -574,7 +574,7 @@ async fn last_run_page(cx: Cx, Path(id): Path<String>) -> Response {
                 Crumb::link(machine.name.clone(), machine.url.clone()),
                 Crumb::here("Last run"),
             ],
-            live: Some(format!("{}/ws/machine/{id}/last/", cx.prefix)),
+            live: Some(format!("{}/ws/v1/machine/{id}/last/", cx.prefix)),
             data: RunData {
                 run: run.map(|run| RunView::new(run, &cx.prefix, now)),
                 machine,
@@ -594,7 +594,7 @@ async fn run_page(cx: Cx, Path(id): Path<String>) -> Response {
             .summary
             .status
             .is_ongoing()
-            .then(|| format!("{}/ws/run/{id}/", cx.prefix));
+            .then(|| format!("{}/ws/v1/run/{id}/", cx.prefix));
         cx.render(View {
             template: "stpt/run.html",
             kind: "run",
