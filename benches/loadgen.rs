@@ -4,7 +4,7 @@
 //! M machines post at once; each posts a plan of S×T tests, then a start and a stop for every
 //! test, without sleeps, in the seed protocol (`/tm_api/…`) or the versioned one (v1: batches
 //! of B events through `/api/v1/events`, or the single-event endpoints when B is 1).
-//! Optionally one WebSocket per machine (`/ws/machine/{id}/last/`) measures the time from
+//! Optionally one WebSocket per machine (`/ws/v1/machine/{id}/last/`) measures the time from
 //! sending the POST that carries a stop to receiving the change that shows it. At the end it
 //! reads every run back through `/api/v1/runs/{id}` and compares each test's final status
 //! with what was posted: mismatches are printed and must be 0.
@@ -36,7 +36,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Protocol {
-    /// `/tm_api/dry_run/`, `/tm_api/test_start/`, `/tm_api/test_stop/`.
+    /// The plan on `/api/v1/plans` (the seed's answer has no ids), then `/tm_api/test_start/` and
+    /// `/tm_api/test_stop/`.
     Seed,
     /// `/api/v1/plans`, then `/api/v1/events` batches (or single events with `--batch 1`).
     V1,
@@ -341,9 +342,11 @@ async fn machine(
 
     // The plan.
     let plan = plan_json(&name, load.scenarios, load.tests);
-    let path = match load.protocol {
-        Protocol::Seed => "/tm_api/dry_run/",
-        Protocol::V1 => "/api/v1/plans",
+    // The seed's plan answer echoes the plan without ids; `/api/v1/plans` takes the same
+    // plan and answers the ids the checks and sockets need. (Bare: no server to ask.)
+    let path = match (load.protocol, load.bare) {
+        (Protocol::Seed, true) => "/tm_api/dry_run/",
+        _ => "/api/v1/plans",
     };
     let answer = post(
         &load.client,
@@ -371,7 +374,7 @@ async fn machine(
     let mut listener = None;
     if let (true, Some(machine_id), Some(run_id)) = (load.ws && !load.bare, machine_id, run_id) {
         let url = format!(
-            "{}/ws/machine/{machine_id}/last/",
+            "{}/ws/v1/machine/{machine_id}/last/",
             load.base.replacen("http://", "ws://", 1)
         );
         match tokio_tungstenite::connect_async(url.as_str()).await {

@@ -1,6 +1,6 @@
 //! Live-update latency across two server instances over Redis: from sending a `test_stop`
 //! POST to instance A to receiving the matching `run_changed` on a WebSocket of instance B
-//! (`/ws/machine/{id}/last/`). Prints p50/p99 over 10,000 stops (10,000 start/stop pairs on
+//! (`/ws/v1/machine/{id}/last/`). Prints p50/p99 over 10,000 stops (10,000 start/stop pairs on
 //! a few machines posting at once), and the POST round trip for comparison.
 //!
 //! `STPT_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres
@@ -275,13 +275,14 @@ async fn main() {
     for machine in &machines {
         let created = post(
             &client,
-            &format!("{}/tm_api/dry_run/", a.base),
+            // `/api/v1/plans` takes the seed's plan and answers its ids.
+            &format!("{}/api/v1/plans", a.base),
             &plan(machine),
         )
         .await;
         let id = created["machine_id"].as_i64().expect("machine id");
         let url = format!(
-            "{}/ws/machine/{id}/last/",
+            "{}/ws/v1/machine/{id}/last/",
             b.base.replace("http://", "ws://")
         );
         let (mut socket, _) = tokio_tungstenite::connect_async(url)

@@ -28,6 +28,10 @@ pub(crate) struct ApiError {
 pub(crate) struct ErrorEnvelope {
     /// What went wrong.
     error: Box<ErrorBody>,
+    /// Only on the seed's runner paths (`/tm_api/dry_run/`, `test_start/`, `test_stop/`):
+    /// `error.message` again, where a Django REST framework client looks for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
 }
 
 /// What went wrong: a stable code for programs and a message for people.
@@ -160,7 +164,14 @@ impl From<Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status;
-        let mut response = (status, Json(ErrorEnvelope { error: self.body })).into_response();
+        let mut response = (
+            status,
+            Json(ErrorEnvelope {
+                error: self.body,
+                detail: None,
+            }),
+        )
+            .into_response();
         // Also wherever the JSON routers' middleware is not (a host's fallback).
         response.headers_mut().insert(
             header::X_CONTENT_TYPE_OPTIONS,

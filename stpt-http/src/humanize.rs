@@ -10,6 +10,16 @@ pub(crate) fn display_time(time: DateTime<Utc>) -> String {
 /// A duration in its two largest units, as Django's `timesince`: `2 hours, 5 minutes`,
 /// `0 minutes` below a minute. Negative durations (clocks disagreeing) read as zero.
 pub(crate) fn human_duration(duration: Duration) -> String {
+    two_units(duration, " ")
+}
+
+/// Django's `timesince` text exactly, as the seed's API answered it: `human_duration` with
+/// a non-breaking space between each number and its unit (`2\u{a0}hours, 5\u{a0}minutes`).
+pub(crate) fn timesince(duration: Duration) -> String {
+    two_units(duration, "\u{a0}")
+}
+
+fn two_units(duration: Duration, space: &str) -> String {
     const UNITS: [(&str, i64); 6] = [
         ("year", 365 * 24 * 3600),
         ("month", 30 * 24 * 3600),
@@ -20,10 +30,11 @@ pub(crate) fn human_duration(duration: Duration) -> String {
     ];
     let seconds = duration.num_seconds().max(0);
     let Some(first) = UNITS.iter().position(|(_, size)| seconds >= *size) else {
-        return "0 minutes".to_owned();
+        return format!("0{space}minutes");
     };
-    let plural =
-        |count: i64, name: &str| format!("{count} {name}{}", if count == 1 { "" } else { "s" });
+    let plural = |count: i64, name: &str| {
+        format!("{count}{space}{name}{}", if count == 1 { "" } else { "s" })
+    };
     let (name, size) = UNITS[first];
     let count = seconds / size;
     let mut text = plural(count, name);
@@ -64,5 +75,14 @@ mod tests {
         assert_eq!(human_duration(Duration::days(3)), "3 days");
         assert_eq!(human_duration(Duration::days(8)), "1 week, 1 day");
         assert_eq!(human_duration(Duration::seconds(-5)), "0 minutes");
+    }
+
+    #[test]
+    fn timesince_keeps_number_and_unit_together() {
+        assert_eq!(timesince(Duration::seconds(7)), "0\u{a0}minutes");
+        assert_eq!(
+            timesince(Duration::minutes(125)),
+            "2\u{a0}hours, 5\u{a0}minutes"
+        );
     }
 }

@@ -248,9 +248,11 @@ where
     pages(&tracker, config, &security)
 }
 
-/// The WebSockets the live pages follow, with their state applied and no fallback:
-/// `/ws/machine/status/`, `/ws/machine/{id}/runs/`, `/ws/machine/{id}/last/` and
-/// `/ws/run/{id}/`. With [`ReadAccess::SignedIn`], anonymous upgrades get `401`.
+/// The WebSockets, with their state applied and no fallback: the ones the live pages follow,
+/// in stpt's compact protocol (`/ws/v1/machine/status/`, `/ws/v1/machine/{id}/runs/`,
+/// `/ws/v1/machine/{id}/last/`, `/ws/v1/run/{id}/`), and the seed's paths speaking the seed's
+/// messages (`/ws/machine/status/`, `/ws/machine/{id}/runs/`, `/ws/machine/{id}/last/`).
+/// With [`ReadAccess::SignedIn`], anonymous upgrades get `401`.
 pub fn sockets_router<S>(tracker: Tracker, config: &HttpConfig) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -291,6 +293,8 @@ where
             security::identify,
         ))
         .route_layer(axum::middleware::map_response(error::json_answers))
+        // Outermost, so that every error of the seed's runner paths gets its `detail`.
+        .route_layer(axum::middleware::from_fn(seed::runner_errors_with_detail))
         .layer(compression())
 }
 

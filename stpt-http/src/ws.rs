@@ -1,4 +1,20 @@
-//! WebSockets at the seed's paths, fed by the tracker's [`LiveBus`](stpt_core::LiveBus).
+//! WebSockets, fed by the tracker's [`LiveBus`](stpt_core::LiveBus): stpt's own compact
+//! protocol under `/ws/v1/`, and the seed's messages on the seed's paths.
+//!
+//! ## The seed's paths
+//!
+//! What the seed's pages and scripts listened to, message for message; nothing on connect.
+//!
+//! - `/ws/machine/status/` — `{"machine_id_status": {"id", "status"}}` on every machine status
+//!   change.
+//! - `/ws/machine/{id}/runs/` — `{"run_data": {"id", "status"}}` when a run of the machine is
+//!   planned or changes status.
+//! - `/ws/machine/{id}/last/` — `{"machine_data": …}`, the whole latest run exactly as
+//!   `/tm_api/machine_last_data/{id}/` answers it. The seed sent it on every event; here a
+//!   socket gets at most one per [`SEED_MACHINE_DATA_EVERY`], always the latest state, so a
+//!   10,000-test run cannot flood it.
+//!
+//! ## stpt's protocol (`/ws/v1/`)
 //!
 //! Every socket follows one protocol: subscribe to the bus first, then read a snapshot from
 //! the tracker, then forward deliveries. Changes carry absolute values, so an event that the
@@ -8,21 +24,21 @@
 //!
 //! Messages (JSON text frames, one object with one key):
 //!
-//! - `/ws/machine/status/` — `{"machine_id_status": {"id", "status", "name"}}` on every
+//! - `/ws/v1/machine/status/` — `{"machine_id_status": {"id", "status", "name"}}` on every
 //!   machine status change. With `?page=&page_size=`, the statuses of that page of machines
 //!   are sent on connect and after a lag. With `?liveness=1` (stpt's own pages; the seed's
 //!   clients never ask, so they get only the seed's messages), also
 //!   `{"machine_liveness": {"id", "liveness", "last_seen"}}` on connect and on every change.
-//! - `/ws/machine/{id}/runs/` — `{"run_data": {"id", "status"}}` when a run's status changes,
+//! - `/ws/v1/machine/{id}/runs/` — `{"run_data": {"id", "status"}}` when a run's status changes,
 //!   and `{"run_created": {"id", "status", "timestamp", "scenarios", "tests"}}` for a new run.
 //!   With `?page=&page_size=`, that page's statuses are sent on connect and after a lag; with
 //!   `?liveness=1`, the machine's liveness changes as on the status socket.
-//! - `/ws/machine/{id}/last/` — `{"snapshot": {"now", "run"}}` on connect and after a lag
+//! - `/ws/v1/machine/{id}/last/` — `{"snapshot": {"now", "run"}}` on connect and after a lag
 //!   (`run`: the latest run in full, or `null`), then `{"run_changed": RunChange}` per event
 //!   (the tests that changed and the aggregates they moved: its size does not depend on the
 //!   size of the run), and for a new plan `{"run_created": RunSummary}` followed by the new
 //!   run's snapshot.
-//! - `/ws/run/{id}/` — the same for one run: its snapshot, its changes, and
+//! - `/ws/v1/run/{id}/` — the same for one run: its snapshot, its changes, and
 //!   `{"run_created": RunSummary}` when a newer run of its machine supersedes it.
 
 use axum::Router;
@@ -52,6 +68,8 @@ const PING_EVERY: Duration = Duration::from_secs(25);
 const PING_EVERY: Duration = Duration::from_millis(200);
 /// A peer that does not take a message within this time is disconnected.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+/// The least time between two `machine_data` messages on one seed last-run socket.
+pub(crate) const SEED_MACHINE_DATA_EVERY: Duration = Duration::from_millis(250);
 /// The largest message (and frame) a peer may send, in bytes. The server reads nothing
 /// from peers but pongs and close frames, so a few KiB is plenty; the library's default
 /// (64 MiB) would let each socket pin that much memory.
@@ -67,11 +85,14 @@ fn limited(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
 /// The socket routes, each with and without its trailing slash.
 pub(crate) fn routes() -> Router<Tracker> {
     let mut router = Router::new();
-    let sockets: [(&str, MethodRouter<Tracker>); 4] = [
-        ("/ws/machine/status", get(machine_status)),
-        ("/ws/machine/{id}/runs", get(machine_runs)),
-        ("/ws/machine/{id}/last", get(machine_last)),
-        ("/ws/run/{id}", get(run)),
+    let sockets: [(&str, MethodRouter<Tracker>); 7] = [
+        ("/ws/v1/machine/status", get(machine_status)),
+        ("/ws/v1/machine/{id}/runs", get(machine_runs)),
+        ("/ws/v1/machine/{id}/last", get(machine_last)),
+        ("/ws/v1/run/{id}", get(run)),
+        ("/ws/machine/status", get(seed_machine_status)),
+        ("/ws/machine/{id}/runs", get(seed_machine_runs)),
+        ("/ws/machine/{id}/last", get(seed_machine_last)),
     ];
     for (path, handler) in sockets {
         router = router
@@ -138,6 +159,51 @@ async fn run(
         .on_upgrade(move |socket| serve(socket, tracker, Follow::Run { machine, run })))
 }
 
+async fn seed_machine_status(
+    State(tracker): State<Tracker>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    limited(upgrade).on_upgrade(move |socket| serve(socket, tracker, Follow::SeedMachines))
+}
+
+/// The seed took any machine id here, known yet or not; so does stpt.
+async fn seed_machine_runs(
+    State(tracker): State<Tracker>,
+    Path(id): Path<String>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let machine = MachineId(parse_id("machine", &id)?);
+    Ok(limited(upgrade).on_upgrade(move |socket| {
+        serve(
+            socket,
+            tracker,
+            Follow::SeedRuns {
+                machine,
+                sent: HashMap::new(),
+            },
+        )
+    }))
+}
+
+async fn seed_machine_last(
+    State(tracker): State<Tracker>,
+    Path(id): Path<String>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let machine = MachineId(parse_id("machine", &id)?);
+    Ok(limited(upgrade).on_upgrade(move |socket| {
+        serve(
+            socket,
+            tracker,
+            Follow::SeedLatest {
+                machine,
+                changed: false,
+                last_sent: None,
+            },
+        )
+    }))
+}
+
 /// `?liveness=1`: stpt's pages ask for liveness messages, which the seed's clients do not know.
 fn wants_liveness(uri: &Uri) -> bool {
     uri.query()
@@ -180,6 +246,44 @@ enum Follow {
         machine: MachineId,
         run: RunId,
     },
+    /// The seed's status socket.
+    SeedMachines,
+    /// The seed's runs socket.
+    SeedRuns {
+        machine: MachineId,
+        /// The last status sent per run, so only real status changes are sent.
+        sent: HashMap<RunId, Status>,
+    },
+    /// The seed's last-run socket: changes are gathered and sent as one `machine_data`.
+    SeedLatest {
+        machine: MachineId,
+        /// Whether something changed since the last `machine_data`.
+        changed: bool,
+        /// When the last `machine_data` went out.
+        last_sent: Option<tokio::time::Instant>,
+    },
+}
+
+/// The seed's messages, each under the key the seed used.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum SeedOutgoing<'a> {
+    MachineIdStatus {
+        id: MachineId,
+        status: MachineStatus,
+    },
+    RunData {
+        id: RunId,
+        status: Status,
+    },
+    MachineData(&'a crate::seed::views::MachineLastDataJson),
+}
+
+impl SeedOutgoing<'_> {
+    fn text(&self) -> Result<Message, Error> {
+        let text = serde_json::to_string(self).map_err(Error::backend)?;
+        Ok(Message::Text(Utf8Bytes::from(text)))
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -230,13 +334,59 @@ impl Follow {
             Follow::Runs { machine, .. }
             | Follow::Latest { machine }
             | Follow::Run { machine, .. } => Topic::Machine(*machine),
+            Follow::SeedMachines => Topic::Machines,
+            Follow::SeedRuns { machine, .. } | Follow::SeedLatest { machine, .. } => {
+                Topic::Machine(*machine)
+            }
         }
     }
 
-    /// The current state, read after subscribing.
-    async fn snapshot(&mut self, tracker: &Tracker) -> Result<Vec<Message>, Error> {
+    /// When the gathered changes of a seed last-run socket are due to go out, if any are.
+    fn flush_due(&self) -> Option<tokio::time::Instant> {
         match self {
-            Follow::Machines { page: None, .. } | Follow::Runs { page: None, .. } => Ok(Vec::new()),
+            Follow::SeedLatest {
+                changed: true,
+                last_sent,
+                ..
+            } => Some(last_sent.map_or_else(tokio::time::Instant::now, |sent| {
+                sent + SEED_MACHINE_DATA_EVERY
+            })),
+            _ => None,
+        }
+    }
+
+    /// The gathered changes as one message: the machine's latest state, read now.
+    async fn flush(&mut self, tracker: &Tracker) -> Result<Vec<Message>, Error> {
+        let Follow::SeedLatest {
+            machine,
+            changed,
+            last_sent,
+        } = self
+        else {
+            return Ok(Vec::new());
+        };
+        *changed = false;
+        *last_sent = Some(tokio::time::Instant::now());
+        let data = crate::seed::machine_last_data(tracker, *machine).await?;
+        Ok(vec![SeedOutgoing::MachineData(&data).text()?])
+    }
+
+    /// The current state, read after subscribing.
+    async fn snapshot(
+        &mut self,
+        tracker: &Tracker,
+        is_catching_up: bool,
+    ) -> Result<Vec<Message>, Error> {
+        match self {
+            Follow::Machines { page: None, .. }
+            | Follow::Runs { page: None, .. }
+            | Follow::SeedMachines
+            | Follow::SeedRuns { .. } => Ok(Vec::new()),
+            // The seed sent nothing on connect; after a lag the next `machine_data` catches up.
+            Follow::SeedLatest { changed, .. } => {
+                *changed |= is_catching_up;
+                Ok(Vec::new())
+            }
             Follow::Machines {
                 page: Some(page),
                 liveness: with_liveness,
@@ -338,6 +488,47 @@ impl Follow {
                 }
                 .text()?,
             ]),
+            (
+                Follow::SeedMachines,
+                LiveEvent::MachineStatus {
+                    machine_id, status, ..
+                },
+            ) => Ok(vec![
+                SeedOutgoing::MachineIdStatus {
+                    id: *machine_id,
+                    status: *status,
+                }
+                .text()?,
+            ]),
+            (Follow::SeedRuns { sent, .. }, LiveEvent::RunChanged(change)) => {
+                if sent.insert(change.run_id, change.status) == Some(change.status) {
+                    return Ok(Vec::new());
+                }
+                Ok(vec![
+                    SeedOutgoing::RunData {
+                        id: change.run_id,
+                        status: change.status,
+                    }
+                    .text()?,
+                ])
+            }
+            (Follow::SeedRuns { sent, .. }, LiveEvent::RunCreated { run }) => {
+                sent.insert(run.id, run.status);
+                Ok(vec![
+                    SeedOutgoing::RunData {
+                        id: run.id,
+                        status: run.status,
+                    }
+                    .text()?,
+                ])
+            }
+            (
+                Follow::SeedLatest { changed, .. },
+                LiveEvent::RunChanged(_) | LiveEvent::RunCreated { .. },
+            ) => {
+                *changed = true;
+                Ok(Vec::new())
+            }
             (Follow::Runs { sent, .. }, LiveEvent::RunChanged(change)) => {
                 if sent.insert(change.run_id, change.status) == Some(change.status) {
                     return Ok(Vec::new());
@@ -458,14 +649,22 @@ async fn forward(
         .subscribe(follow.topic())
         .await
         .map_err(Stop::Failed)?;
-    let snapshot = follow.snapshot(tracker).await.map_err(Stop::Failed)?;
+    let snapshot = follow
+        .snapshot(tracker, false)
+        .await
+        .map_err(Stop::Failed)?;
     send_all(socket, snapshot).await?;
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     // Whether the peer has said nothing (not even a pong) since the last ping: a peer that
     // has not answered one ping by the next is gone, and its socket is closed.
     let mut ping_unanswered = false;
     loop {
+        let flush_at = follow.flush_due();
         tokio::select! {
+            () = sleep_until_due(flush_at), if flush_at.is_some() => {
+                let messages = follow.flush(tracker).await.map_err(Stop::Failed)?;
+                send_all(socket, messages).await?;
+            }
             delivery = deliveries.next() => {
                 let messages = match delivery {
                     // The bus went away: let the page reconnect to a new one.
@@ -473,7 +672,7 @@ async fn forward(
                     Some(Delivery::Event(event)) => follow.on_event(tracker, &event).await,
                     Some(Delivery::Lagged { missed }) => {
                         tracing::debug!(missed, ?follow, "live socket lagged; sending a snapshot");
-                        follow.snapshot(tracker).await
+                        follow.snapshot(tracker, true).await
                     }
                 };
                 send_all(socket, messages.map_err(Stop::Failed)?).await?;
@@ -493,6 +692,14 @@ async fn forward(
                 send_all(socket, vec![Message::Ping(Default::default())]).await?;
             }
         }
+    }
+}
+
+/// Sleeps until `due`; never called without one (the `select!` branch is disabled then).
+async fn sleep_until_due(due: Option<tokio::time::Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -480,7 +480,7 @@ async fn live_page_follows_a_run_in_headless_chromium() {
     // A new plan replaces the run on the page, without a reload.
     let (status, created) = post(
         &base,
-        "/tm_api/dry_run/",
+        "/api/v1/plans",
         &small_plan(machine, "2026-11-24 14:00:00"),
     )
     .await;

@@ -125,7 +125,7 @@ async fn every_router_merges_under_a_prefix_into_a_host_with_its_own_fallback() 
     assert_eq!(machines.json()["items"][0]["name"], "rig-7");
     let seed = get_as(&app, &format!("{PREFIX}/tm_api/machines/"), &[]).await;
     assert_eq!(
-        seed.json()["results"][0]["url"],
+        seed.json()["results"][0]["absolute_url"],
         format!("{PREFIX}/machine/1")
     );
     let docs = get_as(&app, &format!("{PREFIX}/docs/"), &[]).await;
@@ -144,7 +144,7 @@ async fn every_router_merges_under_a_prefix_into_a_host_with_its_own_fallback() 
         format!(r#"href="{PREFIX}/machine/run_data/1""#),
         format!(r#"href="{PREFIX}/static/stpt.css?v="#),
         format!(r#"src="{PREFIX}/static/stpt.js?v="#),
-        format!(r#"data-ws="{PREFIX}/ws/machine/1/runs/"#),
+        format!(r#"data-ws="{PREFIX}/ws/v1/machine/1/runs/"#),
         format!(r#"href="{PREFIX}/login/""#),
     ] {
         assert!(
@@ -162,7 +162,7 @@ async fn every_router_merges_under_a_prefix_into_a_host_with_its_own_fallback() 
     );
     assert!(
         run.body
-            .contains(&format!(r#"data-ws="{PREFIX}/ws/machine/1/last/""#))
+            .contains(&format!(r#"data-ws="{PREFIX}/ws/v1/machine/1/last/""#))
     );
     let css = get_as(&app, &format!("{PREFIX}/static/stpt.css"), &[]).await;
     assert_eq!(css.status, StatusCode::OK);
@@ -186,7 +186,7 @@ async fn every_router_merges_under_a_prefix_into_a_host_with_its_own_fallback() 
     // A WebSocket upgrade under the prefix, over a real socket: a snapshot, then a change.
     let base = support::serve(app).await;
     let url = format!(
-        "{}{PREFIX}/ws/machine/1/last/",
+        "{}{PREFIX}/ws/v1/machine/1/last/",
         base.replace("http://", "ws://")
     );
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();

@@ -78,7 +78,7 @@ async fn last_run_socket_sends_a_snapshot_then_changes_in_order() {
         ),
     )
     .await;
-    let mut socket = connect(&base, "/ws/machine/1/last/").await;
+    let mut socket = connect(&base, "/ws/v1/machine/1/last/").await;
 
     let snapshot = next(&mut socket).await;
     let run = &snapshot["snapshot"]["run"];
@@ -169,7 +169,7 @@ async fn a_machine_without_run_gets_a_null_snapshot_then_its_first_run() {
         ),
     )
     .await;
-    let mut socket = connect(&base, "/ws/run/1").await;
+    let mut socket = connect(&base, "/ws/v1/run/1").await;
     assert_eq!(
         next(&mut socket).await["snapshot"]["run"]["summary"]["id"],
         1
@@ -201,7 +201,7 @@ async fn a_machine_without_run_gets_a_null_snapshot_then_its_first_run() {
 #[tokio::test]
 async fn machine_status_socket_uses_the_seed_shape() {
     let base = server().await;
-    let mut all = connect(&base, "/ws/machine/status/").await;
+    let mut all = connect(&base, "/ws/v1/machine/status/").await;
     send(
         &base,
         (
@@ -224,7 +224,7 @@ async fn machine_status_socket_uses_the_seed_shape() {
         "running"
     );
     // With a page, the page's statuses come first (a reconnecting page catches up).
-    let mut paged = connect(&base, "/ws/machine/status?page=1&page_size=10").await;
+    let mut paged = connect(&base, "/ws/v1/machine/status?page=1&page_size=10").await;
     assert_eq!(
         next(&mut paged).await,
         serde_json::json!({"machine_id_status": {"id": 1, "status": "running", "name": "rig-1"}})
@@ -243,7 +243,7 @@ async fn runs_socket_sends_status_changes_and_new_runs() {
         ),
     )
     .await;
-    let mut socket = connect(&base, "/ws/machine/1/runs/?page=1").await;
+    let mut socket = connect(&base, "/ws/v1/machine/1/runs/?page=1").await;
     assert_eq!(
         next(&mut socket).await,
         serde_json::json!({"run_data": {"id": 1, "status": "waiting"}})
@@ -327,9 +327,9 @@ async fn sockets_of_one_machine_hear_nothing_of_another() {
         ),
     )
     .await;
-    let mut last_a = connect(&base, "/ws/machine/1/last/").await;
-    let mut runs_a = connect(&base, "/ws/machine/1/runs/").await;
-    let mut last_b = connect(&base, "/ws/machine/2/last/").await;
+    let mut last_a = connect(&base, "/ws/v1/machine/1/last/").await;
+    let mut runs_a = connect(&base, "/ws/v1/machine/1/runs/").await;
+    let mut last_b = connect(&base, "/ws/v1/machine/2/last/").await;
     assert_eq!(
         next(&mut last_a).await["snapshot"]["run"]["summary"]["id"],
         1
@@ -394,7 +394,7 @@ async fn a_lagging_client_gets_a_fresh_snapshot() {
         ),
     )
     .await;
-    let mut socket = connect(&base, "/ws/machine/1/last/").await;
+    let mut socket = connect(&base, "/ws/v1/machine/1/last/").await;
     assert_eq!(
         next(&mut socket).await["snapshot"]["run"]["summary"]["status"],
         "waiting"
@@ -429,9 +429,10 @@ async fn bytes_per_update_do_not_grow_with_the_run() {
     let base = server().await;
     let mut sizes = Vec::new();
     for (machine, tests) in [("small", 10), ("large", 5_000)] {
-        let (status, created) = post(&base, "/tm_api/dry_run/", &big_plan(machine, tests)).await;
+        // `/api/v1/plans` takes the seed's plan and answers its ids.
+        let (status, created) = post(&base, "/api/v1/plans", &big_plan(machine, tests)).await;
         assert_eq!(status, 201);
-        let path = format!("/ws/machine/{}/last/", created["machine_id"]);
+        let path = format!("/ws/v1/machine/{}/last/", created["machine_id"]);
         let mut socket = connect(&base, &path).await;
         let (_, snapshot_bytes) = next_sized(&mut socket).await;
         send(
@@ -476,11 +477,11 @@ async fn bad_socket_requests_are_answered_before_the_upgrade() {
     )
     .await;
     for (path, expected) in [
-        ("/ws/machine/abc/last/", 400),
-        ("/ws/machine/99/last/", 404),
-        ("/ws/machine/99/runs/", 404),
-        ("/ws/run/99/", 404),
-        ("/ws/machine/status/?page=0", 400),
+        ("/ws/v1/machine/abc/last/", 400),
+        ("/ws/v1/machine/99/last/", 404),
+        ("/ws/v1/machine/99/runs/", 404),
+        ("/ws/v1/run/99/", 404),
+        ("/ws/v1/machine/status/?page=0", 400),
     ] {
         let url = format!("{}{path}", base.replace("http://", "ws://"));
         match tokio_tungstenite::connect_async(url).await {
@@ -498,7 +499,7 @@ async fn bad_socket_requests_are_answered_before_the_upgrade() {
 async fn oversized_client_messages_close_the_socket() {
     use futures_util::SinkExt;
     let base = server().await;
-    let mut socket = connect(&base, "/ws/machine/status/").await;
+    let mut socket = connect(&base, "/ws/v1/machine/status/").await;
     // Most of it may never be read: the server closes on the frame header.
     let _ = socket.send(Message::text("x".repeat(64 * 1024))).await;
     let closed = tokio::time::timeout(Duration::from_secs(10), async {

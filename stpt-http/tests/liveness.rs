@@ -73,7 +73,7 @@ async fn a_rig_an_hour_ahead_goes_silent_and_comes_back() {
     );
 
     let ws = format!(
-        "{}/ws/machine/status/?page=1&liveness=1",
+        "{}/ws/v1/machine/status/?page=1&liveness=1",
         base.replace("http://", "ws://")
     );
     let (mut socket, _) = tokio_tungstenite::connect_async(ws).await.unwrap();

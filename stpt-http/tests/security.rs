@@ -279,7 +279,7 @@ async fn ingestion_needs_a_valid_token_by_default() {
         .await;
     assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        runner.get("/tm_api/machines/").await.json()["results"][0]["status"],
+        runner.get("/tm_api/machines/").await.json()["results"][0]["get_last_master_scenario_status"],
         "waiting"
     );
 }

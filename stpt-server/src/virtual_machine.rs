@@ -186,15 +186,19 @@ impl VirtualMachine {
     pub async fn run_once(&mut self) -> Result<RunReport, VirtualMachineError> {
         let (plan, mut tests) = self.plan();
         let v1 = self.config.protocol == Protocol::V1;
-        let created = if v1 {
+        let (created, run_id) = if v1 {
             let key = self.key();
-            self.post("/api/v1/plans", &plan, Some(&key)).await?
+            let created = self.post("/api/v1/plans", &plan, Some(&key)).await?;
+            let run_id = created["run_id"]
+                .as_i64()
+                .ok_or_else(|| fail("no run id in the plan's answer"))?;
+            (created, run_id)
         } else {
-            self.post("/tm_api/dry_run/", &plan, None).await?
+            // The seed's answer echoes the plan without ids: read them as a seed client would.
+            let created = self.post("/tm_api/dry_run/", &plan, None).await?;
+            let run_id = self.seed_latest_run_id().await?;
+            (created, run_id)
         };
-        let run_id = created["run_id"]
-            .as_i64()
-            .ok_or_else(|| fail("no run id in the plan's answer"))?;
         if v1 {
             let ids = created["scenarios"]
                 .as_array()
@@ -225,6 +229,55 @@ impl VirtualMachine {
             cancelled = status == Status::Cancelled;
         }
         Ok(report)
+    }
+
+    /// This machine's latest run, found through the seed's read API: its machine in the
+    /// machines list, then its last data.
+    async fn seed_latest_run_id(&self) -> Result<i64, VirtualMachineError> {
+        let name = self.config.name.to_lowercase();
+        let mut page = 1;
+        loop {
+            let machines = self
+                .get(&format!("/tm_api/machines/?page_size=100&page={page}"))
+                .await?;
+            let found = machines["results"].as_array().and_then(|results| {
+                results.iter().find_map(|machine| {
+                    let spelled = machine["machine_name"].as_str()?;
+                    (spelled.to_lowercase() == name).then(|| machine["pk"].as_i64())?
+                })
+            });
+            if let Some(machine) = found {
+                let last = self
+                    .get(&format!("/tm_api/machine_last_data/{machine}/"))
+                    .await?;
+                return last["last_master_scenario"]["dryrundata"]
+                    .as_i64()
+                    .ok_or_else(|| fail("the machine's last data has no run"));
+            }
+            if machines["has_next"] != Value::Bool(true) {
+                return Err(fail("the machine is not in the machines list"));
+            }
+            page += 1;
+        }
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, VirtualMachineError> {
+        let url = format!("{}{path}", self.config.server.trim_end_matches('/'));
+        let mut request = self.client.get(&url);
+        if let Some(token) = &self.config.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|error| fail(format!("{path}: {error}")))?;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(answer)
+        } else {
+            Err(fail(format!("{path} answered {status}: {answer}")))
+        }
     }
 
     /// A start (`status` None) or a stop.

@@ -220,20 +220,20 @@ async fn a_page_on_b_follows_events_posted_to_a_in_order() {
     let b = Instance::start(&database_url(&database), &redis, &prefix).await;
 
     const TESTS: usize = 12;
-    let created = send(&a.base, ("/tm_api/dry_run/", plan("rig-1", TESTS, 0))).await;
+    let created = send(&a.base, ("/api/v1/plans", plan("rig-1", TESTS, 0))).await;
     let machine = created["machine_id"].as_i64().unwrap();
     let run = created["run_id"].as_i64().unwrap();
     settle(&a, &b, "fence").await;
 
     // With a page, the status socket sends the page on connect: it listens from then on.
-    let mut statuses = connect(&b.base, "/ws/machine/status/?page=1&page_size=10").await;
+    let mut statuses = connect(&b.base, "/ws/v1/machine/status/?page=1&page_size=10").await;
     let mut listed = [next(&mut statuses).await, next(&mut statuses).await];
     listed.sort_by_key(|m| m["machine_id_status"]["name"].to_string());
     assert_eq!(
         listed[1],
         json!({"machine_id_status": {"id": machine, "status": "waiting", "name": "rig-1"}})
     );
-    let mut last = connect(&b.base, &format!("/ws/machine/{machine}/last/")).await;
+    let mut last = connect(&b.base, &format!("/ws/v1/machine/{machine}/last/")).await;
     let snapshot = next(&mut last).await;
     assert_eq!(snapshot["snapshot"]["run"]["summary"]["id"], run);
     let tests = snapshot_tests(&snapshot);
@@ -248,13 +248,27 @@ async fn a_page_on_b_follows_events_posted_to_a_in_order() {
     for (n, test) in tests.iter().enumerate().take(TESTS - 1) {
         let time = i64::try_from(n).unwrap() * 2 + 1;
         let outcome = if n % 3 == 1 { "failed" } else { "passed" };
-        for (event, test_status) in [
-            (start("rig-1", n, time), "running"),
-            (stop("rig-1", n, outcome, time + 1), outcome),
+        // By id through `/api/v1`, whose receipts carry the run's new status.
+        let id = &test["id"];
+        for ((path, body), test_status) in [
+            (
+                (
+                    format!("/api/v1/tests/{id}/start"),
+                    json!({"timestamp": at(time)}),
+                ),
+                "running",
+            ),
+            (
+                (
+                    format!("/api/v1/tests/{id}/stop"),
+                    json!({"status": outcome, "timestamp": at(time + 1)}),
+                ),
+                outcome,
+            ),
         ] {
-            let receipt = send(&a.base, event).await;
+            let receipt = send(&a.base, (&path, body)).await;
             assert_eq!(receipt["test_id"], test["id"]);
-            assert_eq!(receipt["test_status"], test_status);
+            assert_eq!(receipt["status"], test_status);
             let status = receipt["run_status"].as_str().unwrap().to_owned();
             if status != run_status {
                 machine_statuses.push(status.clone());
@@ -286,7 +300,7 @@ async fn a_page_on_b_follows_events_posted_to_a_in_order() {
     let replanned = send(
         &a.base,
         (
-            "/tm_api/dry_run/",
+            "/api/v1/plans",
             plan("rig-1", 3, i64::try_from(TESTS).unwrap() * 2),
         ),
     )
@@ -329,9 +343,9 @@ async fn redis_restart_mid_stream_at_the_server_level() {
     let a = Instance::start(&database_url(&database), &redis.url(), &prefix).await;
     let b = Instance::start(&database_url(&database), &redis.url(), &prefix).await;
 
-    let created = send(&a.base, ("/tm_api/dry_run/", plan("rig-1", 10, 0))).await;
+    let created = send(&a.base, ("/api/v1/plans", plan("rig-1", 10, 0))).await;
     let machine = created["machine_id"].as_i64().unwrap();
-    let mut last = connect(&b.base, &format!("/ws/machine/{machine}/last/")).await;
+    let mut last = connect(&b.base, &format!("/ws/v1/machine/{machine}/last/")).await;
     let snapshot = next(&mut last).await;
     let ids: Vec<Value> = snapshot_tests(&snapshot)
         .iter()

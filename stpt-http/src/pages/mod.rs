@@ -546,7 +546,7 @@ async fn machines_page(cx: Cx, uri: Uri, headers: HeaderMap) -> Response {
             &showing.map_or_else(String::new, |l| format!("&liveness={l}")),
         );
         let ws = format!(
-            "{}/ws/machine/status/?page={}&page_size={}&liveness=1",
+            "{}/ws/v1/machine/status/?page={}&page_size={}&liveness=1",
             cx.prefix,
             choice.request.number(),
             choice.request.size()
@@ -588,7 +588,7 @@ async fn machine_page(cx: Cx, Path(id): Path<String>, uri: Uri, headers: HeaderM
         let page = cx.tracker().runs(id, choice.request).await?;
         let machine = MachineLinks::new(machine, &cx.prefix, cx.tracker().now());
         let ws = format!(
-            "{}/ws/machine/{id}/runs/?page={}&page_size={}&liveness=1",
+            "{}/ws/v1/machine/{id}/runs/?page={}&page_size={}&liveness=1",
             cx.prefix,
             choice.request.number(),
             choice.request.size()
@@ -638,7 +638,7 @@ async fn last_run_page(cx: Cx, Path(id): Path<String>) -> Response {
                 Crumb::link(machine.name.clone(), machine.url.clone()),
                 Crumb::here("Last run"),
             ],
-            live: Some(format!("{}/ws/machine/{id}/last/", cx.prefix)),
+            live: Some(format!("{}/ws/v1/machine/{id}/last/", cx.prefix)),
             data: RunData {
                 run: run.map(|run| RunView::new(run, &cx.prefix, now).heard_at(last_seen)),
                 machine,
@@ -669,7 +669,7 @@ async fn run_page(cx: Cx, Path(id): Path<String>) -> Response {
             .summary
             .status
             .is_ongoing()
-            .then(|| format!("{}/ws/run/{id}/", cx.prefix));
+            .then(|| format!("{}/ws/v1/run/{id}/", cx.prefix));
         cx.render_large(View {
             template: "stpt/run.html",
             kind: "run",

@@ -1,25 +1,33 @@
-//! The seed's API under `/tm_api/`: runner endpoints and read endpoints, paths and shapes as
-//! the seed had them (each path with and without its trailing slash).
+//! The seed's API under `/tm_api/`: runner endpoints and read endpoints, paths, shapes,
+//! status codes and error bodies as the seed had them (each path with and without its
+//! trailing slash). Ids of what a runner posted, and everything richer, are in `/api/v1`.
 
-mod views;
+mod pagination;
+pub(crate) mod views;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
-use serde::Serialize;
+use serde_json::json;
 use stpt_core::{
-    ItemRef, MachineId, PlanPayload, RunId, ScenarioId, Status, TestId, TestStartPayload,
-    TestStopPayload,
+    Error, ItemRef, MachineId, MachineSummary, Page, PageRequest, PlanPayload, RunId, ScenarioId,
+    TestId, TestStartPayload, TestStopPayload, Tracker,
 };
 
 use crate::error::ErrorEnvelope;
-use crate::extract::{MountPrefix, Pagination, RunnerJson, parse_id};
-use crate::schemas::{PageQuery, examples};
+use crate::extract::{MountPrefix, RunnerJson};
+use crate::schemas::examples;
 use crate::security::RunnerAccess;
 use crate::{ApiError, AppState};
-use views::{ItemJson, MachineJson, Paginated, RunDataJson, RunJson};
+use pagination::{PageNumber, SeedPageQuery, SeedPagination};
+use views::{
+    ItemJson, MachineJson, MachineLastDataJson, Paginated, PlanEcho, RunJson, TestStartEcho,
+    TestStopEcho, rest_framework_time,
+};
 
 /// The OpenAPI description of the `/tm_api/` routes: each path is documented once, with the
 /// trailing slash the seed's runners use; the path without it is served too.
@@ -77,24 +85,138 @@ fn with_and_without_slash(
         .route(&format!("{path}/"), handler)
 }
 
-/// What a stored plan answers.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = SeedPlanCreated)]
-struct PlanCreated {
-    /// The machine (created if its name is new).
-    machine_id: MachineId,
-    /// The new run; its master scenario has the same id.
-    run_id: RunId,
-    /// Runs of the machine that were still ongoing and were abandoned by this plan.
-    abandoned_runs: Vec<RunId>,
+/// The seed's runner paths, where an error answer also carries a `detail` string.
+const RUNNER_PATHS: [&str; 3] = ["/tm_api/dry_run", "/tm_api/test_start", "/tm_api/test_stop"];
+
+/// Middleware: an error answer to a runner POST keeps stpt's `{"error": {...}}` envelope and
+/// gets the message as `detail` beside it, where a Django REST framework client looks.
+pub(crate) async fn runner_errors_with_detail(request: Request, next: Next) -> Response {
+    let is_runner_post = request.method() == Method::POST
+        && RUNNER_PATHS.contains(&request.uri().path().trim_end_matches('/'));
+    let response = next.run(request).await;
+    let status = response.status();
+    if !is_runner_post || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Error envelopes are small; anything else passes as it was.
+    let Ok(bytes) = axum::body::to_bytes(body, ERROR_BODY_LIMIT).await else {
+        return (parts.status, "").into_response();
+    };
+    let with_detail = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|mut envelope| {
+            let message = envelope.pointer("/error/message")?.as_str()?.to_owned();
+            envelope
+                .as_object_mut()?
+                .insert("detail".into(), message.into());
+            serde_json::to_vec(&envelope).ok()
+        });
+    match with_detail {
+        Some(bytes) => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(parts, axum::body::Body::from(bytes))
+        }
+        None => Response::from_parts(parts, axum::body::Body::from(bytes)),
+    }
+}
+
+/// The largest error body `runner_errors_with_detail` rewrites, in bytes.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// An error answer of the seed's read paths: the seed's bodies exactly.
+#[derive(Debug)]
+enum SeedReadError {
+    /// `404 {"detail": "Not found."}`: no such id (or not an id at all).
+    NotFound,
+    /// `404 {"detail": "Invalid page."}`: `page` is past the end, below 1 or not a number.
+    InvalidPage,
+    /// Anything else (a busy or failing store): stpt's error envelope.
+    Api(ApiError),
+}
+
+impl From<Error> for SeedReadError {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::NotFound { .. } => SeedReadError::NotFound,
+            other => SeedReadError::Api(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for SeedReadError {
+    fn into_response(self) -> Response {
+        let detail = match self {
+            SeedReadError::NotFound => "Not found.",
+            SeedReadError::InvalidPage => "Invalid page.",
+            SeedReadError::Api(error) => return error.into_response(),
+        };
+        (StatusCode::NOT_FOUND, Json(json!({ "detail": detail }))).into_response()
+    }
+}
+
+/// An id from the path; the seed's routes matched digits only, so anything else is not found.
+fn seed_id(text: &str) -> Result<i64, SeedReadError> {
+    let digits = text.trim_end_matches('/');
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Err(SeedReadError::NotFound);
+    }
+    digits.parse().map_err(|_| SeedReadError::NotFound)
+}
+
+/// What Django's `request.get_host()` gave: the `Host` header, else the URI's authority.
+fn current_site(headers: &HeaderMap, uri: &axum::http::Uri) -> String {
+    headers
+        .get(header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| uri.authority().map(|authority| authority.to_string()))
+        .unwrap_or_default()
+}
+
+/// Reads one page as the seed's paginator did: `page=last` is the last page; a page past the
+/// end is `Invalid page.` (an empty list still has its page 1).
+async fn read_page<T, F, Fut>(pagination: SeedPagination, read: F) -> Result<Page<T>, SeedReadError>
+where
+    F: Fn(PageRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, Error>>,
+{
+    let size = pagination.size;
+    let number = match pagination.number {
+        PageNumber::Invalid => return Err(SeedReadError::InvalidPage),
+        PageNumber::Number(number) => number,
+        PageNumber::Last => {
+            let first = read(first_page(size)?).await.map_err(page_error)?;
+            let last = first.total_pages();
+            if last == 1 {
+                return Ok(first);
+            }
+            last
+        }
+    };
+    let request = PageRequest::new(number, size).map_err(|_| SeedReadError::InvalidPage)?;
+    read(request).await.map_err(page_error)
+}
+
+fn first_page(size: u32) -> Result<PageRequest, SeedReadError> {
+    PageRequest::first(size).map_err(|error| SeedReadError::Api(error.into()))
+}
+
+/// A page past the end is the only `NotFound` a list read gives.
+fn page_error(error: Error) -> SeedReadError {
+    match error {
+        Error::NotFound { .. } => SeedReadError::InvalidPage,
+        other => SeedReadError::Api(other.into()),
+    }
 }
 
 /// Posts a plan
 ///
 /// Stores the plan a runner sends before it executes anything: a new run whose tests all
 /// wait. Any run of the machine still ongoing is abandoned (its waiting and running tests
-/// become `unknown`). Empty lists may be `null` or absent. Also served without the trailing
-/// slash.
+/// become `unknown`). Empty lists may be `null` or absent. Answers the seed's echo of the
+/// plan; the new ids are in `/api/v1`'s answer to the same plan. Also served without the
+/// trailing slash.
 #[utoipa::path(
     post,
     operation_id = "seed_record_plan",
@@ -102,60 +224,28 @@ struct PlanCreated {
     tag = RUNNER_TAG,
     request_body(content = PlanPayload, content_type = "application/json", example = json!(examples::plan())),
     responses(
-        (status = 201, description = "The plan is stored as a new run.", body = PlanCreated),
-        (status = 400, description = "Malformed JSON, a missing or mistyped field, a blank machine name, file path or file name, or an oversized name or path (`malformed_json`, `invalid_input`, `unreadable_body`). Nothing is stored.", body = ErrorEnvelope, example = json!(examples::invalid_input())),
+        (status = 201, description = "The plan is stored as a new run; the answer echoes it as the seed did.", body = PlanEcho),
+        (status = 400, description = "Malformed JSON, a missing or mistyped field, a blank machine name, file path or file name, or an oversized name or path (`malformed_json`, `invalid_input`, `unreadable_body`). Nothing is stored. The message is also in `detail`.", body = ErrorEnvelope, example = json!(examples::invalid_input())),
     )
 )]
 async fn record_plan(
     State(state): State<AppState>,
     access: RunnerAccess,
     RunnerJson(payload): RunnerJson<PlanPayload>,
-) -> Result<(StatusCode, Json<PlanCreated>), ApiError> {
+) -> Result<(StatusCode, Json<PlanEcho>), ApiError> {
+    let echo = PlanEcho::new(payload.timestamp, payload.master_scenario.clone());
     let plan = payload.validate()?;
     access.permit(&plan.machine)?;
-    let receipt = state.tracker.record_plan(plan).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(PlanCreated {
-            machine_id: receipt.machine_id,
-            run_id: receipt.ids.run_id,
-            abandoned_runs: receipt.abandoned,
-        }),
-    ))
-}
-
-/// What an applied event answers.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-#[schema(as = SeedEventAccepted)]
-struct EventAccepted {
-    /// The machine.
-    machine_id: MachineId,
-    /// The run the test belongs to.
-    run_id: RunId,
-    /// The test the event matched.
-    test_id: TestId,
-    /// The test's new status.
-    test_status: Status,
-    /// The run's new aggregated status.
-    run_status: Status,
-}
-
-impl From<stpt_core::EventReceipt> for EventAccepted {
-    fn from(receipt: stpt_core::EventReceipt) -> Self {
-        EventAccepted {
-            machine_id: receipt.machine_id,
-            run_id: receipt.run_id,
-            test_id: receipt.test_id,
-            test_status: receipt.status,
-            run_status: receipt.run_status,
-        }
-    }
+    state.tracker.record_plan(plan).await?;
+    Ok((StatusCode::CREATED, Json(echo)))
 }
 
 /// Starts a test
 ///
 /// Marks the first waiting test with this path and name in the machine's ongoing run as
-/// running (machine names compare case-insensitively). Also served without the trailing slash.
+/// running (machine names compare case-insensitively). Answers the seed's echo of the event
+/// (the start time used: the receipt time when none was sent). Also served without the
+/// trailing slash.
 #[utoipa::path(
     post,
     operation_id = "seed_record_test_start",
@@ -163,26 +253,33 @@ impl From<stpt_core::EventReceipt> for EventAccepted {
     tag = RUNNER_TAG,
     request_body(content = TestStartPayload, content_type = "application/json", example = json!(examples::test_start())),
     responses(
-        (status = 202, description = "The event is applied.", body = EventAccepted),
-        (status = 400, description = "Malformed JSON, a missing or mistyped field, a blank machine name, an unknown status (`malformed_json`, `invalid_input`). Nothing is changed.", body = ErrorEnvelope, example = json!(examples::invalid_input())),
-        (status = 409, description = "The event matched nothing (`no_match`: unknown machine, no ongoing run, no waiting test of that path and name). Nothing is changed; the seed's runner ignores this answer.", body = ErrorEnvelope, example = json!(examples::no_match())),
+        (status = 202, description = "The event is applied; the answer echoes it as the seed did.", body = TestStartEcho),
+        (status = 400, description = "Malformed JSON, a missing or mistyped field, a blank machine name, an unknown status (`malformed_json`, `invalid_input`). Nothing is changed. The message is also in `detail`.", body = ErrorEnvelope, example = json!(examples::invalid_input())),
+        (status = 409, description = "The event matched nothing (`no_match`: unknown machine, no ongoing run, no waiting test of that path and name). Nothing is changed; the seed's runner ignores this answer. The message is also in `detail`.", body = ErrorEnvelope, example = json!(examples::no_match())),
     )
 )]
 async fn record_test_start(
     State(state): State<AppState>,
     access: RunnerAccess,
     RunnerJson(payload): RunnerJson<TestStartPayload>,
-) -> Result<(StatusCode, Json<EventAccepted>), ApiError> {
+) -> Result<(StatusCode, Json<TestStartEcho>), ApiError> {
     let start = payload.validate_at(state.tracker.now())?;
     access.permit(&start.machine)?;
-    let receipt = state.tracker.record_test_start(start).await?;
-    Ok((StatusCode::ACCEPTED, Json(receipt.into())))
+    let echo = TestStartEcho {
+        machine_name: start.machine.as_str().to_owned(),
+        file_name: start.file_name.clone(),
+        file_path: start.file_path.clone(),
+        timestamp_start: rest_framework_time(start.at),
+    };
+    state.tracker.record_test_start(start).await?;
+    Ok((StatusCode::ACCEPTED, Json(echo)))
 }
 
 /// Stops a test
 ///
 /// Gives the running test with this path and name in the machine's ongoing run its final
-/// status; `cancelled` cancels the whole run. Also served without the trailing slash.
+/// status; `cancelled` cancels the whole run. Answers the seed's echo of the event (the stop
+/// time used: the receipt time when none was sent). Also served without the trailing slash.
 #[utoipa::path(
     post,
     operation_id = "seed_record_test_stop",
@@ -190,78 +287,172 @@ async fn record_test_start(
     tag = RUNNER_TAG,
     request_body(content = TestStopPayload, content_type = "application/json", example = json!(examples::test_stop())),
     responses(
-        (status = 202, description = "The event is applied.", body = EventAccepted),
-        (status = 400, description = "Malformed JSON, a missing or mistyped field, a blank machine name, an unknown status, `waiting` or `running` as a final status (`malformed_json`, `invalid_input`). Nothing is changed.", body = ErrorEnvelope, example = json!(examples::invalid_input())),
-        (status = 409, description = "The event matched nothing (`no_match`: unknown machine, no ongoing run, no running test of that path and name). Nothing is changed; the seed's runner ignores this answer.", body = ErrorEnvelope, example = json!(examples::no_match())),
+        (status = 202, description = "The event is applied; the answer echoes it as the seed did.", body = TestStopEcho),
+        (status = 400, description = "Malformed JSON, a missing or mistyped field, a blank machine name, an unknown status, `waiting` or `running` as a final status (`malformed_json`, `invalid_input`). Nothing is changed. The message is also in `detail`.", body = ErrorEnvelope, example = json!(examples::invalid_input())),
+        (status = 409, description = "The event matched nothing (`no_match`: unknown machine, no ongoing run, no running test of that path and name). Nothing is changed; the seed's runner ignores this answer. The message is also in `detail`.", body = ErrorEnvelope, example = json!(examples::no_match())),
     )
 )]
 async fn record_test_stop(
     State(state): State<AppState>,
     access: RunnerAccess,
     RunnerJson(payload): RunnerJson<TestStopPayload>,
-) -> Result<(StatusCode, Json<EventAccepted>), ApiError> {
+) -> Result<(StatusCode, Json<TestStopEcho>), ApiError> {
     let stop = payload.validate_at(state.tracker.now())?;
     access.permit(&stop.machine)?;
-    let receipt = state.tracker.record_test_stop(stop).await?;
-    Ok((StatusCode::ACCEPTED, Json(receipt.into())))
+    let echo = TestStopEcho {
+        machine_name: stop.machine.as_str().to_owned(),
+        file_name: stop.file_name.clone(),
+        file_path: stop.file_path.clone(),
+        timestamp_stop: rest_framework_time(stop.at),
+        status: stop.status,
+    };
+    state.tracker.record_test_stop(stop).await?;
+    Ok((StatusCode::ACCEPTED, Json(echo)))
+}
+
+/// The seed's error answer on its read paths.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // Only documents the body `SeedReadError` answers.
+struct SeedError {
+    /// `Not found.` or `Invalid page.`
+    detail: String,
+}
+
+/// The seed's answer to a bad read, for the documentation.
+fn seed_not_found() -> serde_json::Value {
+    json!({"detail": "Not found."})
+}
+
+/// The seed's answer to a page past the end, for the documentation.
+fn seed_invalid_page() -> serde_json::Value {
+    json!({"detail": "Invalid page."})
 }
 
 /// Lists machines
 ///
-/// Every machine with its live status, paginated as the seed did. Also served without
+/// Every machine with its status, in id order, paginated as the seed did: `page_size` over
+/// 100 is 100, `0` or not a number is 10; `page=last` is the last page. Also served without
 /// the trailing slash.
 #[utoipa::path(
     get,
     operation_id = "seed_machines",
     path = "/tm_api/machines/",
     tag = READ_TAG,
-    params(PageQuery),
+    params(SeedPageQuery),
     responses(
         (status = 200, description = "A page of machines.", body = Paginated<MachineJson>),
-        (status = 400, description = "`page` or `page_size` is not a whole number in range (`invalid_input`).", body = ErrorEnvelope, example = json!(examples::bad_page())),
-        (status = 404, description = "The page is past the last one (`not_found`).", body = ErrorEnvelope, example = json!(examples::not_found("page 3"))),
+        (status = 404, description = "The page is past the last one, below 1 or not a number.", body = SeedError, example = json!(seed_invalid_page())),
     )
 )]
 async fn machines(
     State(state): State<AppState>,
-    Pagination(page): Pagination,
+    pagination: SeedPagination,
     MountPrefix(prefix): MountPrefix,
-) -> Result<Json<Paginated<MachineJson>>, ApiError> {
-    let page = state.tracker.machines(page).await?;
-    Ok(Json(Paginated::new(page, |m| MachineJson::new(m, &prefix))))
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Json<Paginated<MachineJson>>, SeedReadError> {
+    let machines = machines_in_id_order(&state.tracker).await?;
+    let page = read_page(pagination, |page| {
+        let items: Vec<MachineSummary> = machines
+            .iter()
+            .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
+            .take(page.size() as usize)
+            .cloned()
+            .collect();
+        let page = Page::new(items, page, machines.len() as u64);
+        std::future::ready(within_range(page))
+    })
+    .await?;
+    Ok(Json(Paginated::new(
+        current_site(&headers, &uri),
+        page,
+        |m| MachineJson::new(m, &prefix),
+    )))
+}
+
+/// Every machine, in id order as the seed listed them (stpt's own lists go by name).
+async fn machines_in_id_order(tracker: &Tracker) -> Result<Vec<MachineSummary>, SeedReadError> {
+    let mut machines = Vec::new();
+    let mut request = first_page(PageRequest::MAX_SIZE)?;
+    loop {
+        let page = tracker.machines(request).await?;
+        let has_next = page.has_next();
+        machines.extend(page.items);
+        if !has_next {
+            break;
+        }
+        request = PageRequest::new(request.number() + 1, request.size())
+            .map_err(|error| SeedReadError::Api(error.into()))?;
+    }
+    machines.sort_by_key(|machine| machine.id);
+    Ok(machines)
+}
+
+/// A page past the end is not found, as the store answers it.
+fn within_range<T>(page: Page<T>) -> Result<Page<T>, Error> {
+    if page.is_past_end() {
+        return Err(Error::not_found(
+            stpt_core::ItemKind::Page,
+            i64::from(page.request.number()),
+        ));
+    }
+    Ok(page)
 }
 
 /// Lists a machine's runs
 ///
-/// The machine's runs, newest first, paginated. Also served without the trailing slash.
+/// The machine's runs, newest first, paginated as the machines; an unknown machine has an
+/// empty list, as in the seed. Also served without the trailing slash.
 #[utoipa::path(
     get,
     operation_id = "seed_machine_runs",
     path = "/tm_api/machine_dry_run_datas/{machine_id}/",
     tag = READ_TAG,
-    params(("machine_id" = i64, Path, description = "The machine's id."), PageQuery),
+    params(("machine_id" = i64, Path, description = "The machine's id."), SeedPageQuery),
     responses(
-        (status = 200, description = "A page of runs.", body = Paginated<RunJson>),
-        (status = 400, description = "The id is not a number, or `page`/`page_size` is not a whole number in range (`invalid_input`).", body = ErrorEnvelope, example = json!(examples::bad_page())),
-        (status = 404, description = "No such machine, or the page is past the last one (`not_found`).", body = ErrorEnvelope, example = json!(examples::not_found("machine 99"))),
+        (status = 200, description = "A page of runs (an empty page for an unknown machine).", body = Paginated<RunJson>),
+        (status = 404, description = "The page is past the last one, below 1 or not a number; or the id is not a number.", body = SeedError, example = json!(seed_invalid_page())),
     )
 )]
 async fn machine_runs(
     State(state): State<AppState>,
     Path(machine_id): Path<String>,
-    Pagination(page): Pagination,
+    pagination: SeedPagination,
     MountPrefix(prefix): MountPrefix,
-) -> Result<Json<Paginated<RunJson>>, ApiError> {
-    let machine = MachineId(parse_id("machine", &machine_id)?);
-    let page = state.tracker.runs(machine, page).await?;
-    Ok(Json(Paginated::new(page, |r| RunJson::new(r, &prefix))))
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Json<Paginated<RunJson>>, SeedReadError> {
+    let machine = MachineId(seed_id(&machine_id)?);
+    let known = match state.tracker.machine(machine).await {
+        Ok(_) => true,
+        Err(Error::NotFound { .. }) => false,
+        Err(other) => return Err(SeedReadError::Api(other.into())),
+    };
+    let page = read_page(pagination, |page| {
+        let tracker = state.tracker.clone();
+        async move {
+            if known {
+                tracker.runs(machine, page).await
+            } else {
+                // The seed filtered runs by machine id: an unknown one has none.
+                within_range(Page::new(Vec::new(), page, 0))
+            }
+        }
+    })
+    .await?;
+    Ok(Json(Paginated::new(
+        current_site(&headers, &uri),
+        page,
+        |r| RunJson::new(r, &prefix),
+    )))
 }
 
 /// Shows a machine's latest run
 ///
-/// The run the machine planned last, in full: timestamps in the seed's display format,
-/// started/finished ago, duration, status, statistics and every scenario with its tests.
-/// Also served without the trailing slash.
+/// The machine's name and the run it planned last, in full: times in the seed's display
+/// format, `started_ago`, `finished_ago` and `duration` as Django's `timesince` text, status,
+/// statistics and every scenario with its tests; `last_master_scenario` is `null` before the
+/// machine's first plan. Also served without the trailing slash.
 #[utoipa::path(
     get,
     operation_id = "seed_machine_last_run",
@@ -269,34 +460,39 @@ async fn machine_runs(
     tag = READ_TAG,
     params(("machine_id" = i64, Path, description = "The machine's id.")),
     responses(
-        (status = 200, description = "The latest run.", body = RunDataJson),
-        (status = 400, description = "The id is not a number (`invalid_input`).", body = ErrorEnvelope, example = json!(examples::bad_id())),
-        (status = 404, description = "No such machine, or it has no run yet (`not_found`).", body = ErrorEnvelope, example = json!(examples::not_found("machine 99"))),
+        (status = 200, description = "The machine and its latest run.", body = MachineLastDataJson),
+        (status = 404, description = "No such machine.", body = SeedError, example = json!(seed_not_found())),
     )
 )]
 async fn machine_last_run(
     State(state): State<AppState>,
     Path(machine_id): Path<String>,
-    MountPrefix(prefix): MountPrefix,
-) -> Result<Json<RunDataJson>, ApiError> {
-    let machine = MachineId(parse_id("machine", &machine_id)?);
-    let run = state.tracker.latest_run(machine).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("machine {machine} has no run yet"),
-        )
-    })?;
-    Ok(Json(RunDataJson::new(run, state.tracker.now(), &prefix)))
+) -> Result<Json<MachineLastDataJson>, SeedReadError> {
+    let machine = MachineId(seed_id(&machine_id)?);
+    Ok(Json(machine_last_data(&state.tracker, machine).await?))
 }
 
-async fn item(state: &AppState, item: ItemRef) -> Result<Json<ItemJson>, ApiError> {
+/// `machine_last_data` of a machine, as the read API and the seed's last-run socket send it.
+pub(crate) async fn machine_last_data(
+    tracker: &Tracker,
+    machine: MachineId,
+) -> Result<MachineLastDataJson, Error> {
+    let summary = tracker.machine(machine).await?;
+    let run = match summary.latest_run {
+        Some(run) => Some(tracker.run(run).await?),
+        None => None,
+    };
+    Ok(MachineLastDataJson::new(summary.name, run, tracker.now()))
+}
+
+async fn item(state: &AppState, item: ItemRef) -> Result<Json<ItemJson>, SeedReadError> {
     Ok(Json(ItemJson::new(state.tracker.item(item).await?)))
 }
 
 /// Shows a test
 ///
-/// The test's file, script, status and timestamps. Also served without the trailing slash.
+/// The test's file, script and timestamps (the runner's own). Also served without the trailing
+/// slash.
 #[utoipa::path(
     get,
     operation_id = "seed_test_detail",
@@ -305,20 +501,20 @@ async fn item(state: &AppState, item: ItemRef) -> Result<Json<ItemJson>, ApiErro
     params(("id" = i64, Path, description = "The test's id.")),
     responses(
         (status = 200, description = "The test.", body = ItemJson),
-        (status = 400, description = "The id is not a number (`invalid_input`).", body = ErrorEnvelope, example = json!(examples::bad_id())),
-        (status = 404, description = "No such test (`not_found`).", body = ErrorEnvelope, example = json!(examples::not_found("test 99"))),
+        (status = 404, description = "No such test.", body = SeedError, example = json!(seed_not_found())),
     )
 )]
 async fn test_detail(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<ItemJson>, ApiError> {
-    item(&state, ItemRef::Test(TestId(parse_id("test", &id)?))).await
+) -> Result<Json<ItemJson>, SeedReadError> {
+    item(&state, ItemRef::Test(TestId(seed_id(&id)?))).await
 }
 
 /// Shows a scenario
 ///
-/// The scenario's file, script, status and timestamps. Also served without the trailing slash.
+/// The scenario's file, script and timestamps (server clock). Also served without the trailing
+/// slash.
 #[utoipa::path(
     get,
     operation_id = "seed_scenario_detail",
@@ -327,24 +523,20 @@ async fn test_detail(
     params(("id" = i64, Path, description = "The scenario's id.")),
     responses(
         (status = 200, description = "The scenario.", body = ItemJson),
-        (status = 400, description = "The id is not a number (`invalid_input`).", body = ErrorEnvelope, example = json!(examples::bad_id())),
-        (status = 404, description = "No such scenario (`not_found`).", body = ErrorEnvelope, example = json!(examples::not_found("scenario 99"))),
+        (status = 404, description = "No such scenario.", body = SeedError, example = json!(seed_not_found())),
     )
 )]
 async fn scenario_detail(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<ItemJson>, ApiError> {
-    item(
-        &state,
-        ItemRef::Scenario(ScenarioId(parse_id("scenario", &id)?)),
-    )
-    .await
+) -> Result<Json<ItemJson>, SeedReadError> {
+    item(&state, ItemRef::Scenario(ScenarioId(seed_id(&id)?))).await
 }
 
 /// Shows a master scenario
 ///
-/// The master scenario's file, script, status and timestamps. A master scenario has its run's id. Also served without the trailing slash.
+/// The master scenario's file, script and timestamps (server clock). A master scenario has
+/// its run's id. Also served without the trailing slash.
 #[utoipa::path(
     get,
     operation_id = "seed_master_scenario_detail",
@@ -353,17 +545,12 @@ async fn scenario_detail(
     params(("id" = i64, Path, description = "The master scenario's id.")),
     responses(
         (status = 200, description = "The master scenario.", body = ItemJson),
-        (status = 400, description = "The id is not a number (`invalid_input`).", body = ErrorEnvelope, example = json!(examples::bad_id())),
-        (status = 404, description = "No such master scenario (`not_found`).", body = ErrorEnvelope, example = json!(examples::not_found("master scenario 99"))),
+        (status = 404, description = "No such master scenario.", body = SeedError, example = json!(seed_not_found())),
     )
 )]
 async fn master_scenario_detail(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<ItemJson>, ApiError> {
-    item(
-        &state,
-        ItemRef::MasterScenario(RunId(parse_id("master scenario", &id)?)),
-    )
-    .await
+) -> Result<Json<ItemJson>, SeedReadError> {
+    item(&state, ItemRef::MasterScenario(RunId(seed_id(&id)?))).await
 }

@@ -1,20 +1,27 @@
-//! The JSON shapes of the seed's read API.
+//! The JSON shapes of the seed's read API and of its runner echoes: the seed's keys, nesting,
+//! value types and formats exactly (its clients parse them), and nothing more. Everything
+//! richer lives in `/api/v1`.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use serde::Serialize;
-use stpt_core::{ItemDetail, MachineSummary, Page, RunDetail, RunSummary, Status, StatusCounts};
+use stpt_core::{
+    ItemDetail, MachineSummary, MasterScenarioPayload, Page, RunDetail, RunSummary, Status,
+    StatusCounts,
+};
 use utoipa::ToSchema;
 
-use crate::humanize::{ago, display_time, human_duration};
+use crate::humanize::{display_time, timesince};
 
-/// The seed's pagination envelope.
+/// The seed's pagination envelope, keys in the seed's order.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = SeedPage)]
 pub(crate) struct Paginated<T> {
-    /// Items on all pages.
-    count: u64,
+    /// The `Host` the request came to, e.g. `127.0.0.1:8000`.
+    current_site: String,
     /// Items per page.
     page_size: u32,
+    /// Items on all pages.
+    count: u64,
     /// This page, from 1.
     page_number: u32,
     /// Pages in all (at least 1).
@@ -32,11 +39,12 @@ pub(crate) struct Paginated<T> {
 }
 
 impl<T> Paginated<T> {
-    pub(crate) fn new<U>(page: Page<U>, convert: impl FnMut(U) -> T) -> Self {
+    pub(crate) fn new<U>(current_site: String, page: Page<U>, convert: impl FnMut(U) -> T) -> Self {
         let number = page.request.number();
         Paginated {
-            count: page.total,
+            current_site,
             page_size: page.request.size(),
+            count: page.total,
             page_number: number,
             total_pages: page.total_pages(),
             has_previous: page.has_previous(),
@@ -53,29 +61,23 @@ impl<T> Paginated<T> {
 #[schema(as = SeedMachine)]
 pub(crate) struct MachineJson {
     /// The machine's id.
-    id: i64,
+    pk: i64,
     /// Its name, spelled as first seen.
-    name: String,
+    machine_name: String,
     /// Its latest run's status, or `not-available`.
     #[schema(value_type = stpt_core::MachineStatus)]
-    status: &'static str,
+    get_last_master_scenario_status: &'static str,
     /// Its page, e.g. `/machine/1`.
-    url: String,
-    /// Its live last-run page, e.g. `/machine/1/last`.
-    last_run_url: String,
-    /// When it last posted anything that was applied (server clock), or `null`.
-    last_seen: Option<DateTime<Utc>>,
+    absolute_url: String,
 }
 
 impl MachineJson {
     pub(crate) fn new(machine: MachineSummary, prefix: &str) -> Self {
         MachineJson {
-            id: machine.id.get(),
-            url: format!("{prefix}/machine/{}", machine.id),
-            last_run_url: format!("{prefix}/machine/{}/last", machine.id),
-            name: machine.name,
-            status: machine.status.as_str(),
-            last_seen: machine.last_seen,
+            pk: machine.id.get(),
+            absolute_url: format!("{prefix}/machine/{}", machine.id),
+            machine_name: machine.name,
+            get_last_master_scenario_status: machine.status.as_str(),
         }
     }
 }
@@ -84,214 +86,307 @@ impl MachineJson {
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = SeedRun)]
 pub(crate) struct RunJson {
-    /// The run's id (also its master scenario's id).
-    id: i64,
-    /// The plan's timestamp in the seed's display format `dd-mm-YYYY  HH:MM:SS` (UTC).
+    /// The run's id.
+    pk: i64,
+    /// Its machine's id.
+    machine: i64,
+    /// The plan's timestamp, `dd-mm-YYYY  HH:MM:SS` (UTC).
     #[schema(example = "30-12-2018  13:01:57")]
     timestamp: String,
-    /// When the server received the plan.
-    received_at: DateTime<Utc>,
     /// Scenarios in the run, empty ones included.
-    scenarios_count: u32,
+    scenarios: u32,
     /// Tests in the run.
-    tests_count: u32,
+    tests: u32,
     /// The run's aggregated status.
-    status: Status,
+    tests_status: Status,
     /// The run's page, e.g. `/machine/run_data/1`.
-    url: String,
+    absolute_url: String,
 }
 
 impl RunJson {
     pub(crate) fn new(run: RunSummary, prefix: &str) -> Self {
         RunJson {
-            id: run.id.get(),
+            pk: run.id.get(),
+            machine: run.machine_id.get(),
             timestamp: display_time(run.timestamp),
-            received_at: run.received_at,
-            scenarios_count: run.statistics.scenarios,
-            tests_count: run.statistics.tests,
-            status: run.status,
-            url: format!("{prefix}/machine/run_data/{}", run.id),
+            scenarios: run.statistics.scenarios,
+            tests: run.statistics.tests,
+            tests_status: run.status,
+            absolute_url: format!("{prefix}/machine/run_data/{}", run.id),
         }
     }
 }
 
-/// A run in full, as `machine_last_data` answers it.
+/// `machine_last_data`: a machine's name and its latest run in full (also the
+/// `machine_data` message of the seed's last-run socket).
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(as = SeedRunData)]
-pub(crate) struct RunDataJson {
-    /// The run's id (also its master scenario's id).
-    id: i64,
-    /// Its machine.
-    machine: MachineRef,
-    /// Its master scenario.
-    master_scenario: ItemRefJson,
-    /// The plan's timestamp, `dd-mm-YYYY  HH:MM:SS` (UTC).
-    #[schema(example = "30-12-2018  13:01:57")]
-    timestamp: String,
-    /// When its first test started, `dd-mm-YYYY  HH:MM:SS`, or `null`.
+#[schema(as = SeedMachineLastData)]
+pub(crate) struct MachineLastDataJson {
+    /// The machine's name.
+    machine_name: String,
+    /// Its latest run, or `null` before its first plan.
+    last_master_scenario: Option<MasterScenarioJson>,
+}
+
+impl MachineLastDataJson {
+    pub(crate) fn new(machine_name: String, run: Option<RunDetail>, now: DateTime<Utc>) -> Self {
+        MachineLastDataJson {
+            machine_name,
+            last_master_scenario: run.map(|run| MasterScenarioJson::new(run, now)),
+        }
+    }
+}
+
+/// A run's master scenario in full, keys in the seed's order.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SeedMasterScenarioDetail)]
+pub(crate) struct MasterScenarioJson {
+    /// The master scenario's id.
+    pk: i64,
+    /// Its script's file name.
+    file_name: String,
+    /// When its first test started (server clock), `dd-mm-YYYY  HH:MM:SS`, or `null`.
     #[schema(example = "30-12-2018  13:02:01")]
     timestamp_start: Option<String>,
-    /// When it finished, `dd-mm-YYYY  HH:MM:SS`, or `null` while ongoing.
+    /// Time since the start, as Django's `timesince` (non-breaking spaces, no "ago"), or `null`.
+    #[schema(example = "2\u{a0}hours, 5\u{a0}minutes")]
+    started_ago: Option<String>,
+    /// When it finished (server clock), `dd-mm-YYYY  HH:MM:SS`, or `null` while ongoing.
     #[schema(example = "30-12-2018  13:05:12")]
     timestamp_stop: Option<String>,
-    /// How long ago it started, for people (e.g. `2 hours ago`), or `null`.
-    #[schema(example = "2 hours, 5 minutes ago")]
-    started_ago: Option<String>,
-    /// How long ago it finished, for people, or `null`.
-    #[schema(example = "2 hours, 5 minutes ago")]
+    /// Time since it finished, as `started_ago`, or `null`.
+    #[schema(example = "0\u{a0}minutes")]
     finished_ago: Option<String>,
-    /// Stop minus start, for people (e.g. `2 hours, 5 minutes`), or `null`.
-    #[schema(example = "3 minutes")]
+    /// Stop minus start, as `started_ago`, or `null`.
+    #[schema(example = "3\u{a0}minutes")]
     duration: Option<String>,
     /// The run's aggregated status.
     status: Status,
     /// Its tests by status.
-    statistics: StatusCounts,
-    /// Scenarios in the run, empty ones included.
-    scenarios_count: u32,
+    tests_statistics: StatusCounts,
     /// Tests in the run.
     tests_count: u32,
-    /// The run's page, e.g. `/machine/run_data/1`.
-    url: String,
+    /// Scenarios in the run, empty ones included.
+    scenarios_count: u32,
     /// Scenarios in plan order, each with its tests in plan order.
     scenarios: Vec<ScenarioJson>,
-}
-
-/// A machine's id and name.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = SeedMachineRef)]
-struct MachineRef {
-    /// The machine's id.
-    id: i64,
-    /// Its name.
-    name: String,
-}
-
-/// An item's id and file name.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(as = SeedItemRef)]
-struct ItemRefJson {
-    /// The item's id.
-    id: i64,
-    /// Its script's file name.
-    file_name: String,
+    /// The run's id (the seed's `DryRunData`).
+    dryrundata: i64,
 }
 
 /// A scenario of a run, with its tests.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = SeedScenario)]
 struct ScenarioJson {
-    /// The scenario's id.
-    id: i64,
     /// Its script's file name.
     file_name: String,
-    /// Its aggregated status (`unknown` when it has no tests).
-    status: Status,
     /// Its tests in plan order.
     tests: Vec<TestJson>,
+    /// Its aggregated status (`unknown` when it has no tests).
+    status: Status,
+    /// The scenario's id.
+    pk: i64,
 }
 
 /// A test of a scenario.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = SeedTest)]
 struct TestJson {
-    /// The test's id.
-    id: i64,
     /// Its script's file name.
     file_name: String,
     /// Its status.
     status: Status,
+    /// The test's id.
+    pk: i64,
 }
 
-impl RunDataJson {
-    pub(crate) fn new(run: RunDetail, now: DateTime<Utc>, prefix: &str) -> Self {
+impl MasterScenarioJson {
+    fn new(run: RunDetail, now: DateTime<Utc>) -> Self {
         let summary = run.summary;
-        RunDataJson {
-            id: summary.id.get(),
-            machine: MachineRef {
-                id: summary.machine_id.get(),
-                name: run.machine_name,
-            },
-            master_scenario: ItemRefJson {
-                id: summary.id.get(),
-                file_name: run.master.file_name,
-            },
-            timestamp: display_time(summary.timestamp),
+        MasterScenarioJson {
+            // A run and its master scenario share one id in stpt.
+            pk: summary.id.get(),
+            file_name: run.master.file_name,
             timestamp_start: summary.timestamp_start.map(display_time),
+            started_ago: summary.timestamp_start.map(|start| timesince(now - start)),
             timestamp_stop: summary.timestamp_stop.map(display_time),
-            started_ago: summary.timestamp_start.map(|t| ago(t, now)),
-            finished_ago: summary.timestamp_stop.map(|t| ago(t, now)),
-            duration: summary.duration().map(human_duration),
+            finished_ago: summary.timestamp_stop.map(|stop| timesince(now - stop)),
+            duration: summary.duration().map(timesince),
             status: summary.status,
-            statistics: summary.statistics.counts,
-            scenarios_count: summary.statistics.scenarios,
+            tests_statistics: summary.statistics.counts,
             tests_count: summary.statistics.tests,
-            url: format!("{prefix}/machine/run_data/{}", summary.id),
+            scenarios_count: summary.statistics.scenarios,
             scenarios: run
                 .scenarios
                 .into_iter()
                 .map(|scenario| ScenarioJson {
-                    id: scenario.id.get(),
                     file_name: scenario.file.file_name,
-                    status: scenario.status,
                     tests: scenario
                         .tests
                         .into_iter()
                         .map(|test| TestJson {
-                            id: test.id.get(),
                             file_name: test.file.file_name,
                             status: test.status,
+                            pk: test.id.get(),
                         })
                         .collect(),
+                    status: scenario.status,
+                    pk: scenario.id.get(),
                 })
                 .collect(),
+            dryrundata: summary.id.get(),
         }
     }
 }
 
-/// One test, scenario or master scenario with its script.
+/// One test, scenario or master scenario with its script, as the seed's info modal read it.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = SeedItem)]
 pub(crate) struct ItemJson {
-    /// The item's id.
-    id: i64,
     /// Its script's file name.
     file_name: String,
     /// Its script's directory.
     file_path: String,
     /// The script text exactly as planned; `null` when the runner sent `null` or nothing.
     script: Option<String>,
-    /// Its status.
-    status: Status,
     /// When it started, `dd-mm-YYYY  HH:MM:SS` (UTC), or `null`.
     #[schema(example = "30-12-2018  13:02:01")]
     timestamp_start: Option<String>,
     /// When it stopped, `dd-mm-YYYY  HH:MM:SS` (UTC), or `null`.
     #[schema(example = "30-12-2018  13:02:04")]
     timestamp_stop: Option<String>,
-    /// Stop minus start, for people, or `null`.
-    #[schema(example = "1 minute")]
-    duration: Option<String>,
-    /// Its run.
-    run_id: i64,
-    /// Its machine.
-    machine_id: i64,
 }
 
 impl ItemJson {
     pub(crate) fn new(item: ItemDetail) -> Self {
         ItemJson {
-            id: item.item.raw_id(),
             file_name: item.file.file_name,
             file_path: item.file.file_path,
             script: item.script,
-            status: item.status,
             timestamp_start: item.timestamp_start.map(display_time),
             timestamp_stop: item.timestamp_stop.map(display_time),
-            duration: stpt_core::duration(item.timestamp_start, item.timestamp_stop)
-                .map(human_duration),
-            run_id: item.run_id.get(),
-            machine_id: item.machine_id.get(),
         }
+    }
+}
+
+/// A time as Django REST framework writes one: ISO 8601 in UTC with `Z`, microseconds
+/// only when there are any (Python's `isoformat`).
+pub(crate) fn rest_framework_time(time: DateTime<Utc>) -> String {
+    let micros = time.nanosecond() % 1_000_000_000 / 1_000;
+    if micros == 0 {
+        time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    } else {
+        format!("{}.{micros:06}Z", time.format("%Y-%m-%dT%H:%M:%S"))
+    }
+}
+
+/// The seed's answer to a plan: what it accepted, without the machine name.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SeedPlanEcho)]
+pub(crate) struct PlanEcho {
+    /// The plan's timestamp, ISO 8601 in UTC.
+    #[schema(example = "2018-12-30T13:01:57.461401Z")]
+    timestamp: String,
+    /// The master scenario with its scenarios and tests, as planned.
+    master_scenario: MasterScenarioEcho,
+}
+
+/// A planned master scenario in the plan's echo.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SeedMasterScenarioEcho)]
+struct MasterScenarioEcho {
+    file_name: String,
+    file_path: String,
+    script: Option<String>,
+    scenarios: Vec<ScenarioEcho>,
+}
+
+/// A planned scenario in the plan's echo.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SeedScenarioEcho)]
+struct ScenarioEcho {
+    file_name: String,
+    file_path: String,
+    script: Option<String>,
+    tests: Vec<TestEcho>,
+}
+
+/// A planned test in the plan's echo.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SeedTestEcho)]
+struct TestEcho {
+    file_name: String,
+    file_path: String,
+    script: Option<String>,
+}
+
+impl PlanEcho {
+    pub(crate) fn new(timestamp: DateTime<Utc>, master: MasterScenarioPayload) -> Self {
+        PlanEcho {
+            timestamp: rest_framework_time(timestamp),
+            master_scenario: MasterScenarioEcho {
+                file_name: master.file_name,
+                file_path: master.file_path,
+                script: master.script,
+                scenarios: master
+                    .scenarios
+                    .into_iter()
+                    .map(|scenario| ScenarioEcho {
+                        file_name: scenario.file_name,
+                        file_path: scenario.file_path,
+                        script: scenario.script,
+                        tests: scenario
+                            .tests
+                            .into_iter()
+                            .map(|test| TestEcho {
+                                file_name: test.file_name,
+                                file_path: test.file_path,
+                                script: test.script,
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// The seed's answer to a test start: the event as accepted.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SeedTestStartEcho)]
+pub(crate) struct TestStartEcho {
+    pub(crate) machine_name: String,
+    pub(crate) file_name: String,
+    pub(crate) file_path: String,
+    /// The start time used (the receipt time when none was sent), ISO 8601 in UTC.
+    #[schema(example = "2018-12-30T13:02:01.123456Z")]
+    pub(crate) timestamp_start: String,
+}
+
+/// The seed's answer to a test stop: the event as accepted.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SeedTestStopEcho)]
+pub(crate) struct TestStopEcho {
+    pub(crate) machine_name: String,
+    pub(crate) file_name: String,
+    pub(crate) file_path: String,
+    /// The stop time used (the receipt time when none was sent), ISO 8601 in UTC.
+    #[schema(example = "2018-12-30T13:02:04.123456Z")]
+    pub(crate) timestamp_stop: String,
+    pub(crate) status: Status,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn times_as_rest_framework_writes_them() {
+        let whole = Utc.with_ymd_and_hms(2026, 11, 29, 10, 0, 0).unwrap();
+        assert_eq!(rest_framework_time(whole), "2026-11-29T10:00:00Z");
+        let fraction = whole + chrono::Duration::microseconds(1);
+        assert_eq!(rest_framework_time(fraction), "2026-11-29T10:00:00.000001Z");
     }
 }
