@@ -195,7 +195,10 @@ async fn smoke_test(base: &str, token: &str) -> Result<(), Box<dyn std::error::E
     let anonymous_sees_delete = run_page(None).await?.contains(&delete_button);
 
     println!("plan: {}", created.status());
-    println!("first machine links to {}", machines["results"][0]["url"]);
+    println!(
+        "first machine links to {}",
+        machines["results"][0]["absolute_url"]
+    );
     println!("stpt page: {}", page.status());
     println!("host route /benches: {own}");
     println!("unknown path under {PREFIX}: {unknown_status} {unknown_body}");
@@ -207,7 +210,7 @@ async fn smoke_test(base: &str, token: &str) -> Result<(), Box<dyn std::error::E
         "delete button: lab admin {admin_sees_delete}, lab viewer {viewer_sees_delete}, anonymous {anonymous_sees_delete}"
     );
     let ok = created.status().as_u16() == 201
-        && machines["results"][0]["url"] == format!("{PREFIX}/machine/1")
+        && machines["results"][0]["absolute_url"] == format!("{PREFIX}/machine/1")
         && page.status().is_success()
         && unknown_status.as_u16() == 404
         && unknown_body.contains("no such page")

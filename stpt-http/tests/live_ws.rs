@@ -199,9 +199,11 @@ async fn a_machine_without_run_gets_a_null_snapshot_then_its_first_run() {
 }
 
 #[tokio::test]
-async fn machine_status_socket_uses_the_seed_shape() {
+async fn machine_status_socket_uses_the_seed_key_with_names() {
     let base = server().await;
     let mut all = connect(&base, "/ws/v1/machine/status/").await;
+    // The seed's own path: the seed's message exactly, no name.
+    let mut seed = connect(&base, "/ws/machine/status/").await;
     send(
         &base,
         (
@@ -213,6 +215,10 @@ async fn machine_status_socket_uses_the_seed_shape() {
     assert_eq!(
         next(&mut all).await,
         serde_json::json!({"machine_id_status": {"id": 1, "status": "waiting", "name": "rig-1"}})
+    );
+    assert_eq!(
+        next(&mut seed).await,
+        serde_json::json!({"machine_id_status": {"id": 1, "status": "waiting"}})
     );
     send(
         &base,

@@ -51,6 +51,7 @@ async fn data_survives_a_restart_on_the_default_sqlite_store() {
         .json()
         .await
         .unwrap();
+    let last = &last["last_master_scenario"];
     assert_eq!(last["status"], "running");
     assert_eq!(last["scenarios"][0]["tests"][0]["status"], "running");
     assert_eq!(last["tests_count"], 10);
