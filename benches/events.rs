@@ -43,7 +43,7 @@ fn start_and_stop(bencher: divan::Bencher, tests: usize) {
                         machine: machine.clone(),
                         file_path: "/t".to_owned(),
                         file_name: name.clone(),
-                        at,
+                        at: at.into(),
                     })
                     .await
                     .expect("start matched");
@@ -53,7 +53,7 @@ fn start_and_stop(bencher: divan::Bencher, tests: usize) {
                         file_path: "/t".to_owned(),
                         file_name: name,
                         status: Status::Passed,
-                        at,
+                        at: at.into(),
                     })
                     .await
                     .expect("stop matched");

@@ -51,7 +51,7 @@ async fn drive(
                 machine: name.clone(),
                 file_path: "/t".to_owned(),
                 file_name: file_name.clone(),
-                at: Utc::now(),
+                at: Utc::now().into(),
             })
             .await
             .expect("start matched");
@@ -61,7 +61,7 @@ async fn drive(
                 file_path: "/t".to_owned(),
                 file_name,
                 status: Status::Passed,
-                at: Utc::now(),
+                at: Utc::now().into(),
             })
             .await
             .expect("stop matched");

@@ -16,7 +16,7 @@ pub fn file(name: String) -> ScriptFile {
 pub fn plan(machine: &str, tests: usize) -> Plan {
     Plan {
         machine: MachineName::new(machine).expect("valid machine name"),
-        timestamp: Utc::now(),
+        timestamp: Utc::now().into(),
         master: file("master.py".to_owned()),
         scenarios: (0..tests.div_ceil(100))
             .map(|s| PlannedScenario {

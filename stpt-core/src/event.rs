@@ -1,11 +1,12 @@
 //! Runner events as the tracker takes them, and what applying them answers: receipts, client
 //! event ids for idempotent retries, and tests addressed by name or by id.
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::store::PlannedIds;
-use crate::{Error, MachineId, MachineName, Result, RunId, Status, TestId, TestStart, TestStop};
+use crate::{
+    Error, MachineId, MachineName, Result, RunId, RunnerTime, Status, TestId, TestStart, TestStop,
+};
 
 /// What storing a plan did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,8 +123,8 @@ pub struct TestEvent {
     pub target: TestTarget,
     /// Start or stop.
     pub action: TestAction,
-    /// When, by the runner's clock.
-    pub at: DateTime<Utc>,
+    /// When, by the runner's clock (a naive time is read in the machine's zone).
+    pub at: RunnerTime,
 }
 
 impl From<TestStart> for TestEvent {

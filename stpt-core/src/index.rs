@@ -18,7 +18,9 @@ use crate::{Error, NewRun, PlannedIds, Result, ScenarioId, Status, TestId};
 /// ```
 /// use chrono::Utc;
 /// use stpt_core::rules::RunWork;
-/// use stpt_core::{NewRun, PlanPayload, PlannedIds, RunId, RunIndex, ScenarioId, Status, TestId};
+/// use stpt_core::{
+///     NewRun, PlanPayload, PlannedIds, RunId, RunIndex, RunnerTimezone, ScenarioId, Status, TestId,
+/// };
 ///
 /// let payload: PlanPayload = serde_json::from_str(
 ///     r#"{"machine_name": "rig-1", "timestamp": "2024-05-01 10:00:00",
@@ -26,7 +28,7 @@ use crate::{Error, NewRun, PlannedIds, Result, ScenarioId, Status, TestId};
 ///           "scenarios": [{"file_path": "/s", "file_name": "s.py", "script": null,
 ///             "tests": [{"file_path": "/t", "file_name": "a.py", "script": null}]}]}}"#,
 /// )?;
-/// let new_run = NewRun::from_plan(payload.validate()?, Utc::now());
+/// let new_run = NewRun::from_plan(payload.validate()?, RunnerTimezone::UTC, Utc::now())?;
 /// let ids = PlannedIds {
 ///     run_id: RunId(1),
 ///     scenario_ids: vec![ScenarioId(1)],

@@ -58,6 +58,9 @@ pub use store::{
     Changes, Committed, Durability, EventRecord, MachineRecord, NewRun, PlannedIds, RecordedEvent,
     Store, StoreTx, TestLocation,
 };
-pub use time::{deserialize_optional_timestamp, deserialize_timestamp, parse_timestamp};
+pub use time::{
+    RunnerTime, RunnerTimezone, deserialize_optional_timestamp, deserialize_timestamp,
+    parse_timestamp,
+};
 pub use tracker::{Clock, ManualClock, SystemClock, Tracker};
 pub use watch::LivenessWatch;

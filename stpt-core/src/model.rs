@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::rules::Aggregate;
 use crate::{
-    ClockOffset, ItemKind, Liveness, MachineId, MachineStatus, RunId, ScenarioId, Status,
-    StatusCounts, TestId,
+    ClockOffset, ItemKind, Liveness, MachineId, MachineStatus, RunId, RunnerTimezone, ScenarioId,
+    Status, StatusCounts, TestId,
 };
 
 /// A machine with its live status.
@@ -28,6 +28,10 @@ pub struct MachineSummary {
     #[serde(rename = "clock_offset_ms")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub clock_offset: Option<ClockOffset>,
+    /// The IANA time zone its runner's naive timestamps are read in, when an admin set one;
+    /// `null`: the server's default (`--runner-timezone`, UTC unless set).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "Europe/Warsaw"))]
+    pub runner_timezone: Option<RunnerTimezone>,
     /// Whether it is being heard from: `online`, `quiet` (silent longer than its tests
     /// usually take) or `offline`.
     // Judged by the tracker when it reads the machine (`Tracker::liveness`); stores leave it
@@ -54,6 +58,7 @@ impl MachineSummary {
             latest_run: latest_run.map(|(id, _)| id),
             last_seen,
             clock_offset,
+            runner_timezone: None,
             liveness: None,
         }
     }

@@ -9,10 +9,10 @@ use utoipa::{PartialSchema, ToSchema};
 use crate::{MachineStatus, Status, StatusCounts};
 
 /// A timestamp as a runner sends it: Python's naive `str(datetime.now())`
-/// (`2018-12-30 13:01:57.461401`, taken as UTC), the same with a `T`, or RFC 3339.
+/// (`2018-12-30 13:01:57.461401`, read in the machine's runner time zone), the same with a
+/// `T`, or RFC 3339.
 ///
-/// Only a schema: fields holding one are `DateTime<Utc>` parsed by
-/// [`deserialize_timestamp`](crate::deserialize_timestamp).
+/// Only a schema: fields holding one are [`RunnerTime`](crate::RunnerTime).
 #[derive(Debug, Clone, Copy)]
 pub struct RunnerTimestamp;
 
@@ -22,8 +22,10 @@ impl PartialSchema for RunnerTimestamp {
             .schema_type(Type::String)
             .description(Some(
                 "A runner timestamp: naive `YYYY-MM-DD HH:MM:SS[.ffffff]` (Python's \
-                 `str(datetime.now())`, taken as UTC), the same with `T` between date and \
-                 time, or RFC 3339 with `Z` or an offset. Years 1 to 9999.",
+                 `str(datetime.now())`, read in the machine's runner time zone: UTC unless the \
+                 server's `--runner-timezone` or an admin says otherwise), the same with `T` \
+                 between date and time, or RFC 3339 with `Z` or an offset (kept as given). \
+                 Years 1 to 9999.",
             ))
             .examples([
                 serde_json::json!("2018-12-30 13:01:57.461401"),

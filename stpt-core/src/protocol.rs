@@ -8,8 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 
-use crate::time::{deserialize_optional_timestamp, deserialize_timestamp};
-use crate::{Error, Result, Status};
+use crate::{Error, Result, RunnerTime, Status};
 
 /// Longest machine or file name accepted, in characters (as the seed).
 pub const MAX_NAME_CHARS: usize = 256;
@@ -23,9 +22,8 @@ pub struct PlanPayload {
     /// The machine's name.
     pub machine_name: String,
     /// When the runner made the plan (its own clock).
-    #[serde(deserialize_with = "deserialize_timestamp")]
     #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::RunnerTimestamp))]
-    pub timestamp: DateTime<Utc>,
+    pub timestamp: RunnerTime,
     /// The master scenario with its scenarios and tests.
     pub master_scenario: MasterScenarioPayload,
 }
@@ -89,12 +87,12 @@ pub struct TestStartPayload {
     pub file_name: String,
     /// When the test started (the runner's clock); missing or `null`: when the server
     /// received the event, as the seed did.
-    #[serde(default, deserialize_with = "deserialize_optional_timestamp")]
+    #[serde(default)]
     #[cfg_attr(
         feature = "openapi",
         schema(value_type = Option<crate::openapi::RunnerTimestamp>, nullable)
     )]
-    pub timestamp_start: Option<DateTime<Utc>>,
+    pub timestamp_start: Option<RunnerTime>,
 }
 
 /// `POST /tm_api/test_stop/`.
@@ -111,12 +109,12 @@ pub struct TestStopPayload {
     pub status: Status,
     /// When the test stopped (the runner's clock); missing or `null`: when the server
     /// received the event, as the seed did.
-    #[serde(default, deserialize_with = "deserialize_optional_timestamp")]
+    #[serde(default)]
     #[cfg_attr(
         feature = "openapi",
         schema(value_type = Option<crate::openapi::RunnerTimestamp>, nullable)
     )]
-    pub timestamp_stop: Option<DateTime<Utc>>,
+    pub timestamp_stop: Option<RunnerTime>,
 }
 
 fn null_as_empty<'de, D, T>(deserializer: D) -> std::result::Result<Vec<T>, D::Error>
@@ -301,7 +299,7 @@ pub struct Plan {
     /// The machine.
     pub machine: MachineName,
     /// The runner's timestamp of the plan.
-    pub timestamp: DateTime<Utc>,
+    pub timestamp: RunnerTime,
     /// The master scenario.
     pub master: ScriptFile,
     /// Scenarios in plan order.
@@ -381,8 +379,8 @@ pub struct TestStart {
     pub file_path: String,
     /// File name of the test script.
     pub file_name: String,
-    /// When the test started.
-    pub at: DateTime<Utc>,
+    /// When the test started (the runner's clock).
+    pub at: RunnerTime,
 }
 
 /// A validated `test_stop` (rules 3 and 8).
@@ -396,8 +394,8 @@ pub struct TestStop {
     pub file_name: String,
     /// The final status: never `waiting` or `running`.
     pub status: Status,
-    /// When the test stopped.
-    pub at: DateTime<Utc>,
+    /// When the test stopped (the runner's clock).
+    pub at: RunnerTime,
 }
 
 impl TestStartPayload {
@@ -415,7 +413,9 @@ impl TestStartPayload {
             machine: MachineName::new(self.machine_name)?,
             file_path: self.file_path,
             file_name: self.file_name,
-            at: self.timestamp_start.unwrap_or(received_at),
+            at: self
+                .timestamp_start
+                .unwrap_or(RunnerTime::Zoned(received_at)),
         })
     }
 }
@@ -445,7 +445,9 @@ impl TestStopPayload {
             file_path: self.file_path,
             file_name: self.file_name,
             status: self.status,
-            at: self.timestamp_stop.unwrap_or(received_at),
+            at: self
+                .timestamp_stop
+                .unwrap_or(RunnerTime::Zoned(received_at)),
         })
     }
 }
@@ -507,18 +509,18 @@ mod tests {
                 "timestamp_start": null}),
         ] {
             let start: TestStartPayload = serde_json::from_value(body).unwrap();
-            assert_eq!(start.validate_at(received).unwrap().at, received);
+            assert_eq!(start.validate_at(received).unwrap().at, received.into());
         }
         let stop: TestStopPayload = serde_json::from_value(serde_json::json!({
             "machine_name": "rig", "file_path": "/t", "file_name": "a.py", "status": "passed",
             "timestamp_stop": null}))
         .unwrap();
-        assert_eq!(stop.validate_at(received).unwrap().at, received);
+        assert_eq!(stop.validate_at(received).unwrap().at, received.into());
         let timed: TestStopPayload = serde_json::from_value(serde_json::json!({
             "machine_name": "rig", "file_path": "/t", "file_name": "a.py", "status": "passed",
             "timestamp_stop": "2018-12-30 13:01"}))
         .unwrap();
-        assert_ne!(timed.validate_at(received).unwrap().at, received);
+        assert_ne!(timed.validate_at(received).unwrap().at, received.into());
     }
 
     fn plan_json(machine: &str, file_name: &str, script: &str) -> serde_json::Value {

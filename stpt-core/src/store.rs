@@ -10,7 +10,7 @@ use crate::estimate::{DurationSample, RunRemaining};
 use crate::rules::{Aggregate, RunState, RunWork, ScenarioState, TestState};
 use crate::{
     ClockOffset, FileRef, ItemDetail, ItemRef, MachineId, MachineName, MachineSummary, Page,
-    PageRequest, Plan, Result, RunDetail, RunId, RunSummary, ScenarioId, TestId,
+    PageRequest, Plan, Result, RunDetail, RunId, RunSummary, RunnerTimezone, ScenarioId, TestId,
 };
 
 /// Where runs live. Object-safe: hold it as `Arc<dyn Store>`.
@@ -39,8 +39,9 @@ use crate::{
 ///   [`Store::run`], [`Store::item`]) — required.
 /// - Every [`StoreTx`] method — required, [`StoreTx::test`] and [`StoreTx::recorded_event`]
 ///   included (events by id and idempotent retries are part of the protocol).
-/// - [`Store::delete_run`] and [`Store::delete_machine`] — optional; the default answers
-///   [`crate::Error::NotSupported`] and the suite skips their scenarios.
+/// - [`Store::delete_run`], [`Store::delete_machine`] and [`Store::set_machine_timezone`] —
+///   optional; the default answers [`crate::Error::NotSupported`] and the suite skips their
+///   scenarios.
 ///
 /// [`RunIndex`](crate::RunIndex) keeps one run's scenario and test states indexed for the
 /// lookups a unit of work makes and applies each commit's [`RunWork`]; [`RunSummary::new`],
@@ -156,6 +157,21 @@ pub trait Store: Send + Sync + Debug + 'static {
         })
     }
 
+    /// Sets (or, with `None`, clears) the time zone machine `id`'s runner writes naive
+    /// timestamps in ([`MachineRecord::timezone`]). Units of work begun after this returns
+    /// see it. [`crate::Error::NotFound`] if unknown. Optional, as [`Store::delete_run`]:
+    /// without it every machine uses the tracker's default zone.
+    async fn set_machine_timezone(
+        &self,
+        id: MachineId,
+        timezone: Option<RunnerTimezone>,
+    ) -> Result<()> {
+        let _ = (id, timezone);
+        Err(crate::Error::NotSupported {
+            operation: "set_machine_timezone",
+        })
+    }
+
     /// Deletes a machine with all its runs, waiting for any unit of work on it. A later plan
     /// under the same name creates a new machine. [`crate::Error::NotFound`] if unknown.
     /// Optional, as [`Store::delete_run`].
@@ -178,6 +194,9 @@ pub struct MachineRecord {
     pub latest_run: Option<RunId>,
     /// Its runner clock's offset as last estimated, if it ever posted.
     pub clock_offset: Option<ClockOffset>,
+    /// The zone its runner's naive timestamps are read in, when an admin set one
+    /// ([`Store::set_machine_timezone`]); otherwise the tracker's default.
+    pub timezone: Option<RunnerTimezone>,
 }
 
 /// One atomic unit of work on one machine: reads what an event touches, then commits once.
@@ -331,6 +350,9 @@ pub struct RecordedEvent {
 pub struct NewRun {
     /// The validated plan.
     pub plan: Plan,
+    /// The plan's timestamp read in the machine's runner time zone: what to store as the
+    /// run's timestamp.
+    pub timestamp: DateTime<Utc>,
     /// Server time of receipt ([rule 6](crate::rules#rule-6) orders runs by receipt, not by this).
     pub received_at: DateTime<Utc>,
     /// The run's initial aggregate.
@@ -341,20 +363,23 @@ pub struct NewRun {
 
 impl NewRun {
     /// [Rule 1](crate::rules#rule-1): a plan becomes a run with every item waiting; an empty
-    /// scenario is `unknown`.
-    pub fn from_plan(plan: Plan, received_at: DateTime<Utc>) -> Self {
+    /// scenario is `unknown`. A naive plan timestamp is read in `zone`, the machine's runner
+    /// time zone; [`crate::Error::InvalidInput`] when that leaves the years 1 to 9999.
+    pub fn from_plan(plan: Plan, zone: RunnerTimezone, received_at: DateTime<Utc>) -> Result<Self> {
+        let timestamp = crate::time::resolve("timestamp", plan.timestamp, zone)?;
         let scenario_aggregates: Vec<Aggregate> = plan
             .scenarios
             .iter()
             .map(|s| Aggregate::planned(count_u32(s.tests.len())))
             .collect();
         let aggregate = Aggregate::planned(count_u32(plan.test_count()));
-        NewRun {
+        Ok(NewRun {
             plan,
+            timestamp,
             received_at,
             aggregate,
             scenario_aggregates,
-        }
+        })
     }
 }
 

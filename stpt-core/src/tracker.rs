@@ -18,7 +18,7 @@ use crate::store::{
 use crate::{
     ClockOffset, Error, ItemDetail, ItemKind, ItemRef, LivenessPolicy, MachineId, MachineStatus,
     MachineSummary, NoMatch, Page, PageRequest, Plan, Result, RunDetail, RunId, RunSummary,
-    Statistics, Status, TestId, TestStart, TestStop,
+    RunnerTimezone, Statistics, Status, TestId, TestStart, TestStop,
 };
 
 /// Where the tracker takes the server's time from.
@@ -87,6 +87,8 @@ pub struct Tracker {
     clock: Arc<dyn Clock>,
     liveness: LivenessPolicy,
     max_plan_tests: usize,
+    /// How naive runner timestamps are read on machines without a zone of their own.
+    runner_timezone: RunnerTimezone,
     /// Finished tests' durations not yet added to the histories (see
     /// [`Tracker::flush_durations`]).
     durations: Arc<std::sync::Mutex<Vec<DurationSample>>>,
@@ -105,6 +107,7 @@ impl Tracker {
             clock: Arc::new(SystemClock),
             liveness: LivenessPolicy::default(),
             max_plan_tests: Self::DEFAULT_MAX_PLAN_TESTS,
+            runner_timezone: RunnerTimezone::UTC,
             durations: Arc::default(),
         }
     }
@@ -128,6 +131,36 @@ impl Tracker {
     /// When silence makes a machine quiet or offline.
     pub fn liveness_policy(&self) -> LivenessPolicy {
         self.liveness
+    }
+
+    /// The same tracker reading naive runner timestamps in `zone` (UTC unless set, as the
+    /// seed), except on machines given a zone of their own ([`MachineRecord::timezone`]).
+    /// Timestamps with `Z` or an offset keep it.
+    pub fn with_runner_timezone(mut self, zone: RunnerTimezone) -> Self {
+        self.runner_timezone = zone;
+        self
+    }
+
+    /// How naive runner timestamps are read on machines without a zone of their own.
+    pub fn runner_timezone(&self) -> RunnerTimezone {
+        self.runner_timezone
+    }
+
+    /// The zone `machine`'s naive timestamps are read in: its own, or the default.
+    fn zone_of(&self, machine: Option<&MachineRecord>) -> RunnerTimezone {
+        machine
+            .and_then(|m| m.timezone)
+            .unwrap_or(self.runner_timezone)
+    }
+
+    /// Sets (or clears, with `None`) the zone machine `id`'s runner writes naive timestamps
+    /// in; its next event is read with it (see [`Store::set_machine_timezone`]).
+    pub async fn set_machine_timezone(
+        &self,
+        id: MachineId,
+        timezone: Option<RunnerTimezone>,
+    ) -> Result<()> {
+        self.store.set_machine_timezone(id, timezone).await
     }
 
     /// The same tracker reading time from `clock`.
@@ -202,22 +235,20 @@ impl Tracker {
         let machine_name = tx
             .machine()
             .map_or_else(|| plan.machine.as_str().to_owned(), |m| m.name.clone());
+        let new_run = NewRun::from_plan(plan.clone(), self.zone_of(tx.machine()), now)?;
+        let plan_time = new_run.timestamp;
         let mut abandoned = Vec::new();
         if tx.machine().is_some() {
             for run in tx.ongoing_runs().await? {
                 let scenarios = tx.scenarios(run.id).await?;
                 let mut work = RunWork::new(run, scenarios);
-                work.close_ongoing(Status::Unknown, EventTime::new(plan.timestamp, now))?;
+                work.close_ongoing(Status::Unknown, EventTime::new(plan_time, now))?;
                 abandoned.push(work);
             }
         }
-        let clock_offset = ClockOffset::update(
-            tx.machine().and_then(|m| m.clock_offset),
-            plan.timestamp,
-            now,
-        );
-        let new_run = NewRun::from_plan(plan.clone(), now);
-        let (timestamp, aggregate) = (new_run.plan.timestamp, new_run.aggregate);
+        let clock_offset =
+            ClockOffset::update(tx.machine().and_then(|m| m.clock_offset), plan_time, now);
+        let (timestamp, aggregate) = (plan_time, new_run.aggregate);
         let scenario_count = u32::try_from(new_run.scenario_aggregates.len()).unwrap_or(u32::MAX);
         let committed = tx
             .commit(Changes {
@@ -448,10 +479,11 @@ impl Tracker {
                 });
             }
         }
+        let at = crate::time::resolve("timestamp", event.at, self.zone_of(tx.machine()))?;
         let decided = decide_test_event(
             tx.as_mut(),
-            event,
-            now,
+            event.action,
+            EventTime::new(at, now),
             machine_name.as_str(),
             &file_path,
             &file_name,
@@ -467,7 +499,7 @@ impl Tracker {
                 let clock_offset = tx
                     .machine()
                     .and_then(|m| m.clock_offset)
-                    .map(|offset| ClockOffset::update(Some(offset), event.at, now));
+                    .map(|offset| ClockOffset::update(Some(offset), at, now));
                 tx.commit(Changes {
                     seen_at: now,
                     clock_offset,
@@ -507,7 +539,7 @@ impl Tracker {
         };
         let changes = Changes {
             seen_at: now,
-            clock_offset: Some(ClockOffset::update(machine.clock_offset, event.at, now)),
+            clock_offset: Some(ClockOffset::update(machine.clock_offset, at, now)),
             runs: vec![work.clone()],
             new_run: None,
             record,
@@ -713,8 +745,8 @@ fn is_rejection(error: &Error) -> bool {
 /// the run's status before, the work, and the test the event addressed.
 async fn decide_test_event(
     tx: &mut dyn StoreTx,
-    event: &TestEvent,
-    received_at: DateTime<Utc>,
+    action: TestAction,
+    time: EventTime,
     machine_name: &str,
     file_path: &str,
     file_name: &str,
@@ -727,7 +759,7 @@ async fn decide_test_event(
         }
     }
     let status_before = run.aggregate.status();
-    let (work, test_id) = match event.action {
+    let (work, test_id) = match action {
         TestAction::Start => {
             let target = match by_id {
                 Some((test_id, _)) => tx.test(test_id).await?,
@@ -749,7 +781,7 @@ async fn decide_test_event(
             }
             let test_id = target.id;
             let mut work = RunWork::new(run, scenarios);
-            work.start_test(target, running, EventTime::new(event.at, received_at))?;
+            work.start_test(target, running, time)?;
             (work, test_id)
         }
         TestAction::Stop(status) => {
@@ -773,7 +805,7 @@ async fn decide_test_event(
             };
             let test_id = running.id;
             let mut work = RunWork::new(run, scenarios);
-            work.stop_test(running, status, EventTime::new(event.at, received_at))?;
+            work.stop_test(running, status, time)?;
             (work, test_id)
         }
     };

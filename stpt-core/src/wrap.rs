@@ -65,7 +65,7 @@ use crate::rules::{RunState, ScenarioState, TestState};
 use crate::{
     Changes, Committed, Durability, ItemDetail, ItemRef, MachineId, MachineName, MachineRecord,
     MachineSummary, Page, PageRequest, RecordedEvent, Result, RunDetail, RunId, RunSummary,
-    ScenarioId, Store, StoreTx, TestId, TestLocation,
+    RunnerTimezone, ScenarioId, Store, StoreTx, TestId, TestLocation,
 };
 
 /// A [`Store`] that wraps another: every method forwards to [`WrapStore::inner`] unless
@@ -119,6 +119,14 @@ pub trait WrapStore: Send + Sync + Debug + 'static {
     async fn delete_machine(&self, id: MachineId) -> Result<()> {
         self.inner().delete_machine(id).await
     }
+    /// [`Store::set_machine_timezone`].
+    async fn set_machine_timezone(
+        &self,
+        id: MachineId,
+        timezone: Option<RunnerTimezone>,
+    ) -> Result<()> {
+        self.inner().set_machine_timezone(id, timezone).await
+    }
 }
 
 #[async_trait]
@@ -155,6 +163,13 @@ impl<W: WrapStore> Store for W {
     }
     async fn delete_machine(&self, id: MachineId) -> Result<()> {
         WrapStore::delete_machine(self, id).await
+    }
+    async fn set_machine_timezone(
+        &self,
+        id: MachineId,
+        timezone: Option<RunnerTimezone>,
+    ) -> Result<()> {
+        WrapStore::set_machine_timezone(self, id, timezone).await
     }
 }
 
@@ -308,6 +323,13 @@ macro_rules! forward_store {
             }
             async fn delete_machine(&self, id: MachineId) -> Result<()> {
                 (**self).delete_machine(id).await
+            }
+            async fn set_machine_timezone(
+                &self,
+                id: MachineId,
+                timezone: Option<RunnerTimezone>,
+            ) -> Result<()> {
+                (**self).set_machine_timezone(id, timezone).await
             }
         }
     };

@@ -59,7 +59,7 @@ fn plan(machine: &str, at: DateTime<Utc>) -> Plan {
     };
     Plan {
         machine: MachineName::new(machine).unwrap(),
-        timestamp: at,
+        timestamp: at.into(),
         master: file("master.py"),
         scenarios: vec![PlannedScenario {
             file: file("s.py"),
@@ -98,7 +98,7 @@ async fn check(ops: Vec<Op>) {
                         machine: MachineName::new(MACHINES[m]).unwrap(),
                         file_path: "/t".into(),
                         file_name: NAMES[n].into(),
-                        at: now,
+                        at: now.into(),
                     })
                     .await;
                 if started.is_ok() {
@@ -113,7 +113,7 @@ async fn check(ops: Vec<Op>) {
                         file_path: "/t".into(),
                         file_name: NAMES[n].into(),
                         status: FINALS[s],
-                        at: now,
+                        at: now.into(),
                     })
                     .await;
                 if stopped.is_ok() {

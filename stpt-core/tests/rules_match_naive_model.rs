@@ -151,7 +151,7 @@ impl NaiveRun {
 fn make_plan(shape: &PlanShape, at: DateTime<Utc>) -> Plan {
     Plan {
         machine: MachineName::new("rig").unwrap(),
-        timestamp: at,
+        timestamp: at.into(),
         master: ScriptFile {
             file_path: "/m".into(),
             file_name: "m.py".into(),
@@ -284,7 +284,7 @@ async fn check(first: PlanShape, ops: Vec<Op>) {
                         machine: MachineName::new("RIG").unwrap(),
                         file_path: PATHS[p].into(),
                         file_name: NAMES[n].into(),
-                        at,
+                        at: at.into(),
                     })
                     .await;
                 let ongoing = latest.filter(|i| runs[*i].is_ongoing());
@@ -328,7 +328,7 @@ async fn check(first: PlanShape, ops: Vec<Op>) {
                         file_path: PATHS[p].into(),
                         file_name: NAMES[n].into(),
                         status,
-                        at,
+                        at: at.into(),
                     })
                     .await;
                 let ongoing = latest.filter(|i| runs[*i].is_ongoing());

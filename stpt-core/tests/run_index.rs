@@ -7,8 +7,8 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
 use stpt_core::rules::RunWork;
 use stpt_core::{
-    Error, MachineName, NewRun, Plan, PlannedIds, PlannedScenario, RunId, RunIndex, ScenarioId,
-    ScriptFile, Status, TestId, TestState,
+    Error, MachineName, NewRun, Plan, PlannedIds, PlannedScenario, RunId, RunIndex, RunnerTimezone,
+    ScenarioId, ScriptFile, Status, TestId, TestState,
 };
 
 const FILES: [(&str, &str); 3] = [("/x", "a.py"), ("/x", "b.py"), ("/y", "a.py")];
@@ -52,7 +52,7 @@ fn file((path, name): (&str, &str)) -> ScriptFile {
 fn planned(shape: &[Vec<usize>]) -> RunIndex {
     let plan = Plan {
         machine: MachineName::new("rig".to_owned()).unwrap(),
-        timestamp: time(0),
+        timestamp: time(0).into(),
         master: file(("/m", "master.py")),
         scenarios: shape
             .iter()
@@ -79,7 +79,11 @@ fn planned(shape: &[Vec<usize>]) -> RunIndex {
             })
             .collect(),
     };
-    RunIndex::planned(&NewRun::from_plan(plan, time(0)), &ids).unwrap()
+    RunIndex::planned(
+        &NewRun::from_plan(plan, RunnerTimezone::UTC, time(0)).unwrap(),
+        &ids,
+    )
+    .unwrap()
 }
 
 /// The lookups as their definitions say: scans in plan order.
@@ -190,7 +194,7 @@ fn foreign_work_changes_nothing() {
 fn ids_must_have_the_plan_shape() {
     let plan = Plan {
         machine: MachineName::new("rig".to_owned()).unwrap(),
-        timestamp: time(0),
+        timestamp: time(0).into(),
         master: file(("/m", "master.py")),
         scenarios: vec![PlannedScenario {
             file: file(("/s", "s.py")),
@@ -202,6 +206,9 @@ fn ids_must_have_the_plan_shape() {
         scenario_ids: vec![ScenarioId(1)],
         test_ids: vec![vec![]],
     };
-    let refused = RunIndex::planned(&NewRun::from_plan(plan, time(0)), &ids);
+    let refused = RunIndex::planned(
+        &NewRun::from_plan(plan, RunnerTimezone::UTC, time(0)).unwrap(),
+        &ids,
+    );
     assert!(matches!(refused, Err(Error::Invariant { .. })));
 }

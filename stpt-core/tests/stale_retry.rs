@@ -104,7 +104,7 @@ fn file(path: &str, name: &str) -> ScriptFile {
 fn plan() -> Plan {
     Plan {
         machine: MachineName::new("rig").unwrap(),
-        timestamp: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        timestamp: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap().into(),
         master: file("/m", "m.py"),
         scenarios: vec![PlannedScenario {
             file: file("/s", "s.py"),
@@ -118,7 +118,7 @@ fn start(name: &str) -> TestStart {
         machine: MachineName::new("rig").unwrap(),
         file_path: "/t".into(),
         file_name: name.into(),
-        at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 1, 0).unwrap(),
+        at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 1, 0).unwrap().into(),
     }
 }
 
@@ -171,7 +171,7 @@ async fn matched_nothing_is_checked_before_it_is_answered() {
         file_path: "/t".into(),
         file_name: "a.py".into(),
         status: Status::Passed,
-        at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 2, 0).unwrap(),
+        at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 2, 0).unwrap().into(),
     };
     let result = tracker.record_test_stop(stop).await;
     assert!(

@@ -23,7 +23,7 @@ fn file(name: &str) -> ScriptFile {
 fn plan(tests: usize) -> Plan {
     Plan {
         machine: MachineName::new("rig").unwrap(),
-        timestamp: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        timestamp: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap().into(),
         master: file("m.py"),
         scenarios: (0..tests.div_ceil(100))
             .map(|s| PlannedScenario {
@@ -48,7 +48,7 @@ fn start(name: &str) -> TestStart {
         machine: MachineName::new("rig").unwrap(),
         file_path: "/t".into(),
         file_name: name.into(),
-        at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 1).unwrap(),
+        at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 1).unwrap().into(),
     }
 }
 
@@ -58,7 +58,7 @@ fn stop(name: &str, status: Status) -> TestStop {
         file_path: "/t".into(),
         file_name: name.into(),
         status,
-        at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 2).unwrap(),
+        at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 2).unwrap().into(),
     }
 }
 

@@ -20,8 +20,8 @@ use quick_xml::Reader;
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use serde::Serialize;
 use stpt_core::{
-    EventId, MachineId, MachineName, MasterScenarioPayload, PlanPayload, RunId, ScenarioPayload,
-    Status, TestAction, TestEvent, TestPayload, TestTarget, parse_timestamp,
+    EventId, MachineId, MachineName, MasterScenarioPayload, PlanPayload, RunId, RunnerTime,
+    ScenarioPayload, Status, TestAction, TestEvent, TestPayload, TestTarget,
 };
 use utoipa::ToSchema;
 
@@ -102,7 +102,9 @@ struct Suite {
     order: usize,
     name: Option<String>,
     file: Option<String>,
-    timestamp: Option<DateTime<Utc>>,
+    /// Naive (as most JUnit writers put it) or zoned, as written: a naive one is read in the
+    /// machine's runner time zone.
+    timestamp: Option<RunnerTime>,
     cases: Vec<Case>,
 }
 
@@ -273,7 +275,7 @@ fn parse_report(xml: &str) -> Result<Report, ApiError> {
                 let field = format!("testsuite[{suites_seen}].timestamp");
                 let timestamp = match text(&mut attributes, "timestamp") {
                     None => None,
-                    Some(value) => Some(parse_timestamp(value.trim()).ok_or_else(|| {
+                    Some(value) => Some(RunnerTime::parse(value.trim()).ok_or_else(|| {
                         ApiError::invalid(&field, format!("`{value}` is not a timestamp"))
                     })?),
                 };
@@ -426,7 +428,7 @@ fn plan_of(report: &Report, machine: &MachineName, now: DateTime<Utc>) -> PlanPa
         .collect();
     PlanPayload {
         machine_name: machine.as_str().to_owned(),
-        timestamp: now,
+        timestamp: now.into(),
         master_scenario: MasterScenarioPayload {
             file_path: NO_PATH.to_owned(),
             file_name: name(report.name.as_deref().unwrap_or("JUnit report")),
@@ -439,7 +441,7 @@ fn plan_of(report: &Report, machine: &MachineName, now: DateTime<Utc>) -> PlanPa
 /// Each case's start and stop: from its suite's `timestamp` on, one case after the other;
 /// a suite without one follows the previous suite, and the report ends now if none has one.
 /// When a test started and stopped.
-type Span = (DateTime<Utc>, DateTime<Utc>);
+type Span = (RunnerTime, RunnerTime);
 
 /// A time outside the years 1 to 9999 (the range runner timestamps are read in, e.g. a late
 /// `timestamp` plus long `time`s) is a `400`.
@@ -450,9 +452,19 @@ fn timings(report: &Report, now: DateTime<Utc>) -> Result<Vec<Vec<Span>>, ApiErr
             "the report's timestamps and durations reach outside the years 1 to 9999",
         )
     };
-    let in_range = |time: Option<DateTime<Utc>>| {
-        time.filter(|time| (1..=9999).contains(&time.year()))
-            .ok_or_else(out_of_range)
+    // Durations are added to a naive timestamp as the runner's own wall clock would count.
+    let after = |time: RunnerTime, duration: Duration| {
+        match time {
+            RunnerTime::Naive(local) => local
+                .checked_add_signed(duration)
+                .filter(|local| (1..=9999).contains(&local.year()))
+                .map(RunnerTime::Naive),
+            RunnerTime::Zoned(utc) => utc
+                .checked_add_signed(duration)
+                .filter(|utc| (1..=9999).contains(&utc.year()))
+                .map(RunnerTime::Zoned),
+        }
+        .ok_or_else(out_of_range)
     };
     // At most MAX_JUNIT_TESTS cases of at most MAX_CASE_SECONDS each: the sum cannot overflow.
     let total = report
@@ -460,7 +472,7 @@ fn timings(report: &Report, now: DateTime<Utc>) -> Result<Vec<Vec<Span>>, ApiErr
         .iter()
         .flat_map(|suite| &suite.cases)
         .fold(Duration::zero(), |sum, case| sum + case.duration);
-    let mut cursor = in_range(now.checked_sub_signed(total))?;
+    let mut cursor = after(RunnerTime::Zoned(now), -total)?;
     let mut timings = Vec::with_capacity(report.suites.len());
     for suite in &report.suites {
         if let Some(timestamp) = suite.timestamp {
@@ -469,7 +481,7 @@ fn timings(report: &Report, now: DateTime<Utc>) -> Result<Vec<Vec<Span>>, ApiErr
         let mut times = Vec::with_capacity(suite.cases.len());
         for case in &suite.cases {
             let start = cursor;
-            cursor = in_range(start.checked_add_signed(case.duration))?;
+            cursor = after(start, case.duration)?;
             times.push((start, cursor));
         }
         timings.push(times);

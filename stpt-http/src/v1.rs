@@ -5,12 +5,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use stpt_core::{
     EventId, EventReceipt, ItemDetail, ItemRef, MachineId, MachineSummary, Page, PlanPayload,
-    Recorded, RunDetail, RunEta, RunId, RunSummary, ScenarioId, Status, TestAction, TestEvent,
-    TestId, TestStartPayload, TestTarget, deserialize_timestamp,
+    Recorded, RunDetail, RunEta, RunId, RunSummary, RunnerTime, ScenarioId, Status, TestAction,
+    TestEvent, TestId, TestStartPayload, TestTarget,
 };
 
 use crate::error::ErrorEnvelope;
@@ -186,9 +185,8 @@ struct IdempotencyKey {
 #[schema(as = V1StartBody)]
 struct StartBody {
     /// When the test started (the runner's clock).
-    #[serde(deserialize_with = "deserialize_timestamp")]
     #[schema(value_type = RunnerTimestamp)]
-    timestamp: DateTime<Utc>,
+    timestamp: RunnerTime,
 }
 
 /// Stops a test addressed by id.
@@ -198,9 +196,8 @@ struct StopBody {
     /// The final status: not `waiting` or `running`.
     status: Status,
     /// When the test stopped (the runner's clock).
-    #[serde(deserialize_with = "deserialize_timestamp")]
     #[schema(value_type = RunnerTimestamp)]
-    timestamp: DateTime<Utc>,
+    timestamp: RunnerTime,
 }
 
 async fn apply(
@@ -322,9 +319,8 @@ struct BatchEvent {
     /// With `test_stop` only, required there: the final status (not `waiting` or `running`).
     status: Option<Status>,
     /// When it happened (the runner's clock).
-    #[serde(deserialize_with = "deserialize_timestamp")]
     #[schema(value_type = RunnerTimestamp)]
-    timestamp: DateTime<Utc>,
+    timestamp: RunnerTime,
 }
 
 /// What happened to the test.
@@ -379,7 +375,7 @@ impl BatchEvent {
                     file_name,
                     timestamp_start: Some(self.timestamp),
                 }
-                .validate_at(self.timestamp)
+                .validate()
                 .map_err(|error| in_event(index, error))?;
                 TestTarget::Named {
                     machine: start.machine,

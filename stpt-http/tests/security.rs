@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use stpt_core::accounts::{Accounts, Role};
-use stpt_core::{BoxError, InProcessBus, ManualClock, Tracker};
+use stpt_core::{BoxError, InProcessBus, ManualClock, RunnerTimezone, Tracker};
 use stpt_http::{HttpConfig, IngestAccess, Mail, Mailer, ReadAccess};
 use stpt_store_memory::MemoryStore;
 use tower::ServiceExt;
@@ -60,12 +60,18 @@ impl Lab {
 }
 
 fn lab(config: HttpConfig) -> Lab {
+    lab_reading_naive_times_in(config, RunnerTimezone::UTC)
+}
+
+/// [`lab`] with the server's runner time zone (`--runner-timezone`) set to `zone`.
+fn lab_reading_naive_times_in(config: HttpConfig, zone: RunnerTimezone) -> Lab {
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 24, 15, 30, 0).unwrap(),
     ));
     let tracker = Tracker::new(Arc::clone(&store) as _, Arc::new(InProcessBus::new()))
-        .with_clock(Arc::clone(&clock) as _);
+        .with_clock(Arc::clone(&clock) as _)
+        .with_runner_timezone(zone);
     let accounts = Accounts::new(store).with_clock(Arc::clone(&clock) as _);
     let outbox = Arc::new(Outbox::default());
     let config = config
@@ -1419,4 +1425,100 @@ async fn cross_site_form_posts_and_socket_upgrades_are_refused() {
         .send(Method::POST, "/login/", &own, Body::from(fields.clone()))
         .await;
     assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+}
+
+/// Naive runner timestamps are read in the server's zone, then in the zone an admin gives the
+/// machine on the admin page (CSRF-checked); timestamps with an offset keep it.
+#[tokio::test]
+async fn naive_runner_times_are_read_in_the_servers_then_the_machines_zone() {
+    let lab = lab_reading_naive_times_in(
+        HttpConfig::default().with_ingest_access(IngestAccess::open()),
+        "Europe/Warsaw".parse().unwrap(),
+    );
+    let mut runner = Client::new(&lab.app);
+    let plan = json!({"machine_name": "rig-tz", "timestamp": "2026-11-24 14:00:00.123456",
+        "master_scenario": {"file_path": "/m", "file_name": "master.py", "script": null,
+            "scenarios": [{"file_path": "/s", "file_name": "s.py", "script": null,
+                "tests": [{"file_path": "/t", "file_name": "a.py", "script": null},
+                          {"file_path": "/t", "file_name": "b.py", "script": null}]}]}});
+    let created = runner.post_json("/api/v1/plans", None, &plan).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let run_id = created.json()["run_id"].as_i64().unwrap();
+    let machine_id = created.json()["machine_id"].as_i64().unwrap();
+    let event = |file: &str, key: &str, time: &str| {
+        let mut body = json!({"machine_name": "rig-tz", "file_path": "/t", "file_name": file});
+        body[key] = json!(time);
+        if key == "timestamp_stop" {
+            body["status"] = json!("passed");
+        }
+        body
+    };
+    // Warsaw in November is UTC+1.
+    for (endpoint, body) in [
+        (
+            "/tm_api/test_start/",
+            event("a.py", "timestamp_start", "2026-11-24 14:00:01"),
+        ),
+        (
+            "/tm_api/test_stop/",
+            event("a.py", "timestamp_stop", "2026-11-24T13:00:02Z"),
+        ),
+    ] {
+        let answer = runner.post_json(endpoint, None, &body).await;
+        assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    }
+
+    lab.accounts
+        .create_user("ada", None, "correct horse", Role::Admin)
+        .await
+        .unwrap();
+    let mut admin = Client::new(&lab.app);
+    admin.sign_in("ada", "correct horse").await;
+    let page = admin.get("/admin/").await;
+    assert!(page.body.contains("rig-tz"), "{}", page.body);
+    let csrf = page.csrf();
+    let uri = format!("/admin/machines/{machine_id}/timezone");
+    let unknown = admin
+        .form(&uri, &[("timezone", "Asia/Tokio"), ("csrf_token", &csrf)])
+        .await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST);
+    assert!(unknown.body.contains("IANA"), "{}", unknown.body);
+    let forged = admin
+        .form(&uri, &[("timezone", "Asia/Tokyo"), ("csrf_token", "x")])
+        .await;
+    assert_ne!(forged.status, StatusCode::SEE_OTHER);
+    let set = admin
+        .form(&uri, &[("timezone", "Asia/Tokyo"), ("csrf_token", &csrf)])
+        .await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.body);
+    let machines = runner.get("/api/v1/machines").await.json();
+    assert_eq!(
+        machines["items"][0]["runner_timezone"], "Asia/Tokyo",
+        "{machines}"
+    );
+    let machine_page = runner.get(&format!("/machine/{machine_id}")).await;
+    assert!(
+        machine_page.body.contains("Asia/Tokyo"),
+        "{}",
+        machine_page.body
+    );
+
+    // Tokyo is UTC+9: the next naive event is read there.
+    let answer = runner
+        .post_json(
+            "/tm_api/test_start/",
+            None,
+            &event("b.py", "timestamp_start", "2026-11-24 22:00:03"),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    let run = runner.get(&format!("/api/v1/runs/{run_id}")).await.json();
+    assert_eq!(
+        run["summary"]["timestamp"], "2026-11-24T13:00:00.123456Z",
+        "{run}"
+    );
+    let tests = &run["scenarios"][0]["tests"];
+    assert_eq!(tests[0]["timestamp_start"], "2026-11-24T13:00:01Z", "{run}");
+    assert_eq!(tests[0]["timestamp_stop"], "2026-11-24T13:00:02Z", "{run}");
+    assert_eq!(tests[1]["timestamp_start"], "2026-11-24T13:00:03Z", "{run}");
 }

@@ -85,7 +85,7 @@ async fn redis_restart_mid_stream() {
 
     let plan = |name: &str| stpt_core::Plan {
         machine: stpt_core::MachineName::new(name).unwrap(),
-        timestamp: chrono_now(),
+        timestamp: chrono_now().into(),
         master: stpt_core::ScriptFile {
             file_path: "/m".into(),
             file_name: "m.py".into(),

@@ -48,7 +48,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bus = stpt_server::open_bus(settings.redis_url.as_deref(), &settings.redis_prefix)?;
     let tracker = Tracker::new(stores.runs, bus)
         .with_liveness(settings.liveness_policy())
-        .with_max_plan_tests(settings.max_plan_tests);
+        .with_max_plan_tests(settings.max_plan_tests)
+        .with_runner_timezone(settings.runner_timezone);
     let ingest = settings.ingest_access();
     let mut config = HttpConfig::default()
         .with_body_limit(settings.body_limit)

@@ -113,6 +113,12 @@ pub struct Settings {
     #[arg(long, env = "STPT_MAX_PLAN_TESTS", default_value_t = stpt_core::Tracker::DEFAULT_MAX_PLAN_TESTS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_plan_tests: usize,
 
+    /// How naive runner timestamps (no `Z`, no offset, e.g. Python's `str(datetime.now())`)
+    /// are read: an IANA time zone name such as `Europe/Warsaw`. Timestamps with an offset keep
+    /// it; an admin can set another zone per machine.
+    #[arg(long, env = "STPT_RUNNER_TIMEZONE", default_value = "UTC", value_name = "ZONE", value_parser = parse_runner_timezone)]
+    pub runner_timezone: stpt_core::RunnerTimezone,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "STPT_BODY_LIMIT", default_value_t = HttpConfig::DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
@@ -255,6 +261,14 @@ pub enum LogFormat {
     Json,
 }
 
+/// An IANA zone name, or a message that says what is expected.
+fn parse_runner_timezone(name: &str) -> Result<stpt_core::RunnerTimezone, String> {
+    name.parse().map_err(|_| {
+        "not an IANA time zone name (e.g. `Europe/Warsaw`, `America/New_York`, `UTC`; names are case-sensitive)"
+            .to_owned()
+    })
+}
+
 impl Settings {
     /// Which finished runs to keep.
     pub fn retention_policy(&self) -> stpt_core::RetentionPolicy {
@@ -310,5 +324,32 @@ impl Settings {
         self.database_url
             .clone()
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("stpt.sqlite3").display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runner_timezone_is_utc_unless_given_and_checked_at_start_up() {
+        let parse = |args: &[&str]| {
+            Settings::try_parse_from(["stpt"].iter().chain(args)).map(|s| s.runner_timezone)
+        };
+        assert_eq!(
+            parse(&[]).map_err(|e| e.to_string()),
+            Ok(stpt_core::RunnerTimezone::UTC)
+        );
+        assert_eq!(
+            parse(&["--runner-timezone", "Europe/Warsaw"])
+                .map(|zone| zone.name())
+                .map_err(|e| e.to_string()),
+            Ok("Europe/Warsaw")
+        );
+        let refused = parse(&["--runner-timezone", "Europe/Warszawa"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(refused.contains("not an IANA time zone name"), "{refused}");
     }
 }

@@ -16,7 +16,7 @@ use stpt_core::rules::{RunState, ScenarioState, TestState};
 use stpt_core::{
     Changes, Committed, DurationSample, ItemDetail, ItemRef, MachineId, MachineName, MachineRecord,
     MachineSummary, Page, PageRequest, RecordedEvent, Result, RunDetail, RunId, RunRemaining,
-    RunSummary, ScenarioId, Store, StoreTx, TestId,
+    RunSummary, RunnerTimezone, ScenarioId, Store, StoreTx, TestId,
 };
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
 
@@ -86,6 +86,14 @@ impl Store for MemoryStore {
 
     async fn delete_machine(&self, id: MachineId) -> Result<()> {
         self.state.write().await.delete_machine(id)
+    }
+
+    async fn set_machine_timezone(
+        &self,
+        id: MachineId,
+        timezone: Option<RunnerTimezone>,
+    ) -> Result<()> {
+        self.state.write().await.set_machine_timezone(id, timezone)
     }
 }
 

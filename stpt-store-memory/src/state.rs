@@ -8,7 +8,7 @@ use stpt_core::{
     Changes, ClockOffset, Committed, DurationHistory, DurationSample, Error, FileRef, ItemDetail,
     ItemKind, ItemRef, MachineId, MachineRecord, MachineSummary, NewRun, Page, PageRequest,
     PlannedIds, RecordedEvent, RemainingWork, Result, RunDetail, RunId, RunIndex, RunRemaining,
-    RunSummary, ScenarioId, ScenarioView, ScriptFile, Status, TestId, TestView,
+    RunSummary, RunnerTimezone, ScenarioId, ScenarioView, ScriptFile, Status, TestId, TestView,
 };
 
 #[derive(Debug, Default)]
@@ -37,6 +37,7 @@ struct MachineRow {
     name: String,
     last_seen: Option<DateTime<Utc>>,
     clock_offset: Option<ClockOffset>,
+    timezone: Option<RunnerTimezone>,
     /// In receipt order; the last one is the latest run.
     runs: Vec<RunId>,
     ongoing: BTreeSet<RunId>,
@@ -284,7 +285,18 @@ impl State {
             name: row.name.clone(),
             latest_run: row.runs.last().copied(),
             clock_offset: row.clock_offset,
+            timezone: row.timezone,
         })
+    }
+
+    /// Sets or clears a machine's runner time zone.
+    pub(crate) fn set_machine_timezone(
+        &mut self,
+        id: MachineId,
+        timezone: Option<RunnerTimezone>,
+    ) -> Result<()> {
+        self.machine_row_mut(id)?.timezone = timezone;
+        Ok(())
     }
 
     pub(crate) fn ongoing_runs(&self, machine: MachineId) -> Vec<RunState> {
@@ -412,6 +424,7 @@ impl State {
             name: name.to_owned(),
             last_seen: None,
             clock_offset: None,
+            timezone: None,
             runs: Vec::new(),
             ongoing: BTreeSet::new(),
         });
@@ -472,7 +485,7 @@ impl State {
         self.runs.push(RunRow {
             id: run_id,
             machine_id,
-            timestamp: new_run.plan.timestamp,
+            timestamp: new_run.timestamp,
             received_at: new_run.received_at,
             master,
             states,
@@ -507,13 +520,16 @@ impl State {
 
     fn machine_summary(&self, row: &MachineRow) -> MachineSummary {
         let latest_run = row.runs.last().and_then(|&id| self.run_row(id).ok());
-        MachineSummary::new(
-            row.id,
-            row.name.clone(),
-            latest_run.map(|run| (run.id, run.states.state().aggregate.status())),
-            row.last_seen,
-            row.clock_offset,
-        )
+        MachineSummary {
+            runner_timezone: row.timezone,
+            ..MachineSummary::new(
+                row.id,
+                row.name.clone(),
+                latest_run.map(|run| (run.id, run.states.state().aggregate.status())),
+                row.last_seen,
+                row.clock_offset,
+            )
+        }
     }
 
     pub(crate) fn machines(&self, page: PageRequest) -> Page<MachineSummary> {

@@ -72,7 +72,7 @@ impl Sql {
              timestamp_start = $11, timestamp_stop = $12";
         let machine_cols = format!(
             "SELECT m.id, m.name, m.latest_run_id, m.last_seen, m.clock_offset_ms, \
-             r.status AS run_status \
+             m.runner_timezone, r.status AS run_status \
              FROM {p}machines m LEFT JOIN {p}runs r ON r.id = m.latest_run_id"
         );
         let item_cols = "c.file_path, c.file_name, s.body AS script, c.status, \
@@ -81,13 +81,13 @@ impl Sql {
             prefix: p,
             #[cfg(feature = "sqlite")]
             machine_by_key: format!(
-                "SELECT id, name, latest_run_id, clock_offset_ms, version FROM {p}machines \
-                 WHERE name_key = $1"
+                "SELECT id, name, latest_run_id, clock_offset_ms, runner_timezone, version \
+                 FROM {p}machines WHERE name_key = $1"
             ),
             #[cfg(feature = "postgres")]
             machine_by_key_locked: format!(
-                "SELECT id, name, latest_run_id, clock_offset_ms, version FROM {p}machines \
-                 WHERE name_key = $1 FOR UPDATE"
+                "SELECT id, name, latest_run_id, clock_offset_ms, runner_timezone, version \
+                 FROM {p}machines WHERE name_key = $1 FOR UPDATE"
             ),
             ongoing_runs: format!(
                 "SELECT {state_cols} FROM {p}runs \
@@ -493,6 +493,14 @@ macro_rules! sql_store {
             async fn delete_machine(&self, id: ::stpt_core::MachineId) -> ::stpt_core::Result<()> {
                 self.delete_machine_now(id).await
             }
+
+            async fn set_machine_timezone(
+                &self,
+                id: ::stpt_core::MachineId,
+                timezone: Option<::stpt_core::RunnerTimezone>,
+            ) -> ::stpt_core::Result<()> {
+                self.set_machine_timezone_now(id, timezone).await
+            }
         }
 
         impl $tx {
@@ -808,7 +816,7 @@ macro_rules! sql_store {
                 let run_id: i64 = bind_counts!(query, aggregate.counts)
                     .bind(aggregate.timestamp_start.map($ts))
                     .bind(aggregate.timestamp_stop.map($ts))
-                    .bind($ts(new_run.plan.timestamp))
+                    .bind($ts(new_run.timestamp))
                     .bind($ts(new_run.received_at))
                     .bind(rows.master.file_path.as_str())
                     .bind(rows.master.file_name.as_str())

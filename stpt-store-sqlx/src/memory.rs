@@ -75,6 +75,7 @@ impl MachineMemory {
                     name,
                     latest_run: None,
                     clock_offset: None,
+                    timezone: None,
                 },
                 version,
                 Vec::new(),

@@ -303,6 +303,7 @@ pub(crate) struct MachineRow {
     latest_run_id: Option<i64>,
     last_seen: Option<DateTime<Utc>>,
     clock_offset_ms: Option<i64>,
+    runner_timezone: Option<String>,
     run_status: Option<String>,
 }
 
@@ -325,6 +326,7 @@ impl MachineRow {
             latest_run: self.latest_run_id.map(RunId),
             last_seen: self.last_seen,
             clock_offset: self.clock_offset_ms.map(ClockOffset::from_millis),
+            runner_timezone: runner_timezone(self.id, self.runner_timezone.as_deref()),
             liveness: None,
         })
     }
@@ -337,6 +339,7 @@ pub(crate) struct MachineRecordRow {
     pub(crate) name: String,
     pub(crate) latest_run_id: Option<i64>,
     pub(crate) clock_offset_ms: Option<i64>,
+    pub(crate) runner_timezone: Option<String>,
     /// Bumped by every write to the machine's runs: what an optimistic reader checks.
     pub(crate) version: i64,
 }
@@ -349,8 +352,25 @@ impl MachineRecordRow {
             name: self.name,
             latest_run: self.latest_run_id.map(stpt_core::RunId),
             clock_offset: self.clock_offset_ms.map(ClockOffset::from_millis),
+            timezone: runner_timezone(self.id, self.runner_timezone.as_deref()),
         }
     }
+}
+
+/// A stored zone name as a zone. A name this build's zone database does not know (it was
+/// stored by a build with a newer one) reads as none, so the machine's events are read in the
+/// server's default zone rather than refused.
+fn runner_timezone(machine: i64, name: Option<&str>) -> Option<stpt_core::RunnerTimezone> {
+    let name = name?;
+    name.parse()
+        .inspect_err(|_| {
+            tracing::warn!(
+                machine,
+                zone = name.escape_debug().to_string(),
+                "unknown stored runner time zone; using the default"
+            );
+        })
+        .ok()
 }
 
 /// One item with its script.
@@ -375,7 +395,7 @@ pub(crate) fn check_years(
     use chrono::Datelike;
     let mut times = vec![Some(changes.seen_at)];
     if let Some(new_run) = &changes.new_run {
-        times.extend([Some(new_run.plan.timestamp), Some(new_run.received_at)]);
+        times.extend([Some(new_run.timestamp), Some(new_run.received_at)]);
     }
     for work in &changes.runs {
         let aggregates = work

@@ -62,6 +62,7 @@ async fn host_migrations_and_ours_share_a_database() {
             "machine version",
             "indexes for hot updates",
             "clocks and liveness",
+            "machine timezone",
         ]
     );
     // The pool's connections were not left with our search_path.

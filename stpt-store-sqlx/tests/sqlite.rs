@@ -143,7 +143,8 @@ async fn migrations_are_idempotent_and_apart_from_the_host() {
             "accounts",
             "machine version",
             "indexes for memory",
-            "clocks and liveness"
+            "clocks and liveness",
+            "machine timezone"
         ]
     );
     let theirs: Vec<String> = sqlx::query_scalar("SELECT description FROM _sqlx_migrations")
@@ -203,13 +204,16 @@ async fn timestamp_range() {
         ("last", "9999-12-31 23:59:59.999999"),
     ] {
         let mut early = plan(machine, 1, 1);
-        early.timestamp = stpt_core::parse_timestamp(text).unwrap();
+        early.timestamp = stpt_core::RunnerTime::parse(text).unwrap();
         let receipt = tracker.record_plan(early.clone()).await.unwrap();
         let run = tracker.run(receipt.ids.run_id).await.unwrap();
-        assert_eq!(run.summary.timestamp, early.timestamp);
+        assert_eq!(
+            run.summary.timestamp,
+            stpt_core::parse_timestamp(text).unwrap()
+        );
     }
     let mut odd = plan("odd", 1, 1);
-    odd.timestamp = Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap();
+    odd.timestamp = Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap().into();
     let result = tracker.record_plan(odd).await;
     assert!(
         matches!(result, Err(stpt_core::Error::InvalidInput { .. })),
@@ -280,7 +284,7 @@ async fn deferred_commits_are_flushed_without_a_waiter() {
             stpt_core::TestEvent {
                 target: stpt_core::TestTarget::Id(test),
                 action: stpt_core::TestAction::Start,
-                at: support::at(1),
+                at: support::at(1).into(),
             },
             None,
         ),
@@ -288,7 +292,7 @@ async fn deferred_commits_are_flushed_without_a_waiter() {
             stpt_core::TestEvent {
                 target: stpt_core::TestTarget::Id(test),
                 action: stpt_core::TestAction::Stop(Status::Passed),
-                at: support::at(2),
+                at: support::at(2).into(),
             },
             None,
         ),

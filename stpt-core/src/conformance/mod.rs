@@ -124,6 +124,7 @@ macro_rules! store_conformance_tests {
             concurrent_retries_apply_once,
             deleting_a_run,
             deleting_a_machine,
+            machine_timezone_reads_naive_times,
         }
     };
 }

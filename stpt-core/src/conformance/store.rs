@@ -9,8 +9,9 @@ use super::support::{
 };
 use crate::{
     Error, EventId, ItemKind, ItemRef, MachineId, MachineStatus, NoMatch, PageRequest, Plan,
-    PlanPayload, PlannedScenario, RunId, ScenarioId, Status, StatusCounts, Store, TestAction,
-    TestEvent, TestId, TestStartPayload, TestStopPayload, TestTarget,
+    PlanPayload, PlannedScenario, RunId, RunnerTime, RunnerTimezone, ScenarioId, Status,
+    StatusCounts, Store, TestAction, TestEvent, TestId, TestStart, TestStartPayload, TestStop,
+    TestStopPayload, TestTarget,
 };
 
 use Status::{Cancelled, Failed, Passed, Running, Unknown, Waiting, Warning};
@@ -605,7 +606,7 @@ pub async fn fields_round_trip(store: Arc<dyn Store>) {
     let big_script = "x = 1\n".repeat(20_000);
     let plan = Plan {
         machine: super::support::name(&long_machine),
-        timestamp: at(0),
+        timestamp: at(0).into(),
         master: file("/ścieżka/主", "master 主.py", None),
         scenarios: vec![
             PlannedScenario {
@@ -668,7 +669,7 @@ pub async fn fields_round_trip(store: Arc<dyn Store>) {
             machine: super::support::name(&long_machine),
             file_path: long_path.clone(),
             file_name: long_name.clone(),
-            at: at(1),
+            at: at(1).into(),
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -1082,7 +1083,7 @@ fn by_id(test: TestId, action: TestAction, time: i64) -> TestEvent {
     TestEvent {
         target: TestTarget::Id(test),
         action,
-        at: at(time),
+        at: at(time).into(),
     }
 }
 
@@ -1526,4 +1527,115 @@ pub async fn deleting_a_machine(store: Arc<dyn Store>) {
         detail(&tracker, bench.ids.run_id).await.summary.status,
         Waiting
     );
+}
+
+fn runner_time(text: &str) -> RunnerTime {
+    RunnerTime::parse(text).unwrap_or_else(|| panic!("bad timestamp in scenario: {text}"))
+}
+
+fn zone(name: &str) -> RunnerTimezone {
+    name.parse().unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Naive runner times are read in the tracker's default zone until an admin gives the
+/// machine its own ([`Store::set_machine_timezone`]); the next event is read in that one, and
+/// times with an explicit offset are never moved. Optional: a store without it answers
+/// `NotSupported` and the scenario ends after the default-zone part.
+pub async fn machine_timezone_reads_naive_times(store: Arc<dyn Store>) {
+    let (tracker, _) = tracker(store);
+    let tracker = tracker.with_runner_timezone(zone("Europe/Warsaw"));
+    let tests: &[(&str, &[&str])] = &[("lamp.py", &["a.py", "b.py", "c.py"])];
+    let mut planned = plan("rig", at(0), tests);
+    // 14:00 in Warsaw in November (UTC+1) is 13:00 UTC.
+    planned.timestamp = runner_time("2026-11-24 14:00:00.123456");
+    let receipt = record_plan(&tracker, planned).await;
+    assert_eq!(
+        detail(&tracker, receipt.ids.run_id).await.summary.timestamp,
+        at(0)
+    );
+    let event = |file_name: &str, at: &str| TestStart {
+        machine: super::support::name("RIG"),
+        file_path: test_path("lamp.py"),
+        file_name: file_name.to_owned(),
+        at: runner_time(at),
+    };
+    tracker
+        .record_test_start(event("a.py", "2026-11-24 14:00:01.123456"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let machine = tracker
+        .machine(receipt.machine_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(machine.runner_timezone, None);
+
+    match tracker
+        .set_machine_timezone(receipt.machine_id, Some(zone("Asia/Tokyo")))
+        .await
+    {
+        Err(Error::NotSupported { operation }) => {
+            eprintln!("skipped: this store does not support `{operation}` (optional)");
+            return;
+        }
+        other => other.unwrap_or_else(|e| panic!("setting the zone failed: {e}")),
+    }
+    let machine = tracker
+        .machine(receipt.machine_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(machine.runner_timezone, Some(zone("Asia/Tokyo")));
+    // An explicit offset is an instant, whatever the machine's zone.
+    tracker
+        .record_test_stop(TestStop {
+            machine: super::support::name("rig"),
+            file_path: test_path("lamp.py"),
+            file_name: "a.py".to_owned(),
+            status: Passed,
+            at: runner_time("2026-11-24T15:00:02.123456+02:00"),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Tokyo is UTC+9: the very next naive event is read there.
+    tracker
+        .record_test_start(event("b.py", "2026-11-24 22:00:03.123456"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Cleared: back to the tracker's default.
+    tracker
+        .set_machine_timezone(receipt.machine_id, None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tracker
+        .record_test_start(event("c.py", "2026-11-24 14:00:04.123456"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = detail(&tracker, receipt.ids.run_id).await;
+    let times: Vec<_> = run.scenarios[0]
+        .tests
+        .iter()
+        .map(|t| (t.timestamp_start, t.timestamp_stop))
+        .collect();
+    assert_eq!(
+        times,
+        [
+            (Some(at(1)), Some(at(2))),
+            // Rule 2: c.py's start stopped b.py (unknown) at c.py's time.
+            (Some(at(3)), Some(at(4))),
+            (Some(at(4)), None)
+        ]
+    );
+    let machine = tracker
+        .machine(receipt.machine_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(machine.runner_timezone, None);
+    assert!(matches!(
+        tracker
+            .set_machine_timezone(MachineId(i64::MAX), Some(zone("UTC")))
+            .await,
+        Err(Error::NotFound {
+            kind: ItemKind::Machine,
+            ..
+        })
+    ));
 }

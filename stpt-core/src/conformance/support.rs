@@ -82,7 +82,7 @@ pub(crate) fn file(path: &str, name: &str, script: Option<&str>) -> ScriptFile {
 pub(crate) fn plan(machine: &str, timestamp: DateTime<Utc>, scenarios: &[(&str, &[&str])]) -> Plan {
     Plan {
         machine: name(machine),
-        timestamp,
+        timestamp: timestamp.into(),
         master: file("/s", "master.py", Some("run_all()\n")),
         scenarios: scenarios
             .iter()
@@ -120,7 +120,7 @@ pub(crate) async fn start(
             machine: name(machine),
             file_path: test_path(scenario),
             file_name: test.to_owned(),
-            at: time,
+            at: time.into(),
         })
         .await
 }
@@ -139,7 +139,7 @@ pub(crate) async fn stop(
             file_path: test_path(scenario),
             file_name: test.to_owned(),
             status,
-            at: time,
+            at: time.into(),
         })
         .await
 }

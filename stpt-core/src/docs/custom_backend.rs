@@ -56,6 +56,8 @@ struct MachineRow {
 struct RunRow {
     machine_id: MachineId,
     received_at: DateTime<Utc>,
+    /// The plan's timestamp, read in the machine's runner time zone.
+    timestamp: DateTime<Utc>,
     plan: Plan,
     index: RunIndex,
     went_silent_at: Option<DateTime<Utc>>,
@@ -93,7 +95,7 @@ impl Tables {
         Ok(RunSummary::new(
             id,
             run.machine_id,
-            run.plan.timestamp,
+            run.timestamp,
             run.received_at,
             &state.aggregate,
             run.plan.scenarios.len(),
@@ -139,6 +141,7 @@ impl Tables {
         self.runs.push(RunRow {
             machine_id,
             received_at: new_run.received_at,
+            timestamp: new_run.timestamp,
             plan: new_run.plan,
             index,
             went_silent_at: None,
@@ -387,6 +390,7 @@ impl StoreTx for TableTx {
                     name,
                     latest_run: None,
                     clock_offset: None,
+                    timezone: None,
                 };
                 tables.machines.push(MachineRow {
                     record,

@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use stpt_core::accounts::{Role, RunnerToken, RunnerTokenId, UserId};
-use stpt_core::{MachineId, RunId};
+use stpt_core::{MachineId, PageRequest, RunId, RunnerTimezone};
 
 use super::account::{CsrfForm, check_csrf, with_status};
 use super::views::{Crumb, iso};
@@ -35,6 +35,7 @@ pub(super) fn actions() -> Router<PagesState> {
     Router::new()
         .route("/admin/machines/{id}/delete", post(delete_machine))
         .route("/admin/runs/{id}/delete", post(delete_run))
+        .route("/admin/machines/{id}/timezone", post(set_machine_timezone))
 }
 
 /// Why a request may not do an admin's thing: not signed in (sent to stpt's sign-in page,
@@ -105,10 +106,22 @@ impl From<RunnerToken> for TokenRow {
     }
 }
 
+/// A machine with the zone its runner's naive timestamps are read in.
+#[derive(Debug, Serialize)]
+struct MachineZoneRow {
+    id: i64,
+    name: String,
+    /// Its own zone, if an admin set one.
+    timezone: Option<&'static str>,
+}
+
 #[derive(Debug, Serialize)]
 struct AdminData {
     users: Vec<UserRow>,
     tokens: Vec<TokenRow>,
+    machines: Vec<MachineZoneRow>,
+    /// The server's zone for naive runner timestamps (`--runner-timezone`).
+    default_timezone: &'static str,
     notice: Option<&'static str>,
     error: Option<String>,
 }
@@ -125,6 +138,9 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "role-changed" => Some("Role changed."),
         "user-deleted" => Some("User deleted."),
         "token-revoked" => Some("Runner token revoked; runners using it are refused from now on."),
+        "timezone-changed" => {
+            Some("Time zone changed; the machine's next naive timestamps are read in it.")
+        }
         _ => None,
     }
 }
@@ -158,6 +174,21 @@ async fn render_admin(
         .into_iter()
         .map(TokenRow::from)
         .collect();
+    let mut machines = Vec::new();
+    let mut page = PageRequest::new(1, PageRequest::MAX_SIZE)?;
+    loop {
+        let listed = cx.tracker().store().machines(page).await?;
+        let more = listed.has_next();
+        machines.extend(listed.items.into_iter().map(|machine| MachineZoneRow {
+            id: machine.id.get(),
+            name: machine.name,
+            timezone: machine.runner_timezone.map(RunnerTimezone::name),
+        }));
+        if !more {
+            break;
+        }
+        page = PageRequest::new(page.number() + 1, PageRequest::MAX_SIZE)?;
+    }
     let view = View {
         template: "stpt/admin.html",
         kind: "admin",
@@ -167,6 +198,8 @@ async fn render_admin(
         data: AdminData {
             users,
             tokens,
+            machines,
+            default_timezone: cx.tracker().runner_timezone().name(),
             notice,
             error,
         },
@@ -423,6 +456,42 @@ async fn delete_run(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfForm>) 
         tracker.delete_run(id).await?;
         tracing::info!(admin = %loggable(&me.name), run = %id, "run deleted");
         Ok(see_other(&format!("{prefix}/machine/{machine}")))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct TimezoneForm {
+    /// An IANA name; empty: the server's default.
+    #[serde(default)]
+    timezone: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn set_machine_timezone(
+    cx: Cx,
+    Path(id): Path<String>,
+    Form(form): Form<TimezoneForm>,
+) -> Response {
+    let tracker = cx.tracker().clone();
+    let prefix = cx.prefix.clone();
+    let with_accounts = cx.state.security.sign_in.is_some();
+    admin_form(&cx, &form.csrf_token, |me| async move {
+        let id = parse_id("machine", &id)
+            .map(MachineId)
+            .map_err(|_| stpt_core::Error::invalid("machine", "id is not a number"))?;
+        let timezone = match form.timezone.trim() {
+            "" => None,
+            name => Some(name.parse::<RunnerTimezone>()?),
+        };
+        tracker.set_machine_timezone(id, timezone).await?;
+        tracing::info!(admin = %loggable(&me.name), machine = %id, timezone = timezone.map_or("default", RunnerTimezone::name), "machine time zone set");
+        Ok(see_other(&if with_accounts {
+            format!("{prefix}/admin/?done=timezone-changed#machines")
+        } else {
+            format!("{prefix}/machine/{id}")
+        }))
     })
     .await
 }

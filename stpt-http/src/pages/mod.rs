@@ -576,6 +576,8 @@ async fn machines_page(cx: Cx, uri: Uri, headers: HeaderMap) -> Response {
 #[derive(Debug, Serialize)]
 struct MachineData {
     machine: MachineLinks,
+    /// The zone its naive runner timestamps are read in, when it is not UTC.
+    timezone: Option<&'static str>,
     runs: Vec<RunRow>,
     pager: Pager,
 }
@@ -586,6 +588,13 @@ async fn machine_page(cx: Cx, Path(id): Path<String>, uri: Uri, headers: HeaderM
         let choice = page_choice(&uri, &headers)?;
         let machine = cx.tracker().machine(id).await?;
         let page = cx.tracker().runs(id, choice.request).await?;
+        let timezone = Some(
+            machine
+                .runner_timezone
+                .unwrap_or(cx.tracker().runner_timezone()),
+        )
+        .filter(|zone| *zone != stpt_core::RunnerTimezone::UTC)
+        .map(stpt_core::RunnerTimezone::name);
         let machine = MachineLinks::new(machine, &cx.prefix, cx.tracker().now());
         let ws = format!(
             "{}/ws/v1/machine/{id}/runs/?page={}&page_size={}&liveness=1",
@@ -607,6 +616,7 @@ async fn machine_page(cx: Cx, Path(id): Path<String>, uri: Uri, headers: HeaderM
                     .map(|run| RunRow::new(run, &cx.prefix))
                     .collect(),
                 machine,
+                timezone,
             },
         })?;
         Ok(remember_page_size(response, &choice, &cx.prefix))

@@ -233,7 +233,10 @@ async fn record_plan(
     access: RunnerAccess,
     RunnerJson(payload): RunnerJson<PlanPayload>,
 ) -> Result<(StatusCode, Json<PlanEcho>), ApiError> {
-    let echo = PlanEcho::new(payload.timestamp, payload.master_scenario.clone());
+    let echo = PlanEcho::new(
+        echoed_time(&state, payload.timestamp),
+        payload.master_scenario.clone(),
+    );
     let plan = payload.validate()?;
     access.permit(&plan.machine)?;
     state.tracker.record_plan(plan).await?;
@@ -269,7 +272,7 @@ async fn record_test_start(
         machine_name: start.machine.as_str().to_owned(),
         file_name: start.file_name.clone(),
         file_path: start.file_path.clone(),
-        timestamp_start: rest_framework_time(start.at),
+        timestamp_start: rest_framework_time(echoed_time(&state, start.at)),
     };
     state.tracker.record_test_start(start).await?;
     Ok((StatusCode::ACCEPTED, Json(echo)))
@@ -303,7 +306,7 @@ async fn record_test_stop(
         machine_name: stop.machine.as_str().to_owned(),
         file_name: stop.file_name.clone(),
         file_path: stop.file_path.clone(),
-        timestamp_stop: rest_framework_time(stop.at),
+        timestamp_stop: rest_framework_time(echoed_time(&state, stop.at)),
         status: stop.status,
     };
     state.tracker.record_test_stop(stop).await?;
@@ -553,4 +556,12 @@ async fn master_scenario_detail(
     Path(id): Path<String>,
 ) -> Result<Json<ItemJson>, SeedReadError> {
     item(&state, ItemRef::MasterScenario(RunId(seed_id(&id)?))).await
+}
+
+/// A runner time as the echo shows it: read in the server's default zone, as the seed read
+/// every naive time in its own (a machine's own zone applies to what is stored).
+fn echoed_time(state: &AppState, time: stpt_core::RunnerTime) -> chrono::DateTime<chrono::Utc> {
+    time.in_zone(state.tracker.runner_timezone())
+        .or_else(|| time.in_zone(stpt_core::RunnerTimezone::UTC))
+        .unwrap_or_default()
 }

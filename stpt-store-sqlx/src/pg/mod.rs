@@ -18,6 +18,7 @@ use crate::common::{Sql, bind_counts, sql_store, sql_store_tx};
 use crate::delete::sql_deletes;
 use crate::durations::sql_durations;
 use crate::error::SqlxResultExt;
+use crate::machine_settings::sql_machine_settings;
 use crate::rows::MachineRecordRow;
 use writer::Writer;
 
@@ -226,6 +227,7 @@ sql_store_tx!(tx: PgTx);
 #[cfg(feature = "accounts")]
 sql_account_store!(store: PgStore, ts: ts);
 sql_deletes!(store: PgStore);
+sql_machine_settings!(store: PgStore);
 sql_durations!(store: PgStore, ts: ts);
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use crate::common::{Sql, bind_counts, sql_store, sql_store_tx};
 use crate::delete::sql_deletes;
 use crate::durations::sql_durations;
 use crate::error::{RowError, SqlxResultExt};
+use crate::machine_settings::sql_machine_settings;
 use crate::rows::MachineRecordRow;
 use writer::{ConnGuard, UnitGuard, Writer};
 
@@ -369,4 +370,5 @@ mod tests {
 #[cfg(feature = "accounts")]
 sql_account_store!(store: SqliteStore, ts: ts);
 sql_deletes!(store: SqliteStore);
+sql_machine_settings!(store: SqliteStore);
 sql_durations!(store: SqliteStore, ts: ts);

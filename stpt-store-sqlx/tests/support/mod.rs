@@ -83,7 +83,7 @@ pub fn file(path: &str, name: &str) -> ScriptFile {
 pub fn plan(machine: &str, scenarios: usize, tests: usize) -> Plan {
     Plan {
         machine: MachineName::new(machine).unwrap(),
-        timestamp: at(0),
+        timestamp: at(0).into(),
         master: file("/m", "master.py"),
         scenarios: (0..scenarios)
             .map(|s| PlannedScenario {
@@ -105,7 +105,7 @@ pub fn test_start(machine: &str, scenario: usize, test: usize, time: i64) -> Tes
         machine: MachineName::new(machine).unwrap(),
         file_path: format!("/t/s{scenario}"),
         file_name: format!("t{test}.py"),
-        at: at(time),
+        at: at(time).into(),
     }
 }
 
@@ -121,7 +121,7 @@ pub fn test_stop(
         file_path: format!("/t/s{scenario}"),
         file_name: format!("t{test}.py"),
         status,
-        at: at(time),
+        at: at(time).into(),
     }
 }
 

@@ -1,0 +1,3 @@
+-- The IANA time zone a machine's runner writes naive timestamps in, when an admin set one
+-- (NULL: the server's default).
+ALTER TABLE stpt_machines ADD COLUMN runner_timezone TEXT;
