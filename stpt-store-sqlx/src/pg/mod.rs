@@ -226,7 +226,7 @@ sql_store_tx!(tx: PgTx);
 #[cfg(feature = "accounts")]
 sql_account_store!(store: PgStore, ts: ts);
 sql_deletes!(store: PgStore);
-sql_durations!(store: PgStore, ts: ts);
+sql_durations!(store: PgStore, ts: ts, json_rows: false);
 
 #[cfg(test)]
 mod tests {

@@ -346,4 +346,4 @@ mod tests {
 #[cfg(feature = "accounts")]
 sql_account_store!(store: SqliteStore, ts: ts);
 sql_deletes!(store: SqliteStore);
-sql_durations!(store: SqliteStore, ts: ts);
+sql_durations!(store: SqliteStore, ts: ts, json_rows: true);
