@@ -9,9 +9,9 @@ pub(crate) const EVERYWHERE: i64 = 0;
 
 /// Implements `record_durations_now` and `remaining_work_now` for `$store`, whose
 /// `begin_tx` opens a locked unit of work with a `tx` field and whose unit has
-/// `finish_side_write`.
+/// `finish_side_write`; `$json_rows` reads a run's remaining work as one row of JSON (SQLite).
 macro_rules! sql_durations {
-    (store: $store:ident, ts: $ts:path $(,)?) => {
+    (store: $store:ident, ts: $ts:path, json_rows: $json_rows:expr $(,)?) => {
         impl $store {
             pub(crate) async fn record_durations_now(
                 &self,
@@ -102,33 +102,42 @@ macro_rules! sql_durations {
                 let head = head.ok_or_else(|| {
                     ::stpt_core::Error::not_found(::stpt_core::ItemKind::Run, id.get())
                 })?;
-                let rows: Vec<$crate::rows::RemainingRow> = ::sqlx::query_as(&format!(
-                    "SELECT t.file_path, t.file_name, \
-                     SUM(CASE WHEN t.status = 'waiting' THEN 1 ELSE 0 END) AS waiting, \
-                     MAX(CASE WHEN t.status = 'running' THEN t.id END) AS running_id, \
-                     MAX(CASE WHEN t.status = 'running' THEN t.timestamp_start END) AS running_since, \
+                // The run's waiting and running tests, each with its identity's histories:
+                // two primary-key lookups a test, no sort and no grouping in the database
+                // (both cost more than the lookups on SQLite); grouped by identity here.
+                let tests = format!(
+                    "SELECT t.seq, t.file_path, t.file_name, t.status, t.id, t.timestamp_start, \
                      m.samples AS on_machine, g.samples AS everywhere \
                      FROM {p}tests t \
                      LEFT JOIN {p}durations m ON m.machine_id = $2 \
                      AND m.file_path = t.file_path AND m.file_name = t.file_name \
                      LEFT JOIN {p}durations g ON g.machine_id = {everywhere} \
                      AND g.file_path = t.file_path AND g.file_name = t.file_name \
-                     WHERE t.run_id = $1 AND t.status IN ('waiting', 'running') \
-                     GROUP BY t.file_path, t.file_name, m.samples, g.samples \
-                     ORDER BY MIN(t.seq)",
+                     WHERE t.run_id = $1 AND t.status IN ('waiting', 'running')",
                     everywhere = $crate::durations::EVERYWHERE,
-                ))
-                .bind(id.get())
-                .bind(head.run.machine_id())
-                .fetch_all(&mut *tx)
-                .await
-                .db()?;
+                );
+                let rows: Vec<$crate::rows::RemainingRow> = if $json_rows {
+                    let text: String = ::sqlx::query_scalar(&format!(
+                        "SELECT json_group_array(json_array(seq, file_path, file_name, status, \
+                         id, timestamp_start, on_machine, everywhere)) FROM ({tests})"
+                    ))
+                    .bind(id.get())
+                    .bind(head.run.machine_id())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .db()?;
+                    $crate::rows::RemainingRow::from_json(&text)?
+                } else {
+                    ::sqlx::query_as(&tests)
+                        .bind(id.get())
+                        .bind(head.run.machine_id())
+                        .fetch_all(&mut *tx)
+                        .await
+                        .db()?
+                };
                 Ok(::stpt_core::RunRemaining {
                     run: head.run.summary()?,
-                    work: rows
-                        .into_iter()
-                        .map($crate::rows::RemainingRow::work)
-                        .collect::<::stpt_core::Result<_>>()?,
+                    work: $crate::rows::RemainingRow::work(rows)?,
                 })
             }
         }

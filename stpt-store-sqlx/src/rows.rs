@@ -221,38 +221,97 @@ impl RunRow {
     }
 }
 
-/// One test identity a run still has to run, with its stored histories.
+/// One waiting or running test of a run, with its identity's stored histories.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct RemainingRow {
+    seq: i64,
     file_path: String,
     file_name: String,
-    waiting: i64,
-    running_id: Option<i64>,
-    running_since: Option<DateTime<Utc>>,
+    status: String,
+    id: i64,
+    timestamp_start: Option<DateTime<Utc>>,
     on_machine: Option<String>,
     everywhere: Option<String>,
 }
 
 impl RemainingRow {
-    pub(crate) fn work(self) -> Result<stpt_core::RemainingWork> {
+    /// Rows from a JSON array of `[seq, file_path, file_name, status, id, timestamp_start,
+    /// on_machine, everywhere]` arrays, timestamps as the SQLite store writes them.
+    pub(crate) fn from_json(text: &str) -> Result<Vec<RemainingRow>> {
+        type Json = (
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let rows: Vec<Json> = serde_json::from_str(text).map_err(Error::backend)?;
+        rows.into_iter()
+            .map(
+                |(seq, file_path, file_name, status, id, start, on_machine, everywhere)| {
+                    Ok(RemainingRow {
+                        seq,
+                        file_path,
+                        file_name,
+                        status,
+                        id,
+                        timestamp_start: start.as_deref().map(text_time).transpose()?,
+                        on_machine,
+                        everywhere,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    /// One entry per test identity, in plan order of its first test: how many of its tests
+    /// wait, its running test, and its histories.
+    pub(crate) fn work(mut rows: Vec<RemainingRow>) -> Result<Vec<stpt_core::RemainingWork>> {
+        use std::collections::hash_map::{Entry, HashMap};
         let history = |text: Option<String>| {
             text.as_deref()
                 .map(stpt_core::DurationHistory::from_text)
                 .unwrap_or_default()
         };
-        Ok(stpt_core::RemainingWork {
-            waiting: count("waiting", self.waiting)?,
-            running: self
-                .running_id
-                .zip(self.running_since)
-                .map(|(id, since)| (TestId(id), since)),
-            on_machine: history(self.on_machine),
-            everywhere: history(self.everywhere),
-            file: FileRef {
-                file_path: self.file_path,
-                file_name: self.file_name,
-            },
-        })
+        rows.sort_unstable_by_key(|row| row.seq);
+        let mut work: Vec<stpt_core::RemainingWork> = Vec::new();
+        let mut index: HashMap<(String, String), usize> = HashMap::new();
+        for row in rows {
+            let at = match index.entry((row.file_path, row.file_name)) {
+                Entry::Occupied(entry) => *entry.get(),
+                Entry::Vacant(entry) => {
+                    let (file_path, file_name) = entry.key().clone();
+                    work.push(stpt_core::RemainingWork {
+                        file: FileRef {
+                            file_path,
+                            file_name,
+                        },
+                        waiting: 0,
+                        running: None,
+                        on_machine: history(row.on_machine),
+                        everywhere: history(row.everywhere),
+                    });
+                    *entry.insert(work.len() - 1)
+                }
+            };
+            let Some(item) = work.get_mut(at) else {
+                continue;
+            };
+            match status("tests.status", &row.status)? {
+                Status::Waiting => item.waiting = item.waiting.saturating_add(1),
+                Status::Running => {
+                    let newer = item.running.is_none_or(|(id, _)| row.id > id.get());
+                    if let (true, Some(since)) = (newer, row.timestamp_start) {
+                        item.running = Some((TestId(row.id), since));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(work)
     }
 }
 

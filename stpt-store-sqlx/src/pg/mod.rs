@@ -228,7 +228,7 @@ sql_store_tx!(tx: PgTx);
 sql_account_store!(store: PgStore, ts: ts);
 sql_deletes!(store: PgStore);
 sql_machine_settings!(store: PgStore);
-sql_durations!(store: PgStore, ts: ts);
+sql_durations!(store: PgStore, ts: ts, json_rows: false);
 
 #[cfg(test)]
 mod tests {

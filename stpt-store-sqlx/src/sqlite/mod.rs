@@ -371,4 +371,4 @@ mod tests {
 sql_account_store!(store: SqliteStore, ts: ts);
 sql_deletes!(store: SqliteStore);
 sql_machine_settings!(store: SqliteStore);
-sql_durations!(store: SqliteStore, ts: ts);
+sql_durations!(store: SqliteStore, ts: ts, json_rows: true);
