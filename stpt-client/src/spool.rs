@@ -192,6 +192,11 @@ impl std::fmt::Debug for SpooledClient {
 impl SpooledClient {
     /// Opens (or creates) the journal of `config` and starts sending it through `client`.
     pub fn open(client: Client, config: SpoolConfig) -> Result<Self, SpoolError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            SpoolError::InvalidInput(
+                "open the spool inside a Tokio runtime: it sends from a task of its own".to_owned(),
+            )
+        })?;
         let journal = Journal::open(&config.path, config.max_bytes)?;
         if journal.len() > 0 {
             tracing::info!(
@@ -215,7 +220,7 @@ impl SpooledClient {
             failures: 0,
             rng: fastrand::Rng::new(),
         };
-        let sender = tokio::spawn(send_forever(Arc::clone(&shared), backoff));
+        let sender = runtime.spawn(send_forever(Arc::clone(&shared), backoff));
         Ok(SpooledClient { shared, sender })
     }
 
@@ -628,6 +633,14 @@ async fn send_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opening_outside_a_runtime_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let client = Client::new("http://127.0.0.1:8000").unwrap();
+        let opened = SpooledClient::open(client, SpoolConfig::new(dir.path().join("j")));
+        assert!(matches!(opened, Err(SpoolError::InvalidInput(_))));
+    }
 
     #[test]
     fn backoff_grows_with_jitter_up_to_the_cap_and_honours_retry_after() {
