@@ -77,7 +77,7 @@ async fn measure(name: &str, store: Arc<dyn Store>) {
                 machine: machine.clone(),
                 file_path: "/t".to_owned(),
                 file_name: file_name.clone(),
-                at: Utc::now(),
+                at: Utc::now().into(),
             })
             .await
             .expect("start matched");
@@ -88,7 +88,7 @@ async fn measure(name: &str, store: Arc<dyn Store>) {
                     file_path: "/t".to_owned(),
                     file_name,
                     status: Status::Passed,
-                    at: Utc::now(),
+                    at: Utc::now().into(),
                 })
                 .await
                 .expect("stop matched");

@@ -1,10 +1,12 @@
 //! A virtual test machine: posts a plan (master scenario → scenarios → tests, with script
 //! text), then runs it with a start and a stop per test, random durations and random final
-//! statuses, against any stpt server — as a real runner on a rig does.
+//! statuses, against any stpt server — as a real runner on a rig does. In the v1 protocol it
+//! speaks through `stpt-client`, as a Rust runner would.
 
 use chrono::Utc;
 use serde_json::{Value, json};
 use std::time::Duration;
+use stpt_client::{ClientError, EventId, PlanPayload, TestId};
 use stpt_core::Status;
 
 /// Which API the virtual machine speaks.
@@ -68,7 +70,10 @@ fn fail(message: impl Into<String>) -> VirtualMachineError {
 #[derive(Debug)]
 pub struct VirtualMachine {
     config: VirtualMachineConfig,
+    /// For the seed protocol.
     client: reqwest::Client,
+    /// For the v1 protocol; an unusable server URL is reported when the machine runs.
+    api: Result<stpt_client::Client, String>,
     rng: fastrand::Rng,
 }
 
@@ -76,16 +81,23 @@ pub struct VirtualMachine {
 struct PlannedTest {
     file_path: String,
     file_name: String,
-    id: Option<i64>,
+    id: Option<TestId>,
 }
 
 impl VirtualMachine {
     /// A machine with its own HTTP client.
     pub fn new(config: VirtualMachineConfig) -> Self {
         let rng = fastrand::Rng::with_seed(config.seed);
+        let api = stpt_client::Client::new(&config.server)
+            .map(|api| match &config.token {
+                Some(token) => api.with_token(token.clone()),
+                None => api,
+            })
+            .map_err(|error| error.to_string());
         VirtualMachine {
             config,
             client: reqwest::Client::new(),
+            api,
             rng,
         }
     }
@@ -144,71 +156,86 @@ impl VirtualMachine {
         }
     }
 
-    fn key(&mut self) -> String {
-        format!("{:016x}{:016x}", self.rng.u64(..), self.rng.u64(..))
+    /// A client event id from the machine's seeded generator, so runs repeat.
+    fn key(&mut self) -> Result<EventId, VirtualMachineError> {
+        EventId::new(format!(
+            "{:016x}{:016x}",
+            self.rng.u64(..),
+            self.rng.u64(..)
+        ))
+        .map_err(|error| fail(error.to_string()))
     }
 
-    async fn post(
-        &self,
-        path: &str,
-        body: &Value,
-        key: Option<&str>,
-    ) -> Result<Value, VirtualMachineError> {
-        let url = format!("{}{path}", self.config.server.trim_end_matches('/'));
-        // A retry with the same idempotency key is safe on /api/v1/.
-        let attempts = if key.is_some() { 3 } else { 1 };
-        let mut last_error = String::new();
-        for _ in 0..attempts {
-            let mut request = self.client.post(&url).json(body);
-            if let Some(token) = &self.config.token {
-                request = request.bearer_auth(token);
-            }
-            if let Some(key) = key {
-                request = request.header("Idempotency-Key", key);
-            }
-            match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let answer: Value = response.json().await.unwrap_or(Value::Null);
-                    if status.is_success() {
-                        return Ok(answer);
-                    }
-                    return Err(fail(format!("{path} answered {status}: {answer}")));
+    fn api(&self) -> Result<&stpt_client::Client, VirtualMachineError> {
+        self.api
+            .as_ref()
+            .map_err(|error| fail(format!("server {}: {error}", self.config.server)))
+    }
+
+    /// Runs `request` up to 3 times while it fails in a way worth retrying: each try sends
+    /// the same idempotency key, so the server applies it once.
+    async fn with_retries<T, F>(
+        what: &str,
+        mut request: impl FnMut() -> F,
+    ) -> Result<T, VirtualMachineError>
+    where
+        F: std::future::Future<Output = Result<T, ClientError>>,
+    {
+        let mut attempts_left = 3;
+        loop {
+            attempts_left -= 1;
+            match request().await {
+                Ok(answer) => return Ok(answer),
+                Err(error) if error.is_retryable() && attempts_left > 0 => {
+                    let pause = error.retry_after().unwrap_or(Duration::from_millis(200));
+                    tokio::time::sleep(pause.min(Duration::from_secs(5))).await;
                 }
-                Err(error) => last_error = error.to_string(),
+                Err(error) => return Err(fail(format!("{what}: {error}"))),
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Err(fail(format!("{path}: {last_error}")))
+    }
+
+    /// Posts to the seed protocol's `path`.
+    async fn post(&self, path: &str, body: &Value) -> Result<Value, VirtualMachineError> {
+        let url = format!("{}{path}", self.config.server.trim_end_matches('/'));
+        let mut request = self.client.post(&url).json(body);
+        if let Some(token) = &self.config.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|error| fail(format!("{path}: {error}")))?;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            Ok(answer)
+        } else {
+            Err(fail(format!("{path} answered {status}: {answer}")))
+        }
     }
 
     /// Posts a plan and runs every test of it once.
     pub async fn run_once(&mut self) -> Result<RunReport, VirtualMachineError> {
         let (plan, mut tests) = self.plan();
-        let v1 = self.config.protocol == Protocol::V1;
-        let (created, run_id) = if v1 {
-            let key = self.key();
-            let created = self.post("/api/v1/plans", &plan, Some(&key)).await?;
-            let run_id = created["run_id"]
-                .as_i64()
-                .ok_or_else(|| fail("no run id in the plan's answer"))?;
-            (created, run_id)
-        } else {
-            // The seed's answer echoes the plan without ids: read them as a seed client would.
-            let created = self.post("/tm_api/dry_run/", &plan, None).await?;
-            let run_id = self.seed_latest_run_id().await?;
-            (created, run_id)
-        };
-        if v1 {
-            let ids = created["scenarios"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|s| s["test_ids"].as_array().cloned().unwrap_or_default());
-            for (test, id) in tests.iter_mut().zip(ids) {
-                test.id = id.as_i64();
+        let run_id = match self.config.protocol {
+            Protocol::V1 => {
+                let plan: PlanPayload = serde_json::from_value(plan)
+                    .map_err(|error| fail(format!("the plan is malformed: {error}")))?;
+                let key = self.key()?;
+                let api = self.api()?;
+                let created = Self::with_retries("/api/v1/plans", || api.plan(&plan, &key)).await?;
+                for (test, id) in tests.iter_mut().zip(created.test_ids()) {
+                    test.id = Some(id);
+                }
+                created.run_id.get()
             }
-        }
+            Protocol::Seed => {
+                // The seed's answer echoes the plan without ids: read them as a seed client would.
+                self.post("/tm_api/dry_run/", &plan).await?;
+                self.seed_latest_run_id().await?
+            }
+        };
         let mut report = RunReport {
             run_id,
             ..RunReport::default()
@@ -288,18 +315,19 @@ impl VirtualMachine {
     ) -> Result<(), VirtualMachineError> {
         match (self.config.protocol, test.id) {
             (Protocol::V1, Some(id)) => {
-                let key = self.key();
-                let (path, body) = match status {
-                    None => (
-                        format!("/api/v1/tests/{id}/start"),
-                        json!({"timestamp": Self::now()}),
-                    ),
-                    Some(status) => (
-                        format!("/api/v1/tests/{id}/stop"),
-                        json!({"status": status, "timestamp": Self::now()}),
-                    ),
-                };
-                self.post(&path, &body, Some(&key)).await?;
+                let key = self.key()?;
+                let api = self.api()?;
+                let at = Utc::now();
+                match status {
+                    None => {
+                        let what = format!("start of test {id}");
+                        Self::with_retries(&what, || api.start_test(id, at, &key)).await?;
+                    }
+                    Some(status) => {
+                        let what = format!("stop of test {id}");
+                        Self::with_retries(&what, || api.stop_test(id, status, at, &key)).await?;
+                    }
+                }
             }
             _ => {
                 let (path, body) = match status {
@@ -315,7 +343,7 @@ impl VirtualMachine {
                                "timestamp_stop": Self::now()}),
                     ),
                 };
-                self.post(path, &body, None).await?;
+                self.post(path, &body).await?;
             }
         }
         Ok(())

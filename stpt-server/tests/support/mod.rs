@@ -19,7 +19,12 @@ impl Server {
 
     /// Listens on `host` (at a free port) with `extra` flags; logs go to a pipe.
     pub async fn start_with(database_url: &str, host: &str, extra: &[&str]) -> Server {
-        let port = stpt_testkit::free_port();
+        Self::start_on(database_url, host, stpt_testkit::free_port(), extra).await
+    }
+
+    /// Listens on `host:port` with `extra` flags (e.g. again on the port of a server that was
+    /// killed); logs go to a pipe.
+    pub async fn start_on(database_url: &str, host: &str, port: u16, extra: &[&str]) -> Server {
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_stpt-server"))
             .args([
                 "--bind",
