@@ -270,6 +270,24 @@ macro_rules! bind_counts {
 /// JSON instead of a row each (SQLite, where every row crosses to the connection's thread).
 macro_rules! sql_store {
     (store: $store:ident, tx: $tx:ident, db: $db:ty, ts: $ts:path, years: $years:expr, max_binds: $max_binds:expr, json_rows: $json_rows:expr $(,)?) => {
+        impl $store {
+            /// Run `id`'s header, read in `tx`; [`stpt_core::Error::NotFound`] if unknown.
+            pub(crate) async fn run_head_in(
+                &self,
+                tx: &mut ::sqlx::Transaction<'static, $db>,
+                id: ::stpt_core::RunId,
+            ) -> ::stpt_core::Result<$crate::rows::RunHeadRow> {
+                let head: Option<$crate::rows::RunHeadRow> = ::sqlx::query_as(&self.sql.run_head)
+                    .bind(id.get())
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .db()?;
+                head.ok_or_else(|| {
+                    ::stpt_core::Error::not_found(::stpt_core::ItemKind::Run, id.get())
+                })
+            }
+        }
+
         #[::async_trait::async_trait]
         impl ::stpt_core::Store for $store {
             async fn begin(
@@ -364,14 +382,7 @@ macro_rules! sql_store {
             ) -> ::stpt_core::Result<::stpt_core::RunDetail> {
                 // One snapshot for the three reads, so counts and tests agree.
                 let mut tx = self.read_tx().await?;
-                let head: Option<$crate::rows::RunHeadRow> = ::sqlx::query_as(&self.sql.run_head)
-                    .bind(id.get())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .db()?;
-                let head = head.ok_or_else(|| {
-                    ::stpt_core::Error::not_found(::stpt_core::ItemKind::Run, id.get())
-                })?;
+                let head = self.run_head_in(&mut tx, id).await?;
                 let scenarios: Vec<$crate::rows::ScenarioRow> =
                     ::sqlx::query_as(&self.sql.run_scenarios)
                         .bind(id.get())

@@ -94,14 +94,7 @@ macro_rules! sql_durations {
             ) -> ::stpt_core::Result<::stpt_core::RunRemaining> {
                 let p = self.sql.prefix;
                 let mut tx = self.read_tx().await?;
-                let head: Option<$crate::rows::RunHeadRow> = ::sqlx::query_as(&self.sql.run_head)
-                    .bind(id.get())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .db()?;
-                let head = head.ok_or_else(|| {
-                    ::stpt_core::Error::not_found(::stpt_core::ItemKind::Run, id.get())
-                })?;
+                let head = self.run_head_in(&mut tx, id).await?;
                 // The run's waiting and running tests, each with its identity's histories:
                 // two primary-key lookups a test, no sort and no grouping in the database
                 // (both cost more than the lookups on SQLite); grouped by identity here.
