@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stpt_benches::plan;
 use stpt_core::{
-    DurationSample, FileRef, InProcessBus, MachineName, Status, Store, TestStart, TestStop, Tracker,
+    FinishedTest, FileRef, InProcessBus, MachineName, Status, Store, TestStart, TestStop, Tracker,
 };
 use stpt_store_memory::MemoryStore;
 use stpt_store_sqlx::sqlx::{self, Connection, Executor};
@@ -31,16 +31,19 @@ const READS: usize = 200;
 const WARMUP: usize = 10;
 
 /// Samples for every identity of the 10,000-test plan, `SAMPLES` per identity, on `machine`.
-fn samples(machine: stpt_core::MachineId) -> Vec<DurationSample> {
+fn samples(machine: stpt_core::MachineId) -> Vec<FinishedTest> {
     (0..TESTS)
         .flat_map(|t| {
-            (0..SAMPLES).map(move |k| DurationSample {
+            (0..SAMPLES).map(move |k| FinishedTest {
                 machine_id: machine,
+                // No such test: only the duration histories take these samples.
+                test_id: stpt_core::TestId(0),
                 file: FileRef {
                     file_path: "/t".to_owned(),
                     file_name: format!("t{t}.py"),
                 },
-                millis: 1_000 + (t as i64 % 97) * 10 + k,
+                status: stpt_core::Status::Passed,
+                millis: Some(1_000 + (t as i64 % 97) * 10 + k),
             })
         })
         .collect()
@@ -57,7 +60,7 @@ async fn measure(name: &str, store: Arc<dyn Store>) {
             .await
             .expect("plan stored");
         store
-            .record_durations(&samples(receipt.machine_id))
+            .record_finished(&samples(receipt.machine_id))
             .await
             .expect("durations recorded");
     }
@@ -66,7 +69,7 @@ async fn measure(name: &str, store: Arc<dyn Store>) {
         .await
         .expect("plan stored");
     store
-        .record_durations(&samples(receipt.machine_id))
+        .record_finished(&samples(receipt.machine_id))
         .await
         .expect("durations recorded");
     let machine = MachineName::new("eta-bench").expect("valid name");

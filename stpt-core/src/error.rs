@@ -143,6 +143,8 @@ pub enum ItemKind {
     User,
     /// A runner token.
     RunnerToken,
+    /// A test identity across runs (its id is its [`crate::history::TestKey`]'s stored value).
+    TestIdentity,
 }
 
 impl fmt::Display for ItemKind {
@@ -156,6 +158,7 @@ impl fmt::Display for ItemKind {
             ItemKind::Page => "page",
             ItemKind::User => "user",
             ItemKind::RunnerToken => "runner token",
+            ItemKind::TestIdentity => "test identity",
         })
     }
 }

@@ -2,13 +2,13 @@
 //!
 //! A test's identity across runs is its file path and name. For each identity stpt keeps its
 //! last [`DURATION_WINDOW`] durations on each machine and across all machines
-//! ([`DurationHistory`]); each finished test adds one sample ([`Store::record_durations`]),
+//! ([`DurationHistory`]); each finished test adds one sample ([`Store::record_finished`]),
 //! so recording stays constant-cost and reading an estimate is a lookup, never a scan of past
 //! runs. An estimate is the median of the history: robust to the odd hung or aborted run.
 //! Only `passed`, `warning`, `failed` and `error` results count: a `cancelled` or `unknown`
 //! test did not run its course.
 //!
-//! [`Store::record_durations`]: crate::Store::record_durations
+//! [`Store::record_finished`]: crate::Store::record_finished
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -73,33 +73,51 @@ impl DurationHistory {
     }
 }
 
-/// One finished test's duration, to add to its identity's histories.
+/// A test that just finished, to add to its identity's histories: its duration to the
+/// duration histories ([`DurationHistory`]), its outcome to the flaky window on its machine
+/// ([`crate::history::FlakyWindow`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DurationSample {
+pub struct FinishedTest {
     /// The machine that ran it.
     pub machine_id: MachineId,
-    /// Its identity.
+    /// The test.
+    pub test_id: TestId,
+    /// Its file (the duration histories' identity).
     pub file: FileRef,
-    /// How long it took, in milliseconds (runner clock, stop minus start).
-    pub millis: i64,
+    /// How it finished.
+    pub status: Status,
+    /// How long it took, in milliseconds (runner clock, stop minus start), when known.
+    pub millis: Option<i64>,
 }
 
-impl DurationSample {
-    /// The sample a test that just finished gives, if its result counts (see the module docs).
+impl FinishedTest {
+    /// What a test that just changed gives, if it finished.
     pub fn of(machine_id: MachineId, test: &TestState) -> Option<Self> {
-        let counts = matches!(
-            test.status,
-            Status::Passed | Status::Warning | Status::Failed | Status::Error
-        );
-        let millis = (test.timestamp_stop? - test.timestamp_start?).num_milliseconds();
-        (counts && millis >= 0).then(|| DurationSample {
+        if test.status.is_ongoing() {
+            return None;
+        }
+        let millis = crate::duration(test.timestamp_start, test.timestamp_stop)
+            .map(|duration| duration.num_milliseconds());
+        Some(FinishedTest {
             machine_id,
+            test_id: test.id,
             file: FileRef {
                 file_path: test.file_path.clone(),
                 file_name: test.file_name.clone(),
             },
+            status: test.status,
             millis,
         })
+    }
+
+    /// The duration it adds to the duration histories, if its result counts (see the module
+    /// docs).
+    pub fn duration_sample(&self) -> Option<i64> {
+        let counts = matches!(
+            self.status,
+            Status::Passed | Status::Warning | Status::Failed | Status::Error
+        );
+        self.millis.filter(|&millis| counts && millis >= 0)
     }
 }
 

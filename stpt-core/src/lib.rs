@@ -6,6 +6,7 @@ mod clock_offset;
 mod error;
 pub mod estimate;
 mod event;
+pub mod history;
 mod ids;
 mod index;
 mod live;
@@ -30,7 +31,7 @@ pub mod conformance;
 pub use clock_offset::ClockOffset;
 pub use error::{BoxError, Error, ItemKind, NoMatch, Result};
 pub use estimate::{
-    DURATION_WINDOW, DurationHistory, DurationSample, RemainingWork, RunEta, RunRemaining,
+    DURATION_WINDOW, DurationHistory, FinishedTest, RemainingWork, RunEta, RunRemaining,
     RunningProgress,
 };
 pub use event::{EventId, EventReceipt, PlanReceipt, Recorded, TestAction, TestEvent, TestTarget};

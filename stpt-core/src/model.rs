@@ -153,7 +153,7 @@ pub fn duration(start: Option<DateTime<Utc>>, stop: Option<DateTime<Utc>>) -> Op
 }
 
 /// A script file's name and place.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileRef {
     /// Directory.

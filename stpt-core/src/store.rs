@@ -6,7 +6,11 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::estimate::{DurationSample, RunRemaining};
+use crate::estimate::{FinishedTest, RunRemaining};
+use crate::history::{
+    FlakyTest, HistoryQuery, MatrixEntry, RunListing, RunSearch, TestFlakiness, TestHistory,
+    TestKey, TestListing, TextFilter,
+};
 use crate::rules::{Aggregate, RunState, RunWork, ScenarioState, TestState};
 use crate::{
     ClockOffset, FileRef, ItemDetail, ItemRef, MachineId, MachineName, MachineSummary, Page,
@@ -122,26 +126,105 @@ pub trait Store: Send + Sync + Debug + 'static {
         })
     }
 
-    /// Adds finished tests' durations to their identities' histories, on their machine and
+    /// Adds finished tests to their identities' histories: durations on their machine and
     /// across all machines, each trimmed to the last [`crate::DURATION_WINDOW`] (see
-    /// [`crate::estimate`]). Samples come in the order the tests finished. Optional (the
+    /// [`crate::estimate`], [`FinishedTest::duration_sample`]), and outcomes to the
+    /// identity's [`crate::history::FlakyWindow`] on the machine (the identity of a test is
+    /// read from its stored row; tests deleted meanwhile are skipped). Samples come in the
+    /// order the tests finished. Optional (the
     /// default answers [`crate::Error::NotSupported`] and the suite skips its scenario):
     /// without it, run estimates come from each run's own pace.
-    async fn record_durations(&self, samples: &[DurationSample]) -> Result<()> {
+    async fn record_finished(&self, samples: &[FinishedTest]) -> Result<()> {
         let _ = samples;
         Err(crate::Error::NotSupported {
-            operation: "record_durations",
+            operation: "record_finished",
         })
     }
 
     /// Run `run`'s summary and what it still has to do: one entry per test identity with
     /// waiting or running tests, each with its duration histories on the run's machine and
     /// across machines (empty when none is kept). [`crate::Error::NotFound`] if the run is unknown. Optional, as
-    /// [`Store::record_durations`].
+    /// [`Store::record_finished`].
     async fn remaining_work(&self, run: RunId) -> Result<RunRemaining> {
         let _ = run;
         Err(crate::Error::NotSupported {
             operation: "remaining_work",
+        })
+    }
+
+    /// A page of test identity `key`'s results across runs and machines, newest run first,
+    /// filtered and bounded by `query` ([`HistoryQuery::effective_limit`]); a test of an
+    /// ongoing run is included with its current status. [`crate::Error::NotFound`]
+    /// ([`crate::ItemKind::TestIdentity`]) if no test ever had this identity. Optional, as
+    /// [`Store::delete_run`], and so are the other history reads below: without them the
+    /// history pages answer "not supported" and the rest of stpt works.
+    async fn test_history(&self, key: TestKey, query: HistoryQuery) -> Result<TestHistory> {
+        let _ = (key, query);
+        Err(crate::Error::NotSupported {
+            operation: "test_history",
+        })
+    }
+
+    /// The run its machine received before `run` with the same master scenario file (path
+    /// and name), if any. [`crate::Error::NotFound`] if `run` is unknown.
+    async fn previous_run(&self, run: RunId) -> Result<Option<RunId>> {
+        let _ = run;
+        Err(crate::Error::NotSupported {
+            operation: "previous_run",
+        })
+    }
+
+    /// The tests of `run` whose identity's window on the run's machine holds at least
+    /// `min_flips` flips, in plan order. [`crate::Error::NotFound`] if `run` is unknown.
+    /// Windows are kept by [`Store::record_finished`].
+    async fn run_flakiness(&self, run: RunId, min_flips: u32) -> Result<Vec<TestFlakiness>> {
+        let _ = (run, min_flips);
+        Err(crate::Error::NotSupported {
+            operation: "run_flakiness",
+        })
+    }
+
+    /// Up to `limit` (identity, machine) windows with at least `min_flips` flips, most flips
+    /// first, then by machine name and identity key.
+    async fn flaky_tests(&self, min_flips: u32, limit: u32) -> Result<Vec<FlakyTest>> {
+        let _ = (min_flips, limit);
+        Err(crate::Error::NotSupported {
+            operation: "flaky_tests",
+        })
+    }
+
+    /// Every test of each machine's latest run of master scenario file `master`, with its
+    /// identity's window on that machine, for [`crate::history::Matrix::assemble`]. Only the
+    /// machines in `machines`, unless it is empty.
+    async fn matrix_entries(
+        &self,
+        master: &FileRef,
+        machines: &[MachineId],
+    ) -> Result<Vec<MatrixEntry>> {
+        let _ = (master, machines);
+        Err(crate::Error::NotSupported {
+            operation: "matrix_entries",
+        })
+    }
+
+    /// Runs passing every filter of `search`, newest received first.
+    async fn search_runs(&self, search: &RunSearch, page: PageRequest) -> Result<Page<RunListing>> {
+        let _ = (search, page);
+        Err(crate::Error::NotSupported {
+            operation: "search_runs",
+        })
+    }
+
+    /// Test identities whose paths or names contain `text` (all of them without), ordered by
+    /// test file name, test path, scenario name, scenario path.
+    async fn search_tests(
+        &self,
+        text: Option<&TextFilter>,
+        page: PageRequest,
+    ) -> Result<Page<TestListing>> {
+        let _ = (text, page);
+        Err(crate::Error::NotSupported {
+            operation: "search_tests",
         })
     }
 

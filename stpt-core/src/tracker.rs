@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use crate::estimate::{DurationSample, RunEta};
+use crate::estimate::{FinishedTest, RunEta};
 use crate::event::{
     EventId, EventReceipt, PlanReceipt, Recorded, TestAction, TestEvent, TestTarget,
 };
@@ -89,14 +89,14 @@ pub struct Tracker {
     max_plan_tests: usize,
     /// How naive runner timestamps are read on machines without a zone of their own.
     runner_timezone: RunnerTimezone,
-    /// Finished tests' durations not yet added to the histories (see
-    /// [`Tracker::flush_durations`]).
-    durations: Arc<std::sync::Mutex<Vec<DurationSample>>>,
+    /// Finished tests not yet added to the histories (see
+    /// [`Tracker::flush_finished`]).
+    finished: Arc<std::sync::Mutex<Vec<FinishedTest>>>,
 }
 
 /// Durations held for the histories at most; beyond, the oldest are dropped (estimates lose
 /// a little, memory stays bounded while a store refuses them).
-const MAX_PENDING_DURATIONS: usize = 100_000;
+const MAX_PENDING_FINISHED: usize = 100_000;
 
 impl Tracker {
     /// A tracker on the system clock.
@@ -108,7 +108,7 @@ impl Tracker {
             liveness: LivenessPolicy::default(),
             max_plan_tests: Self::DEFAULT_MAX_PLAN_TESTS,
             runner_timezone: RunnerTimezone::UTC,
-            durations: Arc::default(),
+            finished: Arc::default(),
         }
     }
 
@@ -422,7 +422,7 @@ impl Tracker {
             return;
         };
         let run_status = work.run.aggregate.status();
-        self.hold_durations(machine.id, &work);
+        self.hold_finished(machine.id, &work);
         self.publish_run_change(machine.id, &work);
         if status_before != run_status && machine.latest_run == Some(work.run.id) {
             self.publish_machine_status(machine.id, machine.name, run_status);
@@ -564,48 +564,48 @@ impl Tracker {
         })
     }
 
-    /// Holds the durations of the tests `work` finished, for [`Tracker::flush_durations`].
-    fn hold_durations(&self, machine_id: MachineId, work: &RunWork) {
+    /// Holds the tests `work` finished, for [`Tracker::flush_finished`].
+    fn hold_finished(&self, machine_id: MachineId, work: &RunWork) {
         let samples = work
             .tests
             .iter()
-            .filter_map(|test| DurationSample::of(machine_id, test));
+            .filter_map(|test| FinishedTest::of(machine_id, test));
         let mut pending = self
-            .durations
+            .finished
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         pending.extend(samples);
-        let excess = pending.len().saturating_sub(MAX_PENDING_DURATIONS);
+        let excess = pending.len().saturating_sub(MAX_PENDING_FINISHED);
         pending.drain(..excess);
     }
 
-    /// Adds the durations of tests finished since the last flush to the store's histories
-    /// ([`Store::record_durations`]), in one call, and answers how many. Events never wait for
+    /// Adds the tests finished since the last flush to the store's histories
+    /// ([`Store::record_finished`]), in one call, and answers how many. Events never wait for
     /// this: the [`crate::LivenessWatch`] flushes on each tick, so histories trail events by a
     /// few seconds, and a crash loses at most those. A store that does not keep histories
     /// answers [`Error::NotSupported`]; the samples are then dropped.
-    pub async fn flush_durations(&self) -> Result<usize> {
+    pub async fn flush_finished(&self) -> Result<usize> {
         let samples = std::mem::take(
             &mut *self
-                .durations
+                .finished
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         if samples.is_empty() {
             return Ok(0);
         }
-        match self.store.record_durations(&samples).await {
+        match self.store.record_finished(&samples).await {
             Ok(()) => Ok(samples.len()),
             Err(Error::NotSupported { .. }) => Ok(0),
             Err(error) => {
                 // Kept for the next flush, ahead of what arrived meanwhile.
                 let mut pending = self
-                    .durations
+                    .finished
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let newer = std::mem::replace(&mut *pending, samples);
                 pending.extend(newer);
-                let excess = pending.len().saturating_sub(MAX_PENDING_DURATIONS);
+                let excess = pending.len().saturating_sub(MAX_PENDING_FINISHED);
                 pending.drain(..excess);
                 Err(error)
             }

@@ -197,11 +197,11 @@ impl LivenessWatch {
         LivenessWatch::default()
     }
 
-    /// One pass over every machine; answers the runs it closed. Also adds the durations of
-    /// tests finished since the last pass to the histories ([`Tracker::flush_durations`]).
+    /// One pass over every machine; answers the runs it closed. Also adds the
+    /// tests finished since the last pass to the histories ([`Tracker::flush_finished`]).
     pub async fn tick(&mut self, tracker: &Tracker) -> Result<Vec<RunId>> {
-        if let Err(error) = tracker.flush_durations().await {
-            tracing::warn!(%error, "test durations not stored yet; trying again next tick");
+        if let Err(error) = tracker.flush_finished().await {
+            tracing::warn!(%error, "finished tests not added to the histories yet; trying again next tick");
         }
         let mut closed = Vec::new();
         let mut number = 1;

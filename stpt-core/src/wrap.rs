@@ -60,12 +60,16 @@ use async_trait::async_trait;
 use std::fmt::Debug;
 use std::sync::Arc;
 
-use crate::estimate::{DurationSample, RunRemaining};
+use crate::estimate::{FinishedTest, RunRemaining};
+use crate::history::{
+    FlakyTest, HistoryQuery, MatrixEntry, RunListing, RunSearch, TestFlakiness, TestHistory,
+    TestKey, TestListing, TextFilter,
+};
 use crate::rules::{RunState, ScenarioState, TestState};
 use crate::{
-    Changes, Committed, Durability, ItemDetail, ItemRef, MachineId, MachineName, MachineRecord,
-    MachineSummary, Page, PageRequest, RecordedEvent, Result, RunDetail, RunId, RunSummary,
-    RunnerTimezone, ScenarioId, Store, StoreTx, TestId, TestLocation,
+    Changes, Committed, Durability, FileRef, ItemDetail, ItemRef, MachineId, MachineName,
+    MachineRecord, MachineSummary, Page, PageRequest, RecordedEvent, Result, RunDetail, RunId,
+    RunSummary, RunnerTimezone, ScenarioId, Store, StoreTx, TestId, TestLocation,
 };
 
 /// A [`Store`] that wraps another: every method forwards to [`WrapStore::inner`] unless
@@ -103,13 +107,49 @@ pub trait WrapStore: Send + Sync + Debug + 'static {
     async fn locate_test(&self, id: TestId) -> Result<TestLocation> {
         self.inner().locate_test(id).await
     }
-    /// [`Store::record_durations`].
-    async fn record_durations(&self, samples: &[DurationSample]) -> Result<()> {
-        self.inner().record_durations(samples).await
+    /// [`Store::record_finished`].
+    async fn record_finished(&self, samples: &[FinishedTest]) -> Result<()> {
+        self.inner().record_finished(samples).await
     }
     /// [`Store::remaining_work`].
     async fn remaining_work(&self, run: RunId) -> Result<RunRemaining> {
         self.inner().remaining_work(run).await
+    }
+    /// [`Store::test_history`].
+    async fn test_history(&self, key: TestKey, query: HistoryQuery) -> Result<TestHistory> {
+        self.inner().test_history(key, query).await
+    }
+    /// [`Store::previous_run`].
+    async fn previous_run(&self, run: RunId) -> Result<Option<RunId>> {
+        self.inner().previous_run(run).await
+    }
+    /// [`Store::run_flakiness`].
+    async fn run_flakiness(&self, run: RunId, min_flips: u32) -> Result<Vec<TestFlakiness>> {
+        self.inner().run_flakiness(run, min_flips).await
+    }
+    /// [`Store::flaky_tests`].
+    async fn flaky_tests(&self, min_flips: u32, limit: u32) -> Result<Vec<FlakyTest>> {
+        self.inner().flaky_tests(min_flips, limit).await
+    }
+    /// [`Store::matrix_entries`].
+    async fn matrix_entries(
+        &self,
+        master: &FileRef,
+        machines: &[MachineId],
+    ) -> Result<Vec<MatrixEntry>> {
+        self.inner().matrix_entries(master, machines).await
+    }
+    /// [`Store::search_runs`].
+    async fn search_runs(&self, search: &RunSearch, page: PageRequest) -> Result<Page<RunListing>> {
+        self.inner().search_runs(search, page).await
+    }
+    /// [`Store::search_tests`].
+    async fn search_tests(
+        &self,
+        text: Option<&TextFilter>,
+        page: PageRequest,
+    ) -> Result<Page<TestListing>> {
+        self.inner().search_tests(text, page).await
     }
     /// [`Store::delete_run`].
     async fn delete_run(&self, id: RunId) -> Result<()> {
@@ -152,11 +192,40 @@ impl<W: WrapStore> Store for W {
     async fn locate_test(&self, id: TestId) -> Result<TestLocation> {
         WrapStore::locate_test(self, id).await
     }
-    async fn record_durations(&self, samples: &[DurationSample]) -> Result<()> {
-        WrapStore::record_durations(self, samples).await
+    async fn record_finished(&self, samples: &[FinishedTest]) -> Result<()> {
+        WrapStore::record_finished(self, samples).await
     }
     async fn remaining_work(&self, run: RunId) -> Result<RunRemaining> {
         WrapStore::remaining_work(self, run).await
+    }
+    async fn test_history(&self, key: TestKey, query: HistoryQuery) -> Result<TestHistory> {
+        WrapStore::test_history(self, key, query).await
+    }
+    async fn previous_run(&self, run: RunId) -> Result<Option<RunId>> {
+        WrapStore::previous_run(self, run).await
+    }
+    async fn run_flakiness(&self, run: RunId, min_flips: u32) -> Result<Vec<TestFlakiness>> {
+        WrapStore::run_flakiness(self, run, min_flips).await
+    }
+    async fn flaky_tests(&self, min_flips: u32, limit: u32) -> Result<Vec<FlakyTest>> {
+        WrapStore::flaky_tests(self, min_flips, limit).await
+    }
+    async fn matrix_entries(
+        &self,
+        master: &FileRef,
+        machines: &[MachineId],
+    ) -> Result<Vec<MatrixEntry>> {
+        WrapStore::matrix_entries(self, master, machines).await
+    }
+    async fn search_runs(&self, search: &RunSearch, page: PageRequest) -> Result<Page<RunListing>> {
+        WrapStore::search_runs(self, search, page).await
+    }
+    async fn search_tests(
+        &self,
+        text: Option<&TextFilter>,
+        page: PageRequest,
+    ) -> Result<Page<TestListing>> {
+        WrapStore::search_tests(self, text, page).await
     }
     async fn delete_run(&self, id: RunId) -> Result<()> {
         WrapStore::delete_run(self, id).await
@@ -312,11 +381,32 @@ macro_rules! forward_store {
             async fn locate_test(&self, id: TestId) -> Result<TestLocation> {
                 (**self).locate_test(id).await
             }
-            async fn record_durations(&self, samples: &[DurationSample]) -> Result<()> {
-                (**self).record_durations(samples).await
+            async fn record_finished(&self, samples: &[FinishedTest]) -> Result<()> {
+                (**self).record_finished(samples).await
             }
             async fn remaining_work(&self, run: RunId) -> Result<RunRemaining> {
                 (**self).remaining_work(run).await
+            }
+            async fn test_history(&self, key: TestKey, query: HistoryQuery) -> Result<TestHistory> {
+                (**self).test_history(key, query).await
+            }
+            async fn previous_run(&self, run: RunId) -> Result<Option<RunId>> {
+                (**self).previous_run(run).await
+            }
+            async fn run_flakiness(&self, run: RunId, min_flips: u32) -> Result<Vec<TestFlakiness>> {
+                (**self).run_flakiness(run, min_flips).await
+            }
+            async fn flaky_tests(&self, min_flips: u32, limit: u32) -> Result<Vec<FlakyTest>> {
+                (**self).flaky_tests(min_flips, limit).await
+            }
+            async fn matrix_entries(&self, master: &FileRef, machines: &[MachineId]) -> Result<Vec<MatrixEntry>> {
+                (**self).matrix_entries(master, machines).await
+            }
+            async fn search_runs(&self, search: &RunSearch, page: PageRequest) -> Result<Page<RunListing>> {
+                (**self).search_runs(search, page).await
+            }
+            async fn search_tests(&self, text: Option<&TextFilter>, page: PageRequest) -> Result<Page<TestListing>> {
+                (**self).search_tests(text, page).await
             }
             async fn delete_run(&self, id: RunId) -> Result<()> {
                 (**self).delete_run(id).await

@@ -13,8 +13,12 @@ mod state;
 use async_trait::async_trait;
 use std::sync::Arc;
 use stpt_core::rules::{RunState, ScenarioState, TestState};
+use stpt_core::history::{
+    FlakyTest, HistoryQuery, MatrixEntry, RunListing, RunSearch, TestFlakiness, TestHistory,
+    TestKey, TestListing, TextFilter,
+};
 use stpt_core::{
-    Changes, Committed, DurationSample, ItemDetail, ItemRef, MachineId, MachineName, MachineRecord,
+    Changes, Committed, FileRef, FinishedTest, ItemDetail, ItemRef, MachineId, MachineName, MachineRecord,
     MachineSummary, Page, PageRequest, RecordedEvent, Result, RunDetail, RunId, RunRemaining,
     RunSummary, RunnerTimezone, ScenarioId, Store, StoreTx, TestId,
 };
@@ -71,13 +75,49 @@ impl Store for MemoryStore {
         self.state.read().await.item(item)
     }
 
-    async fn record_durations(&self, samples: &[DurationSample]) -> Result<()> {
-        self.state.write().await.record_durations(samples);
+    async fn record_finished(&self, samples: &[FinishedTest]) -> Result<()> {
+        self.state.write().await.record_finished(samples);
         Ok(())
     }
 
     async fn remaining_work(&self, run: RunId) -> Result<RunRemaining> {
         self.state.read().await.remaining_work(run)
+    }
+
+    async fn test_history(&self, key: TestKey, query: HistoryQuery) -> Result<TestHistory> {
+        self.state.read().await.test_history(key, query)
+    }
+
+    async fn previous_run(&self, run: RunId) -> Result<Option<RunId>> {
+        self.state.read().await.previous_run(run)
+    }
+
+    async fn run_flakiness(&self, run: RunId, min_flips: u32) -> Result<Vec<TestFlakiness>> {
+        self.state.read().await.run_flakiness(run, min_flips)
+    }
+
+    async fn flaky_tests(&self, min_flips: u32, limit: u32) -> Result<Vec<FlakyTest>> {
+        Ok(self.state.read().await.flaky_tests(min_flips, limit))
+    }
+
+    async fn matrix_entries(
+        &self,
+        master: &FileRef,
+        machines: &[MachineId],
+    ) -> Result<Vec<MatrixEntry>> {
+        Ok(self.state.read().await.matrix_entries(master, machines))
+    }
+
+    async fn search_runs(&self, search: &RunSearch, page: PageRequest) -> Result<Page<RunListing>> {
+        Ok(self.state.read().await.search_runs(search, page))
+    }
+
+    async fn search_tests(
+        &self,
+        text: Option<&TextFilter>,
+        page: PageRequest,
+    ) -> Result<Page<TestListing>> {
+        Ok(self.state.read().await.search_tests(text, page))
     }
 
     async fn delete_run(&self, id: RunId) -> Result<()> {

@@ -1,11 +1,14 @@
 //! The in-memory tables and their indexes.
 
+mod history;
+
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use stpt_core::history::{FlakyWindow, TestIdentity, TestKey};
 use stpt_core::rules::{RunState, RunWork, ScenarioState, TestState};
 use stpt_core::{
-    Changes, ClockOffset, Committed, DurationHistory, DurationSample, Error, FileRef, ItemDetail,
+    Changes, ClockOffset, Committed, DurationHistory, FinishedTest, Error, FileRef, ItemDetail,
     ItemKind, ItemRef, MachineId, MachineRecord, MachineSummary, NewRun, Page, PageRequest,
     PlannedIds, RecordedEvent, RemainingWork, Result, RunDetail, RunId, RunIndex, RunRemaining,
     RunSummary, RunnerTimezone, ScenarioId, ScenarioView, ScriptFile, Status, TestId, TestView,
@@ -29,6 +32,10 @@ pub(crate) struct State {
     deleted_machines: HashSet<MachineId>,
     /// Duration histories by test identity: on one machine, or (`None`) across machines.
     durations: HashMap<(Option<MachineId>, FileRef), DurationHistory>,
+    /// Each test identity with its tests in id order: history reads never walk all runs.
+    identities: HashMap<TestKey, (TestIdentity, Vec<TestId>)>,
+    /// Each identity's latest outcomes per machine.
+    flaky: HashMap<(MachineId, TestKey), FlakyWindow>,
 }
 
 #[derive(Debug)]
@@ -151,6 +158,7 @@ struct ScenarioRow {
 struct TestRow {
     run_id: RunId,
     at: usize,
+    key: TestKey,
     script: Option<Arc<str>>,
 }
 
@@ -274,6 +282,7 @@ impl State {
         self.machine_by_key.remove(&key);
         self.deleted_machines.insert(id);
         self.events.retain(|(machine, _), _| *machine != id);
+        self.flaky.retain(|(machine, _), _| *machine != id);
         Ok(())
     }
 
@@ -447,6 +456,10 @@ impl State {
         let planned = new_run.plan.scenarios.into_iter();
         for (at, (scenario, aggregate)) in planned.zip(new_run.scenario_aggregates).enumerate() {
             let scenario_id = ScenarioId(next_id(self.scenarios.len()));
+            let scenario_file = FileRef {
+                file_path: scenario.file.file_path.clone(),
+                file_name: scenario.file.file_name.clone(),
+            };
             let file = self.stored_file(scenario.file);
             self.scenarios.push(ScenarioRow { run_id, at, file });
             scenarios.push(ScenarioState {
@@ -457,9 +470,23 @@ impl State {
             for test in scenario.tests {
                 let id = TestId(next_id(self.tests.len()));
                 let script = self.intern(test.script);
+                let identity = TestIdentity::new(
+                    scenario_file.clone(),
+                    FileRef {
+                        file_path: test.file_path.clone(),
+                        file_name: test.file_name.clone(),
+                    },
+                );
+                let key = identity.key();
+                self.identities
+                    .entry(key)
+                    .or_insert_with(|| (identity, Vec::new()))
+                    .1
+                    .push(id);
                 self.tests.push(TestRow {
                     run_id,
                     at: tests.len(),
+                    key,
                     script,
                 });
                 tests.push(TestState {
@@ -611,14 +638,25 @@ impl State {
         })
     }
 
-    pub(crate) fn record_durations(&mut self, samples: &[DurationSample]) {
+    pub(crate) fn record_finished(&mut self, samples: &[FinishedTest]) {
         for sample in samples {
-            for machine in [Some(sample.machine_id), None] {
-                self.durations
-                    .entry((machine, sample.file.clone()))
-                    .or_default()
-                    .push(sample.millis);
+            if let Some(millis) = sample.duration_sample() {
+                for machine in [Some(sample.machine_id), None] {
+                    self.durations
+                        .entry((machine, sample.file.clone()))
+                        .or_default()
+                        .push(millis);
+                }
             }
+            // A test deleted meanwhile has no identity left to add to.
+            let Ok((row, _, _)) = self.test(sample.test_id) else {
+                continue;
+            };
+            let key = row.key;
+            self.flaky
+                .entry((sample.machine_id, key))
+                .or_default()
+                .push_status(sample.status);
         }
     }
 

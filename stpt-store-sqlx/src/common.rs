@@ -483,11 +483,11 @@ macro_rules! sql_store {
                 })
             }
 
-            async fn record_durations(
+            async fn record_finished(
                 &self,
-                samples: &[::stpt_core::DurationSample],
+                samples: &[::stpt_core::FinishedTest],
             ) -> ::stpt_core::Result<()> {
-                self.record_durations_now(samples).await
+                self.record_finished_now(samples).await
             }
 
             async fn remaining_work(

@@ -7,20 +7,20 @@
 /// Machine id of the histories across all machines.
 pub(crate) const EVERYWHERE: i64 = 0;
 
-/// Implements `record_durations_now` and `remaining_work_now` for `$store`, whose
+/// Implements `record_finished_now` and `remaining_work_now` for `$store`, whose
 /// `begin_tx` opens a locked unit of work with a `tx` field and whose unit has
 /// `finish_side_write`; `$json_rows` reads a run's remaining work as one row of JSON (SQLite).
 macro_rules! sql_durations {
     (store: $store:ident, ts: $ts:path, json_rows: $json_rows:expr $(,)?) => {
         impl $store {
-            pub(crate) async fn record_durations_now(
+            pub(crate) async fn record_finished_now(
                 &self,
-                samples: &[::stpt_core::DurationSample],
+                samples: &[::stpt_core::FinishedTest],
             ) -> ::stpt_core::Result<()> {
                 use ::std::collections::{BTreeMap, HashMap};
                 use ::stpt_core::{DurationHistory, FileRef};
                 let p = self.sql.prefix;
-                let mut by_machine: BTreeMap<i64, Vec<&::stpt_core::DurationSample>> =
+                let mut by_machine: BTreeMap<i64, Vec<&::stpt_core::FinishedTest>> =
                     BTreeMap::new();
                 for sample in samples {
                     by_machine

@@ -255,7 +255,7 @@ pub async fn durations_make_the_eta(store: Arc<dyn Store>) {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     }
-    assert_eq!(tracker.flush_durations().await.ok(), Some(4));
+    assert_eq!(tracker.flush_finished().await.ok(), Some(4));
     let finished = tracker
         .eta(first.ids.run_id)
         .await
@@ -325,16 +325,18 @@ pub async fn durations_make_the_eta(store: Arc<dyn Store>) {
     assert_eq!(a.usual(), Some(Duration::seconds(10)));
 
     // Histories keep the last DURATION_WINDOW results, oldest first.
-    let samples: Vec<crate::DurationSample> = (0..25)
-        .map(|i| crate::DurationSample {
+    let samples: Vec<crate::FinishedTest> = (0..25)
+        .map(|i| crate::FinishedTest {
             machine_id: first.machine_id,
+            test_id: first.ids.test_ids[0][0],
             file: a.file.clone(),
-            millis: 1000 + i,
+            status: Passed,
+            millis: Some(1000 + i),
         })
         .collect();
     tracker
         .store()
-        .record_durations(&samples)
+        .record_finished(&samples)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let remaining = tracker

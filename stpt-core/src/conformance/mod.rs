@@ -63,6 +63,7 @@
 
 #[cfg(feature = "accounts")]
 mod accounts;
+mod history;
 mod live;
 mod liveness;
 mod store;
@@ -70,6 +71,7 @@ mod support;
 
 #[cfg(feature = "accounts")]
 pub use accounts::*;
+pub use history::*;
 pub use live::*;
 pub use liveness::*;
 pub use store::*;
@@ -125,6 +127,11 @@ macro_rules! store_conformance_tests {
             deleting_a_run,
             deleting_a_machine,
             machine_timezone_reads_naive_times,
+            history_lists_results_newest_first,
+            flaky_windows_follow_finished_tests,
+            run_diff_against_previous_run,
+            matrix_shows_latest_results_per_machine,
+            search_finds_runs_and_tests,
         }
     };
 }
