@@ -10,6 +10,8 @@ const COUNTS: &str =
 #[derive(Debug)]
 pub(crate) struct Sql {
     pub(crate) prefix: &'static str,
+    /// A run's summary columns, table alias `r`.
+    pub(crate) run_cols: &'static str,
     /// A machine by its name key (SQLite, which reads under its own lock).
     #[cfg(feature = "sqlite")]
     pub(crate) machine_by_key: String,
@@ -79,6 +81,7 @@ impl Sql {
              c.timestamp_start, c.timestamp_stop";
         Sql {
             prefix: p,
+            run_cols,
             #[cfg(feature = "sqlite")]
             machine_by_key: format!(
                 "SELECT id, name, latest_run_id, clock_offset_ms, runner_timezone, version \
@@ -234,11 +237,11 @@ impl Sql {
         )
     }
 
-    /// Test insert head: 8 binds a row.
+    /// Test insert head: 9 binds a row.
     pub(crate) fn insert_tests_head(&self) -> String {
         format!(
             "INSERT INTO {}tests (run_id, scenario_id, seq, file_path, file_name, file_key, \
-             script_id, status) ",
+             script_id, status, identity_key) ",
             self.prefix
         )
     }
@@ -495,6 +498,61 @@ macro_rules! sql_store {
                 run: ::stpt_core::RunId,
             ) -> ::stpt_core::Result<::stpt_core::RunRemaining> {
                 self.remaining_work_now(run).await
+            }
+
+            async fn test_history(
+                &self,
+                key: ::stpt_core::history::TestKey,
+                query: ::stpt_core::history::HistoryQuery,
+            ) -> ::stpt_core::Result<::stpt_core::history::TestHistory> {
+                self.test_history_now(key, query).await
+            }
+
+            async fn previous_run(
+                &self,
+                run: ::stpt_core::RunId,
+            ) -> ::stpt_core::Result<Option<::stpt_core::RunId>> {
+                self.previous_run_now(run).await
+            }
+
+            async fn run_flakiness(
+                &self,
+                run: ::stpt_core::RunId,
+                min_flips: u32,
+            ) -> ::stpt_core::Result<Vec<::stpt_core::history::TestFlakiness>> {
+                self.run_flakiness_now(run, min_flips).await
+            }
+
+            async fn flaky_tests(
+                &self,
+                min_flips: u32,
+                limit: u32,
+            ) -> ::stpt_core::Result<Vec<::stpt_core::history::FlakyTest>> {
+                self.flaky_tests_now(min_flips, limit).await
+            }
+
+            async fn matrix_entries(
+                &self,
+                master: &::stpt_core::FileRef,
+                machines: &[::stpt_core::MachineId],
+            ) -> ::stpt_core::Result<Vec<::stpt_core::history::MatrixEntry>> {
+                self.matrix_entries_now(master, machines).await
+            }
+
+            async fn search_runs(
+                &self,
+                search: &::stpt_core::history::RunSearch,
+                page: ::stpt_core::PageRequest,
+            ) -> ::stpt_core::Result<::stpt_core::Page<::stpt_core::history::RunListing>> {
+                self.search_runs_now(search, page).await
+            }
+
+            async fn search_tests(
+                &self,
+                text: Option<&::stpt_core::history::TextFilter>,
+                page: ::stpt_core::PageRequest,
+            ) -> ::stpt_core::Result<::stpt_core::Page<::stpt_core::history::TestListing>> {
+                self.search_tests_now(text, page).await
             }
 
             async fn delete_run(&self, id: ::stpt_core::RunId) -> ::stpt_core::Result<()> {
@@ -886,7 +944,7 @@ macro_rules! sql_store {
                         Ok((t, scenario, script_id(&t.file)?))
                     })
                     .collect::<::stpt_core::Result<Vec<_>>>()?;
-                for chunk in test_rows.chunks(max_binds / 8) {
+                for chunk in test_rows.chunks(max_binds / 9) {
                     let mut builder =
                         ::sqlx::QueryBuilder::<$db>::new(self.sql.insert_tests_head());
                     builder.push_values(chunk, |mut b, (test, scenario, script)| {
@@ -897,7 +955,8 @@ macro_rules! sql_store {
                             .push_bind(test.file.file_name.as_str())
                             .push_bind(test.file_key)
                             .push_bind(*script)
-                            .push_bind(::stpt_core::Status::Waiting.as_str());
+                            .push_bind(::stpt_core::Status::Waiting.as_str())
+                            .push_bind(test.identity_key);
                     });
                     self.insert_rows(builder, &mut returned).await?;
                 }
@@ -906,6 +965,25 @@ macro_rules! sql_store {
                     returned = self.new_ids(&sql.test_ids_json, run_id).await?;
                 }
                 let test_ids = in_plan_order(returned, rows.tests.len(), "tests")?;
+
+                // Identities, each once: the same tests are planned night after night.
+                for chunk in rows.identities.chunks(max_binds / 6) {
+                    let mut builder = ::sqlx::QueryBuilder::<$db>::new(format!(
+                        "INSERT INTO {}test_identities (identity_key, scenario_path, \
+                         scenario_name, file_path, file_name, search_text) ",
+                        self.sql.prefix
+                    ));
+                    builder.push_values(chunk, |mut b, identity| {
+                        b.push_bind(identity.key().get())
+                            .push_bind(identity.scenario.file_path.as_str())
+                            .push_bind(identity.scenario.file_name.as_str())
+                            .push_bind(identity.test.file_path.as_str())
+                            .push_bind(identity.test.file_name.as_str())
+                            .push_bind(identity.search_text());
+                    });
+                    builder.push(" ON CONFLICT (identity_key) DO NOTHING");
+                    builder.build().execute(&mut *self.tx).await.db()?;
+                }
 
                 let version: i64 = ::sqlx::query_scalar(&self.sql.set_latest_run)
                     .bind(machine_id)

@@ -40,7 +40,10 @@ macro_rules! sql_durations {
                     let mut unit = self.begin_tx(&name).await?;
                     let mut histories: HashMap<(i64, FileRef), DurationHistory> = HashMap::new();
                     let mut order: Vec<(i64, FileRef)> = Vec::new();
-                    for sample in samples {
+                    for (sample, millis) in samples
+                        .iter()
+                        .filter_map(|sample| Some((sample, sample.duration_sample()?)))
+                    {
                         for owner in [machine_id, $crate::durations::EVERYWHERE] {
                             let key = (owner, sample.file.clone());
                             if !histories.contains_key(&key) {
@@ -62,7 +65,7 @@ macro_rules! sql_durations {
                                 order.push(key.clone());
                             }
                             if let Some(history) = histories.get_mut(&key) {
-                                history.push(sample.millis);
+                                history.push(millis);
                             }
                         }
                     }
@@ -83,6 +86,8 @@ macro_rules! sql_durations {
                         .await
                         .db()?;
                     }
+                    self.push_outcomes_in(&mut *unit.tx, machine_id, &samples)
+                        .await?;
                     Box::new(unit).finish_side_write().await?;
                 }
                 Ok(())

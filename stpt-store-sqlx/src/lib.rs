@@ -20,6 +20,8 @@ mod delete;
 mod durations;
 mod error;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod history;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod machine_settings;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod memory;

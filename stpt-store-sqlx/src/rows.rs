@@ -530,6 +530,8 @@ pub(crate) struct TestCols {
     pub(crate) scenario: usize,
     pub(crate) file: FileCols,
     pub(crate) file_key: i64,
+    /// Its identity's key ([`stpt_core::history::TestKey`]).
+    pub(crate) identity_key: i64,
 }
 
 /// A plan flattened into rows, with its distinct scripts.
@@ -542,6 +544,8 @@ pub(crate) struct PlanRows {
     pub(crate) tests: Vec<TestCols>,
     /// How many tests each scenario has, in plan order.
     pub(crate) tests_per_scenario: Vec<usize>,
+    /// The plan's distinct test identities.
+    pub(crate) identities: Vec<stpt_core::history::TestIdentity>,
 }
 
 impl PlanRows {
@@ -560,6 +564,8 @@ impl PlanRows {
         let mut scenarios = Vec::with_capacity(new_run.plan.scenarios.len());
         let mut tests = Vec::with_capacity(new_run.plan.test_count());
         let mut tests_per_scenario = Vec::with_capacity(new_run.plan.scenarios.len());
+        let mut identities = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for (index, (scenario, aggregate)) in new_run
             .plan
             .scenarios
@@ -573,11 +579,27 @@ impl PlanRows {
                 aggregate: *aggregate,
             });
             tests_per_scenario.push(scenario.tests.len());
+            let scenario_file = FileRef {
+                file_path: scenario.file.file_path.clone(),
+                file_name: scenario.file.file_name.clone(),
+            };
             for test in &scenario.tests {
+                let identity = stpt_core::history::TestIdentity::new(
+                    scenario_file.clone(),
+                    FileRef {
+                        file_path: test.file_path.clone(),
+                        file_name: test.file_name.clone(),
+                    },
+                );
+                let identity_key = identity.key().get();
+                if seen.insert(identity_key) {
+                    identities.push(identity);
+                }
                 tests.push(TestCols {
                     seq: seq(tests.len()),
                     scenario: index,
                     file_key: file_key(&test.file_path, &test.file_name),
+                    identity_key,
                     file: file(test),
                 });
             }
@@ -588,6 +610,7 @@ impl PlanRows {
             scenarios,
             tests,
             tests_per_scenario,
+            identities,
         }
     }
 }

@@ -144,7 +144,8 @@ async fn migrations_are_idempotent_and_apart_from_the_host() {
             "machine version",
             "indexes for memory",
             "clocks and liveness",
-            "machine timezone"
+            "machine timezone",
+            "test history"
         ]
     );
     let theirs: Vec<String> = sqlx::query_scalar("SELECT description FROM _sqlx_migrations")
@@ -158,6 +159,56 @@ async fn migrations_are_idempotent_and_apart_from_the_host() {
         .await
         .unwrap();
     assert_backend(store.migrate().await, "migrate");
+}
+
+/// Tests stored before identities existed get their key, and their identity is listed, when
+/// the store next migrates: their history reads as any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_are_backfilled_on_migrate() {
+    use stpt_core::FileRef;
+    use stpt_core::history::{HistoryQuery, TestIdentity};
+    let owned = support::fresh_sqlite().await;
+    let store = Arc::new(owned.store);
+    let tracker = tracker(store.clone() as Arc<dyn Store>);
+    tracker.record_plan(plan("rig", 2, 3)).await.unwrap();
+    tracker.record_plan(plan("rig", 2, 3)).await.unwrap();
+    // As a file written before migration 7 would be.
+    sqlx::query("UPDATE stpt_tests SET identity_key = NULL")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM stpt_test_identities")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let missing: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM stpt_tests WHERE identity_key IS NULL")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(missing, 0);
+    let identity = TestIdentity::new(
+        FileRef {
+            file_path: "/s".into(),
+            file_name: "s1.py".into(),
+        },
+        FileRef {
+            file_path: "/t/s1".into(),
+            file_name: "t2.py".into(),
+        },
+    );
+    let history = store
+        .test_history(identity.key(), HistoryQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(history.results.len(), 2, "one result a run");
+    let listed = store
+        .search_tests(None, PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.total, 6);
+    let _ = owned.guard;
 }
 
 /// A 10,000-test plan goes in as a few statements and comes back in plan order.

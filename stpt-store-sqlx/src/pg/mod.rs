@@ -17,6 +17,7 @@ use crate::accounts::sql_account_store;
 use crate::common::{Sql, bind_counts, sql_store, sql_store_tx};
 use crate::delete::sql_deletes;
 use crate::durations::sql_durations;
+use crate::history::sql_history;
 use crate::error::SqlxResultExt;
 use crate::machine_settings::sql_machine_settings;
 use crate::rows::MachineRecordRow;
@@ -148,7 +149,9 @@ impl PgStore {
         if let Err(error) = sqlx::Connection::close(conn).await {
             tracing::debug!(%error, "closing the migration connection failed");
         }
-        result
+        result?;
+        self.backfill_identities().await?;
+        Ok(())
     }
 
     async fn begin_tx(&self, machine: &MachineName) -> Result<PgTx> {
@@ -229,6 +232,7 @@ sql_account_store!(store: PgStore, ts: ts);
 sql_deletes!(store: PgStore);
 sql_machine_settings!(store: PgStore);
 sql_durations!(store: PgStore, ts: ts, json_rows: false);
+sql_history!(store: PgStore, db: Postgres, ts: ts, collate: " COLLATE \"C\"");
 
 #[cfg(test)]
 mod tests {

@@ -21,6 +21,7 @@ use crate::accounts::sql_account_store;
 use crate::common::{Sql, bind_counts, sql_store, sql_store_tx};
 use crate::delete::sql_deletes;
 use crate::durations::sql_durations;
+use crate::history::sql_history;
 use crate::error::{RowError, SqlxResultExt};
 use crate::machine_settings::sql_machine_settings;
 use crate::rows::MachineRecordRow;
@@ -183,7 +184,9 @@ impl SqliteStore {
             .await
             .db()?;
         }
-        tx.commit().await.db()
+        tx.commit().await.db()?;
+        self.backfill_identities().await?;
+        Ok(())
     }
 
     /// The store's writer, started on first use.
@@ -372,3 +375,4 @@ sql_account_store!(store: SqliteStore, ts: ts);
 sql_deletes!(store: SqliteStore);
 sql_machine_settings!(store: SqliteStore);
 sql_durations!(store: SqliteStore, ts: ts, json_rows: true);
+sql_history!(store: SqliteStore, db: Sqlite, ts: ts, collate: "");
