@@ -125,12 +125,12 @@ async fn check(ops: Vec<Op>) {
                 }
             }
             Op::Flush => {
-                tracker.flush_durations().await.unwrap();
+                tracker.flush_finished().await.unwrap();
             }
             Op::Run(..) => unreachable!("expanded above"),
         }
     }
-    tracker.flush_durations().await.unwrap();
+    tracker.flush_finished().await.unwrap();
     // A fresh plan on each machine lists every identity with its histories.
     for (m, machine) in MACHINES.iter().enumerate() {
         let receipt = tracker.record_plan(plan(machine, now)).await.unwrap();

@@ -63,6 +63,7 @@ async fn host_migrations_and_ours_share_a_database() {
             "indexes for hot updates",
             "clocks and liveness",
             "machine timezone",
+            "test history",
         ]
     );
     // The pool's connections were not left with our search_path.
