@@ -268,6 +268,20 @@
       if (!li) return;
       li.dataset.status = status;
       setBadge(li.querySelector('.status'), status);
+      markNewFailure(li, status);
+    }
+
+    // A test that passed in the previous run and fails now says so the moment it happens.
+    function markNewFailure(li, status) {
+      var passedBefore = li.dataset.previous === 'passed' || li.dataset.previous === 'warning';
+      var failsNow = status === 'failed' || status === 'error';
+      var badge = li.querySelector('.new-failure');
+      if (passedBefore && failsNow && !badge) {
+        li.appendChild(document.createTextNode(' '));
+        li.appendChild(el('span', { 'class': 'badge new-failure' }, 'new failure'));
+      } else if (badge && !failsNow) {
+        badge.remove();
+      }
     }
 
     function applyChange(change) {

@@ -77,7 +77,7 @@ impl ApiError {
     }
 
     /// `500 internal_error`, the only thing clients learn of a server-side failure.
-    fn internal() -> Self {
+    pub(crate) fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal_error",

@@ -4,6 +4,7 @@ mod assets;
 mod error;
 mod extract;
 mod humanize;
+mod insight;
 mod junit;
 mod openapi;
 mod pages;
@@ -150,8 +151,12 @@ impl HttpConfig {
     }
 
     /// The names of the built-in templates, which [`HttpConfig::with_template`] overrides.
-    pub const TEMPLATE_NAMES: [&'static str; 14] = [
+    pub const TEMPLATE_NAMES: [&'static str; 18] = [
         "stpt/base.html",
+        "stpt/history.html",
+        "stpt/search.html",
+        "stpt/flaky.html",
+        "stpt/matrix.html",
         "stpt/pagination.html",
         "stpt/machines.html",
         "stpt/machine.html",
@@ -278,6 +283,7 @@ where
     seed::routes()
         .merge(v1::routes())
         .merge(junit::routes())
+        .merge(insight::routes())
         .route_layer(DefaultBodyLimit::max(config.body_limit))
         .route_layer(axum::middleware::from_fn_with_state(
             config.body_limit,

@@ -65,6 +65,7 @@ static API: LazyLock<Document> = LazyLock::new(|| {
     document.merge(crate::seed::SeedApi::openapi());
     document.merge(crate::v1::V1Api::openapi());
     document.merge(crate::junit::JunitApi::openapi());
+    document.merge(crate::insight::InsightApi::openapi());
     // The version is the crate's; utoipa would take it from the crate that derives.
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();
     describe_runner_posts(&mut document);

@@ -526,7 +526,7 @@ async fn batch(
 /// A page of results in the v1 shape.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Page)]
-struct PageJson<T> {
+pub(crate) struct PageJson<T> {
     /// This page's items.
     items: Vec<T>,
     /// This page, from 1.

@@ -4,6 +4,7 @@
 mod account;
 mod admin;
 mod docs;
+mod insight;
 mod templates;
 mod views;
 
@@ -18,6 +19,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, LazyLock};
 use stpt_core::accounts::Accounts;
+use stpt_core::history::{FlakyPolicy, RunDiff};
 use stpt_core::{ItemRef, MachineId, PageRequest, RunId, ScenarioId, TestId, Tracker};
 
 use crate::ApiError;
@@ -86,7 +88,11 @@ impl PagesState {
 /// password-reset and admin pages.
 pub(crate) fn routes(sign_in: bool) -> Router<PagesState> {
     let mut router = Router::new().route("/", get(machines_page));
-    let pages: [(&str, MethodRouter<PagesState>); 7] = [
+    let pages: [(&str, MethodRouter<PagesState>); 11] = [
+        ("/tests/history/{key}", get(insight::history_page)),
+        ("/search", get(insight::search_page)),
+        ("/flaky", get(insight::flaky_page)),
+        ("/matrix", get(insight::matrix_page)),
         ("/docs", get(docs_page)),
         ("/machine/{id}", get(machine_page)),
         ("/machine/{id}/last", get(last_run_page)),
@@ -631,12 +637,60 @@ struct RunData {
     run: Option<RunView>,
 }
 
-async fn last_run_page(cx: Cx, Path(id): Path<String>) -> Response {
+/// What history says about `run` for its page: the comparison with the previous run, each
+/// test's previous status and the flaky tests. A store without history reads gives none.
+async fn run_insight(
+    cx: &Cx,
+    run: &stpt_core::RunDetail,
+    query: &HashMap<String, String>,
+) -> Result<views::RunInsight, PageError> {
+    let flag = |name: &str| insight::flag(query, name);
+    let mut found = views::RunInsight {
+        hide_passed: flag("hide_passed"),
+        failures_first: flag("failures_first"),
+        ..views::RunInsight::default()
+    };
+    let store = cx.tracker().store();
+    match store.previous_run(run.summary.id).await {
+        Ok(Some(previous)) => {
+            let previous = store.run(previous).await?;
+            found.previous = RunDiff::previous_statuses(&previous, run);
+            found.diff = Some(RunDiff::between(&previous, run));
+        }
+        Ok(None) => found.diff = Some(RunDiff::first(run.summary.id)),
+        Err(stpt_core::Error::NotSupported { .. }) => {}
+        Err(error) => return Err(error.into()),
+    }
+    match store
+        .run_flakiness(run.summary.id, FlakyPolicy::default().min_flips)
+        .await
+    {
+        Ok(flaky) => {
+            found.flaky = flaky
+                .into_iter()
+                .map(|test| (test.test_id, test.window))
+                .collect();
+        }
+        Err(stpt_core::Error::NotSupported { .. }) => {}
+        Err(error) => return Err(error.into()),
+    }
+    Ok(found)
+}
+
+async fn last_run_page(
+    cx: Cx,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let result: Result<Response, PageError> = async {
         let id = MachineId(parse_id("machine", &id)?);
         let machine = cx.tracker().machine(id).await?;
         let last_seen = machine.last_seen;
         let run = cx.tracker().latest_run(id).await?;
+        let insight = match &run {
+            Some(run) => Some(run_insight(&cx, run, &query).await?),
+            None => None,
+        };
         let now = cx.tracker().now();
         let machine = MachineLinks::new(machine, &cx.prefix, now);
         cx.render_large(View {
@@ -650,7 +704,13 @@ async fn last_run_page(cx: Cx, Path(id): Path<String>) -> Response {
             ],
             live: Some(format!("{}/ws/v1/machine/{id}/last/", cx.prefix)),
             data: RunData {
-                run: run.map(|run| RunView::new(run, &cx.prefix, now).heard_at(last_seen)),
+                run: run.map(|run| {
+                    let view = RunView::new(run, &cx.prefix, now).heard_at(last_seen);
+                    match insight {
+                        Some(insight) => view.with_insight(insight, &cx.prefix),
+                        None => view,
+                    }
+                }),
                 machine,
             },
         })
@@ -660,7 +720,11 @@ async fn last_run_page(cx: Cx, Path(id): Path<String>) -> Response {
     cx.finish(result)
 }
 
-async fn run_page(cx: Cx, Path(id): Path<String>) -> Response {
+async fn run_page(
+    cx: Cx,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
     let result: Result<Response, PageError> = async {
         let id = RunId(parse_id("run", &id)?);
         let run = cx.tracker().run(id).await?;
@@ -675,6 +739,7 @@ async fn run_page(cx: Cx, Path(id): Path<String>) -> Response {
             None => None,
         };
         let machine = MachineLinks::of_run(&run, &cx.prefix);
+        let insight = run_insight(&cx, &run, &query).await?;
         let live = run
             .summary
             .status
@@ -691,7 +756,11 @@ async fn run_page(cx: Cx, Path(id): Path<String>) -> Response {
             ],
             live,
             data: RunData {
-                run: Some(RunView::new(run, &cx.prefix, cx.tracker().now()).heard_at(last_seen)),
+                run: Some(
+                    RunView::new(run, &cx.prefix, cx.tracker().now())
+                        .heard_at(last_seen)
+                        .with_insight(insight, &cx.prefix),
+                ),
                 machine,
             },
         })

@@ -7,7 +7,7 @@ use std::fmt;
 use tera::{Context, Tera};
 
 /// Every built-in template, by the name an embedder overrides it with.
-pub(crate) const BUILTIN: [(&str, &str); 14] = [
+pub(crate) const BUILTIN: [(&str, &str); 18] = [
     ("stpt/base.html", include_str!("../../templates/base.html")),
     (
         "stpt/pagination.html",
@@ -22,6 +22,22 @@ pub(crate) const BUILTIN: [(&str, &str); 14] = [
         include_str!("../../templates/machine.html"),
     ),
     ("stpt/run.html", include_str!("../../templates/run.html")),
+    (
+        "stpt/history.html",
+        include_str!("../../templates/history.html"),
+    ),
+    (
+        "stpt/search.html",
+        include_str!("../../templates/search.html"),
+    ),
+    (
+        "stpt/flaky.html",
+        include_str!("../../templates/flaky.html"),
+    ),
+    (
+        "stpt/matrix.html",
+        include_str!("../../templates/matrix.html"),
+    ),
     ("stpt/item.html", include_str!("../../templates/item.html")),
     (
         "stpt/error.html",

@@ -2,9 +2,11 @@
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
+use std::collections::HashMap;
+use stpt_core::history::{DiffEntry, FlakyWindow, Outcome, RunDiff, TestKey};
 use stpt_core::{
-    ClockOffset, ItemDetail, ItemRef, Liveness, MachineSummary, Page, RunDetail, RunSummary,
-    ScenarioView, Status, StatusCounts, TestView,
+    ClockOffset, FileRef, ItemDetail, ItemRef, Liveness, MachineSummary, Page, RunDetail,
+    RunSummary, ScenarioView, Status, StatusCounts, TestId, TestView,
 };
 
 use crate::humanize::{ago, display_time};
@@ -191,6 +193,73 @@ pub(crate) struct RunView {
     scenarios_count: u32,
     master: FileLink,
     scenarios: Vec<ScenarioRow>,
+    /// History links, the comparison with the previous run and the view's toggles.
+    insight: Option<RunInsightView>,
+}
+
+/// What the run page adds from history: the previous run compared, flaky tests, exports,
+/// and the view's toggles (kept in the URL).
+#[derive(Debug, Serialize)]
+struct RunInsightView {
+    diff: Option<DiffView>,
+    flaky_count: usize,
+    export_json: String,
+    export_csv: String,
+    export_junit: String,
+    matrix_url: String,
+    hide_passed: bool,
+    failures_first: bool,
+    toggle_hide_passed: String,
+    toggle_failures_first: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DiffView {
+    previous_id: i64,
+    previous_url: String,
+    groups: Vec<DiffGroup>,
+    durations: Vec<DurationLink>,
+}
+
+#[derive(Debug, Serialize)]
+struct DiffGroup {
+    kind: &'static str,
+    label: &'static str,
+    entries: Vec<DiffLink>,
+}
+
+#[derive(Debug, Serialize)]
+struct DiffLink {
+    file_name: String,
+    scenario: String,
+    url: String,
+    status: Option<Status>,
+    previous_status: Option<Status>,
+}
+
+#[derive(Debug, Serialize)]
+struct DurationLink {
+    file_name: String,
+    url: String,
+    previous: String,
+    current: String,
+    slower: bool,
+}
+
+/// What the run page reads from history besides the run ([`RunView::with_insight`]).
+#[derive(Debug, Default)]
+pub(crate) struct RunInsight {
+    /// The comparison with the machine's previous run of the same master, if the store
+    /// keeps history.
+    pub(crate) diff: Option<RunDiff>,
+    /// Each test's status in that previous run.
+    pub(crate) previous: HashMap<TestId, Status>,
+    /// The run's flaky tests' windows.
+    pub(crate) flaky: HashMap<TestId, FlakyWindow>,
+    /// `?hide_passed=1`: passed and warning tests are left out.
+    pub(crate) hide_passed: bool,
+    /// `?failures_first=1`: scenarios with failures first, failed tests first in each.
+    pub(crate) failures_first: bool,
 }
 
 /// A time as pages show it, and as `<time datetime>` carries it.
@@ -225,6 +294,13 @@ struct TestRow {
     url: String,
     file_name: String,
     status: Status,
+    history_url: String,
+    /// Its status in the previous run, if it was in it.
+    previous: Option<Status>,
+    /// Passed last time, failed now.
+    new_failure: bool,
+    /// Flips in its flaky window, when flaky.
+    flaky_flips: Option<u32>,
 }
 
 impl RunView {
@@ -261,7 +337,121 @@ impl RunView {
                 .into_iter()
                 .map(|scenario| ScenarioRow::new(scenario, prefix))
                 .collect(),
+            insight: None,
         }
+    }
+
+    /// Adds what history says about this run, and applies the view's toggles.
+    pub(crate) fn with_insight(mut self, insight: RunInsight, prefix: &str) -> Self {
+        let is_failure = |status: Status| Outcome::of(status) == Some(Outcome::Fail);
+        for scenario in &mut self.scenarios {
+            for test in &mut scenario.tests {
+                let id = TestId(test.id);
+                test.previous = insight.previous.get(&id).copied();
+                test.new_failure = test.previous.and_then(Outcome::of) == Some(Outcome::Pass)
+                    && is_failure(test.status);
+                test.flaky_flips = insight.flaky.get(&id).map(FlakyWindow::flips);
+            }
+            if insight.hide_passed {
+                scenario
+                    .tests
+                    .retain(|test| !matches!(test.status, Status::Passed | Status::Warning));
+            }
+            if insight.failures_first {
+                scenario.tests.sort_by_key(|test| !is_failure(test.status));
+            }
+        }
+        if insight.failures_first {
+            self.scenarios
+                .sort_by_key(|scenario| !scenario.tests.iter().any(|t| is_failure(t.status)));
+        }
+        let run_url = format!("{prefix}/machine/run_data/{}/", self.id);
+        let toggle = |hide: bool, first: bool| {
+            let mut pairs = Vec::new();
+            if hide {
+                pairs.push("hide_passed=1");
+            }
+            if first {
+                pairs.push("failures_first=1");
+            }
+            if pairs.is_empty() {
+                run_url.clone()
+            } else {
+                format!("{run_url}?{}", pairs.join("&"))
+            }
+        };
+        let export = format!("{prefix}/api/v1/runs/{}/export", self.id);
+        let matrix_query = serde_urlencoded::to_string([
+            ("master_path", self.master.file_path.as_str()),
+            ("master_name", self.master.file_name.as_str()),
+        ])
+        .unwrap_or_default();
+        self.insight = Some(RunInsightView {
+            diff: insight
+                .diff
+                .as_ref()
+                .and_then(|diff| DiffView::new(diff, prefix)),
+            flaky_count: insight.flaky.len(),
+            export_json: format!("{export}?format=json"),
+            export_csv: format!("{export}?format=csv"),
+            export_junit: format!("{export}?format=junit"),
+            matrix_url: format!("{prefix}/matrix/?{matrix_query}"),
+            hide_passed: insight.hide_passed,
+            failures_first: insight.failures_first,
+            toggle_hide_passed: toggle(!insight.hide_passed, insight.failures_first),
+            toggle_failures_first: toggle(insight.hide_passed, !insight.failures_first),
+        });
+        self
+    }
+}
+
+impl DiffView {
+    fn new(diff: &RunDiff, prefix: &str) -> Option<Self> {
+        let previous = diff.previous_run_id?;
+        let links = |entries: &[DiffEntry]| -> Vec<DiffLink> {
+            entries
+                .iter()
+                .map(|entry| DiffLink {
+                    file_name: entry.identity.test.file_name.clone(),
+                    scenario: entry.identity.scenario.file_name.clone(),
+                    url: format!("{prefix}/tests/history/{}/", entry.key),
+                    status: entry.status,
+                    previous_status: entry.previous_status,
+                })
+                .collect()
+        };
+        let groups = [
+            ("new-failures", "New failures", &diff.new_failures),
+            ("fixed", "Fixed", &diff.fixed),
+            ("still-failing", "Still failing", &diff.still_failing),
+            ("not-executed", "Not executed", &diff.not_executed),
+            ("new-tests", "New tests", &diff.new_tests),
+            ("removed-tests", "Removed tests", &diff.removed_tests),
+        ]
+        .into_iter()
+        .map(|(kind, label, entries)| DiffGroup {
+            kind,
+            label,
+            entries: links(entries),
+        })
+        .collect();
+        let seconds = |ms: i64| format!("{:.1} s", ms as f64 / 1000.0);
+        Some(DiffView {
+            previous_id: previous.get(),
+            previous_url: format!("{prefix}/machine/run_data/{previous}/"),
+            groups,
+            durations: diff
+                .duration_changes
+                .iter()
+                .map(|change| DurationLink {
+                    file_name: change.identity.test.file_name.clone(),
+                    url: format!("{prefix}/tests/history/{}/", change.key),
+                    previous: seconds(change.previous_ms),
+                    current: seconds(change.current_ms),
+                    slower: change.change_ms() > 0,
+                })
+                .collect(),
+        })
     }
 }
 
@@ -283,6 +473,11 @@ impl RunView {
 
 impl ScenarioRow {
     fn new(scenario: ScenarioView, prefix: &str) -> Self {
+        let tests = scenario
+            .tests
+            .into_iter()
+            .map(|test| TestRow::new(test, &scenario.file, prefix))
+            .collect();
         ScenarioRow {
             id: scenario.id.get(),
             url: format!("{prefix}/scenario/{}", scenario.id),
@@ -291,22 +486,25 @@ impl ScenarioRow {
             status: scenario.status,
             done: scenario.counts.finished(),
             total: scenario.counts.total(),
-            tests: scenario
-                .tests
-                .into_iter()
-                .map(|test| TestRow::new(test, prefix))
-                .collect(),
+            tests,
         }
     }
 }
 
 impl TestRow {
-    fn new(test: TestView, prefix: &str) -> Self {
+    fn new(test: TestView, scenario: &FileRef, prefix: &str) -> Self {
         TestRow {
             id: test.id.get(),
             url: format!("{prefix}/test/{}", test.id),
+            history_url: format!(
+                "{prefix}/tests/history/{}/",
+                TestKey::of(scenario, &test.file)
+            ),
             file_name: test.file.file_name,
             status: test.status,
+            previous: None,
+            new_failure: false,
+            flaky_flips: None,
         }
     }
 }
