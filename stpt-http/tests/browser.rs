@@ -814,3 +814,163 @@ async fn a_rig_an_hour_ahead_in_headless_chromium() {
     .await;
     assert_eq!(page.eval("window.stptNoReload").await, "still here");
 }
+
+/// From a failing test on the live page, one click reaches its history; the run page's
+/// comparison shows the new failure; the matrix renders and sorts by failure rate.
+#[tokio::test]
+async fn a_new_failure_leads_to_its_history_in_headless_chromium() {
+    let Some(binary) = browser_or_skip() else {
+        return;
+    };
+    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
+    let base = serve(support::open_router(tracker.clone(), HttpConfig::default())).await;
+    let machine = "rig-7";
+    // Yesterday's run: everything passed.
+    assert_eq!(
+        post(
+            &base,
+            "/tm_api/dry_run/",
+            &small_plan(machine, "2026-11-24 13:00:00")
+        )
+        .await
+        .0,
+        201
+    );
+    for (name, at) in [
+        ("lamp_on.py", 1),
+        (XSS_NAME, 3),
+        ("lamp_off.py", 5),
+        ("motor_spin.py", 7),
+    ] {
+        let path = if name == "motor_spin.py" {
+            "/rig/motor"
+        } else {
+            "/rig/lamp"
+        };
+        let (url, body) = start(machine, path, name, &format!("2026-11-24 13:00:{at:02}"));
+        assert_eq!(post(&base, url, &body).await.0, 202);
+        let (url, body) = stop(
+            machine,
+            path,
+            name,
+            "passed",
+            &format!("2026-11-24 13:00:{:02}", at + 1),
+        );
+        assert_eq!(post(&base, url, &body).await.0, 202);
+    }
+    // Today's run: two tests pass again, and lamp_off.py is running when the page opens.
+    assert_eq!(
+        post(
+            &base,
+            "/tm_api/dry_run/",
+            &small_plan(machine, "2026-11-25 13:00:00")
+        )
+        .await
+        .0,
+        201
+    );
+    for (name, at) in [("lamp_on.py", 1), (XSS_NAME, 3)] {
+        let (url, body) = start(
+            machine,
+            "/rig/lamp",
+            name,
+            &format!("2026-11-25 13:00:{at:02}"),
+        );
+        assert_eq!(post(&base, url, &body).await.0, 202);
+        let (url, body) = stop(
+            machine,
+            "/rig/lamp",
+            name,
+            "passed",
+            &format!("2026-11-25 13:00:{:02}", at + 1),
+        );
+        assert_eq!(post(&base, url, &body).await.0, 202);
+    }
+    let (url, body) = start(machine, "/rig/lamp", "lamp_off.py", "2026-11-25 13:00:05");
+    assert_eq!(post(&base, url, &body).await.0, 202);
+    tracker.flush_finished().await.unwrap();
+
+    let browser = Browser::launch(&binary).await;
+    let mut page = Page::open(&browser).await;
+    page.navigate(&format!("{base}/machine/1/last")).await;
+    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
+        .await;
+    let (url, body) = stop(
+        machine,
+        "/rig/lamp",
+        "lamp_off.py",
+        "failed",
+        "2026-11-25 13:00:09",
+    );
+    assert_eq!(post(&base, url, &body).await.0, 202);
+    page.wait_for("!!document.querySelector('li.test[data-status=\"failed\"] .badge.new-failure')")
+        .await;
+    // The watch's tick adds finished tests to their flaky windows, which the matrix rates.
+    tracker.flush_finished().await.unwrap();
+    // One click from the failing test to its history.
+    page.eval("document.querySelector('li.test[data-status=\"failed\"] a.history-link').click()")
+        .await;
+    page.wait_for(
+        "location.pathname.startsWith('/tests/history/') && !!document.querySelector('.strip')",
+    )
+    .await;
+    assert_eq!(
+        page.eval("Array.from(document.querySelectorAll('.strip .cell')).map(c => c.dataset.status).join(',')")
+            .await,
+        "passed,failed"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('h1').firstChild.textContent.trim()")
+            .await,
+        "lamp_off.py"
+    );
+
+    page.navigate(&format!("{base}/machine/run_data/2/")).await;
+    assert_eq!(
+        page.eval(
+            "document.querySelector('#diff [data-kind=\"new-failures\"] strong').textContent"
+        )
+        .await,
+        "1"
+    );
+    assert_eq!(
+        page.eval(
+            "document.querySelector('details.diff-group[data-kind=\"new-failures\"] a').textContent"
+        )
+        .await,
+        "lamp_off.py"
+    );
+
+    page.navigate(&format!(
+        "{base}/matrix/?master_path=/rig/scenarios&master_name=master.py"
+    ))
+    .await;
+    assert_eq!(
+        page.eval("document.querySelectorAll('#matrix tbody tr').length")
+            .await,
+        4
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#matrix tbody tr th a').textContent")
+            .await,
+        "lamp_on.py",
+        "plan order first"
+    );
+    page.eval("document.getElementById('sort-failures').click()")
+        .await;
+    page.wait_for("location.search.includes('sort=failure_rate')")
+        .await;
+    page.wait_for("document.readyState === 'complete' && !!document.querySelector('#matrix')")
+        .await;
+    assert_eq!(
+        page.eval("document.querySelector('#matrix tbody tr th a').textContent")
+            .await,
+        "lamp_off.py",
+        "the failing test leads"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#matrix tbody tr td.cell').dataset.status")
+            .await,
+        "failed"
+    );
+}
