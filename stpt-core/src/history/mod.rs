@@ -7,7 +7,7 @@
 //! with every test so that a history read is an index lookup, never a scan of all runs. The
 //! key is the same on every backend, so links to a test's history survive a move between them.
 //!
-//! The definitions live here as pure functions; a [`Store`](crate::Store) only reads rows:
+//! The definitions live here as pure functions; a [`Store`] only reads rows:
 //!
 //! - [`FlakyWindow`]: a test's last [`FLAKY_WINDOW`] outcomes on one machine and how often
 //!   they flip between pass and fail, kept incrementally as tests finish;
