@@ -213,5 +213,28 @@ async fn history_diff_search_matrix_and_exports() {
     assert_eq!(status, 200);
     assert!(matrix_page.contains("id=\"matrix\""));
     assert_eq!(get(&base, "/flaky/").await.0, 200);
+    let (status, _, only_rig_2) = get(
+        &base,
+        "/matrix/?master_path=/rig/scenarios&master_name=master.py&machines=2&machines=",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(only_rig_2.contains(">rig-2</a>") && !only_rig_2.contains(">rig-1</a><br>"));
+    // A test's own page leads to its identity's history with its run marked.
+    let response = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("{base}/test/9/history/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    assert_eq!(
+        response.headers()["location"].to_str().unwrap(),
+        format!("/tests/history/{key}/?run=3")
+    );
+    let (_, _, test_page) = get(&base, "/test/9/").await;
+    assert!(test_page.contains("/test/9/history/"));
     assert_eq!(get(&base, "/tests/history/nope/").await.0, 400);
 }

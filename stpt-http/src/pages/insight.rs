@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query};
-use axum::response::Response;
+use axum::extract::{Path, Query, RawQuery};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use stpt_core::history::{
     self, FlakyPolicy, FlakyWindow, HistoryStats, Matrix, Outcome, TestHistory,
@@ -16,6 +16,39 @@ use super::{Cx, PageError, View};
 use crate::extract::Pagination;
 use crate::humanize::display_time;
 use crate::insight::params::{self, Params};
+
+/// `/test/{id}/history/`: sends a test's page on to its identity's history, with its run
+/// marked. The identity needs the test's scenario, read from its run only on this click.
+pub(super) async fn test_history_redirect(cx: Cx, Path(id): Path<String>) -> Response {
+    let result: Result<Response, PageError> = async {
+        let id = stpt_core::TestId(crate::extract::parse_id("test", &id)?);
+        let item = cx.tracker().item(stpt_core::ItemRef::Test(id)).await?;
+        let run = cx.tracker().run(item.run_id).await?;
+        let key = run
+            .scenarios
+            .iter()
+            .find_map(|scenario| {
+                scenario
+                    .tests
+                    .iter()
+                    .find(|test| test.id == id)
+                    .map(|test| stpt_core::history::TestKey::of(&scenario.file, &test.file))
+            })
+            .ok_or_else(|| {
+                PageError::from(stpt_core::Error::not_found(
+                    stpt_core::ItemKind::Test,
+                    id.get(),
+                ))
+            })?;
+        Ok(axum::response::Redirect::to(&format!(
+            "{}/tests/history/{key}/?run={}",
+            cx.prefix, item.run_id
+        ))
+        .into_response())
+    }
+    .await;
+    cx.finish(result)
+}
 
 /// A test's history page.
 pub(super) async fn history_page(
@@ -474,9 +507,31 @@ struct FlakyRow {
 }
 
 /// The test × machine matrix of a master scenario.
-pub(super) async fn matrix_page(cx: Cx, Query(query): Query<Params>) -> Response {
+pub(super) async fn matrix_page(cx: Cx, RawQuery(raw): RawQuery) -> Response {
     let result: Result<Response, PageError> = async {
+        // A form's multi-select sends `machines` once per machine: joined into one list.
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
+            .map_err(|_| crate::ApiError::invalid("query", "unreadable query string"))?;
+        let mut query = Params::new();
+        for (name, value) in pairs {
+            if name == "machines" {
+                if value.trim().is_empty() {
+                    continue;
+                }
+                if let Some(list) = query.get_mut(&name) {
+                    list.push(',');
+                    list.push_str(&value);
+                    continue;
+                }
+            }
+            query.insert(name, value);
+        }
         let asked = params::matrix(&query)?;
+        let machines = cx
+            .tracker()
+            .machines(PageRequest::new(1, 100)?)
+            .await?
+            .items;
         let matrix = history::matrix(
             cx.tracker().store().as_ref(),
             &asked.master,
@@ -484,7 +539,15 @@ pub(super) async fn matrix_page(cx: Cx, Query(query): Query<Params>) -> Response
             asked.sort,
         )
         .await?;
-        let data = MatrixData::new(&cx.prefix, matrix, &query);
+        let mut data = MatrixData::new(&cx.prefix, matrix, &query);
+        data.machines = machines
+            .into_iter()
+            .map(|machine| MachineChoice {
+                selected: asked.machines.contains(&machine.id),
+                id: machine.id.get(),
+                name: machine.name,
+            })
+            .collect();
         cx.render_large(View {
             template: "stpt/matrix.html",
             kind: "matrix",
@@ -501,6 +564,7 @@ pub(super) async fn matrix_page(cx: Cx, Query(query): Query<Params>) -> Response
 
 #[derive(Debug, Serialize)]
 struct MatrixData {
+    machines: Vec<MachineChoice>,
     master_path: String,
     master_name: String,
     sorted_by_failures: bool,
@@ -508,6 +572,13 @@ struct MatrixData {
     failures_url: String,
     columns: Vec<MatrixColumnView>,
     rows: Vec<MatrixRowView>,
+}
+
+#[derive(Debug, Serialize)]
+struct MachineChoice {
+    id: i64,
+    name: String,
+    selected: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -549,6 +620,7 @@ impl MatrixData {
             serde_urlencoded::to_string(&kept).unwrap_or_default()
         );
         MatrixData {
+            machines: Vec::new(),
             sorted_by_failures: params::value(query, "sort") == Some("failure_rate"),
             plan_url,
             failures_url,

@@ -88,7 +88,8 @@ impl PagesState {
 /// password-reset and admin pages.
 pub(crate) fn routes(sign_in: bool) -> Router<PagesState> {
     let mut router = Router::new().route("/", get(machines_page));
-    let pages: [(&str, MethodRouter<PagesState>); 11] = [
+    let pages: [(&str, MethodRouter<PagesState>); 12] = [
+        ("/test/{id}/history", get(insight::test_history_redirect)),
         ("/tests/history/{key}", get(insight::history_page)),
         ("/search", get(insight::search_page)),
         ("/flaky", get(insight::flaky_page)),

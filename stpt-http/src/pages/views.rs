@@ -530,6 +530,10 @@ pub(crate) struct ItemView {
     duration: Option<String>,
     run_id: i64,
     run_url: String,
+    /// A test's results across runs and machines.
+    history_url: Option<String>,
+    /// A master scenario's test × machine matrix.
+    matrix_url: Option<String>,
 }
 
 impl ItemView {
@@ -545,9 +549,26 @@ impl ItemView {
             .to_ascii_lowercase()
             .ends_with(".py")
             .then_some("python");
+        let history_url = match item.item {
+            ItemRef::Test(id) => Some(format!("{prefix}/test/{id}/history/")),
+            _ => None,
+        };
+        let matrix_url = match item.item {
+            ItemRef::MasterScenario(_) => Some(format!(
+                "{prefix}/matrix/?{}",
+                serde_urlencoded::to_string([
+                    ("master_path", item.file.file_path.as_str()),
+                    ("master_name", item.file.file_name.as_str()),
+                ])
+                .unwrap_or_default()
+            )),
+            _ => None,
+        };
         ItemView {
             kind_label,
             language,
+            history_url,
+            matrix_url,
             script: item.script.filter(|script| !script.is_empty()),
             status: item.status,
             started: item.timestamp_start.map(display_time),
