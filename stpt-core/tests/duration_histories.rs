@@ -1,7 +1,9 @@
 //! Property: for random event sequences with random gaps, on two machines, the duration
 //! histories kept incrementally (held by the tracker, flushed at random moments) equal a naive
 //! recomputation: per test identity, the last `DURATION_WINDOW` durations of its counted
-//! results, on each machine and across machines, in the order they finished.
+//! results, on each machine and across machines, in the order they finished. So do the flaky
+//! windows: per identity and machine, the last `FLAKY_WINDOW` pass/fail outcomes with their
+//! flips and failures.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
@@ -9,8 +11,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use proptest::prelude::*;
 use std::collections::HashMap;
 use std::sync::Arc;
+use stpt_core::history::{FLAKY_WINDOW, Outcome, TestIdentity};
 use stpt_core::{
-    DURATION_WINDOW, InProcessBus, MachineName, Plan, PlannedScenario, ScriptFile, Status,
+    DURATION_WINDOW, FileRef, InProcessBus, MachineName, Plan, PlannedScenario, ScriptFile, Status,
     TestStart, TestStop, Tracker,
 };
 use stpt_store_memory::MemoryStore;
@@ -78,6 +81,7 @@ async fn check(ops: Vec<Op>) {
     // Naive model: the running test's name and start per machine, and every counted result.
     let mut running: HashMap<usize, (usize, DateTime<Utc>)> = HashMap::new();
     let mut results: Vec<(usize, usize, i64)> = Vec::new();
+    let mut outcomes: Vec<(usize, usize, Outcome)> = Vec::new();
     for machine in MACHINES {
         tracker.record_plan(plan(machine, now)).await.unwrap();
     }
@@ -122,6 +126,9 @@ async fn check(ops: Vec<Op>) {
                     if FINALS[s] != Status::Unknown {
                         results.push((m, n, (now - started).num_milliseconds()));
                     }
+                    if let Some(outcome) = Outcome::of(FINALS[s]) {
+                        outcomes.push((m, n, outcome));
+                    }
                 }
             }
             Op::Flush => {
@@ -140,6 +147,47 @@ async fn check(ops: Vec<Op>) {
             .await
             .unwrap();
         assert_eq!(remaining.work.len(), NAMES.len());
+        let windows = tracker
+            .store()
+            .run_flakiness(receipt.ids.run_id, 0)
+            .await
+            .unwrap();
+        for (n, name) in NAMES.iter().enumerate() {
+            let naive: Vec<Outcome> = outcomes
+                .iter()
+                .filter(|(om, on, _)| *om == m && *on == n)
+                .map(|o| o.2)
+                .collect();
+            let naive = &naive[naive.len().saturating_sub(FLAKY_WINDOW)..];
+            let key = TestIdentity::new(
+                FileRef {
+                    file_path: "/t".into(),
+                    file_name: "s.py".into(),
+                },
+                FileRef {
+                    file_path: "/t".into(),
+                    file_name: (*name).into(),
+                },
+            )
+            .key();
+            let kept: Vec<&stpt_core::history::TestFlakiness> =
+                windows.iter().filter(|w| w.key == key).collect();
+            if naive.is_empty() {
+                assert!(kept.is_empty(), "{machine} {name}: no outcome yet");
+                continue;
+            }
+            assert_eq!(kept.len(), 2, "both tests of {name} in the plan");
+            let window = &kept[0].window;
+            assert_eq!(
+                window.outcomes().collect::<Vec<_>>(),
+                naive,
+                "{machine} {name}"
+            );
+            let flips = naive.windows(2).filter(|pair| pair[0] != pair[1]).count();
+            assert_eq!(window.flips() as usize, flips);
+            let failures = naive.iter().filter(|o| **o == Outcome::Fail).count();
+            assert_eq!(window.failures() as usize, failures);
+        }
         for work in &remaining.work {
             let n = NAMES
                 .iter()

@@ -5,7 +5,7 @@ mod history;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-use stpt_core::history::{FlakyWindow, TestIdentity, TestKey};
+use stpt_core::history::{FlakyWindow, Outcome, TestIdentity, TestKey};
 use stpt_core::rules::{RunState, RunWork, ScenarioState, TestState};
 use stpt_core::{
     Changes, ClockOffset, Committed, DurationHistory, Error, FileRef, FinishedTest, ItemDetail,
@@ -653,10 +653,13 @@ impl State {
                 continue;
             };
             let key = row.key;
-            self.flaky
-                .entry((sample.machine_id, key))
-                .or_default()
-                .push_status(sample.status);
+            // A result without an outcome (unknown, cancelled) starts no window.
+            if let Some(outcome) = Outcome::of(sample.status) {
+                self.flaky
+                    .entry((sample.machine_id, key))
+                    .or_default()
+                    .push(outcome);
+            }
         }
     }
 
