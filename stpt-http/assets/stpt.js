@@ -486,6 +486,32 @@
     });
   }
 
+  // ---- the wall: its grid is re-read from the server on machine changes and every 10 s ----
+
+  function wallPage() {
+    var wall = document.getElementById('wall');
+    if (!wall || !window.fetch) return;
+    var pending = null;
+    function refresh() {
+      pending = null;
+      fetch(wall.dataset.gridUrl, { credentials: 'same-origin' })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          if (html === null) return;
+          // Same-origin HTML the server rendered with every runner string escaped.
+          var holder = document.createElement('div');
+          holder.innerHTML = html;
+          wall.replaceChildren.apply(wall, Array.prototype.slice.call(holder.childNodes));
+        })
+        .catch(function () { /* the next tick tries again */ });
+    }
+    function soon() {
+      if (!pending) pending = setTimeout(refresh, 1000);
+    }
+    setInterval(refresh, 10000);
+    if (body.dataset.ws) connect(body.dataset.ws, soon);
+  }
+
   // ---- every page ----
 
   document.querySelectorAll('select[data-autosubmit]').forEach(function (select) {
@@ -500,4 +526,5 @@
   if (pageKind === 'machines' && body.dataset.ws) machinesPage();
   else if (pageKind === 'machine' && body.dataset.ws) machinePage();
   else if (pageKind === 'last' || pageKind === 'run') runPage(pageKind);
+  else if (pageKind === 'wall') wallPage();
 })();

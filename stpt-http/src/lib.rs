@@ -151,7 +151,9 @@ impl HttpConfig {
     }
 
     /// The names of the built-in templates, which [`HttpConfig::with_template`] overrides.
-    pub const TEMPLATE_NAMES: [&'static str; 18] = [
+    pub const TEMPLATE_NAMES: [&'static str; 20] = [
+        "stpt/wall.html",
+        "stpt/wall_grid.html",
         "stpt/base.html",
         "stpt/history.html",
         "stpt/search.html",

@@ -974,3 +974,88 @@ async fn a_new_failure_leads_to_its_history_in_headless_chromium() {
         "failed"
     );
 }
+
+/// The wall at 1920×1080 with 40 rigs: every tile on screen without scrolling, names at
+/// least 24 px high, failing rigs first, and a new rig appears by itself. The screenshot goes
+/// to the build's temporary folder (`wall.png`), not the repository.
+#[tokio::test]
+async fn the_wall_shows_forty_rigs_on_one_screen_in_headless_chromium() {
+    let Some(binary) = browser_or_skip() else {
+        return;
+    };
+    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
+    let base = serve(support::open_router(tracker, HttpConfig::default())).await;
+    for rig in 0..40 {
+        let machine = format!("bay-a-rig-{rig:02}");
+        let plan = small_plan(&machine, "2026-11-25 13:00:00");
+        assert_eq!(post(&base, "/tm_api/dry_run/", &plan).await.0, 201);
+        let status = if rig == 17 { "failed" } else { "passed" };
+        let (url, body) = start(&machine, "/rig/lamp", "lamp_on.py", "2026-11-25 13:00:01");
+        assert_eq!(post(&base, url, &body).await.0, 202);
+        let (url, body) = stop(
+            &machine,
+            "/rig/lamp",
+            "lamp_on.py",
+            status,
+            "2026-11-25 13:00:02",
+        );
+        assert_eq!(post(&base, url, &body).await.0, 202);
+    }
+    let browser = Browser::launch(&binary).await;
+    let mut page = Page::open(&browser).await;
+    page.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1920, "height": 1080, "deviceScaleFactor": 1, "mobile": false}),
+    )
+    .await;
+    page.navigate(&format!("{base}/wall/?name=bay-a")).await;
+    assert_eq!(
+        page.eval("document.querySelectorAll('.tile').length").await,
+        40
+    );
+    assert_eq!(
+        page.eval("document.documentElement.scrollHeight <= innerHeight && document.documentElement.scrollWidth <= innerWidth")
+            .await,
+        true,
+        "no scrolling"
+    );
+    assert_eq!(
+        page.eval("Array.from(document.querySelectorAll('.tile')).every(t => t.getBoundingClientRect().bottom <= innerHeight)")
+            .await,
+        true
+    );
+    let name_px = page
+        .eval("parseFloat(getComputedStyle(document.querySelector('.tile-name')).fontSize)")
+        .await;
+    assert!(name_px.as_f64().unwrap() >= 24.0, "{name_px}");
+    assert_eq!(
+        page.eval("document.querySelector('.tile').classList.contains('failing') && document.querySelector('.tile-name').textContent")
+            .await,
+        "bay-a-rig-17",
+        "the failing rig first"
+    );
+    let shot = page
+        .call("Page.captureScreenshot", json!({"format": "png"}))
+        .await;
+    let png = decode_base64(shot["data"].as_str().unwrap());
+    std::fs::write(
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("wall.png"),
+        png,
+    )
+    .unwrap();
+
+    // A new rig in this bay appears without a reload; another bay's does not.
+    page.eval("window.stptNoReload = 'still here'").await;
+    for machine in ["bay-a-rig-40", "bay-b-rig-00"] {
+        let plan = small_plan(machine, "2026-11-25 14:00:00");
+        assert_eq!(post(&base, "/tm_api/dry_run/", &plan).await.0, 201);
+    }
+    page.wait_for("document.querySelectorAll('.tile').length === 41")
+        .await;
+    assert_eq!(page.eval("window.stptNoReload").await, "still here");
+    assert_eq!(
+        page.eval("Array.from(document.querySelectorAll('.tile-name')).some(n => n.textContent === 'bay-b-rig-00')")
+            .await,
+        false
+    );
+}

@@ -7,6 +7,7 @@ mod docs;
 mod insight;
 mod templates;
 mod views;
+mod wall;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, Query};
@@ -88,7 +89,8 @@ impl PagesState {
 /// password-reset and admin pages.
 pub(crate) fn routes(sign_in: bool) -> Router<PagesState> {
     let mut router = Router::new().route("/", get(machines_page));
-    let pages: [(&str, MethodRouter<PagesState>); 12] = [
+    let pages: [(&str, MethodRouter<PagesState>); 13] = [
+        ("/wall", get(wall::wall_page)),
         ("/test/{id}/history", get(insight::test_history_redirect)),
         ("/tests/history/{key}", get(insight::history_page)),
         ("/search", get(insight::search_page)),

@@ -7,7 +7,7 @@ use std::fmt;
 use tera::{Context, Tera};
 
 /// Every built-in template, by the name an embedder overrides it with.
-pub(crate) const BUILTIN: [(&str, &str); 18] = [
+pub(crate) const BUILTIN: [(&str, &str); 20] = [
     ("stpt/base.html", include_str!("../../templates/base.html")),
     (
         "stpt/pagination.html",
@@ -37,6 +37,11 @@ pub(crate) const BUILTIN: [(&str, &str); 18] = [
     (
         "stpt/matrix.html",
         include_str!("../../templates/matrix.html"),
+    ),
+    ("stpt/wall.html", include_str!("../../templates/wall.html")),
+    (
+        "stpt/wall_grid.html",
+        include_str!("../../templates/wall_grid.html"),
     ),
     ("stpt/item.html", include_str!("../../templates/item.html")),
     (
