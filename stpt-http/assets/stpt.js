@@ -247,6 +247,9 @@
       setText(field(s, 'done'), done);
       setText(field(s, 'total'), total);
       setText(field(s, 'tests'), total);
+      var failed = (Number(counts.failed) || 0) + (Number(counts.error) || 0);
+      var failedNode = s.querySelector('.run-header h1 > [data-field="failed"]');
+      if (failedNode) { failedNode.textContent = failed + ' failed'; failedNode.hidden = failed === 0; }
       setText(field(s, 'started'), start ? displayTime(start) : '—');
       setText(field(s, 'finished'), stop ? displayTime(stop) : '—');
       var duration = field(s, 'duration');
@@ -379,6 +382,7 @@
       return el('section', { 'class': 'run', id: 'run', 'data-run-id': runId, 'data-machine-id': Number(summary.machine_id), 'data-status': summary.status },
         el('header', { 'class': 'run-header' },
           el('h1', null, badge(summary.status, true), ' ',
+            el('span', { 'class': 'failures', 'data-field': 'failed', hidden: '' }, '0 failed'), ' ',
             el('span', { 'class': 'run-title' }, 'Run #' + runId + ' · ',
               el('a', { href: prefix + '/master_scenario/' + runId }, run.master.file_name))),
           el('dl', { 'class': 'facts' },

@@ -905,6 +905,12 @@ async fn a_new_failure_leads_to_its_history_in_headless_chromium() {
     assert_eq!(post(&base, url, &body).await.0, 202);
     page.wait_for("!!document.querySelector('li.test[data-status=\"failed\"] .badge.new-failure')")
         .await;
+    // The failure shows beside the run's status, live.
+    page.wait_for(
+        "(() => { const n = document.querySelector('.run-header h1 > [data-field=\"failed\"]'); \
+         return !n.hidden && n.textContent === '1 failed'; })()",
+    )
+    .await;
     // The watch's tick adds finished tests to their flaky windows, which the matrix rates.
     tracker.flush_finished().await.unwrap();
     // One click from the failing test to its history.

@@ -146,6 +146,8 @@ pub(crate) struct RunRow {
     scenarios: u32,
     tests: u32,
     status: Status,
+    /// Failed and error tests, shown beside the status.
+    failed: u32,
 }
 
 impl RunRow {
@@ -159,8 +161,14 @@ impl RunRow {
             scenarios: run.statistics.scenarios,
             tests: run.statistics.tests,
             status: run.status,
+            failed: failed_count(&run.statistics.counts),
         }
     }
+}
+
+/// Tests that failed a check or raised an error.
+pub(crate) fn failed_count(counts: &StatusCounts) -> u32 {
+    counts.get(Status::Failed) + counts.get(Status::Error)
 }
 
 /// One status's count in the statistics table.
@@ -189,6 +197,8 @@ pub(crate) struct RunView {
     came_back: Option<TimeText>,
     done: u32,
     total: u32,
+    /// Failed and error tests, shown beside the status.
+    failed: u32,
     stats: Vec<StatCell>,
     scenarios_count: u32,
     master: FileLink,
@@ -324,6 +334,7 @@ impl RunView {
             came_back: None,
             done: counts.finished(),
             total: counts.total(),
+            failed: failed_count(&counts),
             stats: stat_cells(&counts),
             scenarios_count: summary.statistics.scenarios,
             master: FileLink {
