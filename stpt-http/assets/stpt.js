@@ -250,12 +250,29 @@
       var failed = (Number(counts.failed) || 0) + (Number(counts.error) || 0);
       var failedNode = s.querySelector('.run-header h1 > [data-field="failed"]');
       if (failedNode) { failedNode.textContent = failed + ' failed'; failedNode.hidden = failed === 0; }
+      showTabState(s, status, failed, done, total);
       setText(field(s, 'started'), start ? displayTime(start) : '—');
       setText(field(s, 'finished'), stop ? displayTime(stop) : '—');
       var duration = field(s, 'duration');
       if (duration) { duration.dataset.start = start || ''; duration.dataset.stop = stop || ''; }
       tick();
       if (kind === 'run' && !isOngoing(status) && live) live.stop('finished');
+    }
+
+    // A background tab tells when to look: its title and icon follow the run.
+    var ICONS = { waiting: '…', running: '▶', passed: '✓', warning: '!', failed: '✗', error: '⚠', unknown: '?', cancelled: '⊘' };
+    function showTabState(section, status, failed, done, total) {
+      var machine = section.querySelector('.facts a');
+      var name = machine ? machine.textContent : '';
+      document.title = (ICONS[status] || '') + ' ' + (failed ? failed + ' failed' : status) +
+        ' · ' + name + ' · ' + done + '/' + total + ' · stpt';
+      var colour = getComputedStyle(document.documentElement).getPropertyValue('--st-' + (failed ? 'failed' : status)).trim();
+      if (!colour) return;
+      var icon = document.querySelector('link[rel="icon"]');
+      if (!icon) return;
+      icon.type = 'image/svg+xml';
+      icon.href = 'data:image/svg+xml,' + encodeURIComponent(
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><circle cx="8" cy="8" r="7" fill="' + colour + '"/></svg>');
     }
 
     function applyScenario(id, status, counts) {

@@ -911,6 +911,16 @@ async fn a_new_failure_leads_to_its_history_in_headless_chromium() {
          return !n.hidden && n.textContent === '1 failed'; })()",
     )
     .await;
+    // So does the tab: its title and icon.
+    page.wait_for("document.title === '… 1 failed · rig-7 · 3/4 · stpt'")
+        .await;
+    assert_eq!(
+        page.eval(
+            "document.querySelector('link[rel=\"icon\"]').href.startsWith('data:image/svg+xml,')"
+        )
+        .await,
+        true
+    );
     // The watch's tick adds finished tests to their flaky windows, which the matrix rates.
     tracker.flush_finished().await.unwrap();
     // One click from the failing test to its history.
