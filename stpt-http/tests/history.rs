@@ -202,6 +202,21 @@ async fn history_diff_search_matrix_and_exports() {
     let (_, _, hidden) = get(&base, "/machine/run_data/3/?hide_passed=1").await;
     assert!(!hidden.contains(">lamp_off.py</a>"), "passed tests hidden");
     assert!(hidden.contains(">lamp_on.py</a>"));
+    let (_, _, only_failed) = get(&base, "/machine/run_data/3/?status=failed").await;
+    assert!(only_failed.contains("/test/9\">lamp_on.py</a>"));
+    assert!(!only_failed.contains("/test/11\">lamp_off.py</a>"));
+    assert!(
+        only_failed.contains("aria-current=\"true\">failed 1</a>"),
+        "the chip is on"
+    );
+    let (_, _, found_in_run) = get(&base, "/machine/run_data/3/?q=OFF").await;
+    assert!(found_in_run.contains("/test/11\">lamp_off.py</a>"));
+    assert!(!found_in_run.contains("/test/9\">lamp_on.py</a>"));
+    assert!(
+        !found_in_run.contains(">motor.py</a>"),
+        "scenarios without a match are left out"
+    );
+    assert_eq!(get(&base, "/machine/run_data/3/?status=bogus").await.0, 400);
     let (status, _, search) = get(&base, "/search/?q=lamp").await;
     assert_eq!(status, 200);
     assert!(search.contains(&format!("/tests/history/{key}/")));

@@ -651,6 +651,20 @@ async fn run_insight(
     let mut found = views::RunInsight {
         hide_passed: flag("hide_passed"),
         failures_first: flag("failures_first"),
+        only: query
+            .get("status")
+            .map(|status| status.trim())
+            .filter(|status| !status.is_empty())
+            .map(|status| {
+                status
+                    .parse::<stpt_core::Status>()
+                    .map_err(|_| ApiError::invalid("status", format!("no status `{status}`")))
+            })
+            .transpose()?,
+        text: stpt_core::history::TextFilter::new(
+            query.get("q").map(String::as_str).unwrap_or_default(),
+        )
+        .map_err(ApiError::from)?,
         ..views::RunInsight::default()
     };
     let store = cx.tracker().store();

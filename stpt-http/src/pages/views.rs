@@ -221,6 +221,22 @@ struct RunInsightView {
     failures_first: bool,
     toggle_hide_passed: String,
     toggle_failures_first: String,
+    /// One chip per status present: "failed 4", showing only those tests when clicked.
+    chips: Vec<StatusChip>,
+    /// The text searched for within the run, if any.
+    text: Option<String>,
+    /// The status shown alone, if any.
+    only: Option<Status>,
+    /// The view without any filter.
+    clear_url: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct StatusChip {
+    status: Status,
+    count: u32,
+    url: String,
+    active: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -270,6 +286,41 @@ pub(crate) struct RunInsight {
     pub(crate) hide_passed: bool,
     /// `?failures_first=1`: scenarios with failures first, failed tests first in each.
     pub(crate) failures_first: bool,
+    /// `?status=`: only tests with this status.
+    pub(crate) only: Option<Status>,
+    /// `?q=`: only tests whose file name contains this, ignoring case.
+    pub(crate) text: Option<stpt_core::history::TextFilter>,
+}
+
+/// A run page's view filters as its URL carries them.
+#[derive(Debug, Clone, Default)]
+struct RunFilters {
+    hide_passed: bool,
+    failures_first: bool,
+    only: Option<Status>,
+    text: Option<String>,
+}
+
+impl RunFilters {
+    fn url(&self, base: &str) -> String {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if self.hide_passed {
+            pairs.push(("hide_passed", "1".to_owned()));
+        }
+        if self.failures_first {
+            pairs.push(("failures_first", "1".to_owned()));
+        }
+        if let Some(status) = self.only {
+            pairs.push(("status", status.as_str().to_owned()));
+        }
+        if let Some(text) = &self.text {
+            pairs.push(("q", text.clone()));
+        }
+        match serde_urlencoded::to_string(&pairs).unwrap_or_default() {
+            query if query.is_empty() => base.to_owned(),
+            query => format!("{base}?{query}"),
+        }
+    }
 }
 
 /// A time as pages show it, and as `<time datetime>` carries it.
@@ -305,6 +356,10 @@ struct TestRow {
     file_name: String,
     status: Status,
     history_url: String,
+    /// Its place in its scenario, from 1 (plan order).
+    number: usize,
+    /// How long it took, once finished.
+    duration: Option<String>,
     /// Its status in the previous run, if it was in it.
     previous: Option<Status>,
     /// Passed last time, failed now.
@@ -368,6 +423,12 @@ impl RunView {
                     .tests
                     .retain(|test| !matches!(test.status, Status::Passed | Status::Warning));
             }
+            if let Some(only) = insight.only {
+                scenario.tests.retain(|test| test.status == only);
+            }
+            if let Some(text) = &insight.text {
+                scenario.tests.retain(|test| text.matches(&test.file_name));
+            }
             if insight.failures_first {
                 scenario.tests.sort_by_key(|test| !is_failure(test.status));
             }
@@ -376,21 +437,33 @@ impl RunView {
             self.scenarios
                 .sort_by_key(|scenario| !scenario.tests.iter().any(|t| is_failure(t.status)));
         }
+        let filtered = insight.only.is_some() || insight.text.is_some() || insight.hide_passed;
+        if filtered {
+            // A scenario with no test left in view is left out too.
+            self.scenarios.retain(|scenario| !scenario.tests.is_empty());
+        }
         let run_url = format!("{prefix}/machine/run_data/{}/", self.id);
-        let toggle = |hide: bool, first: bool| {
-            let mut pairs = Vec::new();
-            if hide {
-                pairs.push("hide_passed=1");
-            }
-            if first {
-                pairs.push("failures_first=1");
-            }
-            if pairs.is_empty() {
-                run_url.clone()
-            } else {
-                format!("{run_url}?{}", pairs.join("&"))
-            }
+        let filters = RunFilters {
+            hide_passed: insight.hide_passed,
+            failures_first: insight.failures_first,
+            only: insight.only,
+            text: insight.text.as_ref().map(|text| text.as_str().to_owned()),
         };
+        let chips = self
+            .stats
+            .iter()
+            .filter(|cell| cell.count > 0)
+            .map(|cell| StatusChip {
+                status: cell.status,
+                count: cell.count,
+                active: insight.only == Some(cell.status),
+                url: RunFilters {
+                    only: (insight.only != Some(cell.status)).then_some(cell.status),
+                    ..filters.clone()
+                }
+                .url(&run_url),
+            })
+            .collect();
         let export = format!("{prefix}/api/v1/runs/{}/export", self.id);
         let matrix_query = serde_urlencoded::to_string([
             ("master_path", self.master.file_path.as_str()),
@@ -409,8 +482,20 @@ impl RunView {
             matrix_url: format!("{prefix}/matrix/?{matrix_query}"),
             hide_passed: insight.hide_passed,
             failures_first: insight.failures_first,
-            toggle_hide_passed: toggle(!insight.hide_passed, insight.failures_first),
-            toggle_failures_first: toggle(insight.hide_passed, !insight.failures_first),
+            toggle_hide_passed: RunFilters {
+                hide_passed: !insight.hide_passed,
+                ..filters.clone()
+            }
+            .url(&run_url),
+            toggle_failures_first: RunFilters {
+                failures_first: !insight.failures_first,
+                ..filters.clone()
+            }
+            .url(&run_url),
+            chips,
+            clear_url: (filtered || insight.failures_first).then(|| run_url.clone()),
+            only: insight.only,
+            text: filters.text.clone(),
         });
         self
     }
@@ -487,7 +572,8 @@ impl ScenarioRow {
         let tests = scenario
             .tests
             .into_iter()
-            .map(|test| TestRow::new(test, &scenario.file, prefix))
+            .enumerate()
+            .map(|(at, test)| TestRow::new(test, at + 1, &scenario.file, prefix))
             .collect();
         ScenarioRow {
             id: scenario.id.get(),
@@ -503,8 +589,11 @@ impl ScenarioRow {
 }
 
 impl TestRow {
-    fn new(test: TestView, scenario: &FileRef, prefix: &str) -> Self {
+    fn new(test: TestView, number: usize, scenario: &FileRef, prefix: &str) -> Self {
         TestRow {
+            number,
+            duration: stpt_core::duration(test.timestamp_start, test.timestamp_stop)
+                .map(clock_duration),
             id: test.id.get(),
             url: format!("{prefix}/test/{}", test.id),
             history_url: format!(
