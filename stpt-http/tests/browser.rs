@@ -1075,3 +1075,92 @@ async fn the_wall_shows_forty_rigs_on_one_screen_in_headless_chromium() {
         false
     );
 }
+
+/// Every page fits a 390 px wide phone: nothing scrolls sideways.
+#[tokio::test]
+async fn every_page_fits_a_phone_in_headless_chromium() {
+    let Some(binary) = browser_or_skip() else {
+        return;
+    };
+    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
+    let base = serve(support::open_router(tracker.clone(), HttpConfig::default())).await;
+    let machine = "a-rig-with-a-rather-long-name-for-a-phone-screen-01";
+    for day in ["24", "25"] {
+        let plan = small_plan(machine, &format!("2026-11-{day} 13:00:00"));
+        assert_eq!(post(&base, "/tm_api/dry_run/", &plan).await.0, 201);
+        let (url, body) = start(
+            machine,
+            "/rig/lamp",
+            "lamp_on.py",
+            &format!("2026-11-{day} 13:00:01"),
+        );
+        assert_eq!(post(&base, url, &body).await.0, 202);
+        let status = if day == "25" { "failed" } else { "passed" };
+        let (url, body) = stop(
+            machine,
+            "/rig/lamp",
+            "lamp_on.py",
+            status,
+            &format!("2026-11-{day} 13:00:02"),
+        );
+        assert_eq!(post(&base, url, &body).await.0, 202);
+    }
+    tracker.flush_finished().await.unwrap();
+    let key = tracker
+        .store()
+        .search_tests(
+            stpt_core::history::TextFilter::new("lamp_on")
+                .unwrap()
+                .as_ref(),
+            stpt_core::PageRequest::default(),
+        )
+        .await
+        .unwrap()
+        .items[0]
+        .key;
+    let browser = Browser::launch(&binary).await;
+    let mut page = Page::open(&browser).await;
+    page.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": false}),
+    )
+    .await;
+    for path in [
+        "/".to_owned(),
+        "/wall/".to_owned(),
+        "/machine/1/".to_owned(),
+        "/machine/1/last".to_owned(),
+        "/machine/run_data/2/".to_owned(),
+        "/test/5/".to_owned(),
+        format!("/tests/history/{key}/"),
+        "/search/?q=lamp".to_owned(),
+        "/flaky/".to_owned(),
+        "/matrix/?master_path=/rig/scenarios&master_name=master.py".to_owned(),
+        "/docs/".to_owned(),
+        "/login/".to_owned(),
+    ] {
+        page.navigate(&format!("{base}{path}")).await;
+        assert_eq!(page.eval("innerWidth").await, 390, "{path}");
+        let fits = page
+            .eval("document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+            .await;
+        let widest = page
+            .eval(
+                "Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)\
+                 .slice(0, 3).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).join(', ')",
+            )
+            .await;
+        let shot = path
+            .trim_matches('/')
+            .split(['/', '?'])
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        page.screenshot(&format!(
+            "phone-{}",
+            if shot.is_empty() { "machines" } else { &shot }
+        ))
+        .await;
+        assert_eq!(fits, true, "{path} scrolls sideways: {widest}");
+    }
+}
