@@ -210,6 +210,20 @@ impl Page {
         result["result"]["value"].clone()
     }
 
+    /// Evaluates `expression` and waits for the promise it gives.
+    async fn eval_promise(&mut self, expression: &str) -> Value {
+        let result = self
+            .call(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+            )
+            .await;
+        if let Some(exception) = result.get("exceptionDetails") {
+            panic!("`{expression}` threw: {exception}");
+        }
+        result["result"]["value"].clone()
+    }
+
     /// Waits until `expression` is `true` in the page, polling through navigations (while the
     /// page changes, evaluating may fail or throw; that is not an answer yet).
     async fn wait_for(&mut self, expression: &str) {
@@ -1163,4 +1177,116 @@ async fn every_page_fits_a_phone_in_headless_chromium() {
         .await;
         assert_eq!(fits, true, "{path} scrolls sideways: {widest}");
     }
+}
+
+/// axe-core's script, installed by `.ci/run` from the npm registry for tests only, or `None`
+/// (with a line saying so) where it is missing and integration tests are not required.
+fn axe_or_skip() -> Option<String> {
+    let path = std::env::var_os("STPT_AXE_JS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/a11y/node_modules/axe-core/axe.min.js")
+        });
+    match std::fs::read_to_string(&path) {
+        Ok(script) => Some(script),
+        Err(error) if std::env::var("STPT_TEST_INTEGRATION").as_deref() == Ok("1") => {
+            panic!(
+                "axe-core not found at {} ({error}) and STPT_TEST_INTEGRATION=1: `.ci/run` installs it",
+                path.display()
+            )
+        }
+        Err(_) => {
+            eprintln!(
+                "\n!!!!! skipped: axe-core not found (npm install --prefix target/a11y axe-core; STPT_TEST_INTEGRATION=1 makes this a failure) !!!!!\n"
+            );
+            None
+        }
+    }
+}
+
+/// The accessibility checker finds no serious or critical violation on the machines list,
+/// the wall, a live run, a finished run, a test's page, a test's history and the sign-in
+/// page, in the light and the dark theme.
+#[tokio::test]
+async fn pages_pass_an_accessibility_check_in_headless_chromium() {
+    let Some(binary) = browser_or_skip() else {
+        return;
+    };
+    let Some(axe) = axe_or_skip() else {
+        return;
+    };
+    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
+    let base = serve(support::open_router(tracker.clone(), HttpConfig::default())).await;
+    let machine = "rig-3";
+    for day in ["24", "25"] {
+        let plan = small_plan(machine, &format!("2026-11-{day} 13:00:00"));
+        assert_eq!(post(&base, "/tm_api/dry_run/", &plan).await.0, 201);
+        let (url, body) = start(
+            machine,
+            "/rig/lamp",
+            "lamp_on.py",
+            &format!("2026-11-{day} 13:00:01"),
+        );
+        assert_eq!(post(&base, url, &body).await.0, 202);
+        let status = if day == "25" { "failed" } else { "passed" };
+        let (url, body) = stop(
+            machine,
+            "/rig/lamp",
+            "lamp_on.py",
+            status,
+            &format!("2026-11-{day} 13:00:02"),
+        );
+        assert_eq!(post(&base, url, &body).await.0, 202);
+        if day == "24" {
+            for (path, name) in [
+                ("/rig/lamp", XSS_NAME),
+                ("/rig/lamp", "lamp_off.py"),
+                ("/rig/motor", "motor_spin.py"),
+            ] {
+                let (url, body) = start(machine, path, name, "2026-11-24 13:00:03");
+                assert_eq!(post(&base, url, &body).await.0, 202);
+                let (url, body) = stop(machine, path, name, "warning", "2026-11-24 13:00:04");
+                assert_eq!(post(&base, url, &body).await.0, 202);
+            }
+        }
+    }
+    tracker.flush_finished().await.unwrap();
+    let browser = Browser::launch(&binary).await;
+    let mut page = Page::open(&browser).await;
+    let mut found = Vec::new();
+    for theme in ["light", "dark"] {
+        page.call(
+            "Emulation.setEmulatedMedia",
+            json!({"features": [{"name": "prefers-color-scheme", "value": theme}]}),
+        )
+        .await;
+        for path in [
+            "/",
+            "/wall/",
+            "/machine/1/last",
+            "/machine/run_data/1/",
+            "/test/5/",
+            "/search/?q=lamp",
+            "/login/",
+        ] {
+            page.navigate(&format!("{base}{path}")).await;
+            page.eval(&axe).await;
+            let violations = page
+                .eval_promise(
+                    "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations\
+                     .filter(v => v.impact === 'serious' || v.impact === 'critical')\
+                     .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | ')))",
+                )
+                .await;
+            for violation in violations.as_array().unwrap() {
+                found.push(format!("{theme} {path}: {}", violation.as_str().unwrap()));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "accessibility violations:\n{}",
+        found.join("\n")
+    );
 }
