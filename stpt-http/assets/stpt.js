@@ -80,6 +80,10 @@
 
   // ---- the live connection: reconnects with backoff, shows its state ----
 
+  // Whether the page hears the server now: while it does not, what is still going on is not
+  // counted forward (a duration would tick on for a run that may have ended meanwhile).
+  var liveNow = true;
+
   function connect(path, onMessage) {
     var indicator = document.getElementById('live-state');
     var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + path;
@@ -89,12 +93,28 @@
     var opened = false;
     var timer = null;
 
+    var countdown = null;
+
     function show(state, text) {
       if (indicator) {
         indicator.dataset.state = state;
         indicator.textContent = text;
       }
+      liveNow = state !== 'reconnecting' && state !== 'connecting';
       body.classList.toggle('offline', state === 'reconnecting');
+    }
+
+    // "reconnecting in 7 s…", counting down to the next try.
+    function countDown(wait) {
+      var until = Date.now() + wait;
+      if (countdown) clearInterval(countdown);
+      var update = function () {
+        var left = Math.max(0, Math.ceil((until - Date.now()) / 1000));
+        show('reconnecting', left > 0 ? 'reconnecting in ' + left + ' s…' : 'reconnecting…');
+        if (left === 0 && countdown) { clearInterval(countdown); countdown = null; }
+      };
+      update();
+      countdown = setInterval(update, 250);
     }
 
     function open() {
@@ -102,6 +122,7 @@
       show(opened ? 'reconnecting' : 'connecting', opened ? 'reconnecting…' : 'connecting…');
       socket = new WebSocket(url);
       socket.onopen = function () {
+        if (countdown) { clearInterval(countdown); countdown = null; }
         opened = true;
         delay = 500;
         show('live', 'live');
@@ -115,7 +136,7 @@
         if (stopped) return;
         var wait = Math.round(delay * (0.8 + Math.random() * 0.4));
         delay = Math.min(delay * 2, 15000);
-        show('reconnecting', 'reconnecting in ' + Math.ceil(wait / 1000) + ' s…');
+        countDown(wait);
         timer = setTimeout(open, wait);
       };
     }
@@ -124,6 +145,7 @@
     return {
       stop: function (text) {
         stopped = true;
+        if (countdown) { clearInterval(countdown); countdown = null; }
         if (timer) clearTimeout(timer);
         if (socket) socket.close();
         show('finished', text);
@@ -172,6 +194,51 @@
 
   function machinesPage() {
     var notice = document.getElementById('new-machines');
+    var table = document.querySelector('table.machines');
+    var pending = null;
+
+    function machineRow(machine) {
+      var url = prefix + '/machine/' + Number(machine.id);
+      var liveness = el('td', { 'class': 'machine-liveness' });
+      if (machine.liveness) applyLiveness(liveness, { liveness: machine.liveness, last_seen: machine.last_seen });
+      return el('tr', { 'data-machine-id': Number(machine.id) },
+        el('td', null, el('a', { href: url }, machine.name)),
+        el('td', null, badge(machine.status)),
+        liveness,
+        el('td', null, el('a', { href: url + '/last' }, 'last run')));
+    }
+
+    // A machine this page does not show changed: re-read this page; add the rows that belong
+    // here (a new machine on a page with room), and say so when one landed on another page.
+    function reread() {
+      pending = null;
+      if (!table || !window.fetch) return;
+      var query = '?page=' + table.dataset.pageNumber + '&page_size=' + table.dataset.pageSize +
+        (table.dataset.liveness ? '&liveness=' + encodeURIComponent(table.dataset.liveness) : '');
+      var countNode = document.querySelector('.pager [data-field="count"]');
+      var before = countNode ? Number(countNode.textContent) : 0;
+      fetch(prefix + '/api/v1/machines' + query, { credentials: 'same-origin' })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (page) {
+          if (!page) return;
+          var tbody = table.tBodies[0];
+          var added = 0;
+          page.items.forEach(function (machine, at) {
+            if (tbody.querySelector('tr[data-machine-id="' + Number(machine.id) + '"]')) return;
+            tbody.insertBefore(machineRow(machine), tbody.rows[at] || null);
+            added += 1;
+          });
+          if (added) {
+            table.hidden = false;
+            var empty = document.getElementById('no-machines');
+            if (empty) empty.hidden = true;
+          }
+          if (countNode) countNode.textContent = String(page.total);
+          if (page.total > before + added && notice) notice.hidden = false;
+        })
+        .catch(function () { /* the next change tries again */ });
+    }
+
     connect(body.dataset.ws, function (message) {
       var lively = message.machine_liveness;
       if (lively) {
@@ -183,7 +250,7 @@
       if (!change) return;
       var row = document.querySelector('tr[data-machine-id="' + Number(change.id) + '"]');
       if (row) setBadge(row.querySelector('.status'), change.status);
-      else if (notice) notice.hidden = false;
+      else if (!pending) pending = setTimeout(reread, 300);
     });
   }
 
@@ -191,12 +258,27 @@
 
   function machinePage() {
     var table = document.querySelector('table.runs');
+    var header = document.querySelector('h1.machine-title > .status');
+    // The newest run shown: its status is the machine's.
+    var newest = table && table.tBodies[0].rows[0] ? Number(table.tBodies[0].rows[0].dataset.runId) : 0;
     connect(body.dataset.ws, function (message) {
       if (message.machine_liveness) {
         applyLiveness(document.querySelector('p.machine-liveness'), message.machine_liveness);
       } else if (message.run_data) {
-        var row = document.querySelector('tr[data-run-id="' + Number(message.run_data.id) + '"]');
-        if (row) setBadge(row.querySelector('.status'), message.run_data.status);
+        var data = message.run_data;
+        var row = document.querySelector('tr[data-run-id="' + Number(data.id) + '"]');
+        if (Number(data.id) >= newest) {
+          newest = Number(data.id);
+          setBadge(header, data.status);
+        }
+        if (!row) return;
+        setBadge(row.querySelector('.status'), data.status);
+        var started = row.querySelector('[data-field="started"]');
+        if (started && data.timestamp_start) started.textContent = displayTime(data.timestamp_start);
+        var duration = row.querySelector('[data-field="duration"]');
+        var from = parseTime(data.timestamp_start);
+        var to = parseTime(data.timestamp_stop);
+        if (duration && from !== null && to !== null) duration.textContent = clock(to - from);
       } else if (message.run_created && table && table.dataset.pageNumber === '1') {
         var run = message.run_created;
         if (document.querySelector('tr[data-run-id="' + Number(run.id) + '"]')) return;
@@ -204,12 +286,14 @@
         var row = el('tr', { 'data-run-id': Number(run.id) },
           el('td', null, el('a', { href: url }, '#' + Number(run.id))),
           el('td', null, run.timestamp),
-          el('td', null, '—'),
-          el('td', null, '—'),
+          el('td', { 'data-field': 'started' }, '—'),
+          el('td', { 'data-field': 'duration' }, '—'),
           el('td', { 'class': 'num' }, Number(run.scenarios)),
           el('td', { 'class': 'num' }, Number(run.tests)),
           el('td', null, badge(run.status)));
         table.tBodies[0].prepend(row);
+        var count = document.querySelector('.pager [data-field="count"]');
+        if (count) count.textContent = String(Number(count.textContent) + 1);
       }
     });
   }
@@ -331,6 +415,21 @@
         ', and its tests still going were marked unknown.'));
     }
 
+    // The live page moves on to the machine's next run: what the one it showed ended as
+    // stays in view, with a link to it.
+    function showPreviousRun(shown) {
+      var notice = document.getElementById('previous-run');
+      if (!notice) return;
+      var status = shown.section.dataset.status;
+      var failedNode = shown.section.querySelector('.run-header h1 > [data-field="failed"]');
+      var failed = failedNode && !failedNode.hidden ? ' · ' + failedNode.textContent : '';
+      notice.replaceChildren(
+        'Run #' + shown.id + ' ended ', badge(status), failed, '. ',
+        el('a', { href: prefix + '/machine/run_data/' + shown.id + '/' }, 'See run #' + shown.id),
+        ' · now showing the next run.');
+      notice.hidden = false;
+    }
+
     function applySnapshot(snapshot) {
       setOffset(snapshot.now);
       var run = snapshot.run;
@@ -340,6 +439,7 @@
       }
       if (!index || index.id !== Number(run.summary.id)) {
         if (kind !== 'last') return;
+        if (index) showPreviousRun(index);
         root.replaceChildren(buildRun(run));
         document.title = run.machine_name + ' · last run · stpt';
         reindex();
@@ -486,11 +586,13 @@
     }
 
     function tick() {
-      showEta();
+      if (liveNow) showEta();
       document.querySelectorAll('[data-field="duration"]').forEach(function (node) {
         var start = parseTime(node.dataset.start);
         if (start === null) { node.textContent = '—'; return; }
         var stop = parseTime(node.dataset.stop);
+        // Disconnected, a running duration stays where it was until the server is heard.
+        if (stop === null && !liveNow) return;
         node.textContent = clock((stop === null ? Date.now() + offset : stop) - start);
       });
     }

@@ -29,7 +29,8 @@
 //!   are sent on connect and after a lag. With `?liveness=1` (stpt's own pages; the seed's
 //!   clients never ask, so they get only the seed's messages), also
 //!   `{"machine_liveness": {"id", "liveness", "last_seen"}}` on connect and on every change.
-//! - `/ws/v1/machine/{id}/runs/` — `{"run_data": {"id", "status"}}` when a run's status changes,
+//! - `/ws/v1/machine/{id}/runs/` — `{"run_data": {"id", "status", "timestamp_start",
+//!   "timestamp_stop"}}` when a run's status changes,
 //!   and `{"run_created": {"id", "status", "timestamp", "scenarios", "tests"}}` for a new run.
 //!   With `?page=&page_size=`, that page's statuses are sent on connect and after a lag; with
 //!   `?liveness=1`, the machine's liveness changes as on the status socket.
@@ -294,9 +295,12 @@ enum Outgoing<'a> {
         status: MachineStatus,
         name: &'a str,
     },
+    /// A run's status, with its times so a runs table can show them.
     RunData {
         id: RunId,
         status: Status,
+        timestamp_start: Option<DateTime<Utc>>,
+        timestamp_stop: Option<DateTime<Utc>>,
     },
     MachineLiveness {
         id: MachineId,
@@ -435,6 +439,8 @@ impl Follow {
                         Outgoing::RunData {
                             id: run.id,
                             status: run.status,
+                            timestamp_start: run.timestamp_start,
+                            timestamp_stop: run.timestamp_stop,
                         }
                         .text()
                     })
@@ -537,6 +543,8 @@ impl Follow {
                     Outgoing::RunData {
                         id: change.run_id,
                         status: change.status,
+                        timestamp_start: change.timestamp_start,
+                        timestamp_stop: change.timestamp_stop,
                     }
                     .text()?,
                 ])
@@ -547,6 +555,8 @@ impl Follow {
                     Outgoing::RunData {
                         id: run.id,
                         status: run.status,
+                        timestamp_start: run.timestamp_start,
+                        timestamp_stop: run.timestamp_stop,
                     }
                     .text()?,
                     Outgoing::RunRowCreated {

@@ -1290,3 +1290,184 @@ async fn pages_pass_an_accessibility_check_in_headless_chromium() {
         found.join("\n")
     );
 }
+
+/// The live pages' slips, each fixed: a new machine joins an empty list (and one on another
+/// page is announced, while another page's changes are not), the machine page's header and
+/// its runs' times follow, the pager counts, the last-run page says how the run it showed
+/// ended, the reconnect countdown counts, and durations wait while the server is not heard.
+#[tokio::test]
+async fn live_pages_keep_up_in_headless_chromium() {
+    let Some(binary) = browser_or_skip() else {
+        return;
+    };
+    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
+    let server = serve(support::open_router(tracker, HttpConfig::default())).await;
+    let proxy = Proxy::start(&server).await;
+    let base = proxy.base.clone();
+    let now = || naive(Utc::now());
+    let browser = Browser::launch(&binary).await;
+    let mut page = Page::open(&browser).await;
+
+    // An empty list gains the first machine's row by itself.
+    page.navigate(&format!("{base}/")).await;
+    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
+        .await;
+    assert_eq!(
+        post(&server, "/tm_api/dry_run/", &small_plan("rig-a", &now()))
+            .await
+            .0,
+        201
+    );
+    page.wait_for("!!document.querySelector('tr[data-machine-id=\"1\"]') && !document.querySelector('table.machines').hidden")
+        .await;
+    assert_eq!(
+        page.eval("document.getElementById('no-machines').hidden")
+            .await,
+        true
+    );
+    assert_eq!(
+        page.eval("document.getElementById('new-machines').hidden")
+            .await,
+        true
+    );
+
+    // One machine a page: a new machine on page 2 is announced; a change on page 2 is not.
+    page.navigate(&format!("{base}/?page_size=1")).await;
+    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
+        .await;
+    assert_eq!(
+        post(&server, "/tm_api/dry_run/", &small_plan("rig-b", &now()))
+            .await
+            .0,
+        201
+    );
+    page.wait_for("!document.getElementById('new-machines').hidden")
+        .await;
+    assert_eq!(
+        page.eval("document.querySelector('.pager [data-field=\"count\"]').textContent")
+            .await,
+        "2"
+    );
+    page.navigate(&format!("{base}/?page_size=1")).await;
+    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
+        .await;
+    assert_eq!(
+        post(&server, "/tm_api/dry_run/", &small_plan("rig-b", &now()))
+            .await
+            .0,
+        201
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        page.eval("document.getElementById('new-machines').hidden")
+            .await,
+        true,
+        "rig-b was known: no notice"
+    );
+
+    // The machine page: its header, its runs' times and its pager follow.
+    page.navigate(&format!("{base}/machine/1/")).await;
+    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
+        .await;
+    assert_eq!(
+        post(&server, "/tm_api/dry_run/", &small_plan("rig-a", &now()))
+            .await
+            .0,
+        201
+    );
+    page.wait_for("!!document.querySelector('tr[data-run-id=\"4\"]')")
+        .await;
+    assert_eq!(
+        page.eval("document.querySelector('.pager [data-field=\"count\"]').textContent")
+            .await,
+        "2"
+    );
+    let (url, body) = start("rig-a", "/rig/lamp", "lamp_on.py", &now());
+    assert_eq!(post(&server, url, &body).await.0, 202);
+    page.wait_for(
+        "document.querySelector('h1.machine-title > .status').dataset.status === 'running'",
+    )
+    .await;
+    page.wait_for("document.querySelector('tr[data-run-id=\"4\"] [data-field=\"started\"]').textContent !== '—'")
+        .await;
+    let tests = [
+        ("/rig/lamp", "lamp_on.py"),
+        ("/rig/lamp", XSS_NAME),
+        ("/rig/lamp", "lamp_off.py"),
+        ("/rig/motor", "motor_spin.py"),
+    ];
+    for (at, (path, name)) in tests.iter().enumerate() {
+        if at > 0 {
+            let (url, body) = start("rig-a", path, name, &now());
+            assert_eq!(post(&server, url, &body).await.0, 202);
+        }
+        let (url, body) = stop("rig-a", path, name, "passed", &now());
+        assert_eq!(post(&server, url, &body).await.0, 202);
+    }
+    page.wait_for(
+        "document.querySelector('h1.machine-title > .status').dataset.status === 'passed'",
+    )
+    .await;
+    page.wait_for("document.querySelector('tr[data-run-id=\"4\"] [data-field=\"duration\"]').textContent !== '—'")
+        .await;
+
+    // The last-run page moves to the next run and says how the one it showed ended.
+    page.navigate(&format!("{base}/machine/1/last")).await;
+    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
+        .await;
+    assert_eq!(
+        post(&server, "/tm_api/dry_run/", &small_plan("rig-a", &now()))
+            .await
+            .0,
+        201
+    );
+    page.wait_for("!document.getElementById('previous-run').hidden")
+        .await;
+    let notice = page
+        .eval("document.getElementById('previous-run').textContent")
+        .await;
+    assert!(
+        notice.as_str().unwrap().starts_with("Run #4 ended passed"),
+        "{notice}"
+    );
+    assert_eq!(
+        page.eval(
+            "document.getElementById('previous-run').querySelector('a').getAttribute('href')"
+        )
+        .await,
+        "/machine/run_data/4/"
+    );
+
+    // The connection drops: the countdown counts down, and the running duration waits.
+    let (url, body) = start("rig-a", "/rig/lamp", "lamp_on.py", &now());
+    assert_eq!(post(&server, url, &body).await.0, 202);
+    page.wait_for(
+        "document.querySelector('.run-header [data-field=\"duration\"]').textContent !== '—'",
+    )
+    .await;
+    page.eval(
+        "window.stptTexts = []; new MutationObserver(() => stptTexts.push(document.getElementById('live-state').textContent))\
+         .observe(document.getElementById('live-state'), {childList: true, characterData: true, subtree: true})",
+    )
+    .await;
+    proxy.cut();
+    page.wait_for("document.getElementById('live-state').dataset.state === 'reconnecting'")
+        .await;
+    let frozen = page
+        .eval("document.querySelector('.run-header [data-field=\"duration\"]').textContent")
+        .await;
+    page.wait_for(
+        "stptTexts.some((t, i) => i > 0 && /in (\\d+) s/.test(t) && /in (\\d+) s/.test(stptTexts[i - 1]) \
+         && Number(t.match(/in (\\d+) s/)[1]) === Number(stptTexts[i - 1].match(/in (\\d+) s/)[1]) - 1)",
+    )
+    .await;
+    assert_eq!(
+        page.eval("document.querySelector('.run-header [data-field=\"duration\"]').textContent")
+            .await,
+        frozen,
+        "no ticking while the server is not heard"
+    );
+    proxy.restore();
+    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
+        .await;
+}

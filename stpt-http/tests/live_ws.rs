@@ -238,6 +238,24 @@ async fn machine_status_socket_uses_the_seed_key_with_names() {
     assert_silent(&mut all).await;
 }
 
+/// A `run_data` message: its run, status, and times (a start once running, a stop once
+/// finished, both on the server's clock).
+fn assert_run_data(message: serde_json::Value, id: i64, status: &str) {
+    let data = &message["run_data"];
+    assert_eq!(
+        (data["id"].as_i64(), data["status"].as_str()),
+        (Some(id), Some(status)),
+        "{message}"
+    );
+    let started = !data["timestamp_start"].is_null();
+    let stopped = !data["timestamp_stop"].is_null();
+    match status {
+        "waiting" => assert!(!stopped, "{message}"),
+        "running" => assert!(started && !stopped, "{message}"),
+        _ => assert!(stopped, "{message}"),
+    }
+}
+
 #[tokio::test]
 async fn runs_socket_sends_status_changes_and_new_runs() {
     let base = server().await;
@@ -250,19 +268,13 @@ async fn runs_socket_sends_status_changes_and_new_runs() {
     )
     .await;
     let mut socket = connect(&base, "/ws/v1/machine/1/runs/?page=1").await;
-    assert_eq!(
-        next(&mut socket).await,
-        serde_json::json!({"run_data": {"id": 1, "status": "waiting"}})
-    );
+    assert_run_data(next(&mut socket).await, 1, "waiting");
     send(
         &base,
         start("rig-1", "/rig/lamp", "lamp_on.py", "2026-11-24 13:01:00"),
     )
     .await;
-    assert_eq!(
-        next(&mut socket).await,
-        serde_json::json!({"run_data": {"id": 1, "status": "running"}})
-    );
+    assert_run_data(next(&mut socket).await, 1, "running");
     // A second running test: the run's status did not change, so nothing is sent.
     send(
         &base,
@@ -286,10 +298,7 @@ async fn runs_socket_sends_status_changes_and_new_runs() {
         ),
     )
     .await;
-    assert_eq!(
-        next(&mut socket).await,
-        serde_json::json!({"run_data": {"id": 1, "status": "waiting"}})
-    );
+    assert_run_data(next(&mut socket).await, 1, "waiting");
     send(
         &base,
         (
@@ -298,14 +307,8 @@ async fn runs_socket_sends_status_changes_and_new_runs() {
         ),
     )
     .await;
-    assert_eq!(
-        next(&mut socket).await,
-        serde_json::json!({"run_data": {"id": 1, "status": "unknown"}})
-    );
-    assert_eq!(
-        next(&mut socket).await,
-        serde_json::json!({"run_data": {"id": 2, "status": "waiting"}})
-    );
+    assert_run_data(next(&mut socket).await, 1, "unknown");
+    assert_run_data(next(&mut socket).await, 2, "waiting");
     assert_eq!(
         next(&mut socket).await,
         serde_json::json!({"run_created": {
