@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stpt_benches::plan;
 use stpt_core::{
-    FinishedTest, FileRef, InProcessBus, MachineName, Status, Store, TestStart, TestStop, Tracker,
+    FileRef, FinishedTest, InProcessBus, MachineName, Status, Store, TestStart, TestStop, Tracker,
 };
 use stpt_store_memory::MemoryStore;
 use stpt_store_sqlx::sqlx::{self, Connection, Executor};

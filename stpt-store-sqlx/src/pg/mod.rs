@@ -17,8 +17,8 @@ use crate::accounts::sql_account_store;
 use crate::common::{Sql, bind_counts, sql_store, sql_store_tx};
 use crate::delete::sql_deletes;
 use crate::durations::sql_durations;
-use crate::history::sql_history;
 use crate::error::SqlxResultExt;
+use crate::history::sql_history;
 use crate::machine_settings::sql_machine_settings;
 use crate::rows::MachineRecordRow;
 use writer::Writer;
@@ -232,7 +232,7 @@ sql_account_store!(store: PgStore, ts: ts);
 sql_deletes!(store: PgStore);
 sql_machine_settings!(store: PgStore);
 sql_durations!(store: PgStore, ts: ts, json_rows: false);
-sql_history!(store: PgStore, db: Postgres, ts: ts, collate: " COLLATE \"C\"");
+sql_history!(store: PgStore, db: Postgres, ts: ts, collate: " COLLATE \"C\"", json_rows: false);
 
 #[cfg(test)]
 mod tests {
