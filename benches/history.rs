@@ -814,6 +814,9 @@ async fn sqlite(scale: Scale) {
                 .journal_mode(SqliteJournalMode::Off)
                 .synchronous(SqliteSynchronous::Off)
                 .foreign_keys(false)
+                // Leaving WAL takes the file to itself: wait for the store's last
+                // connections to close.
+                .busy_timeout(Duration::from_secs(60))
                 .pragma("cache_size", "-1000000"),
         )
         .await
