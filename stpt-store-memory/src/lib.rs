@@ -12,15 +12,15 @@ mod state;
 
 use async_trait::async_trait;
 use std::sync::Arc;
-use stpt_core::rules::{RunState, ScenarioState, TestState};
 use stpt_core::history::{
     FlakyTest, HistoryQuery, MatrixEntry, RunListing, RunSearch, TestFlakiness, TestHistory,
     TestKey, TestListing, TextFilter,
 };
+use stpt_core::rules::{RunState, ScenarioState, TestState};
 use stpt_core::{
-    Changes, Committed, FileRef, FinishedTest, ItemDetail, ItemRef, MachineId, MachineName, MachineRecord,
-    MachineSummary, Page, PageRequest, RecordedEvent, Result, RunDetail, RunId, RunRemaining,
-    RunSummary, RunnerTimezone, ScenarioId, Store, StoreTx, TestId,
+    Changes, Committed, FileRef, FinishedTest, ItemDetail, ItemRef, MachineId, MachineName,
+    MachineRecord, MachineSummary, Page, PageRequest, RecordedEvent, Result, RunDetail, RunId,
+    RunRemaining, RunSummary, RunnerTimezone, ScenarioId, Store, StoreTx, TestId,
 };
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
 

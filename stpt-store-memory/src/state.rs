@@ -8,7 +8,7 @@ use std::sync::Arc;
 use stpt_core::history::{FlakyWindow, TestIdentity, TestKey};
 use stpt_core::rules::{RunState, RunWork, ScenarioState, TestState};
 use stpt_core::{
-    Changes, ClockOffset, Committed, DurationHistory, FinishedTest, Error, FileRef, ItemDetail,
+    Changes, ClockOffset, Committed, DurationHistory, Error, FileRef, FinishedTest, ItemDetail,
     ItemKind, ItemRef, MachineId, MachineRecord, MachineSummary, NewRun, Page, PageRequest,
     PlannedIds, RecordedEvent, RemainingWork, Result, RunDetail, RunId, RunIndex, RunRemaining,
     RunSummary, RunnerTimezone, ScenarioId, ScenarioView, ScriptFile, Status, TestId, TestView,

@@ -4,9 +4,7 @@ use stpt_core::history::{
     FlakyTest, HistoryQuery, MatrixEntry, RunListing, RunSearch, TestFlakiness, TestHistory,
     TestIdentity, TestKey, TestListing, TestResult, TextFilter,
 };
-use stpt_core::{
-    Error, FileRef, ItemKind, MachineId, Page, PageRequest, Result, RunId, TestId,
-};
+use stpt_core::{Error, FileRef, ItemKind, MachineId, Page, PageRequest, Result, RunId, TestId};
 
 use super::{RunRow, State};
 
@@ -38,7 +36,11 @@ impl State {
             .rev()
             .filter(|id| query.before.is_none_or(|before| **id < before))
             .filter_map(|id| self.result_of(*id))
-            .filter(|result| query.machine.is_none_or(|machine| result.machine_id == machine))
+            .filter(|result| {
+                query
+                    .machine
+                    .is_none_or(|machine| result.machine_id == machine)
+            })
             .filter(|result| query.status.is_none_or(|status| result.status == status))
             .take(limit as usize + 1)
             .collect();
@@ -188,9 +190,18 @@ impl State {
             })
             .collect();
         found.sort_by(|a, b| {
-            (&a.test.file_name, &a.test.file_path, &a.scenario.file_name, &a.scenario.file_path).cmp(
-                &(&b.test.file_name, &b.test.file_path, &b.scenario.file_name, &b.scenario.file_path),
+            (
+                &a.test.file_name,
+                &a.test.file_path,
+                &a.scenario.file_name,
+                &a.scenario.file_path,
             )
+                .cmp(&(
+                    &b.test.file_name,
+                    &b.test.file_path,
+                    &b.scenario.file_name,
+                    &b.scenario.file_path,
+                ))
         });
         let listings = found.into_iter().cloned().map(TestListing::new).collect();
         paged(listings, page)
