@@ -894,7 +894,7 @@ async fn postgres(url: &str, scale: Scale) {
             conn.execute("SET session_replication_role = replica; SET synchronous_commit = off")
                 .await
                 .expect("loader settings");
-            let loaded = load(&mut Sink::Pg(&mut *conn), scale).await;
+            let loaded = load(&mut Sink::Pg(&mut conn), scale).await;
             conn.execute("SET session_replication_role = origin")
                 .await
                 .expect("triggers back");
