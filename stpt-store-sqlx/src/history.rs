@@ -103,6 +103,58 @@ pub(crate) struct MatrixRow {
 }
 
 impl MatrixRow {
+    /// Rows from a JSON array of `[machine_id, machine_name, run_id, test_id, seq, status,
+    /// outcomes, scenario_path, scenario_name, file_path, file_name]` arrays (SQLite).
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn from_json(text: &str) -> Result<Vec<MatrixRow>> {
+        type Json = (
+            i64,
+            String,
+            i64,
+            i64,
+            i64,
+            String,
+            Option<String>,
+            String,
+            String,
+            String,
+            String,
+        );
+        let rows: Vec<Json> = serde_json::from_str(text).map_err(stpt_core::Error::backend)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(
+                    machine_id,
+                    machine_name,
+                    run_id,
+                    test_id,
+                    seq,
+                    status,
+                    outcomes,
+                    scenario_path,
+                    scenario_name,
+                    file_path,
+                    file_name,
+                )| MatrixRow {
+                    machine_id,
+                    machine_name,
+                    run_id,
+                    test_id,
+                    seq,
+                    status,
+                    outcomes,
+                    identity: IdentityRow {
+                        scenario_path,
+                        scenario_name,
+                        file_path,
+                        file_name,
+                    },
+                },
+            )
+            .collect())
+    }
+
     pub(crate) fn entry(self) -> Result<stpt_core::history::MatrixEntry> {
         Ok(stpt_core::history::MatrixEntry {
             machine_id: MachineId(self.machine_id),
@@ -123,9 +175,10 @@ impl MatrixRow {
 
 /// Implements the history reads (`*_now`), the flaky windows' update and the identity
 /// backfill for `$store` on `$db`; `$ts` binds a time; `$collate` makes `ORDER BY` on text
-/// compare code points, as every backend lists.
+/// compare code points, as every backend lists; `$json_rows` reads the matrix's rows as one
+/// row of JSON (SQLite, where each row costs a round trip to the connection's thread).
 macro_rules! sql_history {
-    (store: $store:ident, db: $db:ty, ts: $ts:path, collate: $collate:expr $(,)?) => {
+    (store: $store:ident, db: $db:ty, ts: $ts:path, collate: $collate:expr, json_rows: $json_rows:expr $(,)?) => {
         impl $store {
             pub(crate) async fn test_history_now(
                 &self,
@@ -268,10 +321,19 @@ macro_rules! sql_history {
                 machines: &[::stpt_core::MachineId],
             ) -> ::stpt_core::Result<Vec<::stpt_core::history::MatrixEntry>> {
                 let p = self.sql.prefix;
+                // A matrix is thousands of rows: on SQLite they are read as one row of JSON.
+                let json_head = if $json_rows {
+                    "SELECT json_group_array(json_array(machine_id, machine_name, run_id, \
+                     test_id, seq, status, outcomes, scenario_path, scenario_name, file_path, \
+                     file_name)) FROM ("
+                } else {
+                    ""
+                };
                 let mut builder = ::sqlx::QueryBuilder::<$db>::new(format!(
-                    "SELECT l.machine_id, m.name AS machine_name, l.run_id, t.id AS test_id, \
-                     t.seq, t.status, f.outcomes, s.file_path AS scenario_path, \
-                     s.file_name AS scenario_name, t.file_path, t.file_name \
+                    "{json_head}SELECT l.machine_id, m.name AS machine_name, l.run_id, \
+                     t.id AS test_id, t.seq, t.status, f.outcomes, \
+                     s.file_path AS scenario_path, s.file_name AS scenario_name, \
+                     t.file_path, t.file_name \
                      FROM (SELECT machine_id, MAX(id) AS run_id FROM {p}runs WHERE file_name = "
                 ));
                 builder
@@ -293,8 +355,14 @@ macro_rules! sql_history {
                      LEFT JOIN {p}flaky f ON f.machine_id = l.machine_id \
                      AND f.identity_key = t.identity_key"
                 ));
-                let rows: Vec<$crate::history::MatrixRow> =
-                    builder.build_query_as().fetch_all(&self.pool).await.db()?;
+                let rows: Vec<$crate::history::MatrixRow> = if $json_rows {
+                    builder.push(")");
+                    let text: String =
+                        builder.build_query_scalar().fetch_one(&self.pool).await.db()?;
+                    $crate::history::MatrixRow::from_json(&text)?
+                } else {
+                    builder.build_query_as().fetch_all(&self.pool).await.db()?
+                };
                 rows.into_iter()
                     .map($crate::history::MatrixRow::entry)
                     .collect()

@@ -375,4 +375,4 @@ sql_account_store!(store: SqliteStore, ts: ts);
 sql_deletes!(store: SqliteStore);
 sql_machine_settings!(store: SqliteStore);
 sql_durations!(store: SqliteStore, ts: ts, json_rows: true);
-sql_history!(store: SqliteStore, db: Sqlite, ts: ts, collate: "");
+sql_history!(store: SqliteStore, db: Sqlite, ts: ts, collate: "", json_rows: true);
