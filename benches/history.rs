@@ -190,6 +190,7 @@ const TEST_COLS: &[&str] = &[
     "timestamp_start",
     "timestamp_stop",
     "identity_key",
+    "machine_id",
 ];
 const IDENTITY_COLS: &[&str] = &[
     "identity_key",
@@ -459,6 +460,7 @@ fn generate_run(
                 V::T(at),
                 V::T(stop),
                 V::I(test.key.get()),
+                V::I(machine as i64 + 1),
             ]);
             seq += 1;
             at = stop + Span::milliseconds(150);

@@ -237,11 +237,11 @@ impl Sql {
         )
     }
 
-    /// Test insert head: 9 binds a row.
+    /// Test insert head: 10 binds a row.
     pub(crate) fn insert_tests_head(&self) -> String {
         format!(
             "INSERT INTO {}tests (run_id, scenario_id, seq, file_path, file_name, file_key, \
-             script_id, status, identity_key) ",
+             script_id, status, identity_key, machine_id) ",
             self.prefix
         )
     }
@@ -944,7 +944,7 @@ macro_rules! sql_store {
                         Ok((t, scenario, script_id(&t.file)?))
                     })
                     .collect::<::stpt_core::Result<Vec<_>>>()?;
-                for chunk in test_rows.chunks(max_binds / 9) {
+                for chunk in test_rows.chunks(max_binds / 10) {
                     let mut builder =
                         ::sqlx::QueryBuilder::<$db>::new(self.sql.insert_tests_head());
                     builder.push_values(chunk, |mut b, (test, scenario, script)| {
@@ -956,7 +956,8 @@ macro_rules! sql_store {
                             .push_bind(test.file_key)
                             .push_bind(*script)
                             .push_bind(::stpt_core::Status::Waiting.as_str())
-                            .push_bind(test.identity_key);
+                            .push_bind(test.identity_key)
+                            .push_bind(machine_id);
                     });
                     self.insert_rows(builder, &mut returned).await?;
                 }

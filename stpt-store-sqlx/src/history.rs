@@ -206,7 +206,7 @@ macro_rules! sql_history {
                 ));
                 builder.push_bind(key.get());
                 if let Some(machine) = query.machine {
-                    builder.push(" AND r.machine_id = ").push_bind(machine.get());
+                    builder.push(" AND t.machine_id = ").push_bind(machine.get());
                 }
                 if let Some(status) = query.status {
                     builder.push(" AND t.status = ").push_bind(status.as_str());

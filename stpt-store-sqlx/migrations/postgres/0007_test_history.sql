@@ -3,8 +3,14 @@
 -- stored with every test, so a history read is an index lookup. Rows from before this
 -- migration get their key when the store first opens (a backfill in batches).
 ALTER TABLE stpt.tests ADD COLUMN identity_key BIGINT;
+-- The test's machine (its run's, which never changes), so that a history on one machine is
+-- one index range, never a walk over every machine's results.
+ALTER TABLE stpt.tests ADD COLUMN machine_id BIGINT;
+UPDATE stpt.tests SET machine_id = (SELECT r.machine_id FROM stpt.runs r WHERE r.id = stpt.tests.run_id);
 -- An identity's results, newest (highest id) first; also finds rows still to backfill.
 CREATE INDEX tests_by_identity ON stpt.tests (identity_key, id);
+-- The same on one machine.
+CREATE INDEX tests_by_identity_machine ON stpt.tests (identity_key, machine_id, id);
 
 -- Each identity once, with its lowercased text for search.
 CREATE TABLE stpt.test_identities (
