@@ -365,6 +365,11 @@
     function applyScenario(id, status, counts) {
       var li = index.scenarios.get(Number(id));
       if (!li) return;
+      // The scenario with the running test opens by itself; one that closes stays as it is.
+      if (status === 'running' && li.dataset.status !== 'running') {
+        var box = li.querySelector('details.scenario-box');
+        if (box) box.open = true;
+      }
       li.dataset.status = status;
       setBadge(li.querySelector('h2 > .status'), status);
       setText(li.querySelector('.scenario-count [data-field="done"]'), finished(counts));
@@ -596,6 +601,24 @@
         node.textContent = clock((stop === null ? Date.now() + offset : stop) - start);
       });
     }
+
+    // Shows test `li`, opening its scenario if collapsed.
+    function reveal(li) {
+      if (!li) return;
+      var box = li.closest('details');
+      if (box) box.open = true;
+      li.scrollIntoView({ block: 'center' });
+      li.classList.add('target');
+    }
+
+    root.addEventListener('click', function (event) {
+      var jump = event.target.closest && event.target.closest('a[data-jump="running"]');
+      if (!jump) return;
+      event.preventDefault();
+      reveal(root.querySelector('li.test[data-status="running"]'));
+    });
+    // A deep link to a test in a collapsed scenario.
+    if (/^#test-\d+$/.test(location.hash)) reveal(document.getElementById(location.hash.slice(1)));
 
     reindex();
     scheduleEta();

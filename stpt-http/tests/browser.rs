@@ -1471,3 +1471,85 @@ async fn live_pages_keep_up_in_headless_chromium() {
     page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
         .await;
 }
+
+/// A plan of `scenarios` × `tests` tests: scenario `s{s}.py`, tests `/rig/s{s}` `t{t}.py`.
+fn grid_plan(machine: &str, scenarios: usize, tests: usize) -> Value {
+    let scenarios: Vec<Value> = (0..scenarios)
+        .map(|s| {
+            let tests: Vec<Value> = (0..tests)
+                .map(|t| json!({"file_path": format!("/rig/s{s}"), "file_name": format!("t{t}.py"), "script": null}))
+                .collect();
+            json!({"file_path": "/rig", "file_name": format!("s{s}.py"), "script": null, "tests": tests})
+        })
+        .collect();
+    json!({
+        "machine_name": machine,
+        "timestamp": naive(Utc::now()),
+        "master_scenario": {"file_path": "/rig", "file_name": "grid.py", "script": null, "scenarios": scenarios}
+    })
+}
+
+/// A big run's page: scenarios collapse to one line each, except the one with the running
+/// test and those with failures; "Jump to the running test" and a deep link to a test open
+/// its scenario; a scenario that starts running opens by itself.
+#[tokio::test]
+async fn a_big_run_collapses_in_headless_chromium() {
+    let Some(binary) = browser_or_skip() else {
+        return;
+    };
+    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
+    let base = serve(support::open_router(tracker, HttpConfig::default())).await;
+    let now = || naive(Utc::now());
+    assert_eq!(
+        post(&base, "/tm_api/dry_run/", &grid_plan("rig-big", 20, 30))
+            .await
+            .0,
+        201
+    );
+    for (s, t, status) in [(0, 0, Some("failed")), (0, 1, Some("passed")), (3, 0, None)] {
+        let (url, body) = start(
+            "rig-big",
+            &format!("/rig/s{s}"),
+            &format!("t{t}.py"),
+            &now(),
+        );
+        assert_eq!(post(&base, url, &body).await.0, 202);
+        if let Some(status) = status {
+            let (url, body) = stop(
+                "rig-big",
+                &format!("/rig/s{s}"),
+                &format!("t{t}.py"),
+                status,
+                &now(),
+            );
+            assert_eq!(post(&base, url, &body).await.0, 202);
+        }
+    }
+    let browser = Browser::launch(&binary).await;
+    let mut page = Page::open(&browser).await;
+    page.navigate(&format!("{base}/machine/1/last")).await;
+    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
+        .await;
+    let open = "Array.from(document.querySelectorAll('details.scenario-box[open]')).map(d => d.closest('li').querySelector('h2 a').textContent).join(',')";
+    assert_eq!(
+        page.eval(open).await,
+        "s0.py,s3.py",
+        "failures and the running test open"
+    );
+    page.eval("document.querySelector('a[data-jump=\"running\"]').click()")
+        .await;
+    page.wait_for(
+        "document.querySelector('li.test[data-status=\"running\"]').classList.contains('target')",
+    )
+    .await;
+    // The next scenario starts: it opens by itself.
+    let (url, body) = start("rig-big", "/rig/s7", "t0.py", &now());
+    assert_eq!(post(&base, url, &body).await.0, 202);
+    page.wait_for("document.querySelector('li.scenario[data-scenario-id=\"8\"] details').open")
+        .await;
+    // A deep link to a test in a collapsed scenario opens it.
+    page.navigate(&format!("{base}/machine/run_data/1/#test-301"))
+        .await;
+    page.wait_for("document.getElementById('test-301').closest('details').open")
+        .await;
+}

@@ -346,8 +346,16 @@ struct ScenarioRow {
     status: Status,
     done: u32,
     total: u32,
+    /// Failed and error tests.
+    failed: u32,
+    /// Shown expanded: in a small run every scenario, in a big one only those with the
+    /// running test or with failures (the rest are one line each until clicked).
+    open: bool,
     tests: Vec<TestRow>,
 }
+
+/// Runs up to this many tests show every scenario expanded.
+const EXPANDED_UP_TO: u32 = 500;
 
 #[derive(Debug, Serialize)]
 struct TestRow {
@@ -402,6 +410,12 @@ impl RunView {
                 .scenarios
                 .into_iter()
                 .map(|scenario| ScenarioRow::new(scenario, prefix))
+                .map(|mut scenario| {
+                    scenario.open = counts.total() <= EXPANDED_UP_TO
+                        || scenario.failed > 0
+                        || scenario.status == Status::Running;
+                    scenario
+                })
                 .collect(),
             insight: None,
         }
@@ -439,8 +453,11 @@ impl RunView {
         }
         let filtered = insight.only.is_some() || insight.text.is_some() || insight.hide_passed;
         if filtered {
-            // A scenario with no test left in view is left out too.
+            // A scenario with no test left in view is left out too; the rest are open.
             self.scenarios.retain(|scenario| !scenario.tests.is_empty());
+            for scenario in &mut self.scenarios {
+                scenario.open = true;
+            }
         }
         let run_url = format!("{prefix}/machine/run_data/{}/", self.id);
         let filters = RunFilters {
@@ -583,6 +600,8 @@ impl ScenarioRow {
             status: scenario.status,
             done: scenario.counts.finished(),
             total: scenario.counts.total(),
+            failed: failed_count(&scenario.counts),
+            open: true,
             tests,
         }
     }
