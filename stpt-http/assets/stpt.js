@@ -348,12 +348,17 @@
     // text so that a search for other hosts finds none.
     var SVG_NS = ['http:', '', 'www.w3.org', '2000', 'svg'].join('/');
     var ICONS = { waiting: '…', running: '▶', passed: '✓', warning: '!', failed: '✗', error: '⚠', unknown: '?', cancelled: '⊘' };
+    var tabShade = null;
     function showTabState(section, status, failed, done, total) {
       var machine = section.querySelector('.facts a');
       var name = machine ? machine.textContent : '';
       document.title = (ICONS[status] || '') + ' ' + (failed ? failed + ' failed' : status) +
         ' · ' + name + ' · ' + done + '/' + total + ' · stpt';
-      var colour = getComputedStyle(document.documentElement).getPropertyValue('--st-' + (failed ? 'failed' : status)).trim();
+      var shade = failed ? 'failed' : status;
+      // Only when it changes: reading a colour makes the browser settle every style first.
+      if (shade === tabShade) return;
+      tabShade = shade;
+      var colour = getComputedStyle(document.documentElement).getPropertyValue('--st-' + shade).trim();
       if (!colour) return;
       var icon = document.querySelector('link[rel="icon"]');
       if (!icon) return;

@@ -1553,3 +1553,111 @@ async fn a_big_run_collapses_in_headless_chromium() {
     page.wait_for("document.getElementById('test-301').closest('details').open")
         .await;
 }
+
+/// Figures for BENCHMARKS.md, not a pass/fail test (timing belongs to benchmarks):
+/// `cargo test -p stpt-http --test browser -- --ignored --nocapture big_run_figures`.
+/// A 10,000-test run (100 × 100) at 1400×900: bytes on the wire, time to interactive, frames
+/// per second idle and while events stream at 50 a second, and whether the page's counts end
+/// equal to the API's.
+#[tokio::test]
+#[ignore = "prints figures; run by hand"]
+async fn big_run_figures_in_headless_chromium() {
+    let Some(binary) = browser_or_skip() else {
+        return;
+    };
+    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
+    let base = serve(support::open_router(tracker, HttpConfig::default())).await;
+    let now = || naive(Utc::now());
+    assert_eq!(
+        post(&base, "/tm_api/dry_run/", &grid_plan("rig-10k", 100, 100))
+            .await
+            .0,
+        201
+    );
+    let (url, body) = start("rig-10k", "/rig/s0", "t0.py", &now());
+    assert_eq!(post(&base, url, &body).await.0, 202);
+    let client = reqwest::Client::new();
+    for encoding in ["identity", "gzip", "br"] {
+        let bytes = client
+            .get(format!("{base}/machine/1/last"))
+            .header("accept-encoding", encoding)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        println!("HTML on the wire ({encoding}): {} kB", bytes.len() / 1000);
+    }
+    let browser = Browser::launch(&binary).await;
+    let mut page = Page::open(&browser).await;
+    page.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 1400, "height": 900, "deviceScaleFactor": 1, "mobile": false}),
+    )
+    .await;
+    page.navigate(&format!("{base}/machine/1/last")).await;
+    let timing = page
+        .eval("(() => { const n = performance.getEntriesByType('navigation')[0]; return [n.domInteractive, n.domContentLoadedEventEnd, n.loadEventEnd].map(Math.round).join(' / '); })()")
+        .await;
+    println!("interactive / DOMContentLoaded / load (ms): {timing}");
+    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
+        .await;
+    let frames = "new Promise(done => { let n = 0; const t0 = performance.now(); \
+        const step = () => { n++; if (performance.now() - t0 < 3000) requestAnimationFrame(step); \
+        else done(Math.round(n * 1000 / (performance.now() - t0))); }; requestAnimationFrame(step); })";
+    println!(
+        "frames per second, idle: {}",
+        page.eval_promise(frames).await
+    );
+    // 50 events a second: a stop and the next start every 40 ms.
+    let streamer = {
+        let base = base.clone();
+        tokio::spawn(async move {
+            for t in 0..100 {
+                let (url, body) = stop(
+                    "rig-10k",
+                    "/rig/s0",
+                    &format!("t{t}.py"),
+                    "passed",
+                    &naive(Utc::now()),
+                );
+                post(&base, url, &body).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let (url, body) = start(
+                    "rig-10k",
+                    "/rig/s0",
+                    &format!("t{}.py", t + 1),
+                    &naive(Utc::now()),
+                );
+                post(&base, url, &body).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    page.eval("window.stptLong = []; new PerformanceObserver(l => stptLong.push(...l.getEntries().map(e => Math.round(e.duration)))).observe({type: 'longtask'})")
+        .await;
+    println!(
+        "frames per second, 50 events/s: {}",
+        page.eval_promise(frames).await
+    );
+    println!(
+        "long tasks meanwhile: {}",
+        page.eval("stptLong.length + ' tasks, ' + stptLong.reduce((a, b) => a + b, 0) + ' ms, longest ' + Math.max(0, ...stptLong)").await
+    );
+    streamer.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let api: Value = reqwest::get(format!("{base}/api/v1/runs/1"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let counts = &api["summary"]["statistics"]["counts"];
+    let mut equal = true;
+    for status in ["waiting", "running", "passed", "failed"] {
+        let shown = page.eval(&count(status)).await;
+        equal &= shown.as_str() == Some(&counts[status].to_string());
+    }
+    println!("page counts equal the API's: {equal}");
+}
