@@ -322,8 +322,21 @@
       s.dataset.status = status;
       setBadge(s.querySelector('.run-header h1 > .status'), status);
       STATUSES.forEach(function (name) {
-        setText(s.querySelector('td[data-count="' + name + '"]'), Number(counts[name]) || 0);
+        var cell = s.querySelector('td[data-count="' + name + '"]');
+        setText(cell, Number(counts[name]) || 0);
+        if (cell) cell.classList.toggle('zero', !(Number(counts[name]) > 0));
       });
+      var parts = s.querySelector('svg[data-field="segments"]');
+      if (parts) {
+        var all = Math.max(sum(counts), 1);
+        var x = 0;
+        parts.querySelectorAll('rect').forEach(function (rect) {
+          var width = Math.floor((Number(counts[rect.dataset.status]) || 0) * 1000 / all);
+          rect.setAttribute('x', x);
+          rect.setAttribute('width', width);
+          x += width;
+        });
+      }
       var total = sum(counts);
       var done = finished(counts);
       var bar = field(s, 'progress');

@@ -536,6 +536,32 @@ struct MachinesData {
     showing: Option<&'static str>,
 }
 
+/// The machines' links, each with its latest run's failures (one indexed read a machine).
+async fn with_failures(
+    cx: &Cx,
+    machines: Vec<stpt_core::MachineSummary>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<MachineLinks>, PageError> {
+    let mut links = Vec::with_capacity(machines.len());
+    for machine in machines {
+        let failed = match machine.latest_run {
+            Some(_) => cx
+                .tracker()
+                .store()
+                .runs(machine.id, stpt_core::PageRequest::new(1, 1)?)
+                .await?
+                .items
+                .first()
+                .map(|run| views::failed_count(&run.statistics.counts)),
+            None => None,
+        };
+        let mut link = MachineLinks::new(machine, &cx.prefix, now);
+        link.failed = failed.filter(|failed| *failed > 0);
+        links.push(link);
+    }
+    Ok(links)
+}
+
 async fn machines_page(cx: Cx, uri: Uri, headers: HeaderMap) -> Response {
     let result: Result<Response, PageError> = async {
         let choice = page_choice(&uri, &headers)?;
@@ -567,11 +593,7 @@ async fn machines_page(cx: Cx, uri: Uri, headers: HeaderMap) -> Response {
             breadcrumbs: vec![Crumb::here("Machines")],
             live: Some(ws),
             data: MachinesData {
-                machines: page
-                    .items
-                    .into_iter()
-                    .map(|machine| MachineLinks::new(machine, &cx.prefix, now))
-                    .collect(),
+                machines: with_failures(&cx, page.items, now).await?,
                 pager,
                 showing,
             },

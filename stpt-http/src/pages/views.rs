@@ -90,6 +90,8 @@ pub(crate) struct MachineLinks {
     pub(crate) liveness: Option<&'static str>,
     /// "rig clock 59 min ahead of the server", when the offset is over a minute.
     pub(crate) clock_notice: Option<String>,
+    /// Failed and error tests of its latest run, where the page reads them.
+    pub(crate) failed: Option<u32>,
 }
 
 impl MachineLinks {
@@ -107,6 +109,7 @@ impl MachineLinks {
                 .filter(|offset| offset.is_notable())
                 .map(ClockOffset::describe),
             name: machine.name,
+            failed: None,
         }
     }
 
@@ -123,6 +126,7 @@ impl MachineLinks {
             last_seen_at: None,
             liveness: None,
             clock_notice: None,
+            failed: None,
         }
     }
 }
@@ -199,6 +203,8 @@ pub(crate) struct RunView {
     total: u32,
     /// Failed and error tests, shown beside the status.
     failed: u32,
+    /// The progress bar's parts, one per status present, in a 0–1000 space.
+    segments: Vec<Segment>,
     stats: Vec<StatCell>,
     scenarios_count: u32,
     master: FileLink,
@@ -398,6 +404,7 @@ impl RunView {
             done: counts.finished(),
             total: counts.total(),
             failed: failed_count(&counts),
+            segments: segments(&counts),
             stats: stat_cells(&counts),
             scenarios_count: summary.statistics.scenarios,
             master: FileLink {
@@ -626,6 +633,40 @@ impl TestRow {
             flaky_flips: None,
         }
     }
+}
+
+/// A part of the segmented progress bar.
+#[derive(Debug, Serialize)]
+struct Segment {
+    status: Status,
+    x: u32,
+    width: u32,
+}
+
+/// The order of the progress bar's parts: results first, then what is still going on.
+const SEGMENT_ORDER: [Status; 8] = [
+    Status::Passed,
+    Status::Warning,
+    Status::Failed,
+    Status::Error,
+    Status::Unknown,
+    Status::Cancelled,
+    Status::Running,
+    Status::Waiting,
+];
+
+fn segments(counts: &StatusCounts) -> Vec<Segment> {
+    let total = counts.total().max(1);
+    let mut x = 0;
+    SEGMENT_ORDER
+        .iter()
+        .map(|&status| {
+            let width = counts.get(status) * 1000 / total;
+            let segment = Segment { status, x, width };
+            x += width;
+            segment
+        })
+        .collect()
 }
 
 fn stat_cells(counts: &StatusCounts) -> Vec<StatCell> {
