@@ -235,6 +235,10 @@ pub fn estimate_run(
     let mut left = Duration::zero();
     let mut known = true;
     for work in remaining {
+        if work.waiting == 0 && work.running.is_none() {
+            // Nothing left of this identity (a held list keeps identities that are done).
+            continue;
+        }
         let usual = work.usual();
         if usual.is_none() && (work.waiting > 0 || work.running.is_some()) {
             eta.rough = true;

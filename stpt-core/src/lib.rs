@@ -5,6 +5,7 @@ pub mod accounts;
 mod clock_offset;
 mod error;
 pub mod estimate;
+mod eta_cache;
 mod event;
 pub mod history;
 mod ids;

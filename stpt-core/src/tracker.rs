@@ -92,6 +92,8 @@ pub struct Tracker {
     /// Finished tests not yet added to the histories (see
     /// [`Tracker::flush_finished`]).
     finished: Arc<std::sync::Mutex<Vec<FinishedTest>>>,
+    /// Watched runs' remaining work, for estimates without a store read each time.
+    eta_cache: Arc<crate::eta_cache::EtaCache>,
 }
 
 /// Durations held for the histories at most; beyond, the oldest are dropped (estimates lose
@@ -109,6 +111,7 @@ impl Tracker {
             max_plan_tests: Self::DEFAULT_MAX_PLAN_TESTS,
             runner_timezone: RunnerTimezone::UTC,
             finished: Arc::default(),
+            eta_cache: Arc::default(),
         }
     }
 
@@ -595,7 +598,10 @@ impl Tracker {
             return Ok(0);
         }
         match self.store.record_finished(&samples).await {
-            Ok(()) => Ok(samples.len()),
+            Ok(()) => {
+                self.eta_cache.add_durations(&samples);
+                Ok(samples.len())
+            }
             Err(Error::NotSupported { .. }) => Ok(0),
             Err(error) => {
                 // Kept for the next flush, ahead of what arrived meanwhile.
@@ -615,12 +621,37 @@ impl Tracker {
     /// When run `id` is expected to finish ([`crate::estimate::estimate_run`]), from the
     /// store's duration histories where it keeps them, else from the run's own pace.
     pub async fn eta(&self, id: RunId) -> Result<RunEta> {
-        let (run, remaining) = match self.store.remaining_work(id).await {
-            Err(Error::NotSupported { .. }) => (self.store.run(id).await?.summary, Vec::new()),
-            other => {
-                let remaining = other?;
-                (remaining.run, remaining.work)
+        let read_at = self.now();
+        let mut cached = self.eta_cache.get(id, read_at);
+        if let Some(held) = &cached {
+            // Another process may have moved the run (several servers on one database):
+            // its counts, one indexed read, say whether what is held is still current.
+            let latest = self
+                .store
+                .runs(held.run.machine_id, PageRequest::first(1)?)
+                .await?;
+            let current = latest.items.first().is_some_and(|run| {
+                run.id == id
+                    && run.status == held.run.status
+                    && run.statistics.counts == held.run.statistics.counts
+            });
+            if !current {
+                self.eta_cache.forget(id);
+                cached = None;
             }
+        }
+        let (run, remaining) = match cached {
+            Some(remaining) => (remaining.run, remaining.work),
+            None => match self.store.remaining_work(id).await {
+                Err(Error::NotSupported { .. }) => (self.store.run(id).await?.summary, Vec::new()),
+                other => {
+                    let remaining = other?;
+                    if remaining.run.status.is_ongoing() {
+                        self.eta_cache.put(remaining.clone(), read_at);
+                    }
+                    (remaining.run, remaining.work)
+                }
+            },
         };
         let offset = self.store.machine(run.machine_id).await?.clock_offset;
         Ok(crate::estimate::estimate_run(
@@ -632,6 +663,7 @@ impl Tracker {
     }
 
     pub(crate) fn publish_run_change(&self, machine_id: MachineId, work: &RunWork) {
+        self.eta_cache.apply(work);
         let change = RunChange::from_work(machine_id, work);
         self.bus.publish(
             Topic::Machine(machine_id),
@@ -699,11 +731,13 @@ impl Tracker {
     /// Deletes a run (see [`Store::delete_run`]). Open pages learn of it on their next
     /// reload, not live.
     pub async fn delete_run(&self, id: RunId) -> Result<()> {
+        self.eta_cache.forget(id);
         self.store.delete_run(id).await
     }
 
     /// Deletes a machine and its runs (see [`Store::delete_machine`]).
     pub async fn delete_machine(&self, id: MachineId) -> Result<()> {
+        self.eta_cache.forget_machine(id);
         self.store.delete_machine(id).await
     }
 }

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use stpt_core::history::{FLAKY_WINDOW, Outcome, TestIdentity};
 use stpt_core::{
-    DURATION_WINDOW, FileRef, InProcessBus, MachineName, Plan, PlannedScenario, ScriptFile, Status,
-    TestStart, TestStop, Tracker,
+    DURATION_WINDOW, FileRef, InProcessBus, MachineName, ManualClock, Plan, PlannedScenario,
+    ScriptFile, Status, TestStart, TestStop, Tracker,
 };
 use stpt_store_memory::MemoryStore;
 
@@ -40,17 +40,20 @@ enum Op {
     Flush,
     /// A machine runs a name: a start, then after a gap a stop with a final status.
     Run(usize, usize, usize, i64),
+    /// Someone watches a machine's latest run: its estimate is asked (and held).
+    Eta(usize),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         1 => (0..MACHINES.len()).prop_map(Op::Plan),
-        6 => (0..MACHINES.len(), 0..NAMES.len(), 0..600_i64).prop_map(|(m, n, g)| Op::Start(m, n, g)),
-        6 => (0..MACHINES.len(), 0..NAMES.len(), 0..FINALS.len(), 0..600_i64)
+        6 => (0..MACHINES.len(), 0..NAMES.len(), 0..40_i64).prop_map(|(m, n, g)| Op::Start(m, n, g)),
+        6 => (0..MACHINES.len(), 0..NAMES.len(), 0..FINALS.len(), 0..40_i64)
             .prop_map(|(m, n, s, g)| Op::Stop(m, n, s, g)),
         1 => Just(Op::Flush),
         12 => (0..MACHINES.len(), 0..NAMES.len(), 0..FINALS.len(), 0..600_i64)
             .prop_map(|(m, n, s, g)| Op::Run(m, n, s, g)),
+        3 => (0..MACHINES.len()).prop_map(Op::Eta),
     ]
 }
 
@@ -76,14 +79,24 @@ fn window(samples: &[i64]) -> Vec<i64> {
 }
 
 async fn check(ops: Vec<Op>) {
-    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
     let mut now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(now));
+    let store: Arc<dyn stpt_core::Store> = Arc::new(MemoryStore::new());
+    let tracker = Tracker::new(Arc::clone(&store), Arc::new(InProcessBus::new()))
+        .with_clock(Arc::clone(&clock) as _);
+    let mut latest: HashMap<usize, stpt_core::RunId> = HashMap::new();
+    // A tracker holding nothing: it reads every estimate afresh.
+    let fresh = || {
+        Tracker::new(Arc::clone(&store), Arc::new(InProcessBus::new()))
+            .with_clock(Arc::clone(&clock) as _)
+    };
     // Naive model: the running test's name and start per machine, and every counted result.
     let mut running: HashMap<usize, (usize, DateTime<Utc>)> = HashMap::new();
     let mut results: Vec<(usize, usize, i64)> = Vec::new();
     let mut outcomes: Vec<(usize, usize, Outcome)> = Vec::new();
-    for machine in MACHINES {
-        tracker.record_plan(plan(machine, now)).await.unwrap();
+    for (m, machine) in MACHINES.iter().enumerate() {
+        let receipt = tracker.record_plan(plan(machine, now)).await.unwrap();
+        latest.insert(m, receipt.ids.run_id);
     }
     let expanded = ops.into_iter().flat_map(|op| match op {
         Op::Run(m, n, s, gap) => vec![Op::Start(m, n, 1), Op::Stop(m, n, s, gap)],
@@ -92,11 +105,21 @@ async fn check(ops: Vec<Op>) {
     for op in expanded {
         match op {
             Op::Plan(m) => {
-                tracker.record_plan(plan(MACHINES[m], now)).await.unwrap();
+                let receipt = tracker.record_plan(plan(MACHINES[m], now)).await.unwrap();
+                latest.insert(m, receipt.ids.run_id);
                 running.remove(&m);
+            }
+            Op::Eta(m) => {
+                clock.set(now);
+                // What this tracker holds equals what another reads afresh.
+                assert_eq!(
+                    tracker.eta(latest[&m]).await.unwrap(),
+                    fresh().eta(latest[&m]).await.unwrap()
+                );
             }
             Op::Start(m, n, gap) => {
                 now += Duration::seconds(gap);
+                clock.set(now);
                 let started = tracker
                     .record_test_start(TestStart {
                         machine: MachineName::new(MACHINES[m]).unwrap(),
@@ -111,6 +134,7 @@ async fn check(ops: Vec<Op>) {
             }
             Op::Stop(m, n, s, gap) => {
                 now += Duration::milliseconds(gap * 1000 + 7);
+                clock.set(now);
                 let stopped = tracker
                     .record_test_stop(TestStop {
                         machine: MachineName::new(MACHINES[m]).unwrap(),
@@ -138,6 +162,14 @@ async fn check(ops: Vec<Op>) {
         }
     }
     tracker.flush_finished().await.unwrap();
+    // Estimates from what this tracker holds equal those read afresh by another.
+    for run in latest.values() {
+        assert_eq!(
+            tracker.eta(*run).await.unwrap(),
+            fresh().eta(*run).await.unwrap(),
+            "run {run}"
+        );
+    }
     // A fresh plan on each machine lists every identity with its histories.
     for (m, machine) in MACHINES.iter().enumerate() {
         let receipt = tracker.record_plan(plan(machine, now)).await.unwrap();
