@@ -103,6 +103,18 @@ impl<T> Page<T> {
         self.request.number > self.total_pages()
     }
 
+    /// This page, or [`Error::NotFound`] ([`crate::ItemKind::Page`]) when it lies past the
+    /// last one: how the lists of the API answer such a request.
+    pub fn within_range(self) -> Result<Self> {
+        if self.is_past_end() {
+            return Err(Error::not_found(
+                crate::ItemKind::Page,
+                i64::from(self.request.number()),
+            ));
+        }
+        Ok(self)
+    }
+
     /// The same page with its items converted.
     pub fn map<U>(self, convert: impl FnMut(T) -> U) -> Page<U> {
         Page {

@@ -690,7 +690,7 @@ impl Tracker {
     /// Machines ordered by name, each with its liveness; [`Error::NotFound`] for a page past
     /// the last.
     pub async fn machines(&self, page: PageRequest) -> Result<Page<MachineSummary>> {
-        let mut page = within_range(self.store.machines(page).await?)?;
+        let mut page = self.store.machines(page).await?.within_range()?;
         for machine in &mut page.items {
             machine.liveness = Some(self.liveness(machine).await?);
         }
@@ -706,7 +706,7 @@ impl Tracker {
 
     /// A machine's runs, newest first; [`Error::NotFound`] for a page past the last.
     pub async fn runs(&self, machine: MachineId, page: PageRequest) -> Result<Page<RunSummary>> {
-        within_range(self.store.runs(machine, page).await?)
+        self.store.runs(machine, page).await?.within_range()
     }
 
     /// One run in full.
@@ -894,14 +894,4 @@ fn count_event<T>(kind: &'static str, result: &Result<Recorded<T>>) {
         Err(_) => "error",
     };
     metrics::counter!("stpt_events_total", "kind" => kind, "outcome" => outcome).increment(1);
-}
-
-fn within_range<T>(page: Page<T>) -> Result<Page<T>> {
-    if page.is_past_end() {
-        return Err(Error::not_found(
-            ItemKind::Page,
-            i64::from(page.request.number()),
-        ));
-    }
-    Ok(page)
 }

@@ -1099,26 +1099,7 @@ async fn every_page_fits_a_phone_in_headless_chromium() {
     let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
     let base = serve(support::open_router(tracker.clone(), HttpConfig::default())).await;
     let machine = "a-rig-with-a-rather-long-name-for-a-phone-screen-01";
-    for day in ["24", "25"] {
-        let plan = small_plan(machine, &format!("2026-11-{day} 13:00:00"));
-        assert_eq!(post(&base, "/tm_api/dry_run/", &plan).await.0, 201);
-        let (url, body) = start(
-            machine,
-            "/rig/lamp",
-            "lamp_on.py",
-            &format!("2026-11-{day} 13:00:01"),
-        );
-        assert_eq!(post(&base, url, &body).await.0, 202);
-        let status = if day == "25" { "failed" } else { "passed" };
-        let (url, body) = stop(
-            machine,
-            "/rig/lamp",
-            "lamp_on.py",
-            status,
-            &format!("2026-11-{day} 13:00:02"),
-        );
-        assert_eq!(post(&base, url, &body).await.0, 202);
-    }
+    two_days_of_runs(&base, machine).await;
     tracker.flush_finished().await.unwrap();
     let key = tracker
         .store()
@@ -1219,38 +1200,7 @@ async fn pages_pass_an_accessibility_check_in_headless_chromium() {
     let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()));
     let base = serve(support::open_router(tracker.clone(), HttpConfig::default())).await;
     let machine = "rig-3";
-    for day in ["24", "25"] {
-        let plan = small_plan(machine, &format!("2026-11-{day} 13:00:00"));
-        assert_eq!(post(&base, "/tm_api/dry_run/", &plan).await.0, 201);
-        let (url, body) = start(
-            machine,
-            "/rig/lamp",
-            "lamp_on.py",
-            &format!("2026-11-{day} 13:00:01"),
-        );
-        assert_eq!(post(&base, url, &body).await.0, 202);
-        let status = if day == "25" { "failed" } else { "passed" };
-        let (url, body) = stop(
-            machine,
-            "/rig/lamp",
-            "lamp_on.py",
-            status,
-            &format!("2026-11-{day} 13:00:02"),
-        );
-        assert_eq!(post(&base, url, &body).await.0, 202);
-        if day == "24" {
-            for (path, name) in [
-                ("/rig/lamp", XSS_NAME),
-                ("/rig/lamp", "lamp_off.py"),
-                ("/rig/motor", "motor_spin.py"),
-            ] {
-                let (url, body) = start(machine, path, name, "2026-11-24 13:00:03");
-                assert_eq!(post(&base, url, &body).await.0, 202);
-                let (url, body) = stop(machine, path, name, "warning", "2026-11-24 13:00:04");
-                assert_eq!(post(&base, url, &body).await.0, 202);
-            }
-        }
-    }
+    two_days_of_runs(&base, machine).await;
     tracker.flush_finished().await.unwrap();
     let browser = Browser::launch(&binary).await;
     let mut page = Page::open(&browser).await;
@@ -1660,4 +1610,41 @@ async fn big_run_figures_in_headless_chromium() {
         equal &= shown.as_str() == Some(&counts[status].to_string());
     }
     println!("page counts equal the API's: {equal}");
+}
+
+/// Two days of `machine` running the small plan: on the 24th `lamp_on.py` passes and the
+/// others end with warnings; on the 25th `lamp_on.py` fails (the run stays open).
+async fn two_days_of_runs(base: &str, machine: &str) {
+    for day in ["24", "25"] {
+        let plan = small_plan(machine, &format!("2026-11-{day} 13:00:00"));
+        assert_eq!(post(base, "/tm_api/dry_run/", &plan).await.0, 201);
+        let status = if day == "25" { "failed" } else { "passed" };
+        let (url, body) = start(
+            machine,
+            "/rig/lamp",
+            "lamp_on.py",
+            &format!("2026-11-{day} 13:00:01"),
+        );
+        assert_eq!(post(base, url, &body).await.0, 202);
+        let (url, body) = stop(
+            machine,
+            "/rig/lamp",
+            "lamp_on.py",
+            status,
+            &format!("2026-11-{day} 13:00:02"),
+        );
+        assert_eq!(post(base, url, &body).await.0, 202);
+        if day == "24" {
+            for (path, name) in [
+                ("/rig/lamp", XSS_NAME),
+                ("/rig/lamp", "lamp_off.py"),
+                ("/rig/motor", "motor_spin.py"),
+            ] {
+                let (url, body) = start(machine, path, name, "2026-11-24 13:00:03");
+                assert_eq!(post(base, url, &body).await.0, 202);
+                let (url, body) = stop(machine, path, name, "warning", "2026-11-24 13:00:04");
+                assert_eq!(post(base, url, &body).await.0, 202);
+            }
+        }
+    }
 }

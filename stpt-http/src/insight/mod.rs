@@ -57,17 +57,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/matrix", get(matrix))
 }
 
-/// A page past the end is not found (as the other v1 lists).
-fn within_range<T>(page: Page<T>) -> Result<Page<T>, stpt_core::Error> {
-    if page.is_past_end() {
-        return Err(stpt_core::Error::not_found(
-            stpt_core::ItemKind::Page,
-            i64::from(page.request.number()),
-        ));
-    }
-    Ok(page)
-}
-
 /// Finds runs
 ///
 /// Runs whose master scenario's path or name contains `q` (ignoring case), with the given
@@ -104,7 +93,7 @@ async fn search_runs(
             .store()
             .search_runs(&search, page)
             .await
-            .and_then(within_range)?
+            .and_then(Page::within_range)?
             .into(),
     ))
 }
@@ -244,7 +233,7 @@ async fn search_tests(
             .store()
             .search_tests(text.as_ref(), page)
             .await
-            .and_then(within_range)?
+            .and_then(Page::within_range)?
             .into(),
     ))
 }

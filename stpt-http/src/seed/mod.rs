@@ -363,7 +363,7 @@ async fn machines(
             .cloned()
             .collect();
         let page = Page::new(items, page, machines.len() as u64);
-        std::future::ready(within_range(page))
+        std::future::ready(page.within_range())
     })
     .await?;
     Ok(Json(Paginated::new(
@@ -389,17 +389,6 @@ async fn machines_in_id_order(tracker: &Tracker) -> Result<Vec<MachineSummary>, 
     }
     machines.sort_by_key(|machine| machine.id);
     Ok(machines)
-}
-
-/// A page past the end is not found, as the store answers it.
-fn within_range<T>(page: Page<T>) -> Result<Page<T>, Error> {
-    if page.is_past_end() {
-        return Err(Error::not_found(
-            stpt_core::ItemKind::Page,
-            i64::from(page.request.number()),
-        ));
-    }
-    Ok(page)
 }
 
 /// Lists a machine's runs
@@ -438,7 +427,7 @@ async fn machine_runs(
                 tracker.runs(machine, page).await
             } else {
                 // The seed filtered runs by machine id: an unknown one has none.
-                within_range(Page::new(Vec::new(), page, 0))
+                Page::new(Vec::new(), page, 0).within_range()
             }
         }
     })
