@@ -16,7 +16,7 @@ use crate::store::{
     StoreTx,
 };
 use crate::{
-    ClockOffset, Error, ItemDetail, ItemKind, ItemRef, LivenessPolicy, MachineId, MachineStatus,
+    ClockOffset, Error, ItemDetail, ItemRef, LivenessPolicy, MachineId, MachineStatus,
     MachineSummary, NoMatch, Page, PageRequest, Plan, Result, RunDetail, RunId, RunSummary,
     RunnerTimezone, Statistics, Status, TestId, TestStart, TestStop,
 };
