@@ -25,9 +25,7 @@ use stpt_core::history::{
 };
 use stpt_core::{FileRef, MachineId, PageRequest, RunId, Status, Store, machine_key};
 use stpt_store_sqlx::sqlx::postgres::PgConnection;
-use stpt_store_sqlx::sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous,
-};
+use stpt_store_sqlx::sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteSynchronous};
 use stpt_store_sqlx::sqlx::{self, Connection, Executor, QueryBuilder, Sqlite};
 use stpt_store_sqlx::{PgStore, SqliteStore};
 
@@ -814,15 +812,14 @@ async fn sqlite(scale: Scale) {
     }
     let started = Instant::now();
     let loaded = {
-        // A connection of the loader's own: no journal, no syncs, a large cache.
+        // A connection of the loader's own: no syncs, a large cache. The file stays in WAL
+        // mode (leaving it needs every other connection gone, which a store's pool does not
+        // promise the moment it is closed).
         let mut conn = SqliteConnection::connect_with(
             &SqliteConnectOptions::new()
                 .filename(&path)
-                .journal_mode(SqliteJournalMode::Off)
                 .synchronous(SqliteSynchronous::Off)
                 .foreign_keys(false)
-                // Leaving WAL takes the file to itself: wait for the store's last
-                // connections to close.
                 .busy_timeout(Duration::from_secs(60))
                 .pragma("cache_size", "-1000000"),
         )
