@@ -29,6 +29,8 @@ const FINISHED: usize = 50;
 /// Timed reads (after `WARMUP` untimed ones).
 const READS: usize = 200;
 const WARMUP: usize = 10;
+/// Reads timed one after each event (a stop and the next start), as a live page asks.
+const EVENT_READS: usize = 100;
 
 /// Samples for every identity of the 10,000-test plan, `SAMPLES` per identity, on `machine`.
 fn samples(machine: stpt_core::MachineId) -> Vec<FinishedTest> {
@@ -99,7 +101,10 @@ async fn measure(name: &str, store: Arc<dyn Store>) {
     }
     let setup = setup.elapsed();
     let run = receipt.ids.run_id;
-    let mut eta = None;
+    // The first read: nothing held yet, the store reads the run's remaining work.
+    let started = Instant::now();
+    let mut eta = Some(tracker.eta(run).await.expect("eta"));
+    let first = started.elapsed();
     for _ in 0..WARMUP {
         eta = Some(tracker.eta(run).await.expect("eta"));
     }
@@ -112,14 +117,55 @@ async fn measure(name: &str, store: Arc<dyn Store>) {
     times.sort_unstable();
     let median = times[READS / 2];
     let p95 = times[READS * 95 / 100];
+    // As a live page asks: after each event (a stop and the next start), one read.
+    let mut after_events: Vec<Duration> = Vec::with_capacity(EVENT_READS);
+    for t in FINISHED..FINISHED + EVENT_READS {
+        for (file_name, stopping) in [
+            (format!("t{t}.py"), true),
+            (format!("t{}.py", t + 1), false),
+        ] {
+            if stopping {
+                tracker
+                    .record_test_stop(TestStop {
+                        machine: machine.clone(),
+                        file_path: "/t".to_owned(),
+                        file_name,
+                        status: Status::Passed,
+                        at: Utc::now().into(),
+                    })
+                    .await
+                    .expect("stop matched");
+            } else {
+                tracker
+                    .record_test_start(TestStart {
+                        machine: machine.clone(),
+                        file_path: "/t".to_owned(),
+                        file_name,
+                        at: Utc::now().into(),
+                    })
+                    .await
+                    .expect("start matched");
+            }
+        }
+        let started = Instant::now();
+        eta = Some(tracker.eta(run).await.expect("eta"));
+        after_events.push(started.elapsed());
+    }
+    after_events.sort_unstable();
+    let event_median = after_events[EVENT_READS / 2];
+    let event_p95 = after_events[EVENT_READS * 95 / 100];
     let eta = eta.expect("read at least once");
     let remaining = eta
         .remaining_seconds
         .map_or_else(|| "none".to_owned(), |s| s.to_string());
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "| {name} | {:.2} ms | {:.2} ms | {remaining} s{} | {:.1} s |",
-        median.as_secs_f64() * 1000.0,
-        p95.as_secs_f64() * 1000.0,
+        "| {name} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {remaining} s{} | {:.1} s |",
+        ms(first),
+        ms(median),
+        ms(p95),
+        ms(event_median),
+        ms(event_p95),
         if eta.rough { " (rough)" } else { "" },
         setup.as_secs_f64(),
     );
@@ -130,8 +176,10 @@ async fn main() {
     println!(
         "Tracker::eta on a {TESTS}-test run ({FINISHED} finished, 1 running), {READS} reads\n"
     );
-    println!("| store | median | p95 | estimate | setup |");
-    println!("| --- | --- | --- | --- | --- |");
+    println!(
+        "| store | first read | median | p95 | after each event: median | p95 | estimate | setup |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     measure("memory", Arc::new(MemoryStore::new())).await;
 
     let dir = std::env::temp_dir().join(format!("stpt-bench-eta-{}", std::process::id()));
