@@ -31,7 +31,35 @@ impl Tracker {
         liveness: Liveness,
         page: PageRequest,
     ) -> Result<crate::Page<MachineSummary>> {
-        let mut matching = Vec::new();
+        let matching = self
+            .every_machine_judged()
+            .await?
+            .into_iter()
+            .filter(|machine| machine.liveness == Some(liveness))
+            .collect();
+        paged(matching, page)
+    }
+
+    /// Every machine, offline ones first, then quiet, then online, each group by name: what
+    /// the machines list shows sorted by liveness. Reads every machine, as
+    /// [`Tracker::machines_by_liveness`].
+    pub async fn machines_least_alive_first(
+        &self,
+        page: PageRequest,
+    ) -> Result<crate::Page<MachineSummary>> {
+        let mut machines = self.every_machine_judged().await?;
+        // Stable: the store's name order stays within each group.
+        machines.sort_by_key(|machine| match machine.liveness {
+            Some(Liveness::Offline) => 0,
+            Some(Liveness::Quiet) => 1,
+            Some(Liveness::Online) | None => 2,
+        });
+        paged(machines, page)
+    }
+
+    /// Every machine in the store's order, each with its liveness.
+    async fn every_machine_judged(&self) -> Result<Vec<MachineSummary>> {
+        let mut judged = Vec::new();
         let mut number = 1;
         loop {
             let machines = self
@@ -40,31 +68,15 @@ impl Tracker {
                 .await?;
             let more = machines.has_next();
             for mut machine in machines.items {
-                let judged = self.liveness(&machine).await?;
-                if judged == liveness {
-                    machine.liveness = Some(judged);
-                    matching.push(machine);
-                }
+                machine.liveness = Some(self.liveness(&machine).await?);
+                judged.push(machine);
             }
             if !more {
                 break;
             }
             number += 1;
         }
-        let total = matching.len() as u64;
-        let items = matching
-            .into_iter()
-            .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
-            .take(page.size() as usize)
-            .collect();
-        let found = crate::Page::new(items, page, total);
-        if found.is_past_end() {
-            return Err(Error::not_found(
-                crate::ItemKind::Page,
-                i64::from(page.number()),
-            ));
-        }
-        Ok(found)
+        Ok(judged)
     }
 
     /// The liveness of `machine`, and its latest run if it is ongoing and was read.
@@ -260,4 +272,15 @@ impl LivenessWatch {
             }
         }
     }
+}
+
+/// Page `page` of `all`; past the last page is not found.
+fn paged(all: Vec<MachineSummary>, page: PageRequest) -> Result<crate::Page<MachineSummary>> {
+    let total = all.len() as u64;
+    let items = all
+        .into_iter()
+        .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
+        .take(page.size() as usize)
+        .collect();
+    crate::Page::new(items, page, total).within_range()
 }

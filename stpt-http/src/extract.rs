@@ -133,6 +133,15 @@ pub(crate) fn parse_liveness(value: Option<&str>) -> Result<Option<stpt_core::Li
     }
 }
 
+/// `?sort=name|liveness` of the machines list: whether it is sorted least alive first.
+pub(crate) fn parse_sort(value: Option<&str>) -> Result<bool, ApiError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None | Some("name") => Ok(false),
+        Some("liveness") => Ok(true),
+        Some(_) => Err(ApiError::invalid("sort", "must be `name` or `liveness`")),
+    }
+}
+
 pub(crate) fn parse_number(
     query: &HashMap<String, String>,
     name: &str,

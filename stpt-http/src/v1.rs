@@ -558,6 +558,9 @@ struct LivenessQuery {
     /// `online`, `quiet` or `offline`: only the machines judged so, e.g. for a wall screen
     /// of rigs that need someone.
     liveness: Option<String>,
+    /// `name` (default) or `liveness`: offline machines first, then quiet, then online, each
+    /// group by name.
+    sort: Option<String>,
 }
 
 /// Lists machines
@@ -572,7 +575,7 @@ struct LivenessQuery {
     params(PageQuery, LivenessQuery),
     responses(
         (status = 200, description = "A page of machines.", body = PageJson<MachineSummary>),
-        (status = 400, description = "`page` or `page_size` is not a whole number in range, or `liveness` is not `online`, `quiet` or `offline` (`invalid_input`).", body = ErrorEnvelope, example = json!(examples::bad_page())),
+        (status = 400, description = "`page` or `page_size` is not a whole number in range, `liveness` is not `online`, `quiet` or `offline`, or `sort` is not `name` or `liveness` (`invalid_input`).", body = ErrorEnvelope, example = json!(examples::bad_page())),
         (status = 404, description = "The page is past the last one (`not_found`).", body = ErrorEnvelope, example = json!(examples::not_found("page 3"))),
     )
 )]
@@ -581,8 +584,10 @@ async fn machines(
     Pagination(page): Pagination,
     Query(filter): Query<LivenessQuery>,
 ) -> Result<Json<PageJson<MachineSummary>>, ApiError> {
+    let by_liveness = crate::extract::parse_sort(filter.sort.as_deref())?;
     let machines = match crate::extract::parse_liveness(filter.liveness.as_deref())? {
         Some(liveness) => state.tracker.machines_by_liveness(liveness, page).await?,
+        None if by_liveness => state.tracker.machines_least_alive_first(page).await?,
         None => state.tracker.machines(page).await?,
     };
     Ok(Json(machines.into()))

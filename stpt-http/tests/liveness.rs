@@ -142,3 +142,65 @@ async fn a_rig_an_hour_ahead_goes_silent_and_comes_back() {
     let page = get_text(&base, "/machine/run_data/1").await;
     assert!(page.contains("The runner came back at"), "{page}");
 }
+
+#[tokio::test]
+async fn machines_sort_least_alive_first() {
+    let server_now = Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(server_now));
+    let tracker = Tracker::new(Arc::new(MemoryStore::new()), Arc::new(InProcessBus::new()))
+        .with_clock(Arc::clone(&clock) as _);
+    let base = serve(support::open_router(tracker.clone(), HttpConfig::default())).await;
+    for rig in ["z-rig", "b-rig"] {
+        assert_eq!(
+            post(
+                &base,
+                "/tm_api/dry_run/",
+                &small_plan(rig, "2026-11-24 12:00:00")
+            )
+            .await
+            .0,
+            201
+        );
+        let (path, body) = start(rig, "/rig/lamp", "lamp_on.py", "2026-11-24 12:00:01");
+        assert_eq!(post(&base, path, &body).await.0, 202);
+    }
+    // Eleven minutes on, only b-rig is heard from.
+    clock.set(server_now + Duration::minutes(11));
+    let (path, body) = stop(
+        "b-rig",
+        "/rig/lamp",
+        "lamp_on.py",
+        "passed",
+        "2026-11-24 12:11:00",
+    );
+    assert_eq!(post(&base, path, &body).await.0, 202);
+    let names = |page: &Value| -> Vec<(String, String)> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap().to_owned(),
+                    m["liveness"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let by_name = get_json(&base, "/api/v1/machines").await;
+    assert_eq!(names(&by_name)[0].0, "b-rig");
+    let least_alive = get_json(&base, "/api/v1/machines?sort=liveness").await;
+    assert_eq!(
+        names(&least_alive),
+        [
+            ("z-rig".to_owned(), "offline".to_owned()),
+            ("b-rig".to_owned(), "online".to_owned())
+        ]
+    );
+    let page = get_text(&base, "/?sort=liveness").await;
+    assert!(page.find(">z-rig<").unwrap() < page.find(">b-rig<").unwrap());
+    let bad = reqwest::get(format!("{base}/api/v1/machines?sort=age"))
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+}

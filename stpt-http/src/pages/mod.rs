@@ -534,6 +534,8 @@ struct MachinesData {
     pager: Pager,
     /// The liveness shown alone (`?liveness=`), if any.
     showing: Option<&'static str>,
+    /// `?sort=liveness`: offline first, then quiet, then online.
+    by_liveness: bool,
 }
 
 /// The machines' links, each with its latest run's failures (one indexed read a machine).
@@ -566,20 +568,30 @@ async fn machines_page(cx: Cx, uri: Uri, headers: HeaderMap) -> Response {
     let result: Result<Response, PageError> = async {
         let choice = page_choice(&uri, &headers)?;
         let filter = crate::extract::liveness_filter(&uri)?;
+        let query: HashMap<String, String> = Query::try_from_uri(&uri)
+            .map(|Query(query)| query)
+            .unwrap_or_default();
+        let by_liveness = crate::extract::parse_sort(query.get("sort").map(String::as_str))?;
         let page = match filter {
             Some(liveness) => {
                 cx.tracker()
                     .machines_by_liveness(liveness, choice.request)
                     .await?
             }
+            None if by_liveness => {
+                cx.tracker()
+                    .machines_least_alive_first(choice.request)
+                    .await?
+            }
             None => cx.tracker().machines(choice.request).await?,
         };
         let now = cx.tracker().now();
         let showing = filter.map(stpt_core::Liveness::as_str);
-        let pager = Pager::keeping(
-            &page,
-            &showing.map_or_else(String::new, |l| format!("&liveness={l}")),
-        );
+        let mut kept = showing.map_or_else(String::new, |l| format!("&liveness={l}"));
+        if by_liveness {
+            kept.push_str("&sort=liveness");
+        }
+        let pager = Pager::keeping(&page, &kept);
         let ws = format!(
             "{}/ws/v1/machine/status/?page={}&page_size={}&liveness=1",
             cx.prefix,
@@ -596,6 +608,7 @@ async fn machines_page(cx: Cx, uri: Uri, headers: HeaderMap) -> Response {
                 machines: with_failures(&cx, page.items, now).await?,
                 pager,
                 showing,
+                by_liveness,
             },
         })?;
         Ok(remember_page_size(response, &choice, &cx.prefix))
