@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::estimate::{FinishedTest, RunRemaining};
 use crate::rules::RunWork;
-use crate::{FileRef, MachineId, RunId, Statistics};
+use crate::{FileRef, MachineId, RunId, RunSummary, Statistics};
 
 /// One run's remaining work, as last read and updated since.
 #[derive(Debug, Clone)]
@@ -43,10 +43,10 @@ impl EtaCache {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Run `id`'s remaining work if held, younger than [`Self::MAX_AGE`] at `now`, and
-    /// agreeing with its run's counts (an update lost or applied twice in a race with a read
-    /// shows as a disagreement: the run is then read again).
-    pub(crate) fn get(&self, id: RunId, now: DateTime<Utc>) -> Option<RunRemaining> {
+    /// Run `id`'s summary if its remaining work is held, younger than [`Self::MAX_AGE`] at
+    /// `now`, and agreeing with the run's counts (an update lost or applied twice in a race
+    /// with a read shows as a disagreement: the run is then read again).
+    pub(crate) fn summary(&self, id: RunId, now: DateTime<Utc>) -> Option<RunSummary> {
         let mut runs = self.lock();
         let cached = runs.get(&id)?;
         let counts = cached.remaining.run.statistics.counts;
@@ -60,10 +60,16 @@ impl EtaCache {
         let agrees = waiting == counts.get(crate::Status::Waiting)
             && u32::try_from(running).ok() == Some(counts.get(crate::Status::Running));
         if agrees && now - cached.read_at < Self::MAX_AGE {
-            return Some(cached.remaining.clone());
+            return Some(cached.remaining.run.clone());
         }
         runs.remove(&id);
         None
+    }
+
+    /// `f` of run `id`'s held remaining work, if held: computed in place, as a big run's
+    /// work is thousands of histories.
+    pub(crate) fn with<R>(&self, id: RunId, f: impl FnOnce(&RunRemaining) -> R) -> Option<R> {
+        self.lock().get(&id).map(|cached| f(&cached.remaining))
     }
 
     /// Holds `remaining`, read from the store at `now`.

@@ -622,36 +622,41 @@ impl Tracker {
     /// store's duration histories where it keeps them, else from the run's own pace.
     pub async fn eta(&self, id: RunId) -> Result<RunEta> {
         let read_at = self.now();
-        let mut cached = self.eta_cache.get(id, read_at);
-        if let Some(held) = &cached {
+        if let Some(held) = self.eta_cache.summary(id, read_at) {
             // Another process may have moved the run (several servers on one database):
             // its counts, one indexed read, say whether what is held is still current.
             let latest = self
                 .store
-                .runs(held.run.machine_id, PageRequest::first(1)?)
+                .runs(held.machine_id, PageRequest::first(1)?)
                 .await?;
             let current = latest.items.first().is_some_and(|run| {
                 run.id == id
-                    && run.status == held.run.status
-                    && run.statistics.counts == held.run.statistics.counts
+                    && run.status == held.status
+                    && run.statistics.counts == held.statistics.counts
             });
-            if !current {
+            if current {
+                let offset = self.store.machine(held.machine_id).await?.clock_offset;
+                let now = self.now();
+                let estimate = self.eta_cache.with(id, |remaining| {
+                    crate::estimate::estimate_run(&remaining.run, &remaining.work, now, offset)
+                });
+                if let Some(estimate) = estimate {
+                    return Ok(estimate);
+                }
+            } else {
                 self.eta_cache.forget(id);
-                cached = None;
             }
         }
-        let (run, remaining) = match cached {
-            Some(remaining) => (remaining.run, remaining.work),
-            None => match self.store.remaining_work(id).await {
-                Err(Error::NotSupported { .. }) => (self.store.run(id).await?.summary, Vec::new()),
-                other => {
-                    let remaining = other?;
-                    if remaining.run.status.is_ongoing() {
-                        self.eta_cache.put(remaining.clone(), read_at);
-                    }
-                    (remaining.run, remaining.work)
+        let (run, remaining) = match self.store.remaining_work(id).await {
+            Err(Error::NotSupported { .. }) => (self.store.run(id).await?.summary, Vec::new()),
+            other => {
+                let remaining = other?;
+                let estimate_from = (remaining.run.clone(), remaining.work.clone());
+                if remaining.run.status.is_ongoing() {
+                    self.eta_cache.put(remaining, read_at);
                 }
-            },
+                estimate_from
+            }
         };
         let offset = self.store.machine(run.machine_id).await?.clock_offset;
         Ok(crate::estimate::estimate_run(
