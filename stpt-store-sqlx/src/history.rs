@@ -105,7 +105,6 @@ pub(crate) struct MatrixRow {
 impl MatrixRow {
     /// Rows from a JSON array of `[machine_id, machine_name, run_id, test_id, seq, status,
     /// outcomes, scenario_path, scenario_name, file_path, file_name]` arrays (SQLite).
-    #[cfg(feature = "sqlite")]
     pub(crate) fn from_json(text: &str) -> Result<Vec<MatrixRow>> {
         type Json = (
             i64,
