@@ -185,6 +185,54 @@ async fn history_diff_search_matrix_and_exports() {
         "{csv}"
     );
     assert_eq!(get(&base, "/api/v1/runs/3/export?format=pdf").await.0, 400);
+    // The JUnit export reads back through the JUnit import: names and outcomes survive
+    // (tests that did not run come back unknown, as the import reads `<skipped>`).
+    let response = reqwest::Client::new()
+        .post(format!("{base}/api/v1/imports/junit?machine=rig-copy"))
+        .header("content-type", "application/xml")
+        .body(xml.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        201,
+        "{}",
+        response.text().await.unwrap()
+    );
+    let copy = get_json(&base, "/api/v1/runs/4").await;
+    let copied: Vec<(String, String)> = copy["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["tests"].as_array().unwrap().clone())
+        .map(|t| {
+            (
+                t["file"]["file_name"].as_str().unwrap().to_owned(),
+                t["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let original = get_json(&base, "/api/v1/runs/3").await;
+    let expected: Vec<(String, String)> = original["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["tests"].as_array().unwrap().clone())
+        .map(|t| {
+            let status = match t["status"].as_str().unwrap() {
+                "passed" | "warning" => "passed",
+                "failed" => "failed",
+                "error" => "error",
+                _ => "unknown",
+            };
+            (
+                t["file"]["file_name"].as_str().unwrap().to_owned(),
+                status.to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(copied, expected);
 
     // The pages.
     let (status, _, page) = get(&base, &format!("/tests/history/{key}/?run=3")).await;
