@@ -246,6 +246,12 @@ impl Page {
         }
     }
 
+    /// Waits until the page's live connection says it is live.
+    async fn wait_live(&mut self) {
+        self.wait_for("document.getElementById('live-state').dataset.state === 'live'")
+            .await;
+    }
+
     async fn navigate(&mut self, url: &str) {
         self.call("Page.navigate", json!({"url": url})).await;
         self.wait_for("document.readyState === 'complete'").await;
@@ -482,8 +488,7 @@ async fn live_page_follows_a_run_in_headless_chromium() {
     let browser = Browser::launch(&binary).await;
     let mut page = Page::open(&browser).await;
     page.navigate(&format!("{base}/machine/1/last")).await;
-    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
-        .await;
+    page.wait_live().await;
     assert_eq!(
         page.eval("document.getElementById('run').dataset.runId")
             .await,
@@ -603,8 +608,7 @@ async fn live_page_follows_a_run_in_headless_chromium() {
         assert_eq!(status, 202, "{answer}");
     }
     proxy.restore();
-    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
-        .await;
+    page.wait_live().await;
     page.wait_for(&format!("{} === 'running'", test_status("motor_spin.py")))
         .await;
     assert_eq!(page.eval(&test_status("lamp_off.py")).await, "warning");
@@ -664,8 +668,7 @@ async fn live_page_follows_a_run_in_headless_chromium() {
 
     // The machines list shows the machine's live status.
     page.navigate(&format!("{base}/")).await;
-    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
-        .await;
+    page.wait_live().await;
     assert_eq!(
         page.eval("document.querySelector('tr[data-machine-id=\"1\"] .status').textContent")
             .await,
@@ -790,8 +793,7 @@ async fn a_rig_an_hour_ahead_in_headless_chromium() {
     );
 
     page.navigate(&format!("{base}/machine/1/last")).await;
-    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
-        .await;
+    page.wait_live().await;
     page.eval("window.stptNoReload = 'still here'").await;
     // Elapsed time counts from when the server saw the run start, not an hour from now.
     page.wait_for(
@@ -907,8 +909,7 @@ async fn a_new_failure_leads_to_its_history_in_headless_chromium() {
     let browser = Browser::launch(&binary).await;
     let mut page = Page::open(&browser).await;
     page.navigate(&format!("{base}/machine/1/last")).await;
-    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
-        .await;
+    page.wait_live().await;
     let (url, body) = stop(
         machine,
         "/rig/lamp",
@@ -1260,8 +1261,7 @@ async fn live_pages_keep_up_in_headless_chromium() {
 
     // An empty list gains the first machine's row by itself.
     page.navigate(&format!("{base}/")).await;
-    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
-        .await;
+    page.wait_live().await;
     assert_eq!(
         post(&server, "/tm_api/dry_run/", &small_plan("rig-a", &now()))
             .await
@@ -1283,8 +1283,7 @@ async fn live_pages_keep_up_in_headless_chromium() {
 
     // One machine a page: a new machine on page 2 is announced; a change on page 2 is not.
     page.navigate(&format!("{base}/?page_size=1")).await;
-    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
-        .await;
+    page.wait_live().await;
     assert_eq!(
         post(&server, "/tm_api/dry_run/", &small_plan("rig-b", &now()))
             .await
@@ -1299,8 +1298,7 @@ async fn live_pages_keep_up_in_headless_chromium() {
         "2"
     );
     page.navigate(&format!("{base}/?page_size=1")).await;
-    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
-        .await;
+    page.wait_live().await;
     assert_eq!(
         post(&server, "/tm_api/dry_run/", &small_plan("rig-b", &now()))
             .await
@@ -1317,8 +1315,7 @@ async fn live_pages_keep_up_in_headless_chromium() {
 
     // The machine page: its header, its runs' times and its pager follow.
     page.navigate(&format!("{base}/machine/1/")).await;
-    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
-        .await;
+    page.wait_live().await;
     assert_eq!(
         post(&server, "/tm_api/dry_run/", &small_plan("rig-a", &now()))
             .await
@@ -1363,8 +1360,7 @@ async fn live_pages_keep_up_in_headless_chromium() {
 
     // The last-run page moves to the next run and says how the one it showed ended.
     page.navigate(&format!("{base}/machine/1/last")).await;
-    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
-        .await;
+    page.wait_live().await;
     assert_eq!(
         post(&server, "/tm_api/dry_run/", &small_plan("rig-a", &now()))
             .await
@@ -1418,8 +1414,7 @@ async fn live_pages_keep_up_in_headless_chromium() {
         "no ticking while the server is not heard"
     );
     proxy.restore();
-    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
-        .await;
+    page.wait_live().await;
 }
 
 /// A plan of `scenarios` × `tests` tests: scenario `s{s}.py`, tests `/rig/s{s}` `t{t}.py`.
@@ -1478,8 +1473,7 @@ async fn a_big_run_collapses_in_headless_chromium() {
     let browser = Browser::launch(&binary).await;
     let mut page = Page::open(&browser).await;
     page.navigate(&format!("{base}/machine/1/last")).await;
-    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
-        .await;
+    page.wait_live().await;
     let open = "Array.from(document.querySelectorAll('details.scenario-box[open]')).map(d => d.closest('li').querySelector('h2 a').textContent).join(',')";
     assert_eq!(
         page.eval(open).await,
@@ -1551,8 +1545,7 @@ async fn big_run_figures_in_headless_chromium() {
         .eval("(() => { const n = performance.getEntriesByType('navigation')[0]; return [n.domInteractive, n.domContentLoadedEventEnd, n.loadEventEnd].map(Math.round).join(' / '); })()")
         .await;
     println!("interactive / DOMContentLoaded / load (ms): {timing}");
-    page.wait_for("document.getElementById('live-state').dataset.state === 'live'")
-        .await;
+    page.wait_live().await;
     let frames = "new Promise(done => { let n = 0; const t0 = performance.now(); \
         const step = () => { n++; if (performance.now() - t0 < 3000) requestAnimationFrame(step); \
         else done(Math.round(n * 1000 / (performance.now() - t0))); }; requestAnimationFrame(step); })";
