@@ -9,7 +9,7 @@ use stpt_core::{
     RunSummary, ScenarioView, Status, StatusCounts, TestId, TestView,
 };
 
-use crate::humanize::{ago, display_time};
+use crate::humanize::{ago, display_time, human_duration};
 
 /// One link of the breadcrumb trail; the last has no URL.
 #[derive(Debug, Serialize)]
@@ -193,6 +193,8 @@ pub(crate) struct RunView {
     started: Option<String>,
     finished: Option<String>,
     duration: Option<String>,
+    /// A finished run's execution time in words, as the seed wrote it ("2 hours, 5 minutes").
+    execution_time: Option<String>,
     ts_start: String,
     ts_stop: String,
     /// When the runner went silent, if the server closed the run for it.
@@ -394,6 +396,7 @@ impl RunView {
             started: summary.timestamp_start.map(display_time),
             finished: summary.timestamp_stop.map(display_time),
             duration: elapsed(summary.timestamp_start, summary.timestamp_stop, now),
+            execution_time: summary.duration().map(human_duration),
             ts_start: iso(summary.timestamp_start),
             ts_stop: iso(summary.timestamp_stop),
             went_silent: summary.went_silent_at.map(|at| TimeText {
