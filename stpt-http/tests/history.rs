@@ -247,6 +247,12 @@ async fn history_diff_search_matrix_and_exports() {
     assert!(run_page.contains("Compared with <a href=\"/machine/run_data/1/\">run #1</a>"));
     assert!(run_page.contains("<span class=\"badge new-failure\">new failure</span>"));
     assert!(run_page.contains(&format!("/tests/history/{key}/?run=3")));
+    // A finished run (the first, abandoned by the third) gives its execution time in words.
+    let (_, _, first_run) = get(&base, "/machine/run_data/1/").await;
+    assert!(
+        first_run.contains("<span class=\"muted\">(0 minutes)</span>"),
+        "execution time in words"
+    );
     let (_, _, hidden) = get(&base, "/machine/run_data/3/?hide_passed=1").await;
     assert!(!hidden.contains(">lamp_off.py</a>"), "passed tests hidden");
     assert!(hidden.contains(">lamp_on.py</a>"));
