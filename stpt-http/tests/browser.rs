@@ -1032,6 +1032,14 @@ async fn the_wall_shows_forty_rigs_on_one_screen_in_headless_chromium() {
         );
         assert_eq!(post(&base, url, &body).await.0, 202);
     }
+    // One rig is running a test: its tile names it, with the time left.
+    let (url, body) = start(
+        "bay-a-rig-05",
+        "/rig/lamp",
+        "lamp_off.py",
+        "2026-11-25 13:00:03",
+    );
+    assert_eq!(post(&base, url, &body).await.0, 202);
     let browser = Browser::launch(&binary).await;
     let mut page = Page::open(&browser).await;
     page.call(
@@ -1048,10 +1056,22 @@ async fn the_wall_shows_forty_rigs_on_one_screen_in_headless_chromium() {
         page.eval("document.documentElement.scrollHeight <= innerHeight && document.documentElement.scrollWidth <= innerWidth")
             .await,
         true,
-        "no scrolling"
+        "no scrolling: {}",
+        page.eval("document.documentElement.scrollHeight + ' > ' + innerHeight + ', ' + getComputedStyle(document.querySelector('.wall-grid')).gridTemplateColumns + ', tile ' + document.querySelector('.tile').getBoundingClientRect().height + ' parts ' + Array.from(document.querySelector('.tile a').children).map(c => c.className + ':' + Math.round(c.getBoundingClientRect().height)).join(' ') + ' rows ' + Array.from(document.querySelectorAll('.tile')).map(t => Math.round(t.getBoundingClientRect().height)).join(',')")
+            .await
     );
     assert_eq!(
         page.eval("Array.from(document.querySelectorAll('.tile')).every(t => t.getBoundingClientRect().bottom <= innerHeight)")
+            .await,
+        true
+    );
+    assert_eq!(
+        page.eval("Array.from(document.querySelectorAll('.tile')).find(t => t.querySelector('.tile-name').textContent === 'bay-a-rig-05').querySelector('.tile-test').textContent")
+            .await,
+        "▶ lamp_off.py"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('.tile-count').textContent.includes(' · ≈ ') && document.querySelector('.tile-count').textContent.endsWith(' left')")
             .await,
         true
     );

@@ -35,6 +35,10 @@ struct Tile {
     /// Quiet or offline while its run goes on: the rig may be stuck.
     stale: bool,
     failing: bool,
+    /// The running test's file name, while one runs.
+    current_test: Option<String>,
+    /// "≈ 38 min left", while the run goes on and an estimate exists.
+    left: Option<String>,
 }
 
 /// An icon per status, so colour is not the only signal.
@@ -69,7 +73,39 @@ impl Tile {
             total: counts.total(),
             liveness: machine.liveness.map(Liveness::as_str),
             stale,
+            current_test: None,
+            left: None,
         }
+    }
+
+    /// Adds the running test and the time left, from the run's estimate (held between
+    /// reads by the tracker, so a wall refreshing every few seconds costs little).
+    async fn with_progress(mut self, cx: &Cx, run: &RunSummary) -> Self {
+        if !run.status.is_ongoing() {
+            return self;
+        }
+        let Ok(eta) = cx.tracker().eta(run.id).await else {
+            return self;
+        };
+        self.left = eta.remaining_seconds.map(|seconds| {
+            let minutes = (seconds + 59) / 60;
+            if minutes == 0 {
+                "ending now".to_owned()
+            } else if minutes >= 60 {
+                format!("≈ {} h {:02} min left", minutes / 60, minutes % 60)
+            } else {
+                format!("≈ {minutes} min left")
+            }
+        });
+        if let Some(running) = eta.running {
+            self.current_test = cx
+                .tracker()
+                .item(stpt_core::ItemRef::Test(running.test_id))
+                .await
+                .ok()
+                .map(|item| item.file.file_name);
+        }
+        self
     }
 }
 
@@ -112,7 +148,11 @@ pub(super) async fn wall_page(cx: Cx, Query(query): Query<Params>) -> Response {
                     .next(),
                 None => None,
             };
-            tiles.push(Tile::new(machine, latest.as_ref(), &cx.prefix));
+            let tile = Tile::new(machine, latest.as_ref(), &cx.prefix);
+            tiles.push(match &latest {
+                Some(run) => tile.with_progress(&cx, run).await,
+                None => tile,
+            });
         }
         // Failing rigs first, then stale ones, each group by name.
         tiles.sort_by(|a, b| {
