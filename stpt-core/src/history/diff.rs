@@ -135,6 +135,16 @@ impl RunDiff {
     /// What changed from `previous` to `current`; every list in `current`'s plan order
     /// (`removed_tests` in `previous`'s).
     pub fn between(previous: &RunDetail, current: &RunDetail) -> RunDiff {
+        RunDiff::with_previous_statuses(previous, current).0
+    }
+
+    /// [`RunDiff::between`] and [`RunDiff::previous_statuses`] at once, keying each run's
+    /// tests once (a run page needs both).
+    pub fn with_previous_statuses(
+        previous: &RunDetail,
+        current: &RunDetail,
+    ) -> (RunDiff, HashMap<TestId, Status>) {
+        let mut statuses = HashMap::new();
         let mut diff = RunDiff::first(current.summary.id);
         diff.previous_run_id = Some(previous.summary.id);
         let mut before: HashMap<(TestKey, usize), Keyed<'_>> =
@@ -154,6 +164,7 @@ impl RunDiff {
                 diff.new_tests.push(entry);
                 continue;
             };
+            statuses.insert(now.test.id, then.test.status);
             let list = match (Outcome::of(then.test.status), Outcome::of(now.test.status)) {
                 (Some(Outcome::Pass), Some(Outcome::Fail)) => Some(&mut diff.new_failures),
                 (Some(Outcome::Fail), Some(Outcome::Pass)) => Some(&mut diff.fixed),
@@ -197,18 +208,13 @@ impl RunDiff {
         durations.sort_by_key(|change| std::cmp::Reverse(change.change_ms().unsigned_abs()));
         durations.truncate(DURATION_CHANGES);
         diff.duration_changes = durations;
-        diff
+        (diff, statuses)
     }
 
     /// Each test of `current` matched in `previous`, with its status there: what a live page
     /// needs to say "new failure" the moment a test that passed last time fails.
     pub fn previous_statuses(previous: &RunDetail, current: &RunDetail) -> HashMap<TestId, Status> {
-        let before: HashMap<(TestKey, usize), Keyed<'_>> =
-            keyed_tests(previous).into_iter().collect();
-        keyed_tests(current)
-            .into_iter()
-            .filter_map(|(slot, now)| Some((now.test.id, before.get(&slot)?.test.status)))
-            .collect()
+        RunDiff::with_previous_statuses(previous, current).1
     }
 
     /// Whether nothing changed that a list shows.

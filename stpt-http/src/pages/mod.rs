@@ -706,8 +706,9 @@ async fn run_insight(
     match store.previous_run(run.summary.id).await {
         Ok(Some(previous)) => {
             let previous = store.run(previous).await?;
-            found.previous = RunDiff::previous_statuses(&previous, run);
-            found.diff = Some(RunDiff::between(&previous, run));
+            let (diff, previous_statuses) = RunDiff::with_previous_statuses(&previous, run);
+            found.previous = previous_statuses;
+            found.diff = Some(diff);
         }
         Ok(None) => found.diff = Some(RunDiff::first(run.summary.id)),
         Err(stpt_core::Error::NotSupported { .. }) => {}
