@@ -50,6 +50,18 @@ pub enum LiveEvent {
     },
     /// Some tests of a run changed (published on [`Topic::Machine`]).
     RunChanged(RunChange),
+    /// The latest run of a machine has a new number of failed tests (`failed` and `error`),
+    /// so a list of machines can show failures as they happen (published on
+    /// [`Topic::Machines`]: when a test of the run fails, when the run's ongoing tests are
+    /// closed at once, and as 0 when a machine posts a plan).
+    MachineFailures {
+        /// The machine.
+        machine_id: MachineId,
+        /// Its latest run.
+        run_id: RunId,
+        /// That run's failed and errored tests.
+        failed: u32,
+    },
     /// A machine's liveness changed (published on [`Topic::Machines`] and
     /// [`Topic::Machine`] by the [`crate::LivenessWatch`]).
     MachineLiveness {

@@ -187,6 +187,12 @@ impl StatusCounts {
         self.0[status.index()]
     }
 
+    /// Tests that failed a check or raised an error (`failed` and `error`): what a page
+    /// shows beside a run's status.
+    pub fn failures(&self) -> u32 {
+        self.get(Status::Failed) + self.get(Status::Error)
+    }
+
     /// Sets the count of tests in `status`.
     pub fn set(&mut self, status: Status, count: u32) {
         self.0[status.index()] = count;

@@ -284,6 +284,7 @@ impl Tracker {
             went_silent_at: None,
         };
         self.publish_machine_status(machine_id, machine_name, run.status);
+        self.publish_machine_failures(machine_id, run.id, run.statistics.counts.failures());
         self.bus.publish(
             Topic::Machine(machine_id),
             Arc::new(LiveEvent::RunCreated { run }),
@@ -670,9 +671,28 @@ impl Tracker {
     pub(crate) fn publish_run_change(&self, machine_id: MachineId, work: &RunWork) {
         self.eta_cache.apply(work);
         let change = RunChange::from_work(machine_id, work);
+        let failures_moved = change.closed.is_some()
+            || change
+                .tests
+                .iter()
+                .any(|test| matches!(test.status, Status::Failed | Status::Error));
+        if failures_moved {
+            self.publish_machine_failures(machine_id, change.run_id, change.counts.failures());
+        }
         self.bus.publish(
             Topic::Machine(machine_id),
             Arc::new(LiveEvent::RunChanged(change)),
+        );
+    }
+
+    fn publish_machine_failures(&self, machine_id: MachineId, run_id: RunId, failed: u32) {
+        self.bus.publish(
+            Topic::Machines,
+            Arc::new(LiveEvent::MachineFailures {
+                machine_id,
+                run_id,
+                failed,
+            }),
         );
     }
 

@@ -88,6 +88,15 @@ async fn plan_and_events_are_published_on_their_topics() {
         }
         other => panic!("unexpected {other:?}"),
     }
+    // A new latest run: its failures (none yet) for the machine lists.
+    assert_eq!(
+        next_event(&mut machines).await.as_ref(),
+        &LiveEvent::MachineFailures {
+            machine_id: first.machine_id,
+            run_id: first.ids.run_id,
+            failed: 0
+        }
+    );
 
     tracker.record_test_start(start("t0.py")).await.unwrap();
     match next_event(&mut machine).await.as_ref() {
@@ -122,6 +131,15 @@ async fn plan_and_events_are_published_on_their_topics() {
         }
         other => panic!("unexpected {other:?}"),
     }
+    // Closing every ongoing test may move failures: the lists hear the count.
+    assert_eq!(
+        next_event(&mut machines).await.as_ref(),
+        &LiveEvent::MachineFailures {
+            machine_id: first.machine_id,
+            run_id: first.ids.run_id,
+            failed: 0
+        }
+    );
 
     let second = tracker.record_plan(plan(2)).await.unwrap();
     match next_event(&mut machine).await.as_ref() {

@@ -190,6 +190,21 @@
   tickAgo();
   setInterval(tickAgo, 1000);
 
+  // "N failed" beside a status badge in `cell`: shown while there are failures.
+  function showFailures(cell, failed) {
+    if (!cell) return;
+    var mark = cell.querySelector('.failures');
+    if (!(failed > 0)) {
+      if (mark) mark.remove();
+      return;
+    }
+    if (!mark) {
+      mark = el('span', { 'class': 'failures', 'data-field': 'failed' });
+      cell.append(' ', mark);
+    }
+    mark.textContent = failed + ' failed';
+  }
+
   // ---- machines list ----
 
   function machinesPage() {
@@ -203,7 +218,7 @@
       if (machine.liveness) applyLiveness(liveness, { liveness: machine.liveness, last_seen: machine.last_seen });
       return el('tr', { 'data-machine-id': Number(machine.id) },
         el('td', null, el('a', { href: url }, machine.name)),
-        el('td', null, badge(machine.status)),
+        el('td', { 'class': 'machine-status' }, badge(machine.status)),
         liveness,
         el('td', null, el('a', { href: url + '/last' }, 'last run')));
     }
@@ -246,6 +261,12 @@
         applyLiveness(cell, lively);
         return;
       }
+      var failures = message.machine_failures;
+      if (failures) {
+        showFailures(document.querySelector('tr[data-machine-id="' + Number(failures.id) + '"] .machine-status'),
+          Number(failures.failed));
+        return;
+      }
       var change = message.machine_id_status;
       if (!change) return;
       var row = document.querySelector('tr[data-machine-id="' + Number(change.id) + '"]');
@@ -273,6 +294,7 @@
         }
         if (!row) return;
         setBadge(row.querySelector('.status'), data.status);
+        showFailures(row.querySelector('[data-field="status"]'), Number(data.failed));
         var started = row.querySelector('[data-field="started"]');
         if (started && data.timestamp_start) started.textContent = displayTime(data.timestamp_start);
         var duration = row.querySelector('[data-field="duration"]');
@@ -290,7 +312,7 @@
           el('td', { 'data-field': 'duration' }, '—'),
           el('td', { 'class': 'num' }, Number(run.scenarios)),
           el('td', { 'class': 'num' }, Number(run.tests)),
-          el('td', null, badge(run.status)));
+          el('td', { 'data-field': 'status' }, badge(run.status)));
         table.tBodies[0].prepend(row);
         var count = document.querySelector('.pager [data-field="count"]');
         if (count) count.textContent = String(Number(count.textContent) + 1);
@@ -453,6 +475,10 @@
       notice.hidden = false;
     }
 
+    // A snapshot (whole, or an outline whose tests' statuses follow in parts). For another
+    // run than the one shown (the live page's machine posted a new plan), the page reads
+    // the server's markup of it and holds the socket's messages meanwhile, so the
+    // snapshot, its parts and the changes after it still apply in order.
     function applySnapshot(snapshot) {
       setOffset(snapshot.now);
       var run = snapshot.run;
@@ -461,15 +487,14 @@
         return;
       }
       if (!index || index.id !== Number(run.summary.id)) {
-        if (kind !== 'last') return;
-        if (index) showPreviousRun(index);
-        root.replaceChildren(buildRun(run));
-        document.title = run.machine_name + ' · last run · stpt';
-        reindex();
+        if (kind !== 'last' || fetchedRun === Number(run.summary.id)) return;
+        held = [{ snapshot: snapshot }];
+        readRun(Number(run.summary.id));
+        return;
       }
       run.scenarios.forEach(function (scenario) {
         applyScenario(scenario.id, scenario.status, scenario.counts);
-        scenario.tests.forEach(function (test) { applyTest(test.id, test.status); });
+        (scenario.tests || []).forEach(function (test) { applyTest(test.id, test.status); });
       });
       var summary = run.summary;
       if (summary.went_silent_at) showSilent(summary.went_silent_at);
@@ -477,73 +502,55 @@
       scheduleEta();
     }
 
+    function applyPart(part) {
+      if (!index || index.id !== Number(part.run_id)) return;
+      Object.keys(part.statuses).forEach(function (status) {
+        part.statuses[status].forEach(function (id) { applyTest(id, status); });
+      });
+    }
+
+    var held = null;
+    var fetchedRun = null;
+
+    function readRun(runId) {
+      var shown = index;
+      fetchedRun = runId;
+      fetch(location.href, { credentials: 'same-origin' })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          var fresh = html === null ? null : new DOMParser().parseFromString(html, 'text/html');
+          var freshRoot = fresh && fresh.getElementById('run-root');
+          if (!freshRoot) throw new Error('no run in the page read');
+          // Same-origin markup the server rendered with every runner string escaped.
+          if (shown) showPreviousRun(shown);
+          root.replaceChildren.apply(root, Array.prototype.slice.call(freshRoot.childNodes));
+          document.title = fresh.title;
+          reindex();
+        })
+        .then(function () {
+          var messages = held;
+          held = null;
+          messages.forEach(onMessage);
+        }, function () {
+          // Without the new run's markup the page cannot follow it: load it whole.
+          location.reload();
+        });
+    }
+
     function showNoRun() {
       root.replaceChildren(el('p', { 'class': 'empty', id: 'no-run' }, 'This machine has no run yet.'));
       reindex();
     }
 
-    function buildRun(run) {
-      var summary = run.summary;
-      var counts = summary.statistics.counts;
-      var total = sum(counts);
-      var done = finished(counts);
-      var runId = Number(summary.id);
-      var machineUrl = prefix + '/machine/' + Number(summary.machine_id);
-      var fact = function (label, value, name) {
-        return el('div', null, el('dt', null, label), el('dd', name ? { 'data-field': name } : null, value));
-      };
-      var heads = el('tr');
-      var cells = el('tr');
-      STATUSES.forEach(function (status) {
-        heads.append(el('th', null, el('span', { 'class': 'dot', 'data-status': status }), status));
-        cells.append(el('td', { 'data-count': status }, Number(counts[status]) || 0));
-      });
-      heads.append(el('th', null, 'tests'), el('th', null, 'scenarios'));
-      cells.append(el('td', { 'data-field': 'tests' }, total), el('td', null, Number(summary.statistics.scenarios)));
-      var duration = el('dd', { 'data-field': 'duration', 'data-start': summary.timestamp_start || '', 'data-stop': summary.timestamp_stop || '' }, '—');
-      var scenarios = el('ol', { 'class': 'scenarios' });
-      run.scenarios.forEach(function (scenario) {
-        var heading = el('h2', null,
-          badge(scenario.status), ' ',
-          el('a', { href: prefix + '/scenario/' + Number(scenario.id) }, scenario.file.file_name), ' ',
-          el('span', { 'class': 'scenario-count' },
-            el('span', { 'data-field': 'done' }, finished(scenario.counts)), ' / ' + sum(scenario.counts)));
-        var item = el('li', { 'class': 'scenario', 'data-scenario-id': Number(scenario.id), 'data-status': scenario.status }, heading);
-        if (scenario.tests.length) {
-          var tests = el('ol', { 'class': 'tests' });
-          scenario.tests.forEach(function (test) {
-            tests.append(el('li', { 'class': 'test', 'data-test-id': Number(test.id), 'data-status': test.status },
-              badge(test.status), ' ',
-              el('a', { href: prefix + '/test/' + Number(test.id) }, test.file.file_name)));
-          });
-          item.append(tests);
-        } else {
-          item.append(el('p', { 'class': 'empty' }, 'No tests in this scenario.'));
-        }
-        scenarios.append(item);
-      });
-      return el('section', { 'class': 'run', id: 'run', 'data-run-id': runId, 'data-machine-id': Number(summary.machine_id), 'data-status': summary.status },
-        el('header', { 'class': 'run-header' },
-          el('h1', null, badge(summary.status, true), ' ',
-            el('span', { 'class': 'failures', 'data-field': 'failed', hidden: '' }, '0 failed'), ' ',
-            el('span', { 'class': 'run-title' }, 'Run #' + runId + ' · ',
-              el('a', { href: prefix + '/master_scenario/' + runId }, run.master.file_name))),
-          el('dl', { 'class': 'facts' },
-            fact('Machine', el('a', { href: machineUrl }, run.machine_name)),
-            fact('Planned', displayTime(summary.timestamp)),
-            fact('Started', displayTime(summary.timestamp_start), 'started'),
-            fact('Finished', displayTime(summary.timestamp_stop), 'finished'),
-            el('div', null, el('dt', null, 'Duration'), duration))),
-        el('div', { 'class': 'progress-row' },
-          el('progress', { 'data-field': 'progress', max: Math.max(total, 1), value: done, 'aria-label': 'Tests done' }),
-          el('span', { 'class': 'progress-text', 'aria-live': 'polite' },
-            el('span', { 'data-field': 'done' }, done), ' / ', el('span', { 'data-field': 'total' }, total), ' tests done')),
-        el('div', { 'class': 'eta', 'data-field': 'eta', hidden: '' },
-          el('progress', { 'data-field': 'eta-progress', max: 1, value: 0 }),
-          el('span', { 'class': 'eta-text' },
-            el('span', { 'data-field': 'eta-left' }), ' ', el('span', { 'data-field': 'eta-running' }))),
-        el('table', { 'class': 'stats' }, el('thead', null, heads), el('tbody', null, cells)),
-        scenarios);
+    function onMessage(message) {
+      if (held) held.push(message);
+      else if (message.snapshot) applySnapshot(message.snapshot);
+      else if (message.snapshot_part) applyPart(message.snapshot_part);
+      else if (message.run_changed) applyChange(message.run_changed);
+      else if (message.run_created && kind === 'run') {
+        var notice = document.getElementById('newer-run');
+        if (notice) notice.hidden = false;
+      }
     }
 
     // ---- when will it finish: fetched after changes, counted down in between ----
@@ -643,14 +650,7 @@
     setInterval(tick, 1000);
     var live = null;
     if (!body.dataset.ws) return;
-    live = connect(body.dataset.ws, function (message) {
-      if (message.snapshot) applySnapshot(message.snapshot);
-      else if (message.run_changed) applyChange(message.run_changed);
-      else if (message.run_created && kind === 'run') {
-        var notice = document.getElementById('newer-run');
-        if (notice) notice.hidden = false;
-      }
-    });
+    live = connect(body.dataset.ws, onMessage);
   }
 
   // ---- the wall: its grid is re-read from the server on machine changes and every 10 s ----

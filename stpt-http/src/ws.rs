@@ -28,9 +28,11 @@
 //!   machine status change. With `?page=&page_size=`, the statuses of that page of machines
 //!   are sent on connect and after a lag. With `?liveness=1` (stpt's own pages; the seed's
 //!   clients never ask, so they get only the seed's messages), also
-//!   `{"machine_liveness": {"id", "liveness", "last_seen"}}` on connect and on every change.
+//!   `{"machine_liveness": {"id", "liveness", "last_seen"}}` and
+//!   `{"machine_failures": {"id", "run_id", "failed"}}` (the latest run's failed and errored
+//!   tests) on connect and on every change.
 //! - `/ws/v1/machine/{id}/runs/` — `{"run_data": {"id", "status", "timestamp_start",
-//!   "timestamp_stop"}}` when a run's status changes,
+//!   "timestamp_stop", "failed"}}` when a run's status or failure count changes,
 //!   and `{"run_created": {"id", "status", "timestamp", "scenarios", "tests"}}` for a new run.
 //!   With `?page=&page_size=`, that page's statuses are sent on connect and after a lag; with
 //!   `?liveness=1`, the machine's liveness changes as on the status socket.
@@ -41,6 +43,12 @@
 //!   run's snapshot.
 //! - `/ws/v1/run/{id}/` — the same for one run: its snapshot, its changes, and
 //!   `{"run_created": RunSummary}` when a newer run of its machine supersedes it.
+//!
+//! With `?parts=1` (stpt's own pages), these two send a run's snapshot in parts, so a
+//! 10,000-test run is not one large frame of names it already shows:
+//! `{"snapshot": {"now", "run": {"summary", "machine_name", "master", "scenarios"}, "parts": n}}`
+//! (scenarios without their tests), then `n` messages `{"snapshot_part": {"run_id",
+//! "statuses": {"passed": [test ids], …}}}` of at most 2,000 tests each, before any change.
 
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -50,11 +58,11 @@ use axum::response::Response;
 use axum::routing::{MethodRouter, get};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use stpt_core::{
     Delivery, Error, ItemRef, LiveEvent, Liveness, MachineId, MachineStatus, PageRequest,
-    RunDetail, RunId, RunSummary, Status, Topic, Tracker,
+    RunDetail, RunId, RunSummary, Status, TestId, Topic, Tracker,
 };
 use tokio_stream::StreamExt;
 
@@ -141,23 +149,36 @@ async fn machine_runs(
 async fn machine_last(
     State(tracker): State<Tracker>,
     Path(id): Path<String>,
+    uri: Uri,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let machine = MachineId(parse_id("machine", &id)?);
+    let snapshot = SnapshotForm::asked(&uri);
     tracker.machine(machine).await?;
     Ok(limited(upgrade)
-        .on_upgrade(move |socket| serve(socket, tracker, Follow::Latest { machine })))
+        .on_upgrade(move |socket| serve(socket, tracker, Follow::Latest { machine, snapshot })))
 }
 
 async fn run(
     State(tracker): State<Tracker>,
     Path(id): Path<String>,
+    uri: Uri,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let run = RunId(parse_id("run", &id)?);
+    let snapshot = SnapshotForm::asked(&uri);
     let machine = tracker.item(ItemRef::MasterScenario(run)).await?.machine_id;
-    Ok(limited(upgrade)
-        .on_upgrade(move |socket| serve(socket, tracker, Follow::Run { machine, run })))
+    Ok(limited(upgrade).on_upgrade(move |socket| {
+        serve(
+            socket,
+            tracker,
+            Follow::Run {
+                machine,
+                run,
+                snapshot,
+            },
+        )
+    }))
 }
 
 async fn seed_machine_status(
@@ -206,6 +227,27 @@ async fn seed_machine_last(
 }
 
 /// `?liveness=1`: stpt's pages ask for liveness messages, which the seed's clients do not know.
+/// How a run socket sends a run's state: whole, or as an outline and then its tests'
+/// statuses in parts (`?parts=1`, what stpt's pages ask for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SnapshotForm {
+    Whole,
+    InParts,
+}
+
+impl SnapshotForm {
+    fn asked(uri: &Uri) -> Self {
+        let in_parts = uri
+            .query()
+            .is_some_and(|query| query.split('&').any(|pair| pair == "parts=1"));
+        if in_parts {
+            SnapshotForm::InParts
+        } else {
+            SnapshotForm::Whole
+        }
+    }
+}
+
 fn wants_liveness(uri: &Uri) -> bool {
     uri.query()
         .is_some_and(|query| query.split('&').any(|pair| pair == "liveness=1"))
@@ -237,15 +279,17 @@ enum Follow {
         machine: MachineId,
         page: Option<PageRequest>,
         liveness: bool,
-        /// The last status sent per run, so only real status changes are sent.
-        sent: HashMap<RunId, Status>,
+        /// The last status and failure count sent per run, so only real changes are sent.
+        sent: HashMap<RunId, (Status, u32)>,
     },
     Latest {
         machine: MachineId,
+        snapshot: SnapshotForm,
     },
     Run {
         machine: MachineId,
         run: RunId,
+        snapshot: SnapshotForm,
     },
     /// The seed's status socket.
     SeedMachines,
@@ -295,12 +339,19 @@ enum Outgoing<'a> {
         status: MachineStatus,
         name: &'a str,
     },
-    /// A run's status, with its times so a runs table can show them.
+    /// A run's status, with its times and failures so a runs table can show them.
     RunData {
         id: RunId,
         status: Status,
         timestamp_start: Option<DateTime<Utc>>,
         timestamp_stop: Option<DateTime<Utc>>,
+        failed: u32,
+    },
+    /// The failures of a machine's latest run, for a list of machines.
+    MachineFailures {
+        id: MachineId,
+        run_id: RunId,
+        failed: u32,
     },
     MachineLiveness {
         id: MachineId,
@@ -322,6 +373,19 @@ enum Outgoing<'a> {
         now: DateTime<Utc>,
         run: Option<&'a RunDetail>,
     },
+    /// A run's snapshot in parts: first the run without its tests, under the same key.
+    #[serde(rename = "snapshot")]
+    SnapshotOutline {
+        now: DateTime<Utc>,
+        run: RunOutline<'a>,
+        /// How many `snapshot_part` messages follow.
+        parts: usize,
+    },
+    /// Then its tests' statuses, by status.
+    SnapshotPart {
+        run_id: RunId,
+        statuses: BTreeMap<Status, Vec<TestId>>,
+    },
 }
 
 impl Outgoing<'_> {
@@ -336,7 +400,7 @@ impl Follow {
         match self {
             Follow::Machines { .. } => Topic::Machines,
             Follow::Runs { machine, .. }
-            | Follow::Latest { machine }
+            | Follow::Latest { machine, .. }
             | Follow::Run { machine, .. } => Topic::Machine(*machine),
             Follow::SeedMachines => Topic::Machines,
             Follow::SeedRuns { machine, .. } | Follow::SeedLatest { machine, .. } => {
@@ -409,12 +473,27 @@ impl Follow {
                         }
                         .text()?,
                     );
-                    if let Some(liveness) = machine.liveness.filter(|_| *with_liveness) {
+                    if !*with_liveness {
+                        continue;
+                    }
+                    if let Some(liveness) = machine.liveness {
                         messages.push(
                             Outgoing::MachineLiveness {
                                 id: machine.id,
                                 liveness,
                                 last_seen: machine.last_seen,
+                            }
+                            .text()?,
+                        );
+                    }
+                    // One indexed read a machine, on connect and after a lag only.
+                    let latest = tracker.runs(machine.id, PageRequest::new(1, 1)?).await?;
+                    if let Some(run) = latest.items.first() {
+                        messages.push(
+                            Outgoing::MachineFailures {
+                                id: machine.id,
+                                run_id: run.id,
+                                failed: run.statistics.counts.failures(),
                             }
                             .text()?,
                         );
@@ -435,24 +514,26 @@ impl Follow {
                 runs.items
                     .iter()
                     .map(|run| {
-                        sent.insert(run.id, run.status);
+                        let failed = run.statistics.counts.failures();
+                        sent.insert(run.id, (run.status, failed));
                         Outgoing::RunData {
                             id: run.id,
                             status: run.status,
                             timestamp_start: run.timestamp_start,
                             timestamp_stop: run.timestamp_stop,
+                            failed,
                         }
                         .text()
                     })
                     .collect()
             }
-            Follow::Latest { machine } => {
+            Follow::Latest { machine, snapshot } => {
                 let run = tracker.latest_run(*machine).await?;
-                Ok(vec![run_snapshot(tracker, run.as_ref())?])
+                run_snapshot(tracker, run.as_ref(), *snapshot)
             }
-            Follow::Run { run, .. } => {
+            Follow::Run { run, snapshot, .. } => {
                 let run = tracker.run(*run).await?;
-                Ok(vec![run_snapshot(tracker, Some(&run))?])
+                run_snapshot(tracker, Some(&run), *snapshot)
             }
         }
     }
@@ -476,6 +557,21 @@ impl Follow {
                     id: *machine_id,
                     status: *status,
                     name: machine_name,
+                }
+                .text()?,
+            ]),
+            (
+                Follow::Machines { liveness: true, .. },
+                LiveEvent::MachineFailures {
+                    machine_id,
+                    run_id,
+                    failed,
+                },
+            ) => Ok(vec![
+                Outgoing::MachineFailures {
+                    id: *machine_id,
+                    run_id: *run_id,
+                    failed: *failed,
                 }
                 .text()?,
             ]),
@@ -536,7 +632,8 @@ impl Follow {
                 Ok(Vec::new())
             }
             (Follow::Runs { sent, .. }, LiveEvent::RunChanged(change)) => {
-                if sent.insert(change.run_id, change.status) == Some(change.status) {
+                let seen = (change.status, change.counts.failures());
+                if sent.insert(change.run_id, seen) == Some(seen) {
                     return Ok(Vec::new());
                 }
                 Ok(vec![
@@ -545,18 +642,21 @@ impl Follow {
                         status: change.status,
                         timestamp_start: change.timestamp_start,
                         timestamp_stop: change.timestamp_stop,
+                        failed: seen.1,
                     }
                     .text()?,
                 ])
             }
             (Follow::Runs { sent, .. }, LiveEvent::RunCreated { run }) => {
-                sent.insert(run.id, run.status);
+                let failed = run.statistics.counts.failures();
+                sent.insert(run.id, (run.status, failed));
                 Ok(vec![
                     Outgoing::RunData {
                         id: run.id,
                         status: run.status,
                         timestamp_start: run.timestamp_start,
                         timestamp_stop: run.timestamp_stop,
+                        failed,
                     }
                     .text()?,
                     Outgoing::RunRowCreated {
@@ -575,13 +675,12 @@ impl Follow {
             (Follow::Run { run, .. }, LiveEvent::RunChanged(change)) if change.run_id == *run => {
                 Ok(vec![Outgoing::RunChanged(change).text()?])
             }
-            (Follow::Latest { .. }, LiveEvent::RunCreated { run }) => {
+            (Follow::Latest { snapshot, .. }, LiveEvent::RunCreated { run }) => {
                 // The page needs the new run's items once; every later event is compact.
                 let detail = tracker.run(run.id).await?;
-                Ok(vec![
-                    Outgoing::RunCreated(run).text()?,
-                    run_snapshot(tracker, Some(&detail))?,
-                ])
+                let mut messages = vec![Outgoing::RunCreated(run).text()?];
+                messages.extend(run_snapshot(tracker, Some(&detail), *snapshot)?);
+                Ok(messages)
             }
             (Follow::Run { run: followed, .. }, LiveEvent::RunCreated { run })
                 if run.id != *followed =>
@@ -593,12 +692,89 @@ impl Follow {
     }
 }
 
-fn run_snapshot(tracker: &Tracker, run: Option<&RunDetail>) -> Result<Message, Error> {
-    Outgoing::Snapshot {
-        now: tracker.now(),
-        run,
+/// A run's state as the socket's form asks: one `snapshot`, or an outline and its parts.
+fn run_snapshot(
+    tracker: &Tracker,
+    run: Option<&RunDetail>,
+    form: SnapshotForm,
+) -> Result<Vec<Message>, Error> {
+    let now = tracker.now();
+    let Some(run) = run.filter(|_| form == SnapshotForm::InParts) else {
+        return Ok(vec![Outgoing::Snapshot { now, run }.text()?]);
+    };
+    let tests: Vec<(TestId, Status)> = run
+        .scenarios
+        .iter()
+        .flat_map(|scenario| scenario.tests.iter().map(|test| (test.id, test.status)))
+        .collect();
+    let chunks = tests.chunks(SNAPSHOT_PART_TESTS);
+    let mut messages = Vec::with_capacity(chunks.len() + 1);
+    messages.push(
+        Outgoing::SnapshotOutline {
+            now,
+            run: RunOutline::of(run),
+            parts: chunks.len(),
+        }
+        .text()?,
+    );
+    for chunk in chunks {
+        let mut statuses: BTreeMap<Status, Vec<TestId>> = BTreeMap::new();
+        for (id, status) in chunk {
+            statuses.entry(*status).or_default().push(*id);
+        }
+        messages.push(
+            Outgoing::SnapshotPart {
+                run_id: run.summary.id,
+                statuses,
+            }
+            .text()?,
+        );
     }
-    .text()
+    Ok(messages)
+}
+
+/// Tests per `snapshot_part` message: a 10,000-test run goes in five small frames.
+const SNAPSHOT_PART_TESTS: usize = 2_000;
+
+/// A run without its tests: the header and each scenario's aggregate.
+#[derive(Debug, Serialize)]
+struct RunOutline<'a> {
+    summary: &'a RunSummary,
+    machine_name: &'a str,
+    master: &'a stpt_core::FileRef,
+    scenarios: Vec<ScenarioOutline<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ScenarioOutline<'a> {
+    id: stpt_core::ScenarioId,
+    file: &'a stpt_core::FileRef,
+    status: Status,
+    counts: &'a stpt_core::StatusCounts,
+    timestamp_start: Option<DateTime<Utc>>,
+    timestamp_stop: Option<DateTime<Utc>>,
+}
+
+impl<'a> RunOutline<'a> {
+    fn of(run: &'a RunDetail) -> Self {
+        RunOutline {
+            summary: &run.summary,
+            machine_name: &run.machine_name,
+            master: &run.master,
+            scenarios: run
+                .scenarios
+                .iter()
+                .map(|scenario| ScenarioOutline {
+                    id: scenario.id,
+                    file: &scenario.file,
+                    status: scenario.status,
+                    counts: &scenario.counts,
+                    timestamp_start: scenario.timestamp_start,
+                    timestamp_stop: scenario.timestamp_stop,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Why a socket's task ended early.

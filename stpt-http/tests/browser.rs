@@ -1300,6 +1300,15 @@ async fn live_pages_keep_up_in_headless_chromium() {
             .await,
         true
     );
+    // A failing test shows beside the machine's status without a reload.
+    let (url, body) = start("rig-a", "/rig/lamp", "lamp_on.py", &now());
+    assert_eq!(post(&server, url, &body).await.0, 202);
+    let (url, body) = stop("rig-a", "/rig/lamp", "lamp_on.py", "failed", &now());
+    assert_eq!(post(&server, url, &body).await.0, 202);
+    page.wait_for(
+        "document.querySelector('tr[data-machine-id=\"1\"] .failures')?.textContent === '1 failed'",
+    )
+    .await;
 
     // One machine a page: a new machine on page 2 is announced; a change on page 2 is not.
     page.navigate(&format!("{base}/?page_size=1")).await;
@@ -1368,11 +1377,20 @@ async fn live_pages_keep_up_in_headless_chromium() {
             let (url, body) = start("rig-a", path, name, &now());
             assert_eq!(post(&server, url, &body).await.0, 202);
         }
-        let (url, body) = stop("rig-a", path, name, "passed", &now());
+        let outcome = if *name == "lamp_off.py" {
+            "failed"
+        } else {
+            "passed"
+        };
+        let (url, body) = stop("rig-a", path, name, outcome, &now());
         assert_eq!(post(&server, url, &body).await.0, 202);
     }
     page.wait_for(
-        "document.querySelector('h1.machine-title > .status').dataset.status === 'passed'",
+        "document.querySelector('h1.machine-title > .status').dataset.status === 'failed'",
+    )
+    .await;
+    page.wait_for(
+        "document.querySelector('tr[data-run-id=\"4\"] .failures')?.textContent === '1 failed'",
     )
     .await;
     page.wait_for("document.querySelector('tr[data-run-id=\"4\"] [data-field=\"duration\"]').textContent !== '—'")
@@ -1393,7 +1411,10 @@ async fn live_pages_keep_up_in_headless_chromium() {
         .eval("document.getElementById('previous-run').textContent")
         .await;
     assert!(
-        notice.as_str().unwrap().starts_with("Run #4 ended passed"),
+        notice
+            .as_str()
+            .unwrap()
+            .starts_with("Run #4 ended failed · 1 failed"),
         "{notice}"
     );
     assert_eq!(
@@ -1402,6 +1423,23 @@ async fn live_pages_keep_up_in_headless_chromium() {
         )
         .await,
         "/machine/run_data/4/"
+    );
+    // The next run is drawn by the server's own markup (collapsible scenarios, history
+    // links, data-previous for live "new failure" badges), not a bare list.
+    assert_eq!(
+        page.eval("document.getElementById('run').dataset.runId")
+            .await,
+        "5"
+    );
+    assert_eq!(
+        page.eval("document.querySelectorAll('#run details.scenario-box').length > 0 && document.querySelectorAll('#run li.test a.history-link').length === 4")
+            .await,
+        true
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#run li.test[data-previous]') !== null")
+            .await,
+        true
     );
 
     // The connection drops: the countdown counts down, and the running duration waits.

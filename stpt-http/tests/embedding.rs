@@ -160,10 +160,9 @@ async fn every_router_merges_under_a_prefix_into_a_host_with_its_own_fallback() 
         "{}",
         run.body
     );
-    assert!(
-        run.body
-            .contains(&format!(r#"data-ws="{PREFIX}/ws/v1/machine/1/last/""#))
-    );
+    assert!(run.body.contains(&format!(
+        r#"data-ws="{PREFIX}/ws/v1/machine/1/last/?parts=1""#
+    )));
     let css = get_as(&app, &format!("{PREFIX}/static/stpt.css"), &[]).await;
     assert_eq!(css.status, StatusCode::OK);
 

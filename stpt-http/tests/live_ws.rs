@@ -238,6 +238,103 @@ async fn machine_status_socket_uses_the_seed_key_with_names() {
     assert_silent(&mut all).await;
 }
 
+/// The next message under `key`, passing over others (liveness changes come when they come).
+async fn next_keyed(socket: &mut Socket, key: &str) -> Value {
+    loop {
+        let message = next(socket).await;
+        if let Some(value) = message.get(key) {
+            return value.clone();
+        }
+    }
+}
+
+#[tokio::test]
+async fn machine_lists_and_runs_tables_hear_failures_as_they_happen() {
+    let base = server().await;
+    let mut machines = connect(&base, "/ws/v1/machine/status/?liveness=1").await;
+    send(
+        &base,
+        (
+            "/tm_api/dry_run/",
+            small_plan("rig-1", "2026-11-24 13:00:00"),
+        ),
+    )
+    .await;
+    assert_eq!(
+        next_keyed(&mut machines, "machine_failures").await,
+        serde_json::json!({"id": 1, "run_id": 1, "failed": 0})
+    );
+    let mut runs = connect(&base, "/ws/v1/machine/1/runs/?page=1").await;
+    assert_eq!(next_keyed(&mut runs, "run_data").await["failed"], 0);
+    send(
+        &base,
+        start("rig-1", "/rig/lamp", "lamp_on.py", "2026-11-24 13:01:00"),
+    )
+    .await;
+    assert_eq!(next_keyed(&mut runs, "run_data").await["status"], "running");
+    send(
+        &base,
+        stop(
+            "rig-1",
+            "/rig/lamp",
+            "lamp_on.py",
+            "failed",
+            "2026-11-24 13:02:00",
+        ),
+    )
+    .await;
+    assert_eq!(
+        next_keyed(&mut machines, "machine_failures").await,
+        serde_json::json!({"id": 1, "run_id": 1, "failed": 1})
+    );
+    // The run's status stays what it was (tests still wait) but its failures moved.
+    let data = next_keyed(&mut runs, "run_data").await;
+    assert_eq!(
+        (data["failed"].as_u64(), data["id"].as_i64()),
+        (Some(1), Some(1)),
+        "{data}"
+    );
+    // A page that (re)connects reads the failures of each machine's latest run first.
+    let mut paged = connect(&base, "/ws/v1/machine/status/?page=1&liveness=1").await;
+    assert_eq!(
+        next_keyed(&mut paged, "machine_failures").await,
+        serde_json::json!({"id": 1, "run_id": 1, "failed": 1})
+    );
+    // The seed's clients hear nothing of it.
+    let mut seed = connect(&base, "/ws/machine/status/").await;
+    send(
+        &base,
+        start(
+            "rig-1",
+            "/rig/motor",
+            "motor_spin.py",
+            "2026-11-24 13:03:00",
+        ),
+    )
+    .await;
+    send(
+        &base,
+        stop(
+            "rig-1",
+            "/rig/motor",
+            "motor_spin.py",
+            "error",
+            "2026-11-24 13:04:00",
+        ),
+    )
+    .await;
+    assert_eq!(
+        next_keyed(&mut machines, "machine_failures").await["failed"],
+        2
+    );
+    // Only the seed's status messages (the machine went running, then waiting).
+    for _ in 0..2 {
+        let message = next(&mut seed).await;
+        assert!(message.get("machine_id_status").is_some(), "{message}");
+    }
+    assert_silent(&mut seed).await;
+}
+
 /// A `run_data` message: its run, status, and times (a start once running, a stop once
 /// finished, both on the server's clock).
 fn assert_run_data(message: serde_json::Value, id: i64, status: &str) {
@@ -431,6 +528,96 @@ async fn a_lagging_client_gets_a_fresh_snapshot() {
     assert_eq!(next(&mut socket).await["run_changed"]["run_id"], 1);
     assert_eq!(next(&mut socket).await["run_changed"]["run_id"], 1);
     assert_silent(&mut socket).await;
+}
+
+#[tokio::test]
+async fn a_big_run_snapshot_comes_in_small_parts() {
+    let base = server().await;
+    let tests = 5_001;
+    let (status, created) = post(&base, "/api/v1/plans", &big_plan("rig-1", tests)).await;
+    assert_eq!(status, 201, "{created}");
+    send(
+        &base,
+        start("rig-1", "/rig/big", "t0000.py", "2026-11-24 13:01:00"),
+    )
+    .await;
+    send(
+        &base,
+        stop(
+            "rig-1",
+            "/rig/big",
+            "t0000.py",
+            "failed",
+            "2026-11-24 13:02:00",
+        ),
+    )
+    .await;
+    send(
+        &base,
+        start("rig-1", "/rig/big", "t0001.py", "2026-11-24 13:03:00"),
+    )
+    .await;
+
+    let mut whole = connect(&base, "/ws/v1/machine/1/last/").await;
+    let (_, whole_bytes) = next_sized(&mut whole).await;
+
+    let mut sockets = Vec::new();
+    for path in ["/ws/v1/machine/1/last/?parts=1", "/ws/v1/run/1/?parts=1"] {
+        let mut socket = connect(&base, path).await;
+        let (outline, mut bytes) = next_sized(&mut socket).await;
+        let outline = &outline["snapshot"];
+        assert_eq!(outline["parts"], 3, "{path}");
+        assert_eq!(outline["run"]["summary"]["status"], "running");
+        assert_eq!(outline["run"]["scenarios"][0]["counts"]["failed"], 1);
+        assert!(outline["run"]["scenarios"][0].get("tests").is_none());
+        let mut seen: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut ids = std::collections::BTreeSet::new();
+        for _ in 0..3 {
+            let (part, size) = next_sized(&mut socket).await;
+            bytes += size;
+            let part = &part["snapshot_part"];
+            assert_eq!(part["run_id"], 1);
+            let mut in_part = 0;
+            for (status, listed) in part["statuses"].as_object().unwrap() {
+                let listed = listed.as_array().unwrap();
+                in_part += listed.len();
+                *seen.entry(status.clone()).or_default() += listed.len();
+                ids.extend(listed.iter().map(|id| id.as_i64().unwrap()));
+            }
+            assert!(in_part <= 2_000, "{in_part} tests in one part");
+        }
+        assert_eq!(ids.len(), tests, "every test once");
+        assert_eq!(
+            seen,
+            [("failed", 1), ("running", 1), ("waiting", tests - 2)]
+                .map(|(status, count)| (status.to_owned(), count))
+                .into()
+        );
+        assert!(
+            bytes * 4 < whole_bytes,
+            "{bytes} bytes in parts against {whole_bytes} whole"
+        );
+        sockets.push(socket);
+    }
+    // Then changes, as before.
+    send(
+        &base,
+        stop(
+            "rig-1",
+            "/rig/big",
+            "t0001.py",
+            "passed",
+            "2026-11-24 13:04:00",
+        ),
+    )
+    .await;
+    for socket in &mut sockets {
+        let change = next(socket).await;
+        assert_eq!(
+            change["run_changed"]["tests"][0]["status"], "passed",
+            "{change}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -255,7 +255,7 @@ async fn links_survive_a_nesting_prefix() {
         r#"href="/stpt""#,
         r#"href="/stpt/machine/1""#,
         r#"href="/stpt/test/1""#,
-        r#"data-ws="/stpt/ws/v1/machine/1/last/""#,
+        r#"data-ws="/stpt/ws/v1/machine/1/last/?parts=1""#,
     ] {
         assert!(html.contains(link), "{link} missing in {html}");
     }

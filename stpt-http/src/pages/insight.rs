@@ -376,8 +376,7 @@ pub(super) async fn search_page(
                     master: listing.master.file_name.clone(),
                     master_path: listing.master.file_path.clone(),
                     received: display_time(listing.run.received_at),
-                    failures: listing.run.statistics.counts.get(Status::Failed)
-                        + listing.run.statistics.counts.get(Status::Error),
+                    failures: listing.run.statistics.counts.failures(),
                 })
                 .collect(),
             tests_total: tests.as_ref().map(|page| page.total),

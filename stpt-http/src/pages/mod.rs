@@ -554,7 +554,7 @@ async fn with_failures(
                 .await?
                 .items
                 .first()
-                .map(|run| views::failed_count(&run.statistics.counts)),
+                .map(|run| run.statistics.counts.failures()),
             None => None,
         };
         let mut link = MachineLinks::new(machine, &cx.prefix, now);
@@ -755,7 +755,7 @@ async fn last_run_page(
                 Crumb::link(machine.name.clone(), machine.url.clone()),
                 Crumb::here("Last run"),
             ],
-            live: Some(format!("{}/ws/v1/machine/{id}/last/", cx.prefix)),
+            live: Some(format!("{}/ws/v1/machine/{id}/last/?parts=1", cx.prefix)),
             data: RunData {
                 run: run.map(|run| {
                     let view = RunView::new(run, &cx.prefix, now).heard_at(last_seen);
@@ -797,7 +797,7 @@ async fn run_page(
             .summary
             .status
             .is_ongoing()
-            .then(|| format!("{}/ws/v1/run/{id}/", cx.prefix));
+            .then(|| format!("{}/ws/v1/run/{id}/?parts=1", cx.prefix));
         cx.render_large(View {
             template: "stpt/run.html",
             kind: "run",

@@ -165,14 +165,9 @@ impl RunRow {
             scenarios: run.statistics.scenarios,
             tests: run.statistics.tests,
             status: run.status,
-            failed: failed_count(&run.statistics.counts),
+            failed: run.statistics.counts.failures(),
         }
     }
-}
-
-/// Tests that failed a check or raised an error.
-pub(crate) fn failed_count(counts: &StatusCounts) -> u32 {
-    counts.get(Status::Failed) + counts.get(Status::Error)
 }
 
 /// One status's count in the statistics table.
@@ -406,7 +401,7 @@ impl RunView {
             came_back: None,
             done: counts.finished(),
             total: counts.total(),
-            failed: failed_count(&counts),
+            failed: counts.failures(),
             segments: segments(&counts),
             stats: stat_cells(&counts),
             scenarios_count: summary.statistics.scenarios,
@@ -610,7 +605,7 @@ impl ScenarioRow {
             status: scenario.status,
             done: scenario.counts.finished(),
             total: scenario.counts.total(),
-            failed: failed_count(&scenario.counts),
+            failed: scenario.counts.failures(),
             open: true,
             tests,
         }

@@ -59,7 +59,7 @@ impl Tile {
     fn new(machine: MachineSummary, run: Option<&RunSummary>, prefix: &str) -> Self {
         let counts = run.map(|run| run.statistics.counts).unwrap_or_default();
         let status = run.map_or(Status::Unknown, |run| run.status);
-        let failed = counts.get(Status::Failed) + counts.get(Status::Error);
+        let failed = counts.failures();
         let stale = status.is_ongoing()
             && matches!(machine.liveness, Some(Liveness::Quiet | Liveness::Offline));
         Tile {
