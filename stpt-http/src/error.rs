@@ -37,8 +37,9 @@ pub(crate) struct ErrorEnvelope {
 /// What went wrong: a stable code for programs and a message for people.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ErrorBody {
-    /// Stable, for programs: `malformed_json`, `malformed_xml`, `invalid_input`, `unreadable_body`,
-    /// `unsupported_media_type`, `body_too_large`, `unauthorized`, `forbidden`, `not_found`,
+    /// Stable, for programs: `malformed_json`, `malformed_xml`, `malformed_form`,
+    /// `invalid_input`, `unreadable_body`, `unsupported_media_type`, `body_too_large`,
+    /// `unauthorized`, `forbidden`, `not_found`,
     /// `no_match`, `conflict` (not retryable as it is), `idempotency_key_reused` (never
     /// retry with that key), `busy` (`503`: retry after `Retry-After` seconds),
     /// `method_not_allowed`, `request_timeout`, `not_supported` or `internal_error`.

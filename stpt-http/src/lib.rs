@@ -66,8 +66,9 @@ impl HttpConfig {
     pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
     /// Uses stpt's own accounts (users, sessions, runner tokens; see
-    /// [`Accounts`]): people sign in at `/login/` and reset their password at
-    /// `/password_reset/`, admins manage users and runner tokens at `/admin/`, and runners'
+    /// [`Accounts`]): people sign in at `/login/`, change their password at
+    /// `/account/password/` and reset a forgotten one at `/password_reset/`, admins manage
+    /// users (their role, email and password) and runner tokens at `/admin/`, and runners'
     /// bearer tokens are checked against them. With [`HttpConfig::with_identity`] as well,
     /// the host identifies people instead and the accounts only check runner tokens.
     pub fn with_accounts(mut self, accounts: Accounts) -> Self {
@@ -151,7 +152,7 @@ impl HttpConfig {
     }
 
     /// The names of the built-in templates, which [`HttpConfig::with_template`] overrides.
-    pub const TEMPLATE_NAMES: [&'static str; 20] = [
+    pub const TEMPLATE_NAMES: [&'static str; 21] = [
         "stpt/wall.html",
         "stpt/wall_grid.html",
         "stpt/base.html",
@@ -170,6 +171,7 @@ impl HttpConfig {
         "stpt/login.html",
         "stpt/logout.html",
         "stpt/password_reset.html",
+        "stpt/password_change.html",
         "stpt/admin.html",
         "stpt/token_created.html",
     ];
@@ -242,9 +244,9 @@ where
 /// `/master_scenario/{id}`), the API documentation (`/docs/`, describing
 /// [`api_router`]'s routes), the admins' *Delete* actions (`/admin/machines/{id}/delete`,
 /// `/admin/runs/{id}/delete`), and their assets under `/static/`. With stpt's accounts
-/// signing people in ([`HttpConfig::with_accounts`] without a host identity), also sign-in
-/// and password reset (`/login/`, `/logout/`, `/password_reset/`, `/reset/{link}/`) and the
-/// admin page (`/admin/`).
+/// signing people in ([`HttpConfig::with_accounts`] without a host identity), also sign-in,
+/// password change and reset (`/login/`, `/logout/`, `/account/password/`,
+/// `/password_reset/`, `/reset/{link}/`) and the admin page (`/admin/`).
 ///
 /// Live pages connect to [`sockets_router`]'s paths under the same prefix.
 pub fn pages_router<S>(tracker: Tracker, config: &HttpConfig) -> Router<S>

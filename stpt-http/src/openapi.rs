@@ -90,7 +90,7 @@ fn to_json(document: &Document) -> String {
     serde_json::to_string(document).unwrap_or_else(|_| "{}".to_owned())
 }
 
-/// Every POST is a runner event with a JSON body. It takes a runner token (unless the
+/// Every POST is a runner event with a JSON body (the seed's also take forms). It takes a runner token (unless the
 /// operator opened ingestion to the runner's network), and can answer 401 and 403 (access),
 /// 413 and 415 (the body), and 503 (a concurrent writer got in the way).
 fn describe_runner_posts(document: &mut Document) {
@@ -159,17 +159,30 @@ fn describe_runner_posts(document: &mut Document) {
         None,
     )
     .build();
+    // The seed's runner paths also take forms, as the seed did.
+    let seed_media = error(
+        "The body is sent as neither `application/json`, `application/x-www-form-urlencoded` nor `multipart/form-data` (`unsupported_media_type`). Nothing is changed.",
+        None,
+    )
+    .build();
+    let seed_forbidden = error(
+        "The runner token is bound to other machines, or a browser posted a form from another site (`forbidden`). Nothing is changed.",
+        None,
+    )
+    .build();
     for (path, item) in document.paths.paths.iter_mut() {
         if let Some(operation) = item.post.as_mut() {
             operation.security = Some(vec![
                 SecurityRequirement::new(SCHEME, Vec::<String>::new()),
                 SecurityRequirement::default(),
             ]);
+            let seed = path.starts_with("/tm_api/");
             for (code, response) in &responses {
-                let response = if *code == "415" && path == crate::junit::PATH {
-                    &not_xml
-                } else {
-                    response
+                let response = match *code {
+                    "415" if path == crate::junit::PATH => &not_xml,
+                    "415" if seed => &seed_media,
+                    "403" if seed => &seed_forbidden,
+                    _ => response,
                 };
                 operation
                     .responses

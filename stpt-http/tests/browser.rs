@@ -460,6 +460,132 @@ async fn admin_signs_in_and_creates_a_runner_token_in_headless_chromium() {
     assert!(page.dialogs().is_empty(), "no alert ran");
 }
 
+/// A user changes their own password from the top bar's link, and an admin sets another
+/// user's email and password from the admin page; both pages pass the accessibility check.
+#[tokio::test]
+async fn passwords_change_from_the_top_bar_and_the_admin_page_in_headless_chromium() {
+    let Some(binary) = browser_or_skip() else {
+        return;
+    };
+    let store = Arc::new(MemoryStore::new());
+    let tracker = Tracker::new(Arc::clone(&store) as _, Arc::new(InProcessBus::new()));
+    let accounts = stpt_core::accounts::Accounts::new(store);
+    use stpt_core::accounts::Role;
+    accounts
+        .create_user("ada", None, "correct horse", Role::Admin)
+        .await
+        .unwrap();
+    let bob = accounts
+        .create_user("bob", None, "bob's password", Role::Viewer)
+        .await
+        .unwrap();
+    let base = serve(stpt_http::router(
+        tracker,
+        &HttpConfig::default().with_accounts(accounts.clone()),
+    ))
+    .await;
+    let browser = Browser::launch(&binary).await;
+    let mut page = Page::open(&browser).await;
+    page.navigate(&format!("{base}/login/")).await;
+    page.eval(
+        "document.querySelector('input[name=username]').value = 'ada';\
+         document.querySelector('input[name=password]').value = 'correct horse';\
+         document.querySelector('form.stacked').requestSubmit(); true",
+    )
+    .await;
+    page.wait_for("location.pathname === '/' && !!document.querySelector('.account .who')")
+        .await;
+    page.eval("document.querySelector('.account a[href=\"/account/password/\"]').click(); true")
+        .await;
+    page.wait_for("location.pathname === '/account/password/'")
+        .await;
+    page.eval(
+        "document.querySelector('input[name=current_password]').value = 'correct horse';\
+         document.querySelector('input[name=password]').value = 'battery staple';\
+         document.querySelector('input[name=password_again]').value = 'battery staple';\
+         document.querySelector('form.stacked').requestSubmit(); true",
+    )
+    .await;
+    page.wait_for("!!document.getElementById('password-changed')")
+        .await;
+    page.screenshot("password-changed").await;
+    assert!(
+        accounts
+            .sign_in("ada", "battery staple")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let mut found = Vec::new();
+    let axe = axe_or_skip();
+    if let Some(axe) = &axe {
+        found.extend(violations(&mut page, axe, "/account/password/").await);
+    }
+
+    page.navigate(&format!("{base}/admin/")).await;
+    page.eval(&format!(
+        "const row = document.querySelector('tr[data-user-id=\"{id}\"]');\
+         row.querySelector('input[name=email]').value = 'bob@lab.example';\
+         row.querySelector('input[name=email]').form.requestSubmit(); true",
+        id = bob.id
+    ))
+    .await;
+    page.wait_for("location.search === '?done=email-changed'")
+        .await;
+    page.eval(&format!(
+        "const row = document.querySelector('tr[data-user-id=\"{id}\"]');\
+         row.querySelector('details').open = true;\
+         row.querySelector('input[name=password]').value = 'set by ada';\
+         row.querySelector('input[name=password]').form.requestSubmit(); true",
+        id = bob.id
+    ))
+    .await;
+    page.wait_for("location.search === '?done=password-set'")
+        .await;
+    page.eval(&format!(
+        "document.querySelector('tr[data-user-id=\"{}\"] details').open = true; true",
+        bob.id
+    ))
+    .await;
+    page.screenshot("admin-users").await;
+    let stored = accounts.user(bob.id).await.unwrap().unwrap();
+    assert_eq!(stored.email.as_deref(), Some("bob@lab.example"));
+    assert!(
+        accounts
+            .sign_in("bob", "set by ada")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    if let Some(axe) = &axe {
+        found.extend(violations(&mut page, axe, "/admin/").await);
+    }
+    assert!(
+        found.is_empty(),
+        "accessibility violations:\n{}",
+        found.join("\n")
+    );
+    assert!(page.dialogs().is_empty(), "no alert ran");
+}
+
+/// The serious and critical accessibility violations axe finds on the page now shown.
+async fn violations(page: &mut Page, axe: &str, label: &str) -> Vec<String> {
+    page.eval(axe).await;
+    let violations = page
+        .eval_promise(
+            "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations\
+             .filter(v => v.impact === 'serious' || v.impact === 'critical')\
+             .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | ')))",
+        )
+        .await;
+    violations
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|violation| format!("{label}: {}", violation.as_str().unwrap()))
+        .collect()
+}
+
 #[tokio::test]
 async fn live_page_follows_a_run_in_headless_chromium() {
     let Some(binary) = browser_or_skip() else {
@@ -1242,17 +1368,7 @@ async fn pages_pass_an_accessibility_check_in_headless_chromium() {
             "/login/",
         ] {
             page.navigate(&format!("{base}{path}")).await;
-            page.eval(&axe).await;
-            let violations = page
-                .eval_promise(
-                    "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations\
-                     .filter(v => v.impact === 'serious' || v.impact === 'critical')\
-                     .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | ')))",
-                )
-                .await;
-            for violation in violations.as_array().unwrap() {
-                found.push(format!("{theme} {path}: {}", violation.as_str().unwrap()));
-            }
+            found.extend(violations(&mut page, &axe, &format!("{theme} {path}")).await);
         }
     }
     assert!(

@@ -363,12 +363,18 @@ async fn the_host_identity_decides_who_is_signed_in_and_who_is_an_admin() {
         ada.body
     );
     assert!(ada.body.contains(&delete_form), "{}", ada.body);
-    for absent in ["Sign in", "Sign out", "/admin/\""] {
+    for absent in ["Sign in", "Sign out", "/admin/\"", "/account/password/"] {
         assert!(!ada.body.contains(absent), "ada sees {absent}");
     }
 
     // stpt's sign-in and admin pages do not exist: those paths are the host's.
-    for path in ["/login/", "/logout/", "/password_reset/", "/admin/"] {
+    for path in [
+        "/login/",
+        "/logout/",
+        "/password_reset/",
+        "/account/password/",
+        "/admin/",
+    ] {
         let answer = get_as(&app, &format!("{PREFIX}{path}"), &ADA).await;
         assert_eq!(
             (answer.status, answer.body.as_str()),

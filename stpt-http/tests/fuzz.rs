@@ -1,10 +1,11 @@
 //! Property-based HTTP fuzz of every ingestion endpoint through the router: random JSON
-//! (shaped like the protocol, with hostile values), random bytes and random XML. Every answer
+//! (shaped like the protocol, with hostile values), random forms and multipart bodies (the
+//! seed's flat names, broken ones), random bytes and random XML. Every answer
 //! is below 500, and whatever was stored stays whole: each run holds its whole plan and its
 //! counts agree with its tests.
 //!
 //! `STPT_FUZZ_CASES` sets the cases per endpoint: 256 by default, 10,000 in CI (`.ci/run`;
-//! about 15 s for all eight endpoints on a 2-core machine).
+//! about 20 s for all ten on a 2-core machine).
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly by design.
 
@@ -108,6 +109,53 @@ fn xml() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// A form body: names of the seed's flat shape (`master_scenario.scenarios[0]tests[1]file_name`)
+/// and broken ones, with hostile values; or raw bytes.
+fn form() -> impl Strategy<Value = Vec<u8>> {
+    let part = prop_oneof![
+        prop::sample::select(KEYS).prop_map(|key| format!(".{key}")),
+        prop::sample::select(KEYS).prop_map(|key| (*key).to_owned()),
+        (0u32..4).prop_map(|index| format!("[{index}]")),
+        "[\\[\\].0-9a-z]{0,4}",
+    ];
+    let name = (
+        prop::sample::select(KEYS),
+        prop::collection::vec(part, 0..7),
+    )
+        .prop_map(|(first, rest)| format!("{first}{}", rest.concat()));
+    prop_oneof![
+        8 => prop::collection::vec((name, text()), 0..24)
+            .prop_map(|fields| serde_urlencoded::to_string(fields).unwrap().into_bytes()),
+        1 => prop::collection::vec(any::<u8>(), 0..200),
+    ]
+}
+
+/// A multipart body: the parts of a form, or raw bytes between boundaries.
+fn multipart() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        3 => form().prop_map(|form| {
+            let mut body = Vec::new();
+            for field in form.split(|byte| *byte == b'&') {
+                let text = String::from_utf8_lossy(field);
+                let (name, value) = text.split_once('=').unwrap_or((&text, ""));
+                body.extend_from_slice(
+                    format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                        .as_bytes(),
+                );
+            }
+            body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+            body
+        }),
+        1 => prop::collection::vec(any::<u8>(), 0..200).prop_map(|bytes| {
+            let mut body = format!("--{BOUNDARY}\r\n").into_bytes();
+            body.extend(bytes);
+            body
+        }),
+    ]
+}
+
+const BOUNDARY: &str = "fuzz-boundary";
+
 async fn post(app: &Router, uri: &str, content_type: &str, body: Vec<u8>) -> StatusCode {
     let request = Request::builder()
         .method("POST")
@@ -199,6 +247,24 @@ fn seed_starts() {
 #[test]
 fn seed_stops() {
     fuzz("/tm_api/test_stop/", "application/json", body());
+}
+
+#[test]
+fn seed_plans_as_forms() {
+    fuzz(
+        "/tm_api/dry_run/",
+        "application/x-www-form-urlencoded",
+        form(),
+    );
+}
+
+#[test]
+fn seed_stops_as_multipart() {
+    fuzz(
+        "/tm_api/test_stop/",
+        "multipart/form-data; boundary=fuzz-boundary",
+        multipart(),
+    );
 }
 
 #[test]

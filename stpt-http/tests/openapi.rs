@@ -260,6 +260,22 @@ async fn errors_status_codes_and_headers_are_documented() {
                 "application/json"
             };
             assert!(operation["requestBody"]["content"][media]["schema"].is_object());
+            // The seed's runner paths also take forms, as the seed did.
+            if path.starts_with("/tm_api/") {
+                for media in ["application/x-www-form-urlencoded", "multipart/form-data"] {
+                    let content = &operation["requestBody"]["content"][media];
+                    assert!(content["schema"].is_object(), "{path} {media}");
+                    assert!(
+                        content["example"]["machine_name"].is_string(),
+                        "{path} {media}: {content}"
+                    );
+                }
+                let media = &responses["415"]["description"];
+                assert!(
+                    media.as_str().unwrap().contains("multipart/form-data"),
+                    "{path}: {media}"
+                );
+            }
         }
         // Lists that are never "not found": an empty list answers when nothing matches.
         let unpaged_list = ["/api/v1/flaky", "/api/v1/matrix"].contains(&path.as_str());
@@ -403,6 +419,11 @@ async fn the_docs_page_renders_every_path_offline() {
         }
         assert!(html.contains("Idempotency-Key"));
         assert!(html.contains("ErrorEnvelope"));
+        // The seed's runner paths say they also take forms.
+        assert!(
+            html.contains("Also accepted as <code>application/x-www-form-urlencoded</code>, <code>multipart/form-data</code>."),
+            "forms are documented"
+        );
         assert!(html.contains("413"));
         // Nothing from another host: no absolute URL, no protocol-relative one.
         for needle in ["http://", "https://", "src=\"//", "href=\"//"] {

@@ -566,6 +566,361 @@ async fn repeated_wrong_passwords_are_throttled() {
     );
 }
 
+/// A signed-in user changes their own password with the current one and the new one twice;
+/// their other sessions end and this browser stays signed in.
+#[tokio::test]
+async fn signed_in_users_change_their_own_password() {
+    let lab = lab(HttpConfig::default());
+    lab.accounts
+        .create_user("ada", None, "correct horse", Role::Viewer)
+        .await
+        .unwrap();
+    let mut anonymous = Client::new(&lab.app);
+    let refused = anonymous.get("/account/password/").await;
+    assert_eq!(refused.status, StatusCode::SEE_OTHER);
+    assert_eq!(refused.location(), "/login/?next=%2Faccount%2Fpassword%2F");
+    let refused = anonymous
+        .form(
+            "/account/password/",
+            &[
+                ("current_password", "correct horse"),
+                ("password", "battery staple"),
+                ("password_again", "battery staple"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::SEE_OTHER);
+    assert!(refused.location().starts_with("/login/"));
+
+    let mut browser = Client::new(&lab.app);
+    browser.sign_in("ada", "correct horse").await;
+    let mut elsewhere = Client::new(&lab.app);
+    elsewhere.sign_in("ada", "correct horse").await;
+    let home = browser.get("/").await;
+    assert!(
+        home.body.contains("href=\"/account/password/\""),
+        "linked beside the name: {}",
+        home.body
+    );
+    let page = browser.get("/account/password/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("name=\"current_password\""));
+    let csrf = page.csrf();
+    let change = |current: &'static str, new: &'static str, again: &'static str| {
+        [
+            ("current_password", current),
+            ("password", new),
+            ("password_again", again),
+        ]
+    };
+    let unchanged = |lab: &Lab| {
+        let accounts = lab.accounts.clone();
+        async move {
+            assert!(
+                accounts
+                    .sign_in("ada", "correct horse")
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "the password is unchanged"
+            );
+        }
+    };
+
+    let no_csrf = browser
+        .form(
+            "/account/password/",
+            &change("correct horse", "battery staple", "battery staple"),
+        )
+        .await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    unchanged(&lab).await;
+    let mut fields = change("correct horse", "battery staple", "battery stapler").to_vec();
+    fields.push(("csrf_token", &csrf));
+    let differ = browser.form("/account/password/", &fields).await;
+    assert_eq!(differ.status, StatusCode::BAD_REQUEST);
+    assert!(differ.body.contains("The two new passwords differ."));
+    let mut fields = change("wrong horse", "battery staple", "battery staple").to_vec();
+    fields.push(("csrf_token", &csrf));
+    let wrong = browser.form("/account/password/", &fields).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("The current password is wrong."));
+    let mut fields = change("correct horse", "short", "short").to_vec();
+    fields.push(("csrf_token", &csrf));
+    let short = browser.form("/account/password/", &fields).await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    assert!(
+        short.body.contains("at least 8 characters"),
+        "{}",
+        short.body
+    );
+    unchanged(&lab).await;
+    assert!(browser.get("/").await.body.contains("class=\"who\">ada<"));
+
+    let old_session = browser.cookies["stpt_session"].clone();
+    let mut fields = change("correct horse", "battery staple", "battery staple").to_vec();
+    fields.push(("csrf_token", &csrf));
+    let changed = browser.form("/account/password/", &fields).await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER, "{}", changed.body);
+    assert_eq!(changed.location(), "/account/password/?done=1");
+    assert_ne!(
+        browser.cookies["stpt_session"], old_session,
+        "a new session"
+    );
+    let done = browser.get(changed.location()).await;
+    assert!(
+        done.body.contains("id=\"password-changed\""),
+        "{}",
+        done.body
+    );
+    assert!(
+        done.body.contains("class=\"who\">ada<"),
+        "this browser stays signed in"
+    );
+    assert!(
+        !elsewhere.get("/").await.body.contains("class=\"who\""),
+        "the other browser is signed out"
+    );
+    assert!(lab.accounts.session(&old_session).await.unwrap().is_none());
+    assert!(
+        lab.accounts
+            .sign_in("ada", "correct horse")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        lab.accounts
+            .sign_in("ada", "battery staple")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// Someone at a signed-in browser cannot guess its user's password through the change form.
+#[tokio::test]
+async fn wrong_current_passwords_are_throttled() {
+    let lab = lab(HttpConfig::default());
+    lab.accounts
+        .create_user("ada", None, "correct horse", Role::Viewer)
+        .await
+        .unwrap();
+    let mut browser = Client::new(&lab.app);
+    browser.sign_in("ada", "correct horse").await;
+    let csrf = browser.get("/account/password/").await.csrf();
+    let attempt = |current: &'static str| {
+        [
+            ("current_password", current),
+            ("password", "battery staple"),
+            ("password_again", "battery staple"),
+        ]
+    };
+    for guess in 0..5 {
+        let mut fields = attempt("guess").to_vec();
+        fields.push(("csrf_token", &csrf));
+        let answer = browser.form("/account/password/", &fields).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "guess {guess}");
+    }
+    let mut fields = attempt("correct horse").to_vec();
+    fields.push(("csrf_token", &csrf));
+    let throttled = browser.form("/account/password/", &fields).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        throttled.body.contains("Try again in 15 minutes"),
+        "{}",
+        throttled.body
+    );
+    assert!(
+        lab.accounts
+            .sign_in("ada", "correct horse")
+            .await
+            .unwrap()
+            .is_some(),
+        "unchanged"
+    );
+}
+
+/// From the admin page, an admin sets or clears a user's email and resets their password:
+/// directly, or by emailing a link of the reset flow. Only admins may.
+#[tokio::test]
+async fn admins_set_emails_and_reset_passwords() {
+    let lab = lab(HttpConfig::default());
+    lab.accounts
+        .create_user("ada", None, "correct horse", Role::Admin)
+        .await
+        .unwrap();
+    let bob = lab
+        .accounts
+        .create_user("bob", None, "bob's password", Role::Viewer)
+        .await
+        .unwrap();
+    let mut admin = Client::new(&lab.app);
+    admin.sign_in("ada", "correct horse").await;
+    let page = admin.get("/admin/").await;
+    let csrf = page.csrf();
+    for form in ["email", "password"] {
+        let action = format!("action=\"/admin/users/{}/{form}\"", bob.id);
+        assert!(page.body.contains(&action), "{action}: {}", page.body);
+    }
+    let email = format!("/admin/users/{}/email", bob.id);
+    let password = format!("/admin/users/{}/password", bob.id);
+    let reset_link = format!("/admin/users/{}/reset-link", bob.id);
+    let bobs_email = || async { lab.accounts.user(bob.id).await.unwrap().unwrap().email };
+
+    // The email: set, refused when malformed, cleared.
+    let no_address = admin.form(&reset_link, &[("csrf_token", &csrf)]).await;
+    assert_eq!(no_address.status, StatusCode::BAD_REQUEST);
+    let set = admin
+        .form(
+            &email,
+            &[("email", " bob@lab.example "), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.body);
+    assert_eq!(set.location(), "/admin/?done=email-changed#users");
+    assert_eq!(bobs_email().await.as_deref(), Some("bob@lab.example"));
+    assert!(
+        admin
+            .get("/admin/")
+            .await
+            .body
+            .contains("value=\"bob@lab.example\"")
+    );
+    let bad = admin
+        .form(
+            &email,
+            &[("email", "bob at the lab"), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad.body.contains("The email is not an email address."),
+        "{}",
+        bad.body
+    );
+    assert_eq!(bobs_email().await.as_deref(), Some("bob@lab.example"));
+    let cleared = admin
+        .form(&email, &[("email", ""), ("csrf_token", &csrf)])
+        .await;
+    assert_eq!(cleared.status, StatusCode::SEE_OTHER);
+    assert_eq!(bobs_email().await, None);
+    admin
+        .form(
+            &email,
+            &[("email", "bob@lab.example"), ("csrf_token", &csrf)],
+        )
+        .await;
+
+    // A password set directly: bob is signed out, the old one stops working.
+    let mut bobs_browser = Client::new(&lab.app);
+    bobs_browser.sign_in("bob", "bob's password").await;
+    assert!(
+        bobs_browser
+            .get("/")
+            .await
+            .body
+            .contains("class=\"who\">bob<")
+    );
+    let short = admin
+        .form(&password, &[("password", "short"), ("csrf_token", &csrf)])
+        .await;
+    assert_eq!(short.status, StatusCode::BAD_REQUEST);
+    let no_csrf = admin.form(&password, &[("password", "set by ada")]).await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    let reset = admin
+        .form(
+            &password,
+            &[("password", "set by ada"), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(reset.status, StatusCode::SEE_OTHER, "{}", reset.body);
+    assert_eq!(reset.location(), "/admin/?done=password-set#users");
+    assert!(!bobs_browser.get("/").await.body.contains("class=\"who\""));
+    assert!(
+        lab.accounts
+            .sign_in("bob", "bob's password")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        lab.accounts
+            .sign_in("bob", "set by ada")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // A reset link, mailed as the reset flow mails it.
+    let sent = admin.form(&reset_link, &[("csrf_token", &csrf)]).await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    assert_eq!(sent.location(), "/admin/?done=reset-link-sent#users");
+    let mail = lab.next_mail().await;
+    assert_eq!(mail.to, "bob@lab.example");
+    assert!(
+        mail.body.contains("An admin of stpt asked"),
+        "{}",
+        mail.body
+    );
+    let link = mail
+        .body
+        .lines()
+        .find(|line| line.starts_with("https://stpt.lab.example/reset/"))
+        .unwrap()
+        .trim_start_matches("https://stpt.lab.example")
+        .to_owned();
+    let form = bobs_browser.get(&link).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let chosen = bobs_browser
+        .form(
+            &link,
+            &[
+                ("password", "chosen by bob"),
+                ("password_again", "chosen by bob"),
+                ("csrf_token", &form.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(chosen.location(), "/reset/done/");
+    assert!(
+        lab.accounts
+            .sign_in("bob", "chosen by bob")
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    // Only admins: a viewer is refused, and changes nothing.
+    bobs_browser.sign_in("bob", "chosen by bob").await;
+    let bobs_csrf = bobs_browser.get("/").await.csrf();
+    let ada = lab.accounts.user_by_name("ada").await.unwrap().unwrap();
+    for (path, fields) in [
+        ("email", vec![("email", "bob@evil.example")]),
+        ("password", vec![("password", "taken over")]),
+        ("reset-link", vec![]),
+    ] {
+        let mut fields = fields;
+        fields.push(("csrf_token", &bobs_csrf));
+        let refused = bobs_browser
+            .form(&format!("/admin/users/{}/{path}", ada.id), &fields)
+            .await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    assert_eq!(
+        lab.accounts.user(ada.id).await.unwrap().unwrap().email,
+        None
+    );
+    assert!(
+        lab.accounts
+            .sign_in("ada", "correct horse")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(lab.outbox.0.lock().unwrap().is_empty(), "no email sent");
+}
+
 async fn request_reset(browser: &mut Client<'_>, login: &str) -> Answer {
     let csrf = browser.get("/password_reset/").await.csrf();
     browser

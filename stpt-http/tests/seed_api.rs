@@ -241,13 +241,28 @@ async fn bad_plans_are_rejected_and_store_nothing() {
         .unwrap();
     let (status, _) = send(&app, invalid_utf8).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    let form = Request::post("/tm_api/dry_run/")
+    let text = Request::post("/tm_api/dry_run/")
+        .header("content-type", "text/plain")
+        .body(Body::from(PLAN))
+        .unwrap();
+    let (status, error) = send(&app, text).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(error["error"]["code"], "unsupported_media_type");
+    // JSON sent as a form (curl's `--data` without a content type) is told what to do.
+    let json_as_form = Request::post("/tm_api/dry_run/")
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Body::from(PLAN))
         .unwrap();
-    let (status, error) = send(&app, form).await;
-    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    assert_eq!(error["error"]["code"], "unsupported_media_type");
+    let (status, error) = send(&app, json_as_form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["error"]["code"], "malformed_form");
+    assert!(
+        error["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Content-Type: application/json"),
+        "{error}"
+    );
 
     let (_, machines) = call(&app, "GET", "/tm_api/machines/", None).await;
     assert_eq!(machines["count"], 0, "nothing was stored");
@@ -522,4 +537,399 @@ async fn runner_story_over_a_real_socket() {
     );
     assert_eq!(machines["count"], 1);
     server.abort();
+}
+
+/// A JSON body as the flat fields of a form, named as the seed's Django REST framework read
+/// them: `a.b` for a field of an object, `a[0]b` for a field of a list item; `null` left out.
+fn form_fields(json: &Value) -> Vec<(String, String)> {
+    fn walk(value: &Value, name: String, out: &mut Vec<(String, String)>) {
+        match value {
+            Value::Null => {}
+            Value::Object(fields) => {
+                for (field, value) in fields {
+                    let name = if name.is_empty() || name.ends_with(']') {
+                        format!("{name}{field}")
+                    } else {
+                        format!("{name}.{field}")
+                    };
+                    walk(value, name, out);
+                }
+            }
+            Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    walk(item, format!("{name}[{index}]"), out);
+                }
+            }
+            Value::String(text) => out.push((name, text.clone())),
+            other => out.push((name, other.to_string())),
+        }
+    }
+    let mut out = Vec::new();
+    walk(json, String::new(), &mut out);
+    out
+}
+
+/// A form's fields: names and values, in order.
+type Fields = Vec<(String, String)>;
+
+fn form_request(uri: &str, fields: &[(String, String)]) -> Request<Body> {
+    Request::post(uri)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(serde_urlencoded::to_string(fields).unwrap()))
+        .unwrap()
+}
+
+const BOUNDARY: &str = "stpt-test-boundary-7MA4YWxkTrZu0gW";
+
+/// A `multipart/form-data` body of `parts` (name, file name if a file part, content).
+fn multipart_body(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (name, file, content) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        match file {
+            Some(file) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\n\
+                     Content-Type: text/x-python\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+fn multipart_request(uri: &str, body: Vec<u8>) -> Request<Body> {
+    Request::post(uri)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// The seed took form-encoded and multipart bodies on its runner paths: each is read into
+/// the same payload as JSON, so the answers and what is stored are the JSON's.
+#[tokio::test]
+async fn form_and_multipart_bodies_are_read_like_json() {
+    let plan: Value = serde_json::from_str(PLAN).unwrap();
+    let events: Vec<Value> = serde_json::from_str(EVENTS).unwrap();
+    let story: Vec<(&str, &Value)> = std::iter::once(("/tm_api/dry_run/", &plan))
+        .chain(
+            events[..6]
+                .iter()
+                .map(|event| (event["endpoint"].as_str().unwrap(), &event["body"])),
+        )
+        .collect();
+    assert!(story.iter().any(|(uri, _)| *uri == "/tm_api/test_stop/"));
+
+    let by_json = app();
+    let by_form = app();
+    let by_multipart = app();
+    for (uri, body) in &story {
+        let json = call(&by_json, "POST", uri, Some(&body.to_string())).await;
+        let fields = form_fields(body);
+        assert!(fields.len() >= 4, "{uri}: {fields:?}");
+        let form = send(&by_form, form_request(uri, &fields)).await;
+        assert_eq!(form, json, "{uri}: a form answers as JSON does");
+        let parts: Vec<(&str, Option<&str>, &[u8])> = fields
+            .iter()
+            .map(|(name, value)| {
+                // Scripts go as files, as `curl -F script=@test.py` sends them.
+                let file = name.ends_with("script").then_some("test.py");
+                (name.as_str(), file, value.as_bytes())
+            })
+            .collect();
+        let multipart = send(
+            &by_multipart,
+            multipart_request(uri, multipart_body(&parts)),
+        )
+        .await;
+        assert_eq!(multipart, json, "{uri}: multipart answers as JSON does");
+    }
+    let read = |app: Router| async move {
+        let (_, last) = call(&app, "GET", "/tm_api/machine_last_data/1/", None).await;
+        let (_, run) = call(&app, "GET", "/api/v1/runs/1", None).await;
+        let (_, test) = call(&app, "GET", "/tm_api/test/1", None).await;
+        (last, run, test)
+    };
+    let stored = read(by_json).await;
+    assert_eq!(
+        stored.0["last_master_scenario"]["tests_statistics"]["warning"],
+        1
+    );
+    assert_eq!(
+        read(by_form).await,
+        stored,
+        "the form stored what JSON stored"
+    );
+    assert_eq!(
+        read(by_multipart).await,
+        stored,
+        "multipart stored what JSON stored"
+    );
+}
+
+/// What is lenient in the seed's forms: a blank time is the receipt time, fields the seed
+/// ignored are ignored, list items go by index (gaps closed up), the last of repeated fields
+/// counts, and `[0].name` works beside the seed's `[0]name`.
+#[tokio::test]
+async fn forms_read_the_seeds_shape() {
+    let app = app();
+    let plan = [
+        ("machine_name", "rig-1"),
+        ("timestamp", "2026-11-24 13:00"),
+        ("master_scenario.file_path", "/rig"),
+        ("master_scenario.file_name", "master.py"),
+        ("master_scenario.scenarios[5]file_path", "/rig"),
+        ("master_scenario.scenarios[5]file_name", "second.py"),
+        ("master_scenario.scenarios[5]tests[0]file_path", "/rig/b"),
+        ("master_scenario.scenarios[5]tests[0]file_name", "b.py"),
+        ("master_scenario.scenarios[2].file_path", "/rig"),
+        ("master_scenario.scenarios[2].file_name", "first.py"),
+        ("master_scenario.scenarios[2].tests[0].file_path", "/rig/a"),
+        ("master_scenario.scenarios[2].tests[0].file_name", "a.py"),
+        ("csrfmiddlewaretoken", "ignored"),
+        ("machine_name", "rig-2"),
+    ]
+    .map(|(name, value)| (name.to_owned(), value.to_owned()));
+    let (status, echo) = send(&app, form_request("/tm_api/dry_run/", &plan)).await;
+    assert_eq!(status, StatusCode::CREATED, "{echo}");
+    let scenarios = &echo["master_scenario"]["scenarios"];
+    assert_eq!(scenarios[0]["file_name"], "first.py", "{echo}");
+    assert_eq!(scenarios[1]["tests"][0]["file_name"], "b.py", "{echo}");
+    let (_, machines) = call(&app, "GET", "/tm_api/machines/", None).await;
+    assert_eq!(machines["results"][0]["machine_name"], "rig-2");
+
+    let start = [
+        ("machine_name", "rig-2"),
+        ("file_path", "/rig/a"),
+        ("file_name", "a.py"),
+        ("timestamp_start", ""),
+    ]
+    .map(|(name, value)| (name.to_owned(), value.to_owned()));
+    let (status, echo) = send(&app, form_request("/tm_api/test_start/", &start)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{echo}");
+    let (_, run) = call(&app, "GET", "/api/v1/runs/1", None).await;
+    assert_eq!(
+        run["scenarios"][0]["tests"][0]["timestamp_start"], "2026-11-24T15:30:00Z",
+        "a blank time is the receipt time: {run}"
+    );
+}
+
+/// A form or multipart body that cannot be read is a `400` naming the problem, past the
+/// body limit `413`, any other content type `415`, and a form a browser posts from another
+/// site `403`; nothing is stored.
+#[tokio::test]
+async fn bad_form_bodies_are_refused_and_store_nothing() {
+    let app = app_with(HttpConfig::default().with_body_limit(64 * 1024));
+    let plan: Value = serde_json::from_str(PLAN).unwrap();
+    let fields = form_fields(&plan);
+    let with = |extra: &[(&str, &str)]| -> Vec<(String, String)> {
+        let mut all = fields.clone();
+        all.extend(
+            extra
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+        );
+        all
+    };
+    let without = |field: &str| -> Vec<(String, String)> {
+        fields
+            .iter()
+            .filter(|(name, _)| !name.starts_with(field))
+            .cloned()
+            .collect()
+    };
+    let form_cases: Vec<(&str, Fields, &str)> = vec![
+        (
+            "rails-style names",
+            with(&[("master_scenario[scenarios][0][file_name]", "x.py")]),
+            "malformed_form",
+        ),
+        (
+            "a value and fields at once",
+            with(&[("master_scenario", "x")]),
+            "malformed_form",
+        ),
+        (
+            "no master scenario",
+            without("master_scenario"),
+            "invalid_input",
+        ),
+        ("no timestamp", without("timestamp"), "invalid_input"),
+        (
+            "a blank test name",
+            with(&[("master_scenario.scenarios[0]tests[0]file_name", "")]),
+            "invalid_input",
+        ),
+        (
+            "a bad timestamp",
+            with(&[("timestamp", "yesterday")]),
+            "invalid_input",
+        ),
+    ];
+    for (case, fields, code) in form_cases {
+        let (status, error) = send(&app, form_request("/tm_api/dry_run/", &fields)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{case}: {error}");
+        assert_eq!(error["error"]["code"], code, "{case}: {error}");
+        assert_eq!(error["detail"], error["error"]["message"], "{case}");
+    }
+    let raw = |content_type: &str, body: Vec<u8>| {
+        Request::post("/tm_api/dry_run/")
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let form = "application/x-www-form-urlencoded";
+    let multipart = format!("multipart/form-data; boundary={BOUNDARY}");
+    let good_parts: Vec<(&str, Option<&str>, &[u8])> = fields
+        .iter()
+        .map(|(name, value)| (name.as_str(), None, value.as_bytes()))
+        .collect();
+    let mut unfinished = multipart_body(&good_parts);
+    unfinished.truncate(unfinished.len() - 10);
+    let mut latin1 = good_parts.clone();
+    latin1.push(("master_scenario.script", Some("master.py"), b"caf\xe9\n"));
+    let mut nameless = multipart_body(&good_parts);
+    nameless.splice(
+        0..0,
+        format!("--{BOUNDARY}\r\nContent-Disposition: form-data\r\n\r\nx\r\n").into_bytes(),
+    );
+    let cases: Vec<(&str, Request<Body>, StatusCode, &str)> = vec![
+        (
+            "a form that is not UTF-8",
+            raw(form, b"machine_name=%FF&timestamp=x".to_vec()),
+            StatusCode::BAD_REQUEST,
+            "malformed_form",
+        ),
+        (
+            "an unfinished multipart body",
+            raw(&multipart, unfinished),
+            StatusCode::BAD_REQUEST,
+            "malformed_form",
+        ),
+        (
+            "multipart without a boundary",
+            raw("multipart/form-data", multipart_body(&good_parts)),
+            StatusCode::BAD_REQUEST,
+            "malformed_form",
+        ),
+        (
+            "a multipart part that is not UTF-8",
+            raw(&multipart, multipart_body(&latin1)),
+            StatusCode::BAD_REQUEST,
+            "malformed_form",
+        ),
+        (
+            "a multipart part without a name",
+            raw(&multipart, nameless),
+            StatusCode::BAD_REQUEST,
+            "malformed_form",
+        ),
+        (
+            "a form over the body limit",
+            raw(form, format!("x={}", "a".repeat(70 * 1024)).into_bytes()),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (
+            "multipart over the body limit",
+            raw(
+                &multipart,
+                multipart_body(&[("x", Some("big.py"), "a".repeat(70 * 1024).as_bytes())]),
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+        ),
+        (
+            "plain text",
+            raw("text/plain", b"machine_name=rig".to_vec()),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "no content type",
+            Request::post("/tm_api/dry_run/")
+                .body(Body::from(PLAN))
+                .unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+    ];
+    for (case, request, expected, code) in cases {
+        let (status, error) = send(&app, request).await;
+        assert_eq!(status, expected, "{case}: {error}");
+        assert_eq!(error["error"]["code"], code, "{case}: {error}");
+    }
+    // Forms and multipart bodies an evil page makes a lab browser send are refused, while
+    // the same body from a runner (no browser headers) is taken.
+    for hostile in [
+        ("origin", "https://evil.example"),
+        ("sec-fetch-site", "cross-site"),
+    ] {
+        for content_type in [form, multipart.as_str()] {
+            let body = if content_type == form {
+                serde_urlencoded::to_string(&fields).unwrap().into_bytes()
+            } else {
+                multipart_body(&good_parts)
+            };
+            let request = Request::post("/tm_api/dry_run/")
+                .header("content-type", content_type)
+                .header("host", "stpt.lab.example")
+                .header(hostile.0, hostile.1)
+                .body(Body::from(body))
+                .unwrap();
+            let (status, error) = send(&app, request).await;
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{hostile:?} {content_type}: {error}"
+            );
+        }
+    }
+    let (_, machines) = call(&app, "GET", "/tm_api/machines/", None).await;
+    assert_eq!(machines["count"], 0, "nothing was stored");
+    let (status, _) = send(&app, form_request("/tm_api/dry_run/", &fields)).await;
+    assert_eq!(status, StatusCode::CREATED, "the good form is taken");
+
+    // The events refuse what the JSON refuses.
+    for (uri, fields) in [
+        (
+            "/tm_api/test_stop/",
+            vec![
+                ("machine_name", "machine #1"),
+                ("file_path", "/rig/test_cases/01_feature_lamp"),
+                ("file_name", "01_01_test_lamp.py"),
+                ("status", "running"),
+            ],
+        ),
+        (
+            "/tm_api/test_start/",
+            vec![
+                ("machine_name", "machine #1"),
+                ("file_name", "01_01_test_lamp.py"),
+            ],
+        ),
+    ] {
+        let fields: Vec<(String, String)> = fields
+            .into_iter()
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect();
+        let (status, error) = send(&app, form_request(uri, &fields)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}: {error}");
+        assert_eq!(error["error"]["code"], "invalid_input", "{uri}: {error}");
+    }
+    let (_, last) = call(&app, "GET", "/tm_api/machine_last_data/1/", None).await;
+    assert_eq!(
+        last["last_master_scenario"]["status"], "waiting",
+        "no event applied"
+    );
 }

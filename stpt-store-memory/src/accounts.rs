@@ -98,6 +98,13 @@ impl AccountStore for MemoryStore {
         Ok(())
     }
 
+    async fn set_email(&self, id: UserId, email: Option<&str>) -> Result<User> {
+        let mut tables = self.accounts.lock().await;
+        let stored = tables.user_mut(id)?;
+        stored.user.email = email.map(str::to_string);
+        Ok(stored.user.clone())
+    }
+
     async fn set_role(&self, id: UserId, role: Role) -> Result<User> {
         let mut tables = self.accounts.lock().await;
         if role != Role::Admin {

@@ -195,6 +195,28 @@ macro_rules! sql_account_store {
                 Ok(())
             }
 
+            async fn set_email(
+                &self,
+                id: ::stpt_core::accounts::UserId,
+                email: Option<&str>,
+            ) -> ::stpt_core::Result<::stpt_core::accounts::User> {
+                let p = self.sql.prefix;
+                let sql = format!(
+                    "UPDATE {p}users SET email = $2 WHERE id = $1 RETURNING {}",
+                    $crate::accounts::USER_COLS
+                );
+                let row: Option<$crate::accounts::UserRow> = ::sqlx::query_as(&sql)
+                    .bind(id.get())
+                    .bind(email)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .db()?;
+                let row = row.ok_or_else(|| {
+                    ::stpt_core::Error::not_found(::stpt_core::ItemKind::User, id.get())
+                })?;
+                Ok($crate::accounts::stored_user(row)?.user)
+            }
+
             async fn set_role(
                 &self,
                 id: ::stpt_core::accounts::UserId,

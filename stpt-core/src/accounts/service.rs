@@ -174,6 +174,42 @@ impl Accounts {
         self.store.delete_user_sessions(id).await
     }
 
+    /// Sets a user's email address, where their password-reset links go; blank or `None`
+    /// removes it. `InvalidInput` for a malformed address, `NotFound` for an unknown user.
+    pub async fn set_email(&self, id: UserId, email: Option<&str>) -> Result<User> {
+        let email = match email.map(str::trim).filter(|email| !email.is_empty()) {
+            Some(email) => Some(validate_email(email)?),
+            None => None,
+        };
+        self.store.set_email(id, email).await
+    }
+
+    /// Changes a signed-in user's own password, if `current_password` is theirs: sets the
+    /// new one, ends every session of theirs, and opens a new one for the browser that asked
+    /// (whose cookie gets the returned secret), so that only it stays signed in. `None` for
+    /// a wrong current password (nothing changed); `InvalidInput` for a new password that
+    /// breaks the rules of [`Accounts::create_user`]; `NotFound` for an unknown user.
+    pub async fn change_password(
+        &self,
+        id: UserId,
+        current_password: &str,
+        new_password: &str,
+    ) -> Result<Option<SignedIn>> {
+        validate_password(new_password)?;
+        let stored = self
+            .store
+            .user(id)
+            .await?
+            .ok_or_else(|| Error::not_found(crate::ItemKind::User, id.get()))?;
+        if current_password.len() > MAX_PASSWORD_BYTES
+            || !verify_password(current_password, &stored.password_hash)
+        {
+            return Ok(None);
+        }
+        self.set_password(id, new_password).await?;
+        self.open_session(stored.user).await.map(Some)
+    }
+
     /// Changes a user's role. `Conflict` when it would leave no admin: the store checks and
     /// changes in one atomic step, so two admins demoting each other at once cannot both
     /// succeed.
@@ -201,22 +237,27 @@ impl Accounts {
         let Some(stored) = stored.filter(|_| matches) else {
             return Ok(None);
         };
+        self.open_session(stored.user).await.map(Some)
+    }
+
+    /// Opens a session for `user`.
+    async fn open_session(&self, user: User) -> Result<SignedIn> {
         let secret = new_secret("")?;
         let now = self.clock.now();
         let expires_at = now + self.session_ttl;
         self.store
             .insert_session(SessionRecord {
                 key: SecretHash::of(&secret),
-                user_id: stored.user.id,
+                user_id: user.id,
                 created_at: now,
                 expires_at,
             })
             .await?;
-        Ok(Some(SignedIn {
-            user: stored.user,
+        Ok(SignedIn {
+            user,
             secret,
             expires_at,
-        }))
+        })
     }
 
     /// The session whose cookie holds `secret`, if it exists, has not expired and its user
@@ -336,23 +377,45 @@ impl Accounts {
             if !matches || user.email.is_none() {
                 continue;
             }
-            let secret = new_secret("")?;
-            let expires_at = now + self.reset_ttl;
-            self.store
-                .insert_reset(ResetRecord {
-                    key: SecretHash::of(&secret),
-                    user_id: user.id,
-                    created_at: now,
-                    expires_at,
-                })
-                .await?;
-            grants.push(ResetGrant {
-                user,
-                secret,
-                expires_at,
-            });
+            grants.push(self.open_reset(user, now).await?);
         }
         Ok(grants)
+    }
+
+    /// Opens a reset grant for the user with this id, for an admin to send them: its link
+    /// goes to the user's email address like one they asked for. `InvalidInput` if the user
+    /// has no email address, `NotFound` for an unknown user.
+    pub async fn grant_password_reset(&self, id: UserId) -> Result<ResetGrant> {
+        let user = self
+            .user(id)
+            .await?
+            .ok_or_else(|| Error::not_found(crate::ItemKind::User, id.get()))?;
+        if user.email.is_none() {
+            return Err(Error::invalid(
+                "email",
+                "is not set: set one first, or set a password directly",
+            ));
+        }
+        self.open_reset(user, self.clock.now()).await
+    }
+
+    /// Stores a reset grant for `user`, opened at `now`.
+    async fn open_reset(&self, user: User, now: DateTime<Utc>) -> Result<ResetGrant> {
+        let secret = new_secret("")?;
+        let expires_at = now + self.reset_ttl;
+        self.store
+            .insert_reset(ResetRecord {
+                key: SecretHash::of(&secret),
+                user_id: user.id,
+                created_at: now,
+                expires_at,
+            })
+            .await?;
+        Ok(ResetGrant {
+            user,
+            secret,
+            expires_at,
+        })
     }
 
     /// The user a reset link is for, if the link is unused and unexpired (without using it).

@@ -38,6 +38,21 @@ pub trait AccountStore: Send + Sync + Debug + 'static {
     /// [`ItemKind::User`](crate::ItemKind::User) for an unknown id.
     async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()>;
 
+    /// Sets the user's email address (`None`: none), as given; returns the user as now stored.
+    /// [`Error::NotFound`](crate::Error::NotFound) with [`ItemKind::User`](crate::ItemKind::User)
+    /// for an unknown id. [`Accounts::set_email`](super::Accounts::set_email) validates the
+    /// address first.
+    ///
+    /// Optional: the default answers [`Error::NotSupported`](crate::Error::NotSupported)
+    /// (admins then cannot change an email after the account is created), and the suite
+    /// skips its scenario.
+    async fn set_email(&self, id: UserId, email: Option<&str>) -> Result<User> {
+        let _ = (id, email);
+        Err(crate::Error::NotSupported {
+            operation: "set_email",
+        })
+    }
+
     /// Changes the user's role; `NotFound` for an unknown id. Never leaves no admin: demoting
     /// the only admin is refused with [`last_admin_conflict`](super::last_admin_conflict)
     /// and changes nothing. The check and the change are one atomic step (one lock, or one
@@ -111,6 +126,9 @@ macro_rules! forward_account_store {
             }
             async fn set_password_hash(&self, id: UserId, password_hash: &str) -> Result<()> {
                 (**self).set_password_hash(id, password_hash).await
+            }
+            async fn set_email(&self, id: UserId, email: Option<&str>) -> Result<User> {
+                (**self).set_email(id, email).await
             }
             async fn set_role(&self, id: UserId, role: Role) -> Result<User> {
                 (**self).set_role(id, role).await

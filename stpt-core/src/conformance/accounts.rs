@@ -162,6 +162,175 @@ pub async fn accounts_users_change_and_delete(store: Arc<dyn AccountStore>) {
         .unwrap();
 }
 
+/// An email address is set, changed and removed, and reset links follow it. Optional
+/// ([`AccountStore::set_email`]): a store without it answers `NotSupported` and the scenario
+/// ends.
+pub async fn accounts_emails_change(store: Arc<dyn AccountStore>) {
+    let (accounts, _clock) = accounts(Arc::clone(&store));
+    let linus = store
+        .create_user(new_user("Linus", Role::Viewer))
+        .await
+        .unwrap();
+    let changed = match store.set_email(linus.id, Some("Linus.T@Lab.example")).await {
+        Err(Error::NotSupported { operation }) => {
+            eprintln!("skipped: this store does not support `{operation}` (optional)");
+            return;
+        }
+        other => other.unwrap(),
+    };
+    assert_eq!(changed.email.as_deref(), Some("Linus.T@Lab.example"));
+    assert_eq!(changed.username, linus.username);
+    assert_eq!(changed.role, linus.role);
+    assert_eq!(changed.created_at, linus.created_at);
+    let stored = store.user(linus.id).await.unwrap().unwrap();
+    assert_eq!(stored.user, changed);
+    assert_eq!(
+        stored.password_hash,
+        new_user("Linus", Role::Viewer).password_hash,
+        "the password is kept"
+    );
+    assert_eq!(store.users().await.unwrap(), vec![changed.clone()]);
+    assert_eq!(
+        store.user_by_key("linus").await.unwrap().unwrap().user,
+        changed
+    );
+    let unicode = store
+        .set_email(linus.id, Some("jürgen@bücher.example"))
+        .await
+        .unwrap();
+    assert_eq!(unicode.email.as_deref(), Some("jürgen@bücher.example"));
+    let cleared = store.set_email(linus.id, None).await.unwrap();
+    assert_eq!(cleared.email, None);
+    assert_eq!(
+        store.user(linus.id).await.unwrap().unwrap().user.email,
+        None
+    );
+    let missing = store
+        .set_email(UserId(linus.id.get() + 1000), Some("x@y"))
+        .await;
+    assert!(
+        matches!(
+            missing,
+            Err(Error::NotFound {
+                kind: ItemKind::User,
+                ..
+            })
+        ),
+        "{missing:?}"
+    );
+
+    // Through the rules: checked, trimmed, blank removes it; reset links follow it.
+    let bad = accounts.set_email(linus.id, Some("not an address")).await;
+    assert!(matches!(bad, Err(Error::InvalidInput { ref field, .. }) if field == "email"));
+    let no_address = accounts.grant_password_reset(linus.id).await;
+    assert!(matches!(no_address, Err(Error::InvalidInput { ref field, .. }) if field == "email"));
+    let set = accounts
+        .set_email(linus.id, Some("  linus@new.example "))
+        .await
+        .unwrap();
+    assert_eq!(set.email.as_deref(), Some("linus@new.example"));
+    let grants = accounts
+        .request_password_reset("linus@new.example")
+        .await
+        .unwrap();
+    assert_eq!(grants.len(), 1);
+    assert!(
+        accounts
+            .request_password_reset("linus@lab.example")
+            .await
+            .unwrap()
+            .is_empty(),
+        "the old address no longer matches"
+    );
+    let granted = accounts.grant_password_reset(linus.id).await.unwrap();
+    assert_eq!(granted.user.email.as_deref(), Some("linus@new.example"));
+    assert_eq!(
+        accounts.reset_user(&granted.secret).await.unwrap(),
+        Some(set.clone())
+    );
+    let removed = accounts.set_email(linus.id, Some("   ")).await.unwrap();
+    assert_eq!(removed.email, None);
+}
+
+/// A user changes their own password with the current one: the other sessions end, the
+/// asking browser gets a new one, the old password stops working.
+pub async fn accounts_own_password_change(store: Arc<dyn AccountStore>) {
+    let (accounts, _clock) = accounts(store);
+    let ada = accounts
+        .create_user("ada", None, "correct horse", Role::Viewer)
+        .await
+        .unwrap();
+    let here = accounts
+        .sign_in("ada", "correct horse")
+        .await
+        .unwrap()
+        .unwrap();
+    let elsewhere = accounts
+        .sign_in("ada", "correct horse")
+        .await
+        .unwrap()
+        .unwrap();
+
+    let wrong = accounts
+        .change_password(ada.id, "wrong horse", "battery staple")
+        .await
+        .unwrap();
+    assert!(wrong.is_none());
+    let short = accounts
+        .change_password(ada.id, "correct horse", "short")
+        .await;
+    assert!(matches!(short, Err(Error::InvalidInput { ref field, .. }) if field == "password"));
+    for session in [&here, &elsewhere] {
+        assert!(
+            accounts.session(&session.secret).await.unwrap().is_some(),
+            "nothing changed yet"
+        );
+    }
+
+    let changed = accounts
+        .change_password(ada.id, "correct horse", "battery staple")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(changed.user, ada);
+    assert!(accounts.session(&here.secret).await.unwrap().is_none());
+    assert!(accounts.session(&elsewhere.secret).await.unwrap().is_none());
+    assert_eq!(
+        accounts
+            .session(&changed.secret)
+            .await
+            .unwrap()
+            .unwrap()
+            .user,
+        ada
+    );
+    assert!(
+        accounts
+            .sign_in("ada", "correct horse")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        accounts
+            .sign_in("ada", "battery staple")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let missing = accounts
+        .change_password(
+            UserId(ada.id.get() + 1000),
+            "battery staple",
+            "new password",
+        )
+        .await;
+    assert!(
+        matches!(missing, Err(Error::NotFound { .. })),
+        "{missing:?}"
+    );
+}
+
 /// Sessions are kept by key until deleted one by one, per user, or once expired.
 pub async fn accounts_sessions(store: Arc<dyn AccountStore>) {
     let ada = store

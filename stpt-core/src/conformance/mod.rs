@@ -156,6 +156,8 @@ macro_rules! account_store_conformance_tests {
             accounts_users_round_trip,
             accounts_usernames_unique_without_case,
             accounts_users_change_and_delete,
+            accounts_emails_change,
+            accounts_own_password_change,
             accounts_sessions,
             accounts_runner_tokens,
             accounts_resets_are_taken_once,

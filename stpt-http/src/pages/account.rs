@@ -1,4 +1,5 @@
-//! Signing in and out, and resetting a forgotten password by an emailed link.
+//! Signing in and out, changing one's own password, and resetting a forgotten one by an
+//! emailed link.
 
 use axum::Form;
 use axum::Router;
@@ -39,6 +40,10 @@ pub(super) fn routes() -> Router<PagesState> {
             get(seed_reset_link),
         ),
         ("/password-reset-complete", get(reset_done_page)),
+        (
+            "/account/password",
+            get(password_change_page).post(change_password),
+        ),
     ];
     for (path, handler) in pages {
         router = router
@@ -266,7 +271,7 @@ impl Cx {
     }
 
     /// Where links in emails point: the configured public address, else this request's host.
-    fn public_base(&self) -> String {
+    pub(super) fn public_base(&self) -> String {
         if let Some(url) = &self.state.security.public_url {
             return url.clone();
         }
@@ -341,27 +346,52 @@ async fn send_reset_links(
         }
     };
     for grant in grants {
-        let Some(to) = grant.user.email.clone() else {
-            continue;
-        };
-        let body = format!(
-            "Someone (hopefully you) asked to reset the password of the stpt account `{}`.\n\n\
-             Open this link to choose a new password. It works once, until {} UTC:\n\n\
-             {base}/reset/{}/\n\n\
-             If you did not ask for this, ignore this email: your password stays as it is.\n",
-            grant.user.username,
-            grant.expires_at.format("%Y-%m-%d %H:%M"),
-            grant.secret,
-        );
-        let mail = Mail {
-            to,
-            subject: "Reset your stpt password".to_owned(),
-            body,
-        };
-        if let Err(error) = mailer.send(mail).await {
-            tracing::error!(%error, username = %loggable(&grant.user.username), "sending a password-reset email failed");
+        let username = grant.user.username.clone();
+        if let Err(error) = mail_reset_link(&*mailer, &base, grant, ResetAsker::User).await {
+            tracing::error!(%error, username = %loggable(&username), "sending a password-reset email failed");
         }
     }
+}
+
+/// Who asked for a reset link, as its email says.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum ResetAsker {
+    /// Someone who knows the username or the address (hopefully its owner).
+    User,
+    /// An admin, from the admin page.
+    Admin,
+}
+
+/// Mails `grant`'s link to its user's address (a grant for a user without one sends
+/// nothing).
+pub(super) async fn mail_reset_link(
+    mailer: &dyn crate::Mailer,
+    base: &str,
+    grant: stpt_core::accounts::ResetGrant,
+    asker: ResetAsker,
+) -> Result<(), stpt_core::BoxError> {
+    let Some(to) = grant.user.email.clone() else {
+        return Ok(());
+    };
+    let who = match asker {
+        ResetAsker::User => "Someone (hopefully you) asked",
+        ResetAsker::Admin => "An admin of stpt asked",
+    };
+    let body = format!(
+        "{who} to reset the password of the stpt account `{}`.\n\n\
+         Open this link to choose a new password. It works once, until {} UTC:\n\n\
+         {base}/reset/{}/\n\n\
+         If you did not expect this, ignore this email: your password stays as it is.\n",
+        grant.user.username,
+        grant.expires_at.format("%Y-%m-%d %H:%M"),
+        grant.secret,
+    );
+    let mail = Mail {
+        to,
+        subject: "Reset your stpt password".to_owned(),
+        body,
+    };
+    mailer.send(mail).await
 }
 
 async fn reset_sent_page(cx: Cx) -> Response {
@@ -447,6 +477,151 @@ async fn reset(cx: Cx, Path(secret): Path<String>, Form(form): Form<ResetForm>) 
                     .map(|user| user.username);
                 again(format!("The password {problem}."), username)
             }
+            Err(error) => Err(error.into()),
+        }
+    }
+    .await;
+    cx.finish(result)
+}
+
+#[derive(Debug, Serialize)]
+struct PasswordChangeData {
+    /// For password managers: whose password this is.
+    username: String,
+    done: bool,
+    error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DoneFlag {
+    done: Option<String>,
+}
+
+impl Cx {
+    fn password_change_view(
+        &self,
+        username: String,
+        done: bool,
+        error: Option<String>,
+    ) -> View<PasswordChangeData> {
+        View {
+            template: "stpt/password_change.html",
+            kind: "password-change",
+            title: "Change password".to_owned(),
+            breadcrumbs: vec![self.crumb_home(), Crumb::here("Change password")],
+            live: None,
+            data: PasswordChangeData {
+                username,
+                done,
+                error,
+            },
+        }
+    }
+
+    /// The signed-in user, or the answer sending an anonymous visitor to sign in first (and
+    /// back here after).
+    async fn signed_in_user(&self) -> Result<stpt_core::accounts::User, Response> {
+        let to_sign_in = || {
+            let next = format!("{}/account/password/", self.prefix);
+            let query = serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default();
+            see_other(&format!("{}/login/?{query}", self.prefix))
+        };
+        let Some(secret) = crate::security::cookies::cookie(&self.headers, SESSION_COOKIE) else {
+            return Err(to_sign_in());
+        };
+        let accounts = self.accounts().map_err(|error| self.error_page(error))?;
+        match accounts.session(secret).await {
+            Ok(Some(session)) => Ok(session.user),
+            Ok(None) => Err(to_sign_in()),
+            Err(error) => Err(self.error_page(error.into())),
+        }
+    }
+}
+
+async fn password_change_page(cx: Cx, Query(query): Query<DoneFlag>) -> Response {
+    let user = match cx.signed_in_user().await {
+        Ok(user) => user,
+        Err(answer) => return answer,
+    };
+    let view = cx.password_change_view(user.username, query.done.is_some(), None);
+    cx.finish(cx.render_form(view))
+}
+
+#[derive(Debug, Deserialize)]
+struct PasswordChangeForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password_again: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// A signed-in user changes their own password: the current one, then the new one twice.
+/// Wrong current passwords count against the user as failed sign-ins do (someone at an
+/// unlocked browser must not guess it); on success every other session of theirs ends and
+/// this browser gets a new one.
+async fn change_password(cx: Cx, Form(form): Form<PasswordChangeForm>) -> Response {
+    let user = match cx.signed_in_user().await {
+        Ok(user) => user,
+        Err(answer) => return answer,
+    };
+    let result = async {
+        check_csrf(&cx.headers, &form.csrf_token)?;
+        let again = |error: String, status| {
+            let view = cx.password_change_view(user.username.clone(), false, Some(error));
+            with_status(cx.render_form(view), status)
+        };
+        if form.password != form.password_again {
+            return again(
+                "The two new passwords differ.".to_owned(),
+                StatusCode::BAD_REQUEST,
+            );
+        }
+        let security = &cx.state.security;
+        let key = format!("password|{}", user.id);
+        if let Some(wait) = security.throttle.retry_after(&key) {
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            return again(
+                format!(
+                    "Too many wrong current passwords. Try again in {minutes} minute{}.",
+                    if minutes == 1 { "" } else { "s" }
+                ),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+        }
+        let accounts = cx.accounts()?;
+        match accounts
+            .change_password(user.id, &form.current_password, &form.password)
+            .await
+        {
+            Ok(Some(signed_in)) => {
+                security.throttle.succeeded(&key);
+                tracing::info!(username = %loggable(&user.username), "password changed by its user; other sessions ended");
+                let mut response = see_other(&format!("{}/account/password/?done=1", cx.prefix));
+                let max_age = accounts.session_ttl().num_seconds();
+                if let Some(cookie) =
+                    cx.cookie_rules()
+                        .set(SESSION_COOKIE, &signed_in.secret, "Lax", max_age)
+                {
+                    response.headers_mut().append(header::SET_COOKIE, cookie);
+                }
+                Ok(response)
+            }
+            Ok(None) => {
+                security.throttle.failed(&key);
+                tracing::info!(username = %loggable(&user.username), "wrong current password on a password change");
+                again(
+                    "The current password is wrong.".to_owned(),
+                    StatusCode::UNAUTHORIZED,
+                )
+            }
+            Err(stpt_core::Error::InvalidInput { problem, .. }) => again(
+                format!("The new password {problem}."),
+                StatusCode::BAD_REQUEST,
+            ),
             Err(error) => Err(error.into()),
         }
     }

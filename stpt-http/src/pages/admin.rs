@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use stpt_core::accounts::{Role, RunnerToken, RunnerTokenId, UserId};
 use stpt_core::{MachineId, PageRequest, RunId, RunnerTimezone};
 
-use super::account::{CsrfForm, check_csrf, with_status};
+use super::account::{CsrfForm, ResetAsker, check_csrf, mail_reset_link, with_status};
 use super::views::{Crumb, iso};
 use super::{Cx, PageError, PagesState, View};
 use crate::extract::parse_id;
@@ -26,6 +26,9 @@ pub(super) fn routes() -> Router<PagesState> {
         .route("/admin/users", post(create_user))
         .route("/admin/users/{id}/role", post(set_role))
         .route("/admin/users/{id}/delete", post(delete_user))
+        .route("/admin/users/{id}/email", post(set_email))
+        .route("/admin/users/{id}/password", post(set_password))
+        .route("/admin/users/{id}/reset-link", post(send_reset_link))
         .route("/admin/tokens", post(create_token))
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
 }
@@ -137,6 +140,11 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "user-created" => Some("User created."),
         "role-changed" => Some("Role changed."),
         "user-deleted" => Some("User deleted."),
+        "email-changed" => Some("Email changed."),
+        "password-set" => Some("Password set; the user is signed out everywhere."),
+        "reset-link-sent" => Some(
+            "Password-reset link sent to the user's email address; it works once, for an hour.",
+        ),
         "token-revoked" => Some("Runner token revoked; runners using it are refused from now on."),
         "timezone-changed" => {
             Some("Time zone changed; the machine's next naive timestamps are read in it.")
@@ -349,6 +357,83 @@ async fn delete_user(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfForm>)
         let id = user_id(&id)?;
         accounts.delete_user(id).await?;
         tracing::info!(admin = %loggable(&me.name), user = %id, "user deleted");
+        Ok(see_other(&done))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct EmailForm {
+    /// Blank: the user has no email address.
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn set_email(cx: Cx, Path(id): Path<String>, Form(form): Form<EmailForm>) -> Response {
+    let done = format!("{}/admin/?done=email-changed#users", cx.prefix);
+    let accounts = match cx.accounts() {
+        Ok(accounts) => accounts.clone(),
+        Err(error) => return cx.error_page(error),
+    };
+    let csrf = form.csrf_token.clone();
+    admin_form(&cx, &csrf, |me| async move {
+        let user = accounts.set_email(user_id(&id)?, Some(&form.email)).await?;
+        tracing::info!(admin = %loggable(&me.name), username = %loggable(&user.username), has_email = user.email.is_some(), "email changed");
+        Ok(see_other(&done))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// Sets a user's password directly (to tell them by other means); they are signed out
+/// everywhere.
+async fn set_password(cx: Cx, Path(id): Path<String>, Form(form): Form<PasswordForm>) -> Response {
+    let done = format!("{}/admin/?done=password-set#users", cx.prefix);
+    let accounts = match cx.accounts() {
+        Ok(accounts) => accounts.clone(),
+        Err(error) => return cx.error_page(error),
+    };
+    let csrf = form.csrf_token.clone();
+    admin_form(&cx, &csrf, |me| async move {
+        let id = user_id(&id)?;
+        accounts.set_password(id, &form.password).await?;
+        tracing::info!(admin = %loggable(&me.name), user = %id, "password set by an admin; the user's sessions ended");
+        Ok(see_other(&done))
+    })
+    .await
+}
+
+/// Emails a user a link to choose a new password, as the reset flow does.
+async fn send_reset_link(cx: Cx, Path(id): Path<String>, Form(form): Form<CsrfForm>) -> Response {
+    let done = format!("{}/admin/?done=reset-link-sent#users", cx.prefix);
+    let accounts = match cx.accounts() {
+        Ok(accounts) => accounts.clone(),
+        Err(error) => return cx.error_page(error),
+    };
+    let mailer = std::sync::Arc::clone(&cx.state.security.mailer);
+    let base = cx.public_base();
+    let cx_ref = &cx;
+    admin_form(&cx, &form.csrf_token, |me| async move {
+        let grant = accounts.grant_password_reset(user_id(&id)?).await?;
+        let username = grant.user.username.clone();
+        if let Err(error) = mail_reset_link(&*mailer, &base, grant, ResetAsker::Admin).await {
+            tracing::error!(%error, username = %loggable(&username), "sending a password-reset email failed");
+            let message = "The reset link could not be sent: the mail server refused it or \
+                           could not be reached. The server log says why.";
+            return render_admin(cx_ref, &me, None, Some(message.to_owned()), StatusCode::BAD_GATEWAY)
+                .await
+                .map_err(|error| stpt_core::Error::backend(error.message));
+        }
+        tracing::info!(admin = %loggable(&me.name), username = %loggable(&username), "password-reset link sent by an admin");
         Ok(see_other(&done))
     })
     .await

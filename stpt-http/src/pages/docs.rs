@@ -193,6 +193,8 @@ struct ParamView {
 #[derive(Debug, Serialize)]
 struct BodyView {
     content_type: String,
+    /// Other content types the body may be sent as (the seed's runner paths take forms).
+    also: Vec<String>,
     r#type: TypeView,
     description: Vec<Vec<Span>>,
     fields: Vec<FieldView>,
@@ -409,10 +411,16 @@ impl<'a> Schemas<'a> {
             })
             .collect();
         let request = operation.get("requestBody").and_then(|body| {
-            let (content_type, content) = body.entries("content").first()?;
+            let contents = body.entries("content");
+            let (content_type, content) = contents.first()?;
             let schema = content.get("schema")?;
             Some(BodyView {
                 content_type: content_type.clone(),
+                also: contents
+                    .iter()
+                    .skip(1)
+                    .map(|(kind, _)| kind.clone())
+                    .collect(),
                 r#type: self.type_view(schema),
                 description: prose(body.str("description")),
                 fields: self.fields(self.resolve(schema)),

@@ -7,7 +7,7 @@ use std::fmt;
 use tera::{Context, Tera};
 
 /// Every built-in template, by the name an embedder overrides it with.
-pub(crate) const BUILTIN: [(&str, &str); 20] = [
+pub(crate) const BUILTIN: [(&str, &str); 21] = [
     ("stpt/base.html", include_str!("../../templates/base.html")),
     (
         "stpt/pagination.html",
@@ -64,6 +64,10 @@ pub(crate) const BUILTIN: [(&str, &str); 20] = [
     (
         "stpt/password_reset.html",
         include_str!("../../templates/password_reset.html"),
+    ),
+    (
+        "stpt/password_change.html",
+        include_str!("../../templates/password_change.html"),
     ),
     (
         "stpt/admin.html",

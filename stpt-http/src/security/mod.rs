@@ -31,7 +31,7 @@ pub(crate) use csrf::Csrf;
 pub(crate) use identity::AccountsIdentity;
 pub use identity::{IdentityProvider, Viewer};
 pub use mail::{LogMailer, Mail, Mailer};
-pub(crate) use origin::{OriginGate, same_origin};
+pub(crate) use origin::{OriginGate, is_cross_site, same_origin};
 pub(crate) use runner::RunnerAccess;
 pub(crate) use throttle::LoginThrottle;
 

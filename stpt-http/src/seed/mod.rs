@@ -2,6 +2,7 @@
 //! status codes and error bodies as the seed had them (each path with and without its
 //! trailing slash). Ids of what a runner posted, and everything richer, are in `/api/v1`.
 
+pub(crate) mod form;
 mod pagination;
 pub(crate) mod views;
 
@@ -19,10 +20,11 @@ use stpt_core::{
 };
 
 use crate::error::ErrorEnvelope;
-use crate::extract::{MountPrefix, RunnerJson};
+use crate::extract::{MountPrefix, SeedRunnerBody};
 use crate::schemas::examples;
 use crate::security::RunnerAccess;
 use crate::{ApiError, AppState};
+use form::SeedFormBody;
 use pagination::{PageNumber, SeedPageQuery, SeedPagination};
 use views::{
     ItemJson, MachineJson, MachineLastDataJson, Paginated, PlanEcho, RunJson, TestStartEcho,
@@ -44,6 +46,13 @@ use views::{
     master_scenario_detail
 ))]
 pub(crate) struct SeedApi;
+
+/// How the runner endpoints' bodies may be sent.
+const FORM_BODIES: &str = "JSON, or, as the seed took them, a form (`application/x-www-form-urlencoded`) or \
+     `multipart/form-data` naming the same fields flat: `master_scenario.file_name`, \
+     `master_scenario.scenarios[0]file_name`, `master_scenario.scenarios[0]tests[0]file_name`. \
+     The same rules and answers apply; a form that cannot be read is `400 malformed_form`, and \
+     one a browser posts from another site `403`.";
 
 /// The tag of the seed's runner endpoints.
 const RUNNER_TAG: &str = "seed runner protocol";
@@ -222,16 +231,20 @@ fn page_error(error: Error) -> SeedReadError {
     operation_id = "seed_record_plan",
     path = "/tm_api/dry_run/",
     tag = RUNNER_TAG,
-    request_body(content = PlanPayload, content_type = "application/json", example = json!(examples::plan())),
+    request_body(description = FORM_BODIES, content(
+        (PlanPayload = "application/json", example = json!(examples::plan())),
+        (SeedFormBody = "application/x-www-form-urlencoded", example = json!(form::flattened_example(&examples::plan()))),
+        (SeedFormBody = "multipart/form-data", example = json!(form::flattened_example(&examples::plan()))),
+    )),
     responses(
         (status = 201, description = "The plan is stored as a new run; the answer echoes it as the seed did.", body = PlanEcho),
-        (status = 400, description = "Malformed JSON, a missing or mistyped field, a blank machine name, file path or file name, or an oversized name or path (`malformed_json`, `invalid_input`, `unreadable_body`). Nothing is stored. The message is also in `detail`.", body = ErrorEnvelope, example = json!(examples::invalid_input())),
+        (status = 400, description = "Malformed JSON or form, a missing or mistyped field, a blank machine name, file path or file name, or an oversized name or path (`malformed_json`, `malformed_form`, `invalid_input`, `unreadable_body`). Nothing is stored. The message is also in `detail`.", body = ErrorEnvelope, example = json!(examples::invalid_input())),
     )
 )]
 async fn record_plan(
     State(state): State<AppState>,
     access: RunnerAccess,
-    RunnerJson(payload): RunnerJson<PlanPayload>,
+    SeedRunnerBody(payload): SeedRunnerBody<PlanPayload>,
 ) -> Result<(StatusCode, Json<PlanEcho>), ApiError> {
     let echo = PlanEcho::new(
         echoed_time(&state, payload.timestamp),
@@ -254,17 +267,21 @@ async fn record_plan(
     operation_id = "seed_record_test_start",
     path = "/tm_api/test_start/",
     tag = RUNNER_TAG,
-    request_body(content = TestStartPayload, content_type = "application/json", example = json!(examples::test_start())),
+    request_body(description = FORM_BODIES, content(
+        (TestStartPayload = "application/json", example = json!(examples::test_start())),
+        (SeedFormBody = "application/x-www-form-urlencoded", example = json!(form::flattened_example(&examples::test_start()))),
+        (SeedFormBody = "multipart/form-data", example = json!(form::flattened_example(&examples::test_start()))),
+    )),
     responses(
         (status = 202, description = "The event is applied; the answer echoes it as the seed did.", body = TestStartEcho),
-        (status = 400, description = "Malformed JSON, a missing or mistyped field, a blank machine name, an unknown status (`malformed_json`, `invalid_input`). Nothing is changed. The message is also in `detail`.", body = ErrorEnvelope, example = json!(examples::invalid_input())),
+        (status = 400, description = "Malformed JSON or form, a missing or mistyped field, a blank machine name, an unknown status (`malformed_json`, `malformed_form`, `invalid_input`). Nothing is changed. The message is also in `detail`.", body = ErrorEnvelope, example = json!(examples::invalid_input())),
         (status = 409, description = "The event matched nothing (`no_match`: unknown machine, no ongoing run, no waiting test of that path and name). Nothing is changed; the seed's runner ignores this answer. The message is also in `detail`.", body = ErrorEnvelope, example = json!(examples::no_match())),
     )
 )]
 async fn record_test_start(
     State(state): State<AppState>,
     access: RunnerAccess,
-    RunnerJson(payload): RunnerJson<TestStartPayload>,
+    SeedRunnerBody(payload): SeedRunnerBody<TestStartPayload>,
 ) -> Result<(StatusCode, Json<TestStartEcho>), ApiError> {
     let start = payload.validate_at(state.tracker.now())?;
     access.permit(&start.machine)?;
@@ -288,17 +305,21 @@ async fn record_test_start(
     operation_id = "seed_record_test_stop",
     path = "/tm_api/test_stop/",
     tag = RUNNER_TAG,
-    request_body(content = TestStopPayload, content_type = "application/json", example = json!(examples::test_stop())),
+    request_body(description = FORM_BODIES, content(
+        (TestStopPayload = "application/json", example = json!(examples::test_stop())),
+        (SeedFormBody = "application/x-www-form-urlencoded", example = json!(form::flattened_example(&examples::test_stop()))),
+        (SeedFormBody = "multipart/form-data", example = json!(form::flattened_example(&examples::test_stop()))),
+    )),
     responses(
         (status = 202, description = "The event is applied; the answer echoes it as the seed did.", body = TestStopEcho),
-        (status = 400, description = "Malformed JSON, a missing or mistyped field, a blank machine name, an unknown status, `waiting` or `running` as a final status (`malformed_json`, `invalid_input`). Nothing is changed. The message is also in `detail`.", body = ErrorEnvelope, example = json!(examples::invalid_input())),
+        (status = 400, description = "Malformed JSON or form, a missing or mistyped field, a blank machine name, an unknown status, `waiting` or `running` as a final status (`malformed_json`, `malformed_form`, `invalid_input`). Nothing is changed. The message is also in `detail`.", body = ErrorEnvelope, example = json!(examples::invalid_input())),
         (status = 409, description = "The event matched nothing (`no_match`: unknown machine, no ongoing run, no running test of that path and name). Nothing is changed; the seed's runner ignores this answer. The message is also in `detail`.", body = ErrorEnvelope, example = json!(examples::no_match())),
     )
 )]
 async fn record_test_stop(
     State(state): State<AppState>,
     access: RunnerAccess,
-    RunnerJson(payload): RunnerJson<TestStopPayload>,
+    SeedRunnerBody(payload): SeedRunnerBody<TestStopPayload>,
 ) -> Result<(StatusCode, Json<TestStopEcho>), ApiError> {
     let stop = payload.validate_at(state.tracker.now())?;
     access.permit(&stop.machine)?;
