@@ -141,6 +141,7 @@ impl RunIndex {
                     status: Status::Waiting,
                     timestamp_start: None,
                     timestamp_stop: None,
+                    failure: None,
                 });
             }
         }
