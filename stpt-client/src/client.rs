@@ -596,6 +596,33 @@ mod tests {
     }
 
     #[test]
+    fn stops_carry_failure_details_cut_to_the_bounds() {
+        let test = TestRef::Id { test_id: TestId(7) };
+        let at = Utc::now();
+        let long = "x".repeat(stpt_core::MAX_FAILURE_DETAILS_BYTES * 2);
+        let stop = BatchEvent::stop(
+            EventId::new("e-3").unwrap(),
+            test.clone(),
+            Status::Failed,
+            at,
+        )
+        .unwrap()
+        .with_details(Some("assert 1 == 2"), Some(&long))
+        .unwrap();
+        let json = serde_json::to_value(&stop).unwrap();
+        assert_eq!(json["message"], "assert 1 == 2");
+        let details = json["details"].as_str().unwrap();
+        assert!(details.len() <= stpt_core::MAX_FAILURE_DETAILS_BYTES);
+        assert!(details.contains("cut by stpt"));
+        let start = BatchEvent::start(EventId::new("e-4").unwrap(), test, at);
+        assert!(start.clone().with_details(None, None).is_ok());
+        assert!(matches!(
+            start.with_details(Some("early"), None),
+            Err(ClientError::InvalidInput(_))
+        ));
+    }
+
+    #[test]
     fn batch_events_have_the_wire_shape() {
         let at = DateTime::parse_from_rfc3339("2026-11-24T13:02:04Z")
             .map(|at| at.with_timezone(&Utc))

@@ -250,6 +250,7 @@ impl RunIndex {
             test.status = changed.status;
             test.timestamp_start = changed.timestamp_start;
             test.timestamp_stop = changed.timestamp_stop;
+            test.failure.clone_from(&changed.failure);
         }
         for changed in &work.scenarios {
             if let Some(&at) = self.scenario_at.get(&changed.id) {

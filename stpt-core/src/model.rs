@@ -286,8 +286,8 @@ pub struct ItemDetail {
     pub timestamp_start: Option<DateTime<Utc>>,
     /// When it stopped.
     pub timestamp_stop: Option<DateTime<Utc>>,
-    /// A test's failure message, as its stop sent it ([`crate::FailureDetails`]); absent
-    /// when there is none, and for scenarios.
+    /// A test's failure message, as its stop sent it (a short line such as the failed
+    /// assertion); absent when there is none, and for scenarios.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// A test's longer failure text (a traceback, a log tail), as its stop sent it; absent

@@ -138,7 +138,7 @@ async fn a_single_stop_says_how_its_test_ended() {
         "the page injects a script: {html}"
     );
     assert!(html.contains(
-        "<p class=\"failure-message\">assert &#x27;&lt;script&gt;alert(1)&lt;&#x2F;script&gt;&#x27; == &#x27;on&#x27;</p>"
+        "<p class=\"failure-message\">assert &#x27;&lt;script&gt;alert(1)&lt;/script&gt;&#x27; == &#x27;on&#x27;</p>"
     ), "{html}");
     assert!(
         html.contains("<details class=\"failure-details\">"),
