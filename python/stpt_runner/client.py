@@ -41,7 +41,15 @@ FINISHED_STATUSES = ("passed", "warning", "failed", "error", "unknown", "cancell
 #: Events per ``/api/v1/events`` batch (the server takes at most 1000).
 BATCH_SIZE = 200
 
+#: The server's bounds on what a stop says about how a test ended (``stpt_core``'s
+#: ``MAX_FAILURE_MESSAGE_CHARS`` and ``MAX_FAILURE_DETAILS_BYTES``); it refuses longer texts.
+MAX_MESSAGE_CHARS = 1000
+MAX_DETAILS_BYTES = 64 * 1024
+
 USER_AGENT = "stpt-runner/0.1"
+
+#: Sent while replaying the spool: how many events are still queued after the request.
+BACKLOG_HEADER = "Stpt-Backlog"
 
 
 def now():
@@ -51,6 +59,35 @@ def now():
 
 def new_event_id():
     return uuid.uuid4().hex
+
+
+def fit_message(message):
+    """A failure message within the server's bound: NULs shown as U+FFFD, a longer one cut
+    with a trailing ``…``."""
+    if message is None:
+        return None
+    message = message.replace("\0", "\ufffd")
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return message[: MAX_MESSAGE_CHARS - 1] + "\u2026"
+
+
+def fit_details(details, keep_head=True):
+    """Failure details within the server's bound (in bytes of UTF-8): NULs shown as U+FFFD;
+    a longer text keeps its beginning (a quarter, unless ``keep_head`` is false) and its end
+    around a line saying how much was cut, as the Rust client does."""
+    if details is None:
+        return None
+    details = details.replace("\0", "\ufffd")
+    data = details.encode("utf-8")
+    if len(data) <= MAX_DETAILS_BYTES:
+        return details
+    keep = MAX_DETAILS_BYTES - 80  # room for the marker line
+    head = data[: keep // 4 if keep_head else 0].decode("utf-8", "ignore")
+    tail = data[len(data) - (keep - len(head.encode("utf-8"))):].decode("utf-8", "ignore")
+    cut = len(data) - len(head.encode("utf-8")) - len(tail.encode("utf-8"))
+    marker = "[\u2026 cut by stpt: %d bytes \u2026]" % cut
+    return (head + "\n" if head else "") + marker + "\n" + tail
 
 
 class Settings(object):
@@ -194,6 +231,9 @@ class Reporter(object):
         self._closing = False
         self._sending = False
         self._last_problem = None
+        # Set while sending what the spool kept during an outage (or from an earlier run),
+        # until it is empty: those requests carry ``Stpt-Backlog`` so the server shows it.
+        self._replaying = len(self.spool) > 0
         if len(self.spool):
             log.info("stpt: %d unsent events from an earlier run are in %s; sending them first",
                      len(self.spool), self.spool.path)
@@ -218,21 +258,31 @@ class Reporter(object):
     def start(self, plan_id, scenario, test, timestamp=None, named=None):
         return self._record(self._event("test_start", plan_id, scenario, test, timestamp, named))
 
-    def stop(self, plan_id, scenario, test, status, timestamp=None, named=None):
+    def stop(self, plan_id, scenario, test, status, timestamp=None, named=None, message=None,
+             details=None):
+        """Spools a stop. ``message`` (one line, such as the failed assertion) and ``details``
+        (a traceback, a log tail) say how the test ended; they are cut to the server's bounds
+        (:func:`fit_message`, :func:`fit_details`) before they are spooled."""
         if status not in FINISHED_STATUSES:
             raise ValueError(
                 "a test finishes with one of %s, not %r" % (", ".join(FINISHED_STATUSES), status)
             )
         event = self._event("test_stop", plan_id, scenario, test, timestamp, named)
         event["status"] = status
+        if message is not None:
+            event["message"] = fit_message(message)
+        if details is not None:
+            event["details"] = fit_details(details)
         return self._record(event)
 
     def start_named(self, file_path, file_name, timestamp=None):
         """A start addressed as the seed protocol does: by machine, path and file name."""
         return self.start(None, None, None, timestamp, named=(file_path, file_name))
 
-    def stop_named(self, file_path, file_name, status, timestamp=None):
-        return self.stop(None, None, None, status, timestamp, named=(file_path, file_name))
+    def stop_named(self, file_path, file_name, status, timestamp=None, message=None,
+                   details=None):
+        return self.stop(None, None, None, status, timestamp, named=(file_path, file_name),
+                         message=message, details=details)
 
     def _event(self, kind, plan_id, scenario, test, timestamp, named):
         event = {"id": new_event_id(), "kind": kind, "timestamp": timestamp or now()}
@@ -312,6 +362,7 @@ class Reporter(object):
                 self.backoff.reset()
                 self._last_problem = None
             except Transient as problem:
+                self._replaying = True
                 if self._last_problem is None:
                     log.warning("stpt: %s; events are kept in %s and retried", problem, self.spool.path)
                 self._last_problem = str(problem)
@@ -357,8 +408,21 @@ class Reporter(object):
         if batch:
             self._send_batch(batch)
 
+    def _backlog_headers(self, sending):
+        """While replaying, the ``Stpt-Backlog`` header: events still queued once ``sending``
+        more are sent. The replay ends with the request that leaves none."""
+        if not self._replaying:
+            return {}
+        with self._condition:
+            left = max(0, len(self.spool) - sending)
+        if left == 0:
+            self._replaying = False
+        return {BACKLOG_HEADER: str(left)}
+
     def _send_plan(self, entry):
-        answer = self.http.post("/api/v1/plans", entry["body"], {"Idempotency-Key": entry["id"]})
+        headers = {"Idempotency-Key": entry["id"]}
+        headers.update(self._backlog_headers(1))
+        answer = self.http.post("/api/v1/plans", entry["body"], headers)
         if answer.status in (200, 201):
             test_ids = [scenario["test_ids"] for scenario in answer.body["scenarios"]]
             with self._condition:
@@ -369,8 +433,9 @@ class Reporter(object):
     def _resolve(self, entry):
         """The batch event of ``entry``, or None when it was dropped (its plan refused)."""
         event = {"event_id": entry["id"], "type": entry["kind"], "timestamp": entry["timestamp"]}
-        if "status" in entry:
-            event["status"] = entry["status"]
+        for field in ("status", "message", "details"):
+            if field in entry:
+                event[field] = entry[field]
         plan_id = entry.get("plan")
         if plan_id is not None:
             known, test_ids = self.spool.plan_test_ids(plan_id)
@@ -392,7 +457,8 @@ class Reporter(object):
         return event
 
     def _send_batch(self, batch):
-        answer = self.http.post("/api/v1/events", {"events": [event for _, event in batch]})
+        answer = self.http.post("/api/v1/events", {"events": [event for _, event in batch]},
+                                self._backlog_headers(len(batch)))
         if answer.status == 200:
             for (entry, _), result in zip(batch, answer.body["results"]):
                 if result.get("outcome") == "rejected":

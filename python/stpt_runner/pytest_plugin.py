@@ -17,6 +17,10 @@ once started, so each test that never ran (``-x``, ``--maxfail``, a crash) is st
 once stopped as ``unknown``. An interrupted session (Ctrl-C) is cancelled: one test is
 stopped as ``cancelled``, which cancels every test of the run that has not finished.
 
+A stop says how the test ended when pytest does: the one-line message of the report that
+decided its status (the failed assertion, the exception, the skip or xfail reason) and the
+tail of that report's ``longrepr`` (the traceback), which the test's stpt page shows.
+
 Events go through the spool (see :mod:`stpt_runner.client`): a session goes on when the
 server is away, and what could not be sent is sent by the next session.
 """
@@ -25,7 +29,7 @@ import inspect
 import logging
 import os
 
-from .client import Reporter, Settings
+from .client import Reporter, Settings, fit_details
 
 log = logging.getLogger("stpt_runner")
 
@@ -81,6 +85,26 @@ def _source_of(item):
         return None
 
 
+def _said(report):
+    """The one-line message and the longrepr text of a report that is not a plain pass."""
+    if getattr(report, "wasxfail", None) is not None and not report.failed:
+        reason = report.wasxfail or ""
+        return "xfail" + (": " + reason if reason else ""), None
+    longrepr = report.longrepr
+    if longrepr is None:
+        return None, None
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
+        return str(longrepr[2]), None
+    crash = getattr(getattr(longrepr, "reprcrash", None), "message", None)
+    text = getattr(report, "longreprtext", None) or str(longrepr)
+    lines = (crash or text).strip().splitlines()
+    message = lines[0] if lines else None
+    if crash is None:
+        # No crash line (a collection error, a plugin's own repr): its last line says most.
+        message = text.strip().splitlines()[-1] if text.strip() else None
+    return message, text or None
+
+
 class SessionReporter(object):
     def __init__(self, config, settings):
         self.config = config
@@ -90,6 +114,7 @@ class SessionReporter(object):
         self.slots = {}  # nodeid -> (scenario index, test index)
         self.order = []  # nodeids in plan order
         self.outcomes = {}  # nodeid -> status so far
+        self.said = {}  # nodeid -> (message, details) of the report that decided the status
         self.started = set()
         self.stopped = set()
 
@@ -169,6 +194,7 @@ class SessionReporter(object):
             current = self.outcomes.get(report.nodeid)
             if current is None or _RANK[status] > _RANK[current]:
                 self.outcomes[report.nodeid] = status
+                self.said[report.nodeid] = _said(report) if status != "passed" else (None, None)
 
     def pytest_runtest_logfinish(self, nodeid, location):
         self._stop(nodeid, self.outcomes.get(nodeid, "unknown"))
@@ -181,7 +207,10 @@ class SessionReporter(object):
             self.started.add(nodeid)
             self.reporter.start(self.plan_id, slot[0], slot[1])
         self.stopped.add(nodeid)
-        self.reporter.stop(self.plan_id, slot[0], slot[1], status)
+        message, details = self.said.get(nodeid, (None, None))
+        # The end of a traceback says where it failed: keep the tail.
+        self.reporter.stop(self.plan_id, slot[0], slot[1], status, message=message,
+                           details=fit_details(details, keep_head=False))
 
     # -- the end ---------------------------------------------------------------------------
 

@@ -120,3 +120,43 @@ def test_an_invalid_status_is_refused_before_it_is_spooled(tmp_path):
     else:
         raise AssertionError("a non-final status was accepted")
     assert runner.close(10)
+
+
+def test_failure_texts_are_spooled_within_the_server_bounds(tmp_path):
+    http = ScriptedHttp([])
+    runner = reporter(tmp_path, http)
+    plan = runner.plan(master(2))
+    runner.start(plan, 0, 0)
+    traceback = "Traceback\n" + "  frame\n" * 20000 + "AssertionError: 2 != 3\n"
+    runner.stop(plan, 0, 0, "failed", message="x" * 5000, details=traceback)
+    runner.start(plan, 0, 1)
+    runner.stop(plan, 0, 1, "passed")
+    assert runner.close(10)
+    failed, passed = [e for e in http.sent_events() if e["type"] == "test_stop"]
+    assert len(failed["message"]) == 1000 and failed["message"].endswith("\u2026")
+    assert len(failed["details"].encode("utf-8")) <= 64 * 1024
+    assert failed["details"].startswith("Traceback\n")
+    assert failed["details"].endswith("AssertionError: 2 != 3\n")
+    assert "cut by stpt" in failed["details"]
+    assert "message" not in passed and "details" not in passed
+
+
+def test_a_replay_after_an_outage_says_how_much_is_left(tmp_path):
+    http = ScriptedHttp([Transient("cannot reach")])
+    runner = reporter(tmp_path, http)
+    plan = runner.plan(master(3))
+    for test in range(2):
+        runner.start(plan, 0, test)
+        runner.stop(plan, 0, test, "passed")
+    assert runner.flush(10)
+    runner.start(plan, 0, 2)  # live again: no header
+    assert runner.close(10)
+    headers = [headers or {} for _, _, headers in http.posts]
+    assert "Stpt-Backlog" not in headers[0], "the first try, before any outage"
+    said = [h.get("Stpt-Backlog") for h in headers]
+    assert "0" in said, headers
+    end = said.index("0")  # the replay ends with the request that leaves none
+    replay = said[1:end + 1]
+    assert None not in replay, headers
+    assert [int(left) for left in replay] == sorted((int(left) for left in replay), reverse=True)
+    assert said[end + 1:] == [None] * (len(said) - end - 1), "live again: no header"

@@ -116,6 +116,25 @@ def test_outcomes_become_statuses(server, tmp_path):
     assert "def test_pass" in server.get("/api/v1/tests/%d" % test_id)["script"]
 
 
+def test_stops_say_how_tests_ended(server, tmp_path):
+    code, output = pytest_run(server, tmp_path, "pytest-said", "test_mixed.py")
+    assert code == 1, output
+    run = server.latest_run("pytest-said")
+    said = {}
+    for test in run["scenarios"][0]["tests"]:
+        item = server.get("/api/v1/tests/%d" % test["id"])
+        said[item["file"]["file_name"]] = (item.get("message"), item.get("details"))
+    message, details = said["test_fail"]
+    assert message.startswith("assert") and "\n" not in message, message
+    assert "def test_fail" in details and details.rstrip().endswith("AssertionError"), details
+    message, details = said["test_setup_error"]
+    assert "the fixture broke" in message, message
+    assert "RuntimeError" in details, details
+    assert said["test_skip"] == ("Skipped: not on this rig", None)
+    assert said["test_xfail"] == ("xfail: known bug", None)
+    assert said["test_pass"] == (None, None)
+
+
 def test_exitfirst_closes_the_tests_that_did_not_run(server, tmp_path):
     code, output = pytest_run(server, tmp_path, "pytest-x", "-x", "test_mixed.py")
     assert code == 1, output
@@ -157,6 +176,9 @@ def test_a_junit_report_of_pytest_uploads_through_the_command_line(server, tmp_p
     run = server.latest_run("ci-pytest")
     assert [status for *_, status in server.tests(run)] == [
         "passed", "failed", "error", "error", "unknown", "warning", "passed", "passed"]
+    failed = server.get("/api/v1/tests/%d" % run["scenarios"][0]["tests"][1]["id"])
+    assert failed["message"].startswith("assert"), failed
+    assert "def test_fail" in failed["details"], failed
 
 
 def test_a_refused_junit_upload_says_why(server, tmp_path):

@@ -6,8 +6,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use stpt_core::{
-    EventId, EventReceipt, ItemDetail, MachineId, MachineSummary, PageRequest, PlanPayload,
-    RunDetail, RunEta, RunId, RunSummary, ScenarioId, Status, TestId,
+    EventId, EventReceipt, FailureDetails, ItemDetail, MachineId, MachineSummary, PageRequest,
+    PlanPayload, RunDetail, RunEta, RunId, RunSummary, ScenarioId, Status, TestId,
 };
 
 /// How long one request may take by default, connecting included.
@@ -175,6 +175,8 @@ pub struct BatchEvent {
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<Status>,
     timestamp: DateTime<Utc>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    failure: Option<FailureDetails>,
 }
 
 impl BatchEvent {
@@ -186,6 +188,7 @@ impl BatchEvent {
             test,
             status: None,
             timestamp: at,
+            failure: None,
         }
     }
 
@@ -204,7 +207,26 @@ impl BatchEvent {
             test,
             status: Some(status),
             timestamp: at,
+            failure: None,
         })
+    }
+
+    /// A stop that also says how the test ended: a short `message` (such as the failed
+    /// assertion) and longer `details` (a traceback, a log tail), cut to the server's bounds
+    /// with a visible marker ([`FailureDetails::fit`]). A start says nothing of the kind:
+    /// [`ClientError::InvalidInput`].
+    pub fn with_details(
+        mut self,
+        message: Option<&str>,
+        details: Option<&str>,
+    ) -> Result<Self, ClientError> {
+        if self.kind == EventKind::TestStart && (message.is_some() || details.is_some()) {
+            return Err(ClientError::InvalidInput(
+                "a test start carries no message or details; give them to its stop".to_owned(),
+            ));
+        }
+        self.failure = FailureDetails::fit(message, details);
+        Ok(self)
     }
 
     /// The event's client id.
@@ -340,7 +362,18 @@ impl Client {
         plan: &PlanPayload,
         key: &EventId,
     ) -> Result<PlanCreated, ClientError> {
-        self.post("/api/v1/plans", plan, Some(key)).await
+        self.plan_with_backlog(plan, key, None).await
+    }
+
+    /// [`Client::plan`], saying while replaying a spool how many events are still queued
+    /// after it ([`stpt_core::BACKLOG_HEADER`]).
+    pub(crate) async fn plan_with_backlog(
+        &self,
+        plan: &PlanPayload,
+        key: &EventId,
+        backlog: Option<u64>,
+    ) -> Result<PlanCreated, ClientError> {
+        self.post("/api/v1/plans", plan, Some(key), backlog).await
     }
 
     /// Starts the waiting test `test` at `at` (`POST /api/v1/tests/{id}/start`).
@@ -355,7 +388,8 @@ impl Client {
             timestamp: DateTime<Utc>,
         }
         let path = format!("/api/v1/tests/{test}/start");
-        self.post(&path, &Body { timestamp: at }, Some(key)).await
+        self.post(&path, &Body { timestamp: at }, Some(key), None)
+            .await
     }
 
     /// Stops the running test `test` at `at` with the final `status`
@@ -367,18 +401,37 @@ impl Client {
         at: DateTime<Utc>,
         key: &EventId,
     ) -> Result<EventRecorded, ClientError> {
+        self.stop_test_with_details(test, status, at, None, key)
+            .await
+    }
+
+    /// [`Client::stop_test`], saying how the test ended: `failure`'s message and details,
+    /// cut to the server's bounds with a visible marker ([`FailureDetails::fit`]).
+    pub async fn stop_test_with_details(
+        &self,
+        test: TestId,
+        status: Status,
+        at: DateTime<Utc>,
+        failure: Option<&FailureDetails>,
+        key: &EventId,
+    ) -> Result<EventRecorded, ClientError> {
         #[derive(Serialize)]
         struct Body {
             status: Status,
             timestamp: DateTime<Utc>,
+            #[serde(flatten, skip_serializing_if = "Option::is_none")]
+            failure: Option<FailureDetails>,
         }
         check_final(status)?;
         let path = format!("/api/v1/tests/{test}/stop");
         let body = Body {
             status,
             timestamp: at,
+            failure: failure.and_then(|failure| {
+                FailureDetails::fit(failure.message.as_deref(), failure.details.as_deref())
+            }),
         };
-        self.post(&path, &body, Some(key)).await
+        self.post(&path, &body, Some(key), None).await
     }
 
     /// Applies `events` in order (`POST /api/v1/events`, at most [`MAX_BATCH_EVENTS`]); one
@@ -386,6 +439,16 @@ impl Client {
     pub async fn post_events(
         &self,
         events: &[BatchEvent],
+    ) -> Result<Vec<BatchOutcome>, ClientError> {
+        self.post_events_with_backlog(events, None).await
+    }
+
+    /// [`Client::post_events`], saying while replaying a spool how many events are still
+    /// queued after these ([`stpt_core::BACKLOG_HEADER`]).
+    pub(crate) async fn post_events_with_backlog(
+        &self,
+        events: &[BatchEvent],
+        backlog: Option<u64>,
     ) -> Result<Vec<BatchOutcome>, ClientError> {
         #[derive(Serialize)]
         struct Body<'a> {
@@ -397,7 +460,9 @@ impl Client {
                 events.len()
             )));
         }
-        let answer: BatchResults = self.post("/api/v1/events", &Body { events }, None).await?;
+        let answer: BatchResults = self
+            .post("/api/v1/events", &Body { events }, None, backlog)
+            .await?;
         Ok(answer.results)
     }
 
@@ -441,10 +506,14 @@ impl Client {
         path: &str,
         body: &B,
         key: Option<&EventId>,
+        backlog: Option<u64>,
     ) -> Result<T, ClientError> {
         let mut request = self.http.post(format!("{}{path}", self.base)).json(body);
         if let Some(key) = key {
             request = request.header(IDEMPOTENCY_KEY, key.as_str());
+        }
+        if let Some(left) = backlog {
+            request = request.header(stpt_core::BACKLOG_HEADER, left.to_string());
         }
         self.send(request).await
     }
@@ -524,6 +593,33 @@ mod tests {
         let refused = BatchEvent::stop(new_event_id(), test.clone(), Status::Running, Utc::now());
         assert!(matches!(refused, Err(ClientError::InvalidInput(_))));
         assert!(BatchEvent::stop(new_event_id(), test, Status::Passed, Utc::now()).is_ok());
+    }
+
+    #[test]
+    fn stops_carry_failure_details_cut_to_the_bounds() {
+        let test = TestRef::Id { test_id: TestId(7) };
+        let at = Utc::now();
+        let long = "x".repeat(stpt_core::MAX_FAILURE_DETAILS_BYTES * 2);
+        let stop = BatchEvent::stop(
+            EventId::new("e-3").unwrap(),
+            test.clone(),
+            Status::Failed,
+            at,
+        )
+        .unwrap()
+        .with_details(Some("assert 1 == 2"), Some(&long))
+        .unwrap();
+        let json = serde_json::to_value(&stop).unwrap();
+        assert_eq!(json["message"], "assert 1 == 2");
+        let details = json["details"].as_str().unwrap();
+        assert!(details.len() <= stpt_core::MAX_FAILURE_DETAILS_BYTES);
+        assert!(details.contains("cut by stpt"));
+        let start = BatchEvent::start(EventId::new("e-4").unwrap(), test, at);
+        assert!(start.clone().with_details(None, None).is_ok());
+        assert!(matches!(
+            start.with_details(Some("early"), None),
+            Err(ClientError::InvalidInput(_))
+        ));
     }
 
     #[test]

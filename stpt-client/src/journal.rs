@@ -99,6 +99,11 @@ pub(crate) struct Entry {
     /// With a stop: the final status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) status: Option<Status>,
+    /// With a stop: its failure message and details, already cut to the server's bounds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) details: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) named: Option<NamedTest>,
 }
@@ -449,6 +454,8 @@ mod tests {
             scenario: Some(0),
             test: Some(test),
             status: None,
+            message: None,
+            details: None,
             named: None,
         }
     }

@@ -13,7 +13,7 @@ pub use spool::{Rejection, SpoolConfig, SpooledClient, SpooledPlan};
 
 /// The `stpt-core` types this client sends and reads, for convenience.
 pub use stpt_core::{
-    EventId, EventReceipt, MachineId, MachineSummary, MasterScenarioPayload, PageRequest,
-    PlanPayload, RunDetail, RunEta, RunId, RunSummary, ScenarioPayload, Status, TestId,
-    TestPayload,
+    EventId, EventReceipt, FailureDetails, MachineId, MachineSummary, MasterScenarioPayload,
+    PageRequest, PlanPayload, RunDetail, RunEta, RunId, RunSummary, ScenarioPayload, Status,
+    TestId, TestPayload,
 };

@@ -4,9 +4,10 @@
 
 use chrono::{DateTime, Utc};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
-use stpt_core::{EventId, PlanPayload, Status};
+use stpt_core::{EventId, FailureDetails, PlanPayload, Status};
 use tokio::sync::{Notify, watch};
 
 use crate::client::{BatchEvent, BatchOutcome, Client, ClientError, MAX_BATCH_EVENTS, TestRef};
@@ -121,6 +122,10 @@ struct Shared {
     pending: watch::Sender<usize>,
     rejected: Mutex<Vec<Rejection>>,
     batch_size: usize,
+    /// Set while sending what the journal kept during an outage (or from an earlier run),
+    /// until it is empty: those requests say how much is left
+    /// ([`stpt_core::BACKLOG_HEADER`]), so the server's pages show the replay.
+    replaying: AtomicBool,
 }
 
 impl Shared {
@@ -132,6 +137,19 @@ impl Shared {
 
     fn publish(&self, journal: &Journal) {
         self.pending.send_replace(journal.len());
+    }
+
+    /// While replaying, the events still queued once `sending` more are sent; the replay
+    /// ends with the request that leaves none.
+    fn backlog_after(&self, sending: usize) -> Option<u64> {
+        if !self.replaying.load(Ordering::Relaxed) {
+            return None;
+        }
+        let left = self.journal().len().saturating_sub(sending);
+        if left == 0 {
+            self.replaying.store(false, Ordering::Relaxed);
+        }
+        Some(u64::try_from(left).unwrap_or(u64::MAX))
     }
 
     fn reject(&self, journal: &mut Journal, entry: &Entry, reason: String, plan: Option<PlanIds>) {
@@ -206,6 +224,7 @@ impl SpooledClient {
             );
         }
         let (pending, _) = watch::channel(journal.len());
+        let replaying = AtomicBool::new(journal.len() > 0);
         let shared = Arc::new(Shared {
             client,
             journal: Mutex::new(journal),
@@ -213,6 +232,7 @@ impl SpooledClient {
             pending,
             rejected: Mutex::new(Vec::new()),
             batch_size: config.batch_size,
+            replaying,
         });
         let backoff = Backoff {
             base: config.backoff_base,
@@ -244,6 +264,8 @@ impl SpooledClient {
             scenario: None,
             test: None,
             status: None,
+            message: None,
+            details: None,
             named: None,
         })?;
         Ok(spooled)
@@ -267,7 +289,7 @@ impl SpooledClient {
         test: usize,
         at: DateTime<Utc>,
     ) -> Result<EventId, SpoolError> {
-        self.test_event(plan, scenario, test, EntryKind::TestStart, None, at)
+        self.test_event(plan, scenario, test, EntryKind::TestStart, None, None, at)
     }
 
     /// Records that test `test` of scenario `scenario` of `plan` stopped now with the final
@@ -292,12 +314,39 @@ impl SpooledClient {
         status: Status,
         at: DateTime<Utc>,
     ) -> Result<EventId, SpoolError> {
+        self.stop_with_details_at(plan, scenario, test, status, None, at)
+    }
+
+    /// Records that test `test` of scenario `scenario` of `plan` stopped at `at` with the
+    /// final `status`, saying how it ended: `failure`'s message and details, cut to the
+    /// server's bounds with a visible marker ([`FailureDetails::fit`]) before they are
+    /// journaled.
+    pub fn stop_with_details_at(
+        &self,
+        plan: &SpooledPlan,
+        scenario: usize,
+        test: usize,
+        status: Status,
+        failure: Option<&FailureDetails>,
+        at: DateTime<Utc>,
+    ) -> Result<EventId, SpoolError> {
         if !status.is_finished() {
             return Err(SpoolError::InvalidInput(format!(
                 "a test stops with a final status, not `{status}`"
             )));
         }
-        self.test_event(plan, scenario, test, EntryKind::TestStop, Some(status), at)
+        let failure = failure.and_then(|failure| {
+            FailureDetails::fit(failure.message.as_deref(), failure.details.as_deref())
+        });
+        self.test_event(
+            plan,
+            scenario,
+            test,
+            EntryKind::TestStop,
+            Some(status),
+            failure,
+            at,
+        )
     }
 
     fn test_event(
@@ -307,6 +356,7 @@ impl SpooledClient {
         test: usize,
         kind: EntryKind,
         status: Option<Status>,
+        failure: Option<FailureDetails>,
         at: DateTime<Utc>,
     ) -> Result<EventId, SpoolError> {
         let tests = plan.tests_per_scenario.get(scenario).copied().unwrap_or(0);
@@ -326,6 +376,8 @@ impl SpooledClient {
             scenario: Some(scenario),
             test: Some(test),
             status,
+            message: failure.as_ref().and_then(|f| f.message.clone()),
+            details: failure.and_then(|f| f.details),
             named: None,
         })?;
         Ok(id)
@@ -422,6 +474,7 @@ async fn send_forever(shared: Arc<Shared>, mut backoff: Backoff) {
                 backoff.reset();
             }
             Err(problem) => {
+                shared.replaying.store(true, Ordering::Relaxed);
                 if !failing {
                     tracing::warn!(%problem, "events are kept in the stpt spool and retried");
                 }
@@ -500,9 +553,11 @@ fn resolve(journal: &Journal, entry: &Entry) -> Result<BatchEvent, String> {
     };
     match (entry.kind, entry.status) {
         (EntryKind::TestStart, _) => Ok(BatchEvent::start(event_id, test, at)),
-        (EntryKind::TestStop, Some(status)) => {
-            BatchEvent::stop(event_id, test, status, at).map_err(|error| error.to_string())
-        }
+        (EntryKind::TestStop, Some(status)) => BatchEvent::stop(event_id, test, status, at)
+            .and_then(|event| {
+                event.with_details(entry.message.as_deref(), entry.details.as_deref())
+            })
+            .map_err(|error| error.to_string()),
         (EntryKind::TestStop, None) => Err("a stop without a status".to_owned()),
         (EntryKind::Plan, _) => Err("a plan is not a test event".to_owned()),
     }
@@ -532,7 +587,8 @@ async fn send_plan(shared: &Shared, entry: Box<Entry>) -> Result<(), ClientError
         shared.publish(&journal);
         return Ok(());
     };
-    let answer = shared.client.plan(plan, &key).await;
+    let backlog = shared.backlog_after(1);
+    let answer = shared.client.plan_with_backlog(plan, &key, backlog).await;
     let mut journal = shared.journal();
     match answer {
         Ok(created) => {
@@ -565,7 +621,11 @@ async fn send_batch(
 ) -> Result<(), ClientError> {
     loop {
         let events: Vec<BatchEvent> = batch.iter().map(|(_, event)| event.clone()).collect();
-        let answer = shared.client.post_events(&events).await;
+        let backlog = shared.backlog_after(events.len());
+        let answer = shared
+            .client
+            .post_events_with_backlog(&events, backlog)
+            .await;
         let mut journal = shared.journal();
         match answer {
             Ok(outcomes) => {

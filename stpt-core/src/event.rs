@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::PlannedIds;
 use crate::{
-    Error, MachineId, MachineName, Result, RunId, RunnerTime, Status, TestId, TestStart, TestStop,
+    Error, FailureDetails, MachineId, MachineName, Result, RunId, RunnerTime, Status, TestId,
+    TestStart, TestStop,
 };
 
 /// What storing a plan did.
@@ -125,6 +126,9 @@ pub struct TestEvent {
     pub action: TestAction,
     /// When, by the runner's clock (a naive time is read in the machine's zone).
     pub at: RunnerTime,
+    /// With a stop only: what the runner said about how the test ended, validated
+    /// ([`FailureDetails::validate`]). A start carrying it is invalid input.
+    pub failure: Option<FailureDetails>,
 }
 
 impl From<TestStart> for TestEvent {
@@ -137,6 +141,7 @@ impl From<TestStart> for TestEvent {
             },
             action: TestAction::Start,
             at: event.at,
+            failure: None,
         }
     }
 }
@@ -151,6 +156,7 @@ impl From<TestStop> for TestEvent {
             },
             action: TestAction::Stop(event.status),
             at: event.at,
+            failure: None,
         }
     }
 }

@@ -141,6 +141,7 @@ impl RunIndex {
                     status: Status::Waiting,
                     timestamp_start: None,
                     timestamp_stop: None,
+                    failure: None,
                 });
             }
         }
@@ -249,6 +250,7 @@ impl RunIndex {
             test.status = changed.status;
             test.timestamp_start = changed.timestamp_start;
             test.timestamp_stop = changed.timestamp_stop;
+            test.failure.clone_from(&changed.failure);
         }
         for changed in &work.scenarios {
             if let Some(&at) = self.scenario_at.get(&changed.id) {

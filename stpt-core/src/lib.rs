@@ -2,6 +2,7 @@
 
 #[cfg(feature = "accounts")]
 pub mod accounts;
+mod backlog;
 mod clock_offset;
 mod error;
 pub mod estimate;
@@ -29,6 +30,7 @@ pub mod wrap;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
+pub use backlog::{BACKLOG_HEADER, BACKLOG_SILENCE_SECONDS, Backlog};
 pub use clock_offset::ClockOffset;
 pub use error::{BoxError, Error, ItemKind, NoMatch, Result};
 pub use estimate::{
@@ -49,9 +51,10 @@ pub use model::{
 };
 pub use page::{Page, PageRequest};
 pub use protocol::{
-    MAX_NAME_CHARS, MAX_PATH_CHARS, MachineName, MasterScenarioPayload, Plan, PlanPayload,
-    PlannedScenario, ScenarioPayload, ScriptFile, TestPayload, TestStart, TestStartPayload,
-    TestStop, TestStopPayload, machine_key,
+    FailureDetails, MAX_FAILURE_DETAILS_BYTES, MAX_FAILURE_MESSAGE_CHARS, MAX_NAME_CHARS,
+    MAX_PATH_CHARS, MachineName, MasterScenarioPayload, Plan, PlanPayload, PlannedScenario,
+    ScenarioPayload, ScriptFile, TestPayload, TestStart, TestStartPayload, TestStop,
+    TestStopPayload, machine_key,
 };
 pub use retention::RetentionPolicy;
 pub use rules::{Aggregate, EventTime, OngoingClosed, RunState, RunWork, ScenarioState, TestState};

@@ -37,6 +37,11 @@ pub struct MachineSummary {
     // Judged by the tracker when it reads the machine (`Tracker::liveness`); stores leave it
     // `None`.
     pub liveness: Option<Liveness>,
+    /// Set while its runner replays events its spool kept while the server was unreachable:
+    /// how many are left and since when. Absent otherwise.
+    // Held by the tracker in memory (`Tracker::backlog`); stores leave it `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<crate::Backlog>,
 }
 
 impl MachineSummary {
@@ -60,6 +65,7 @@ impl MachineSummary {
             clock_offset,
             runner_timezone: None,
             liveness: None,
+            backlog: None,
         }
     }
 }
@@ -280,4 +286,12 @@ pub struct ItemDetail {
     pub timestamp_start: Option<DateTime<Utc>>,
     /// When it stopped.
     pub timestamp_stop: Option<DateTime<Utc>>,
+    /// A test's failure message, as its stop sent it (a short line such as the failed
+    /// assertion); absent when there is none, and for scenarios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// A test's longer failure text (a traceback, a log tail), as its stop sent it; absent
+    /// when there is none, and for scenarios.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
 }

@@ -15,6 +15,109 @@ pub const MAX_NAME_CHARS: usize = 256;
 /// Longest file path accepted, in characters (as the seed).
 pub const MAX_PATH_CHARS: usize = 1024;
 
+/// Longest failure message accepted with a stop, in characters: one line, such as the failed
+/// assertion.
+pub const MAX_FAILURE_MESSAGE_CHARS: usize = 1000;
+/// Longest failure details accepted with a stop, in bytes of UTF-8 (64 KiB): a traceback or
+/// the tail of a log, enough for the part a reader needs and small enough that a run full of
+/// failures stays cheap to store and read.
+pub const MAX_FAILURE_DETAILS_BYTES: usize = 64 * 1024;
+
+/// What a runner says about how a test ended, sent with its stop (`message` and `details`
+/// of the versioned API's stops): usually why it failed, but any final status may carry it
+/// (a warning's reason, a skip's reason). Kept with the test and shown on its page.
+///
+/// Over the bounds ([`MAX_FAILURE_MESSAGE_CHARS`], [`MAX_FAILURE_DETAILS_BYTES`]) a stop is
+/// refused as invalid input ([`FailureDetails::validate`]) rather than cut: the server
+/// cannot know which end of a text matters (a Java stack trace reads from the top, a Python
+/// traceback from the bottom), and a text cut silently would read as whole. The runner
+/// knows, so clients cut before sending, with a visible marker ([`FailureDetails::fit`]);
+/// so does the JUnit import, which cannot refuse one line of a report it takes whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureDetails {
+    /// A short, usually one-line message, such as the failed assertion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// A longer text: a traceback, the tail of a log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<String>,
+}
+
+/// The line [`FailureDetails::fit`] puts where it cut a text.
+const CUT_MARKER: &str = "[… cut by stpt: ";
+
+impl FailureDetails {
+    /// Checks the bounds and refuses NUL characters; `None` when neither text is given.
+    pub fn validate(message: Option<String>, details: Option<String>) -> Result<Option<Self>> {
+        if let Some(message) = &message {
+            check_length("message", message, MAX_FAILURE_MESSAGE_CHARS)?;
+        }
+        if let Some(details) = &details {
+            check_no_nul("details", details)?;
+            if details.len() > MAX_FAILURE_DETAILS_BYTES {
+                return Err(Error::invalid(
+                    "details",
+                    format!(
+                        "is {} bytes long; at most {MAX_FAILURE_DETAILS_BYTES} are allowed (send the part that matters, e.g. the tail of a traceback)",
+                        details.len()
+                    ),
+                ));
+            }
+        }
+        Ok((message.is_some() || details.is_some()).then_some(FailureDetails { message, details }))
+    }
+
+    /// Texts made to fit the bounds, for a client to send: NUL characters become U+FFFD; a
+    /// longer message keeps its beginning and ends with `…`; longer details keep their
+    /// beginning and their end around a line saying how much was cut (the top of a stack
+    /// trace names the error, the bottom of a traceback or log says where it happened).
+    /// `None` when neither text is given.
+    pub fn fit(message: Option<&str>, details: Option<&str>) -> Option<Self> {
+        let message = message.map(|text| {
+            let text = text.replace('\0', "\u{FFFD}");
+            if text.chars().count() <= MAX_FAILURE_MESSAGE_CHARS {
+                return text;
+            }
+            let mut cut: String = text.chars().take(MAX_FAILURE_MESSAGE_CHARS - 1).collect();
+            cut.push('…');
+            cut
+        });
+        let details = details.map(|text| {
+            let text = text.replace('\0', "\u{FFFD}");
+            if text.len() <= MAX_FAILURE_DETAILS_BYTES {
+                return text;
+            }
+            // Room for the marker line (its number has at most 20 digits).
+            let keep = MAX_FAILURE_DETAILS_BYTES - CUT_MARKER.len() - 40;
+            let head_end = floor_char_boundary(&text, keep / 4);
+            let tail_start = ceil_char_boundary(&text, text.len() - (keep - head_end));
+            let cut = tail_start - head_end;
+            format!(
+                "{}\n{CUT_MARKER}{cut} bytes …]\n{}",
+                &text[..head_end],
+                &text[tail_start..]
+            )
+        });
+        (message.is_some() || details.is_some()).then_some(FailureDetails { message, details })
+    }
+}
+
+/// The largest char boundary of `text` at or before `at`.
+fn floor_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// The smallest char boundary of `text` at or after `at`.
+fn ceil_char_boundary(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    at
+}
+
 /// `POST /tm_api/dry_run/`: the plan a runner sends before executing anything.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -572,6 +675,41 @@ mod tests {
                 other => panic!("expected invalid {expected}, got {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn failure_details_are_bounded_and_fit() {
+        let long_message = "m".repeat(MAX_FAILURE_MESSAGE_CHARS + 1);
+        let long_details = format!("top\n{}\nbottom", "é".repeat(MAX_FAILURE_DETAILS_BYTES));
+        for (message, details, field) in [
+            (Some(long_message.clone()), None, "message"),
+            (Some("a\0b".to_owned()), None, "message"),
+            (None, Some(long_details.clone()), "details"),
+            (None, Some("x\0".to_owned()), "details"),
+        ] {
+            match FailureDetails::validate(message, details) {
+                Err(Error::InvalidInput { field: got, .. }) => assert_eq!(got, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        assert_eq!(FailureDetails::validate(None, None).unwrap(), None);
+        let fitted = FailureDetails::fit(Some(&long_message), Some(&long_details)).unwrap();
+        let message = fitted.message.clone().unwrap();
+        assert_eq!(message.chars().count(), MAX_FAILURE_MESSAGE_CHARS);
+        assert!(message.ends_with('…'));
+        let details = fitted.details.clone().unwrap();
+        assert!(
+            details.len() <= MAX_FAILURE_DETAILS_BYTES,
+            "{}",
+            details.len()
+        );
+        assert!(details.starts_with("top\n") && details.ends_with("\nbottom"));
+        assert!(details.contains("cut by stpt"));
+        let valid = FailureDetails::validate(fitted.message, fitted.details).unwrap();
+        assert!(valid.is_some());
+        let short = FailureDetails::fit(Some("boom"), Some("trace")).unwrap();
+        assert_eq!(short.message.as_deref(), Some("boom"));
+        assert_eq!(short.details.as_deref(), Some("trace"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result, RunId, ScenarioId, Status, StatusCounts, TestId};
+use crate::{Error, FailureDetails, Result, RunId, ScenarioId, Status, StatusCounts, TestId};
 
 /// Counts and timestamps of a scenario or a run. Its status is derived from the counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -93,6 +93,12 @@ pub struct TestState {
     pub timestamp_start: Option<DateTime<Utc>>,
     /// When it stopped.
     pub timestamp_stop: Option<DateTime<Utc>>,
+    /// What its stop said about how it ended ([rule 3](crate::rules#rule-3)); `None` for
+    /// ongoing tests and tests whose stop said nothing. Stores persist it with the test's
+    /// other fields and may leave it out when loading ongoing tests. Boxed: most tests have
+    /// none, and ongoing runs keep every test's state in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Box<FailureDetails>>,
 }
 
 /// What the rules need of a scenario.
@@ -180,17 +186,19 @@ impl RunWork {
             return Err(rule_broken(format!("test {} is not waiting", target.id)));
         }
         if let Some(running) = running.filter(|running| running.id != target.id) {
-            self.move_test(running, Status::Unknown, at)?;
+            self.move_test(running, Status::Unknown, at, None)?;
         }
-        self.move_test(target, Status::Running, at)
+        self.move_test(target, Status::Running, at, None)
     }
 
     /// [Rules 3](crate::rules#rule-3) and [8](crate::rules#rule-8): the running `test` stops with
-    /// the final `status` at `at`; `cancelled` cancels every other ongoing test of the run.
+    /// the final `status` at `at`, keeping the stop's `failure` text (and only that);
+    /// `cancelled` cancels every other ongoing test of the run.
     pub fn stop_test(
         &mut self,
         test: TestState,
         status: Status,
+        failure: Option<FailureDetails>,
         at: impl Into<EventTime>,
     ) -> Result<()> {
         let at = at.into();
@@ -203,7 +211,7 @@ impl RunWork {
         if test.status != Status::Running {
             return Err(rule_broken(format!("test {} is not running", test.id)));
         }
-        self.move_test(test, status, at)?;
+        self.move_test(test, status, at, failure.map(Box::new))?;
         if status == Status::Cancelled {
             self.close_ongoing(Status::Cancelled, at)?;
         }
@@ -262,8 +270,15 @@ impl RunWork {
 
     /// Moves one test to `to` at `at` and updates its scenario's and the run's aggregates.
     /// [Rule 4](crate::rules#rule-4): the test keeps the runner's time; its scenario's and the
-    /// run's start and stop take the server's.
-    fn move_test(&mut self, mut test: TestState, to: Status, at: EventTime) -> Result<()> {
+    /// run's start and stop take the server's. The test's failure text becomes `failure`:
+    /// nothing said before is kept.
+    fn move_test(
+        &mut self,
+        mut test: TestState,
+        to: Status,
+        at: EventTime,
+        failure: Option<Box<FailureDetails>>,
+    ) -> Result<()> {
         let from = test.status;
         let scenario = self
             .scenarios
@@ -273,6 +288,7 @@ impl RunWork {
         scenario.aggregate.shift(from, to, 1, at.received);
         self.run.aggregate.shift(from, to, 1, at.received);
         test.status = to;
+        test.failure = failure;
         if to == Status::Running {
             test.timestamp_start = Some(at.runner);
         } else if from == Status::Running {

@@ -16,9 +16,9 @@ use crate::store::{
     StoreTx,
 };
 use crate::{
-    ClockOffset, Error, ItemDetail, ItemRef, LivenessPolicy, MachineId, MachineStatus,
-    MachineSummary, NoMatch, Page, PageRequest, Plan, Result, RunDetail, RunId, RunSummary,
-    RunnerTimezone, Statistics, Status, TestId, TestStart, TestStop,
+    ClockOffset, Error, FailureDetails, ItemDetail, ItemRef, LivenessPolicy, MachineId,
+    MachineStatus, MachineSummary, NoMatch, Page, PageRequest, Plan, Result, RunDetail, RunId,
+    RunSummary, RunnerTimezone, Statistics, Status, TestId, TestStart, TestStop,
 };
 
 /// Where the tracker takes the server's time from.
@@ -94,6 +94,8 @@ pub struct Tracker {
     finished: Arc<std::sync::Mutex<Vec<FinishedTest>>>,
     /// Watched runs' remaining work, for estimates without a store read each time.
     eta_cache: Arc<crate::eta_cache::EtaCache>,
+    /// Machines replaying a backlog (see [`Tracker::note_backlog`]).
+    pub(crate) backlogs: Arc<crate::backlog::Backlogs>,
 }
 
 /// Durations held for the histories at most; beyond, the oldest are dropped (estimates lose
@@ -112,6 +114,7 @@ impl Tracker {
             runner_timezone: RunnerTimezone::UTC,
             finished: Arc::default(),
             eta_cache: Arc::default(),
+            backlogs: Arc::default(),
         }
     }
 
@@ -439,13 +442,20 @@ impl Tracker {
         event_id: Option<&EventId>,
         deferred: bool,
     ) -> Result<Applied> {
-        if let TestAction::Stop(status) = event.action {
-            if status.is_ongoing() {
+        match event.action {
+            TestAction::Stop(status) if status.is_ongoing() => {
                 return Err(Error::invalid(
                     "status",
                     format!("`{status}` is not a final status"),
                 ));
             }
+            TestAction::Start if event.failure.is_some() => {
+                return Err(Error::invalid(
+                    "message",
+                    "a test start carries no message or details; send them with the stop",
+                ));
+            }
+            _ => {}
         }
         let now = self.clock.now();
         // By id, the test's run, machine and file are fixed facts, read before locking.
@@ -487,6 +497,7 @@ impl Tracker {
         let decided = decide_test_event(
             tx.as_mut(),
             event.action,
+            event.failure.as_ref(),
             EventTime::new(at, now),
             machine_name.as_str(),
             &file_path,
@@ -712,20 +723,22 @@ impl Tracker {
         );
     }
 
-    /// Machines ordered by name, each with its liveness; [`Error::NotFound`] for a page past
-    /// the last.
+    /// Machines ordered by name, each with its liveness and backlog; [`Error::NotFound`] for
+    /// a page past the last.
     pub async fn machines(&self, page: PageRequest) -> Result<Page<MachineSummary>> {
         let mut page = self.store.machines(page).await?.within_range()?;
         for machine in &mut page.items {
             machine.liveness = Some(self.liveness(machine).await?);
+            machine.backlog = self.backlog(machine.id);
         }
         Ok(page)
     }
 
-    /// One machine, with its liveness.
+    /// One machine, with its liveness and backlog.
     pub async fn machine(&self, id: MachineId) -> Result<MachineSummary> {
         let mut machine = self.store.machine(id).await?;
         machine.liveness = Some(self.liveness(&machine).await?);
+        machine.backlog = self.backlog(machine.id);
         Ok(machine)
     }
 
@@ -805,6 +818,7 @@ fn is_rejection(error: &Error) -> bool {
 async fn decide_test_event(
     tx: &mut dyn StoreTx,
     action: TestAction,
+    failure: Option<&FailureDetails>,
     time: EventTime,
     machine_name: &str,
     file_path: &str,
@@ -864,7 +878,7 @@ async fn decide_test_event(
             };
             let test_id = running.id;
             let mut work = RunWork::new(run, scenarios);
-            work.stop_test(running, status, time)?;
+            work.stop_test(running, status, failure.cloned(), time)?;
             (work, test_id)
         }
     };

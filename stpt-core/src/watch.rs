@@ -57,7 +57,7 @@ impl Tracker {
         paged(machines, page)
     }
 
-    /// Every machine in the store's order, each with its liveness.
+    /// Every machine in the store's order, each with its liveness and backlog.
     async fn every_machine_judged(&self) -> Result<Vec<MachineSummary>> {
         let mut judged = Vec::new();
         let mut number = 1;
@@ -69,6 +69,7 @@ impl Tracker {
             let more = machines.has_next();
             for mut machine in machines.items {
                 machine.liveness = Some(self.liveness(&machine).await?);
+                machine.backlog = self.backlog(machine.id);
                 judged.push(machine);
             }
             if !more {

@@ -115,7 +115,7 @@ fn check(shape: Vec<Vec<usize>>, ops: Vec<Op>) {
                 }
             }
             Op::Stop(s) => match index.running_test() {
-                Some(running) => work.stop_test(running, FINALS[s], at).is_ok(),
+                Some(running) => work.stop_test(running, FINALS[s], None, at).is_ok(),
                 None => false,
             },
             Op::Cancel => work.close_ongoing(Status::Cancelled, at).is_ok(),

@@ -94,6 +94,26 @@ struct Case {
     file: Option<String>,
     duration: Duration,
     outcome: Outcome,
+    /// The message attribute and text of the outcome element that decided `outcome`.
+    report: Option<OutcomeReport>,
+}
+
+/// What a `<failure>`, `<error>` or `<skipped>` element says: its `message` and its text
+/// (usually a stack trace).
+#[derive(Debug)]
+struct OutcomeReport {
+    outcome: Outcome,
+    message: Option<String>,
+    text: String,
+}
+
+impl OutcomeReport {
+    /// The stop's failure details, cut to the bounds with a visible marker: a report is
+    /// taken whole, so one long stack trace must not refuse it.
+    fn failure(&self) -> Option<stpt_core::FailureDetails> {
+        let text = self.text.trim();
+        stpt_core::FailureDetails::fit(self.message.as_deref(), (!text.is_empty()).then_some(text))
+    }
 }
 
 #[derive(Debug)]
@@ -121,6 +141,8 @@ enum Open {
     Suites,
     Suite,
     Case,
+    /// An outcome element of a case (`<failure>`…), whose text is read.
+    Outcome,
     Other,
 }
 
@@ -168,18 +190,20 @@ fn parse_seconds(field: &str, value: Option<String>) -> Result<Duration, ApiErro
     Ok(Duration::microseconds((seconds * 1e6).round() as i64))
 }
 
-fn check_reference(reference: &BytesRef<'_>) -> Result<(), ApiError> {
+/// The text a character reference or one of XML's five entities stands for; any other
+/// entity is malformed.
+fn resolve_reference(reference: &BytesRef<'_>) -> Result<String, ApiError> {
     if reference.is_char_ref() {
         return match reference.resolve_char_ref() {
-            Ok(Some(_)) => Ok(()),
+            Ok(Some(c)) => Ok(c.to_string()),
             _ => Err(malformed("malformed XML: an invalid character reference")),
         };
     }
     let name = reference
         .decode()
         .map_err(|e| malformed(format!("malformed XML: {e}")))?;
-    if quick_xml::escape::resolve_xml_entity(&name).is_some() {
-        Ok(())
+    if let Some(text) = quick_xml::escape::resolve_xml_entity(&name) {
+        Ok(text.to_owned())
     } else {
         Err(malformed(format!(
             "malformed XML: the entity `&{name};` is not defined (only XML's five are)"
@@ -194,6 +218,8 @@ fn parse_report(xml: &str) -> Result<Report, ApiError> {
     let mut stack: Vec<Open> = Vec::new();
     let mut open_suites: Vec<Suite> = Vec::new();
     let mut case: Option<Case> = None;
+    // The outcome element being read, if any.
+    let mut reading: Option<OutcomeReport> = None;
     let mut report = Report {
         name: None,
         suites: Vec::new(),
@@ -216,11 +242,37 @@ fn parse_report(xml: &str) -> Result<Report, ApiError> {
                 ));
             }
             Event::GeneralRef(reference) => {
-                check_reference(&reference)?;
+                let text = resolve_reference(&reference)?;
+                if let Some(reading) = reading.as_mut() {
+                    reading.text.push_str(&text);
+                }
+                continue;
+            }
+            Event::Text(text) => {
+                if let Some(reading) = reading.as_mut() {
+                    let text = text
+                        .xml10_content()
+                        .map_err(|e| malformed(format!("malformed XML text: {e}")))?;
+                    reading.text.push_str(&text);
+                }
+                continue;
+            }
+            Event::CData(text) => {
+                if let Some(reading) = reading.as_mut() {
+                    let text = text
+                        .xml10_content()
+                        .map_err(|e| malformed(format!("malformed XML CDATA: {e}")))?;
+                    reading.text.push_str(&text);
+                }
                 continue;
             }
             Event::End(_) => {
                 match stack.pop() {
+                    Some(Open::Outcome) => {
+                        if let (Some(done), Some(case)) = (reading.take(), case.as_mut()) {
+                            keep_report(case, done);
+                        }
+                    }
                     Some(Open::Suite) => {
                         if let Some(suite) = open_suites.pop() {
                             if !suite.cases.is_empty() {
@@ -239,11 +291,7 @@ fn parse_report(xml: &str) -> Result<Report, ApiError> {
             }
             Event::Start(element) => (element, false),
             Event::Empty(element) => (element, true),
-            Event::Text(_)
-            | Event::CData(_)
-            | Event::Comment(_)
-            | Event::Decl(_)
-            | Event::PI(_) => continue,
+            Event::Comment(_) | Event::Decl(_) | Event::PI(_) => continue,
         };
         if stack.len() >= MAX_DEPTH {
             return Err(malformed(format!(
@@ -311,6 +359,7 @@ fn parse_report(xml: &str) -> Result<Report, ApiError> {
                     file: text(&mut attributes, "file"),
                     duration: parse_seconds(&format!("{field}.time"), attributes.remove("time"))?,
                     outcome: Outcome::Passed,
+                    report: None,
                 });
                 Open::Case
             }
@@ -321,7 +370,7 @@ fn parse_report(xml: &str) -> Result<Report, ApiError> {
             }
             (outcome, Some(Open::Case)) => {
                 // Read the attributes in any case: an undefined entity there is malformed.
-                let attributes = attributes(&element)?;
+                let mut attributes = attributes(&element)?;
                 let found = match outcome {
                     "failure" => Some(Outcome::Failed),
                     "error" => Some(Outcome::Error),
@@ -334,10 +383,18 @@ fn parse_report(xml: &str) -> Result<Report, ApiError> {
                     "flakyFailure" | "flakyError" => Some(Outcome::Flaky),
                     _ => None,
                 };
-                if let (Some(found), Some(case)) = (found, case.as_mut()) {
-                    case.outcome = case.outcome.max(found);
+                match (found, case.as_mut()) {
+                    (Some(found), Some(case)) => {
+                        case.outcome = case.outcome.max(found);
+                        reading = Some(OutcomeReport {
+                            outcome: found,
+                            message: text(&mut attributes, "message"),
+                            text: String::new(),
+                        });
+                        Open::Outcome
+                    }
+                    _ => Open::Other,
                 }
-                Open::Other
             }
             _ => {
                 attributes(&element)?;
@@ -350,6 +407,11 @@ fn parse_report(xml: &str) -> Result<Report, ApiError> {
             match stack.pop() {
                 Some(Open::Suite) => {
                     open_suites.pop();
+                }
+                Some(Open::Outcome) => {
+                    if let (Some(done), Some(case)) = (reading.take(), case.as_mut()) {
+                        keep_report(case, done);
+                    }
                 }
                 Some(Open::Case) => {
                     if let (Some(done), Some(suite)) = (case.take(), open_suites.last_mut()) {
@@ -373,6 +435,15 @@ fn parse_report(xml: &str) -> Result<Report, ApiError> {
     // Nested suites close before their parents: back to document order.
     report.suites.sort_by_key(|suite| suite.order);
     Ok(report)
+}
+
+/// Keeps `report` for `case` if its outcome is the one that decides the case's (the first
+/// of equals: a rerun's later failures repeat it).
+fn keep_report(case: &mut Case, report: OutcomeReport) {
+    let kept = case.report.as_ref().map(|kept| kept.outcome);
+    if report.outcome == case.outcome && kept != Some(case.outcome) {
+        case.report = Some(report);
+    }
 }
 
 /// `text` cut to `max` characters (the last one `…`), so a long generated test name does not
@@ -550,8 +621,9 @@ pub(crate) struct JunitImported {
 /// test and pytest's expected failure (`<skipped type="pytest.xfail">`) are `warning`,
 /// anything else `passed`. Each test starts where the one before it in its
 /// suite stopped, from the suite's `timestamp` (a naive one is taken as UTC), and lasts its
-/// `time`. Failure messages and output are not stored. DOCTYPE declarations are refused; at
-/// most 20000 test cases.
+/// `time`. The `message` and text of the element that decided a case's status are kept with
+/// the test (cut, with a marker, to 1000 characters and 64 KiB). DOCTYPE declarations are
+/// refused; at most 20000 test cases.
 #[utoipa::path(
     post,
     operation_id = "v1_import_junit",
@@ -640,6 +712,7 @@ async fn import_junit(
                     target: TestTarget::Id(*test),
                     action: TestAction::Start,
                     at: start,
+                    failure: None,
                 },
                 event_id("start")?,
             ));
@@ -648,6 +721,7 @@ async fn import_junit(
                     target: TestTarget::Id(*test),
                     action: TestAction::Stop(status),
                     at: stop,
+                    failure: case.report.as_ref().and_then(OutcomeReport::failure),
                 },
                 event_id("stop")?,
             ));

@@ -7,9 +7,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use stpt_core::{
-    EventId, EventReceipt, ItemDetail, ItemRef, MachineId, MachineSummary, Page, PlanPayload,
-    Recorded, RunDetail, RunEta, RunId, RunSummary, RunnerTime, ScenarioId, Status, TestAction,
-    TestEvent, TestId, TestStartPayload, TestTarget,
+    BACKLOG_HEADER, EventId, EventReceipt, FailureDetails, ItemDetail, ItemRef, MachineId,
+    MachineSummary, Page, PlanPayload, Recorded, RunDetail, RunEta, RunId, RunSummary, RunnerTime,
+    ScenarioId, Status, TestAction, TestEvent, TestId, TestStartPayload, TestTarget,
 };
 
 use crate::error::ErrorEnvelope;
@@ -65,6 +65,39 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/tests/{id}", get(test))
 }
 
+/// What the `Stpt-Backlog` header says: how many events the runner's spool still holds after
+/// this request, while it replays what it kept during an outage; `None` without the header.
+/// Read before anything is applied, so a bad value changes nothing.
+fn backlog_header(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(BACKLOG_HEADER) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse::<u64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                BACKLOG_HEADER,
+                "the Stpt-Backlog header must be a whole number of events",
+            )
+        })
+}
+
+/// The `Stpt-Backlog` header of the runner endpoints.
+#[derive(Debug, utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // Only documents the header; handlers read it from the `HeaderMap`.
+struct BacklogHeader {
+    /// Sent by a runner's client while it replays events its spool kept when the server was
+    /// unreachable: how many are still queued after this request. Machine pages and the
+    /// machine's API answer show the replay until a request says `0` or comes without the
+    /// header, or for 30 seconds after the last one. Not stored.
+    #[param(rename = "Stpt-Backlog", minimum = 0, example = 312)]
+    stpt_backlog: Option<u64>,
+}
+
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<EventId>, ApiError> {
     match headers.get(IDEMPOTENCY_KEY) {
         None => Ok(None),
@@ -114,7 +147,7 @@ struct PlannedScenarioIds {
     operation_id = "v1_create_plan",
     path = "/api/v1/plans",
     tag = EVENTS_TAG,
-    params(IdempotencyKey),
+    params(IdempotencyKey, BacklogHeader),
     request_body(content = PlanPayload, content_type = "application/json", example = json!(examples::plan())),
     responses(
         (status = 201, description = "The plan is stored as a new run.", body = PlanCreated),
@@ -131,6 +164,7 @@ async fn create_plan(
 ) -> Result<(StatusCode, Json<PlanCreated>), ApiError> {
     let plan = payload.validate()?;
     access.permit(&plan.machine)?;
+    let backlog = backlog_header(&headers)?;
     let recorded = match idempotency_key(&headers)? {
         Some(id) => state.tracker.record_plan_once(plan, &id).await?,
         None => Recorded {
@@ -139,6 +173,7 @@ async fn create_plan(
         },
     };
     let receipt = recorded.receipt;
+    state.tracker.note_backlog(receipt.machine_id, backlog);
     let status = if recorded.replayed {
         StatusCode::OK
     } else {
@@ -198,17 +233,32 @@ struct StopBody {
     /// When the test stopped (the runner's clock).
     #[schema(value_type = RunnerTimestamp)]
     timestamp: RunnerTime,
+    /// A short message on how the test ended, usually one line such as the failed
+    /// assertion; at most 1000 characters, no NUL.
+    #[schema(max_length = 1000, example = "assert 2 + 2 == 5")]
+    message: Option<String>,
+    /// A longer text: a traceback, the tail of a log; at most 65536 bytes of UTF-8, no NUL.
+    /// Longer texts are refused, not cut: send the part that matters.
+    #[schema(
+        example = "Traceback (most recent call last):\n  File \"test_calc.py\", line 3, in test_add\n    assert 2 + 2 == 5\nAssertionError"
+    )]
+    details: Option<String>,
 }
 
 async fn apply(
     state: &AppState,
+    headers: &HeaderMap,
     event: TestEvent,
-    event_id: Option<EventId>,
 ) -> Result<(StatusCode, Json<Recorded<EventReceipt>>), ApiError> {
+    let event_id = idempotency_key(headers)?;
+    let backlog = backlog_header(headers)?;
     let recorded = state
         .tracker
         .record_test_event(event, event_id.as_ref())
         .await?;
+    state
+        .tracker
+        .note_backlog(recorded.receipt.machine_id, backlog);
     let status = if recorded.replayed {
         StatusCode::OK
     } else {
@@ -225,7 +275,7 @@ async fn apply(
     operation_id = "v1_start_test",
     path = "/api/v1/tests/{id}/start",
     tag = EVENTS_TAG,
-    params(("id" = i64, Path, description = "The test's id, from the plan's answer."), IdempotencyKey),
+    params(("id" = i64, Path, description = "The test's id, from the plan's answer."), IdempotencyKey, BacklogHeader),
     request_body(content = StartBody, content_type = "application/json", example = json!({"timestamp": "2026-11-24 13:02:01.000001"})),
     responses(
         (status = 202, description = "The event is applied.", body = EventRecorded),
@@ -249,8 +299,9 @@ async fn start_test(
         target: TestTarget::Id(test),
         action: TestAction::Start,
         at: body.timestamp,
+        failure: None,
     };
-    apply(&state, event, idempotency_key(&headers)?).await
+    apply(&state, &headers, event).await
 }
 
 /// Stops a test by id
@@ -261,12 +312,12 @@ async fn start_test(
     operation_id = "v1_stop_test",
     path = "/api/v1/tests/{id}/stop",
     tag = EVENTS_TAG,
-    params(("id" = i64, Path, description = "The test's id, from the plan's answer."), IdempotencyKey),
+    params(("id" = i64, Path, description = "The test's id, from the plan's answer."), IdempotencyKey, BacklogHeader),
     request_body(content = StopBody, content_type = "application/json", example = json!({"status": "passed", "timestamp": "2026-11-24T13:02:04Z"})),
     responses(
         (status = 202, description = "The event is applied.", body = EventRecorded),
         (status = 200, description = "A retry: this `Idempotency-Key` was applied before; nothing is applied now (`replayed` is `true`, the receipt is the first one's).", body = EventRecorded),
-        (status = 400, description = "The id is not a number, malformed JSON, a missing or mistyped field, an unknown status, `waiting` or `running` as a final status, or a blank `Idempotency-Key` (`malformed_json`, `invalid_input`). Nothing is changed.", body = ErrorEnvelope, example = json!(examples::invalid_input())),
+        (status = 400, description = "The id is not a number, malformed JSON, a missing or mistyped field, an unknown status, `waiting` or `running` as a final status, a `message` over 1000 characters or `details` over 65536 bytes (or with a NUL), or a blank `Idempotency-Key` (`malformed_json`, `invalid_input`). Nothing is changed.", body = ErrorEnvelope, example = json!(examples::invalid_input())),
         (status = 404, description = "No test has this id (`not_found`).", body = ErrorEnvelope, example = json!(examples::not_found("test 99"))),
         (status = 409, description = "The test is not running in its machine's ongoing run (`no_match`). Nothing is changed.", body = ErrorEnvelope, example = json!(examples::no_match_by_id())),
         (status = 422, description = "The `Idempotency-Key` was used before on this machine for a different event (`idempotency_key_reused`). Nothing is changed; do not retry with this key.", body = ErrorEnvelope, example = json!(examples::key_reused())),
@@ -279,14 +330,16 @@ async fn stop_test(
     headers: HeaderMap,
     RunnerJson(body): RunnerJson<StopBody>,
 ) -> Result<(StatusCode, Json<Recorded<EventReceipt>>), ApiError> {
+    let failure = FailureDetails::validate(body.message, body.details)?;
     let test = TestId(parse_id("test", &id)?);
     access.permit_test(&state.tracker, test).await?;
     let event = TestEvent {
         target: TestTarget::Id(test),
         action: TestAction::Stop(body.status),
         at: body.timestamp,
+        failure,
     };
-    apply(&state, event, idempotency_key(&headers)?).await
+    apply(&state, &headers, event).await
 }
 
 /// A batch: events applied in order.
@@ -321,6 +374,13 @@ struct BatchEvent {
     /// When it happened (the runner's clock).
     #[schema(value_type = RunnerTimestamp)]
     timestamp: RunnerTime,
+    /// With `test_stop` only: a short message on how the test ended (at most 1000
+    /// characters), as in a single stop.
+    #[schema(max_length = 1000)]
+    message: Option<String>,
+    /// With `test_stop` only: a longer text, a traceback or log tail (at most 65536 bytes),
+    /// as in a single stop.
+    details: Option<String>,
 }
 
 /// What happened to the test.
@@ -359,6 +419,22 @@ impl BatchEvent {
                     "a test_stop needs a status",
                 ));
             }
+        };
+        let failure = match self.kind {
+            BatchEventKind::TestStop => FailureDetails::validate(self.message, self.details)
+                .map_err(|error| in_event(index, error))?,
+            BatchEventKind::TestStart if self.message.is_some() || self.details.is_some() => {
+                let name = if self.message.is_some() {
+                    "message"
+                } else {
+                    "details"
+                };
+                return Err(ApiError::invalid(
+                    field(name),
+                    "a test_start has no message or details; send them with the test_stop",
+                ));
+            }
+            BatchEventKind::TestStart => None,
         };
         let target = match (
             self.test_id,
@@ -400,6 +476,7 @@ impl BatchEvent {
                 target,
                 action,
                 at: self.timestamp,
+                failure,
             },
             event_id,
         ))
@@ -463,17 +540,20 @@ enum BatchResult {
     operation_id = "v1_batch",
     path = "/api/v1/events",
     tag = EVENTS_TAG,
+    params(BacklogHeader),
     request_body(content = BatchBody, content_type = "application/json", example = json!(examples::batch())),
     responses(
         (status = 200, description = "Every event was tried, in order; `results` tells what each did.", body = BatchResults),
-        (status = 400, description = "Malformed JSON, more than 1000 events, or an event that is invalid: a missing or mistyped field, a `test_start` with a status, a `test_stop` without a final status, neither or both ways of addressing the test (`malformed_json`, `invalid_input`; `field` names the event, e.g. `events[2].status`). Nothing is applied.", body = ErrorEnvelope, example = json!(examples::bad_batch())),
+        (status = 400, description = "Malformed JSON, more than 1000 events, or an event that is invalid: a missing or mistyped field, a `test_start` with a status, a `test_stop` without a final status, a `test_start` with `message` or `details`, a `message` or `details` over its bound, neither or both ways of addressing the test (`malformed_json`, `invalid_input`; `field` names the event, e.g. `events[2].status`). Nothing is applied.", body = ErrorEnvelope, example = json!(examples::bad_batch())),
     )
 )]
 async fn batch(
     State(state): State<AppState>,
     access: RunnerAccess,
+    headers: HeaderMap,
     RunnerJson(body): RunnerJson<BatchBody>,
 ) -> Result<Json<BatchResults>, ApiError> {
+    let backlog = backlog_header(&headers)?;
     if body.events.len() > MAX_BATCH_EVENTS {
         return Err(ApiError::invalid(
             "events",
@@ -497,6 +577,14 @@ async fn batch(
         }
     }
     let outcomes = state.tracker.record_test_events(events).await?;
+    let machines: std::collections::BTreeSet<MachineId> = outcomes
+        .iter()
+        .flatten()
+        .map(|recorded| recorded.receipt.machine_id)
+        .collect();
+    for machine in machines {
+        state.tracker.note_backlog(machine, backlog);
+    }
     let mut results = Vec::with_capacity(outcomes.len());
     for outcome in outcomes {
         let result = match outcome {
@@ -595,7 +683,8 @@ async fn machines(
 
 /// Shows a machine
 ///
-/// The machine with its live status and latest run.
+/// The machine with its live status and latest run, and `backlog` while its runner replays
+/// events its spool kept during an outage.
 #[utoipa::path(
     get,
     operation_id = "v1_machine",

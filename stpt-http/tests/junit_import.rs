@@ -430,3 +430,132 @@ async fn runners_without_a_token_are_refused() {
     let (status, answer) = import(&app, "ci", ANT).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
 }
+
+/// Each test's `message` and text, as `GET /api/v1/tests/{id}` answers them, in plan order.
+async fn said(app: &Router, run: &Value) -> Vec<(Option<String>, Option<String>)> {
+    let mut said = Vec::new();
+    for scenario in run["scenarios"].as_array().unwrap() {
+        for test in scenario["tests"].as_array().unwrap() {
+            let item = get(app, &format!("/api/v1/tests/{}", test["id"])).await;
+            let text = |field: &str| item[field].as_str().map(str::to_owned);
+            said.push((text("message"), text("details")));
+        }
+    }
+    said
+}
+
+#[tokio::test]
+async fn failure_messages_and_texts_are_kept_and_exported_back() {
+    let app = app();
+    let (_, run, _) = imported(&app, "ci-python", PYTEST).await;
+    let said = said(&app, &run).await;
+    assert_eq!(said[0], (None, None), "a pass says nothing");
+    let (message, details) = &said[1];
+    assert_eq!(
+        message.as_deref(),
+        Some("ZeroDivisionError: division by zero")
+    );
+    let details = details.as_deref().unwrap();
+    assert!(details.starts_with("def test_div():"), "{details}");
+    assert!(
+        details.ends_with("tests/test_calc.py:7: ZeroDivisionError"),
+        "{details}"
+    );
+    assert_eq!(
+        said[2].0.as_deref(),
+        Some("failed on setup with \"RuntimeError: no database\""),
+        "entities resolved"
+    );
+    assert_eq!(
+        said[3],
+        (
+            Some("no GPU on this bench".to_owned()),
+            Some("tests/test_calc.py:15: no GPU on this bench".to_owned())
+        )
+    );
+    assert_eq!(said[4], (Some("issue 12".to_owned()), None));
+
+    // CDATA, and a failure without a message (Jest).
+    let (_, go_run, _) = imported(&app, "ci-go", GO).await;
+    let go = self::said(&app, &go_run).await;
+    assert_eq!(
+        go[2],
+        (
+            Some("Failed".to_owned()),
+            Some("lamp_test.go:21: lamp still on".to_owned())
+        )
+    );
+    assert!(
+        go[4].1.as_deref().unwrap().contains("[signal SIGSEGV"),
+        "{go:?}"
+    );
+    let (_, jest_run, _) = imported(&app, "ci-js", JEST).await;
+    let jest = self::said(&app, &jest_run).await;
+    let failed = jest.iter().find(|(_, details)| details.is_some()).unwrap();
+    assert_eq!(failed.0, None);
+    assert!(
+        failed
+            .1
+            .as_deref()
+            .unwrap()
+            .starts_with("Error: expect(received)")
+    );
+
+    // A run's JUnit export writes them back, and they read back in.
+    let response = app
+        .clone()
+        .oneshot(
+            Request::get(format!(
+                "/api/v1/runs/{}/export?format=junit",
+                run["summary"]["id"]
+            ))
+            .body(Body::empty())
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let xml = String::from_utf8(
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        xml.contains("<failure message=\"ZeroDivisionError: division by zero\" type=\"failed\">def test_div():"),
+        "{xml}"
+    );
+    let (_, copy, _) = imported(&app, "ci-copy", &xml).await;
+    let copied = self::said(&app, &copy).await;
+    assert_eq!(copied[1], said[1]);
+    assert_eq!(copied[2], said[2]);
+}
+
+#[tokio::test]
+async fn an_overlong_failure_text_is_cut_with_a_marker_not_refused() {
+    let app = app();
+    let trace = format!(
+        "top of the trace\n{}bottom of the trace",
+        "frame\n".repeat(20_000)
+    );
+    let xml = format!(
+        "<testsuite name=\"s\"><testcase name=\"t\"><failure message=\"{}\">{trace}</failure></testcase></testsuite>",
+        "m".repeat(1500)
+    );
+    let (_, run, tests) = imported(&app, "ci-long", &xml).await;
+    assert_eq!(tests[0].status, "failed");
+    let said = said(&app, &run).await;
+    let (message, details) = (said[0].0.as_deref().unwrap(), said[0].1.as_deref().unwrap());
+    assert_eq!(
+        message.chars().count(),
+        stpt_core::MAX_FAILURE_MESSAGE_CHARS
+    );
+    assert!(message.ends_with('…'));
+    assert!(details.len() <= stpt_core::MAX_FAILURE_DETAILS_BYTES);
+    assert!(details.starts_with("top of the trace") && details.ends_with("bottom of the trace"));
+    assert!(details.contains("cut by stpt"), "a visible marker");
+}

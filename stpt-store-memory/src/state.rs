@@ -8,10 +8,11 @@ use std::sync::Arc;
 use stpt_core::history::{FlakyWindow, Outcome, TestIdentity, TestKey};
 use stpt_core::rules::{RunState, RunWork, ScenarioState, TestState};
 use stpt_core::{
-    Changes, ClockOffset, Committed, DurationHistory, Error, FileRef, FinishedTest, ItemDetail,
-    ItemKind, ItemRef, MachineId, MachineRecord, MachineSummary, NewRun, Page, PageRequest,
-    PlannedIds, RecordedEvent, RemainingWork, Result, RunDetail, RunId, RunIndex, RunRemaining,
-    RunSummary, RunnerTimezone, ScenarioId, ScenarioView, ScriptFile, Status, TestId, TestView,
+    Changes, ClockOffset, Committed, DurationHistory, Error, FailureDetails, FileRef, FinishedTest,
+    ItemDetail, ItemKind, ItemRef, MachineId, MachineRecord, MachineSummary, NewRun, Page,
+    PageRequest, PlannedIds, RecordedEvent, RemainingWork, Result, RunDetail, RunId, RunIndex,
+    RunRemaining, RunSummary, RunnerTimezone, ScenarioId, ScenarioView, ScriptFile, Status, TestId,
+    TestView,
 };
 
 #[derive(Debug, Default)]
@@ -497,6 +498,7 @@ impl State {
                     status: Status::Waiting,
                     timestamp_start: None,
                     timestamp_stop: None,
+                    failure: None,
                 });
                 test_ids.push(id);
             }
@@ -704,6 +706,7 @@ impl State {
     }
 
     pub(crate) fn item(&self, item: ItemRef) -> Result<ItemDetail> {
+        let mut failure = FailureDetails::default();
         let (run, file, script, status, start, stop) = match item {
             ItemRef::MasterScenario(id) => {
                 let run = self
@@ -733,6 +736,7 @@ impl State {
             }
             ItemRef::Test(id) => {
                 let (row, run, test) = self.test(id)?;
+                failure = test.failure.as_deref().cloned().unwrap_or_default();
                 (
                     run,
                     test_file(test),
@@ -752,6 +756,8 @@ impl State {
             status,
             timestamp_start: start,
             timestamp_stop: stop,
+            message: failure.message,
+            details: failure.details,
         })
     }
 }

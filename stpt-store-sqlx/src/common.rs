@@ -79,6 +79,9 @@ impl Sql {
         );
         let item_cols = "c.file_path, c.file_name, s.body AS script, c.status, \
              c.timestamp_start, c.timestamp_stop";
+        // Scenarios say nothing about how they ended; their tests do.
+        let no_failure = "CAST(NULL AS TEXT) AS failure_message, \
+             CAST(NULL AS TEXT) AS failure_details";
         Sql {
             prefix: p,
             run_cols,
@@ -129,8 +132,8 @@ impl Sql {
                  WHERE run_id = $1 AND status IN ('waiting', 'running')"
             ),
             update_test: format!(
-                "UPDATE {p}tests SET status = $2, timestamp_start = $3, timestamp_stop = $4 \
-                 WHERE id = $1 AND run_id = $5"
+                "UPDATE {p}tests SET status = $2, timestamp_start = $3, timestamp_stop = $4, \
+                 failure_message = $6, failure_details = $7 WHERE id = $1 AND run_id = $5"
             ),
             update_scenario: format!(
                 "UPDATE {p}scenarios SET {aggregate_set} WHERE id = $1 AND run_id = $13"
@@ -191,16 +194,17 @@ impl Sql {
                 "SELECT json_group_array(json_array(id, seq)) FROM {p}scenarios WHERE run_id = $1"
             ),
             item_master: format!(
-                "SELECT c.id AS run_id, c.machine_id, {item_cols} FROM {p}runs c \
+                "SELECT c.id AS run_id, c.machine_id, {item_cols}, {no_failure} FROM {p}runs c \
                  LEFT JOIN {p}scripts s ON s.id = c.script_id WHERE c.id = $1"
             ),
             item_scenario: format!(
-                "SELECT c.run_id, r.machine_id, {item_cols} FROM {p}scenarios c \
+                "SELECT c.run_id, r.machine_id, {item_cols}, {no_failure} FROM {p}scenarios c \
                  JOIN {p}runs r ON r.id = c.run_id \
                  LEFT JOIN {p}scripts s ON s.id = c.script_id WHERE c.id = $1"
             ),
             item_test: format!(
-                "SELECT c.run_id, r.machine_id, {item_cols} FROM {p}tests c \
+                "SELECT c.run_id, r.machine_id, {item_cols}, c.failure_message, \
+                 c.failure_details FROM {p}tests c \
                  JOIN {p}runs r ON r.id = c.run_id \
                  LEFT JOIN {p}scripts s ON s.id = c.script_id WHERE c.id = $1"
             ),
@@ -467,6 +471,8 @@ macro_rules! sql_store {
                     script: row.script,
                     timestamp_start: row.timestamp_start,
                     timestamp_stop: row.timestamp_stop,
+                    message: row.failure_message,
+                    details: row.failure_details,
                 })
             }
 
@@ -715,12 +721,15 @@ macro_rules! sql_store {
                     }
                 }
                 for test in &work.tests {
+                    let failure = test.failure.as_deref();
                     let done = ::sqlx::query(&self.sql.update_test)
                         .bind(test.id.get())
                         .bind(test.status.as_str())
                         .bind(test.timestamp_start.map($ts))
                         .bind(test.timestamp_stop.map($ts))
                         .bind(run_id)
+                        .bind(failure.and_then(|f| f.message.as_deref()))
+                        .bind(failure.and_then(|f| f.details.as_deref()))
                         .execute(&mut *self.tx)
                         .await
                         .db()?;

@@ -90,11 +90,16 @@ impl MachineMemory {
         if changes.clock_offset.is_some() {
             self.machine.clock_offset = changes.clock_offset;
         }
-        for work in &changes.runs {
+        for mut work in changes.runs {
+            // Failure texts are read from the database: a run full of failures must not
+            // hold up to 64 KiB per test in memory until it ends.
+            for test in &mut work.tests {
+                test.failure = None;
+            }
             let Some(run) = self.run_mut(work.run.id) else {
                 return false;
             };
-            if run.apply(work).is_err() {
+            if run.apply(&work).is_err() {
                 return false;
             }
         }

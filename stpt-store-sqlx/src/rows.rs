@@ -164,6 +164,8 @@ impl TestRow {
             file_name: self.file_name,
             timestamp_start: self.timestamp_start,
             timestamp_stop: self.timestamp_stop,
+            // Ongoing tests, which are what units load, have none.
+            failure: None,
         })
     }
 
@@ -387,6 +389,7 @@ impl MachineRow {
             clock_offset: self.clock_offset_ms.map(ClockOffset::from_millis),
             runner_timezone: runner_timezone(self.id, self.runner_timezone.as_deref()),
             liveness: None,
+            backlog: None,
         })
     }
 }
@@ -443,6 +446,16 @@ pub(crate) struct ItemRow {
     pub(crate) status: String,
     pub(crate) timestamp_start: Option<DateTime<Utc>>,
     pub(crate) timestamp_stop: Option<DateTime<Utc>>,
+    /// A test's failure message (`NULL` for scenarios).
+    pub(crate) failure_message: Option<String>,
+    /// A test's failure details (`NULL` for scenarios).
+    pub(crate) failure_details: Option<String>,
+}
+
+/// Whether `work` stores a test's failure text (which the fast write paths leave to a query
+/// with bound parameters).
+pub(crate) fn carries_failure(work: &stpt_core::rules::RunWork) -> bool {
+    work.tests.iter().any(|test| test.failure.is_some())
 }
 
 /// Checks that every timestamp `changes` would store has a year the backend can store and read

@@ -64,6 +64,7 @@ async fn host_migrations_and_ours_share_a_database() {
             "clocks and liveness",
             "machine timezone",
             "test history",
+            "failure details",
         ]
     );
     // The pool's connections were not left with our search_path.

@@ -145,7 +145,8 @@ async fn migrations_are_idempotent_and_apart_from_the_host() {
             "indexes for memory",
             "clocks and liveness",
             "machine timezone",
-            "test history"
+            "test history",
+            "failure details"
         ]
     );
     let theirs: Vec<String> = sqlx::query_scalar("SELECT description FROM _sqlx_migrations")
@@ -336,6 +337,7 @@ async fn deferred_commits_are_flushed_without_a_waiter() {
                 target: stpt_core::TestTarget::Id(test),
                 action: stpt_core::TestAction::Start,
                 at: support::at(1).into(),
+                failure: None,
             },
             None,
         ),
@@ -344,6 +346,7 @@ async fn deferred_commits_are_flushed_without_a_waiter() {
                 target: stpt_core::TestTarget::Id(test),
                 action: stpt_core::TestAction::Stop(Status::Passed),
                 at: support::at(2).into(),
+                failure: None,
             },
             None,
         ),

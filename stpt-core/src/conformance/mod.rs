@@ -96,6 +96,7 @@ macro_rules! store_conformance_tests {
             rule2_start_picks_first_waiting_in_plan_order,
             rule2_one_running_test_per_machine,
             rule3_stop_sets_final_status,
+            rule3_stop_keeps_its_failure_details,
             rule3_cancel_cancels_whole_run,
             rule4_timestamps_and_durations,
             rule5_unknown_machine_matches_nothing,

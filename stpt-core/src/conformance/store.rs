@@ -257,6 +257,140 @@ pub async fn rule3_stop_sets_final_status(store: Arc<dyn Store>) {
     assert_eq!(run.summary.status, Unknown, "unknown outranks failed");
 }
 
+/// [Rule 3](crate::rules#rule-3): a stop's failure message and details are kept with its
+/// test exactly as sent (by name or by id, alone or in a batch); a test whose stop said
+/// nothing has none, whatever another test of the same file said before, and a start carrying
+/// them is invalid and changes nothing.
+pub async fn rule3_stop_keeps_its_failure_details(store: Arc<dyn Store>) {
+    let (tracker, _) = tracker(store);
+    let tests = ["dup.py", "dup.py", "x.py", "y.py"];
+    let first = record_plan(&tracker, plan("rig", at(0), &[("s.py", &tests)])).await;
+    let ids = first.ids.test_ids[0].clone();
+    let named = |file_name: &str, action, time, failure| TestEvent {
+        target: TestTarget::Named {
+            machine: super::support::name("rig"),
+            file_path: test_path("s.py"),
+            file_name: file_name.to_owned(),
+        },
+        action,
+        at: at(time).into(),
+        failure,
+    };
+    // A traceback with markup, non-ASCII text and a long tail.
+    let details = format!(
+        "Traceback (most recent call last):\n  <script>alert('ü')</script>\n{}AssertionError\n",
+        "  frame\n".repeat(2000)
+    );
+    let failure = crate::FailureDetails::validate(
+        Some("assert 1 == 2 — «wrong»".to_owned()),
+        Some(details.clone()),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap_or_else(|| panic!("texts were given"));
+
+    let refused = tracker
+        .record_test_event(
+            named("dup.py", TestAction::Start, 1, Some(failure.clone())),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::InvalidInput { field, .. }) if field == "message"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        test_statuses(&detail(&tracker, first.ids.run_id).await),
+        vec![vec![Waiting; 4]],
+        "a refused start changes nothing"
+    );
+
+    // By name, without an event id: the plainest write a store has.
+    for event in [
+        named("dup.py", TestAction::Start, 1, None),
+        named("dup.py", TestAction::Stop(Failed), 2, Some(failure.clone())),
+        named("dup.py", TestAction::Start, 3, None),
+        named("dup.py", TestAction::Stop(Passed), 4, None),
+    ] {
+        tracker
+            .record_test_event(event, None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    // In a batch, with event ids: x.py is closed `unknown` by y.py's start; y.py's stop has
+    // a message only.
+    let message_only = crate::FailureDetails::validate(Some("slow".to_owned()), None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let outcomes = tracker
+        .record_test_events(vec![
+            (
+                by_id(ids[2], TestAction::Start, 5),
+                Some(event_id("x-start")),
+            ),
+            (
+                by_id(ids[3], TestAction::Start, 6),
+                Some(event_id("y-start")),
+            ),
+            (
+                TestEvent {
+                    failure: message_only,
+                    ..by_id(ids[3], TestAction::Stop(Warning), 7)
+                },
+                Some(event_id("y-stop")),
+            ),
+        ])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(
+        test_statuses(&detail(&tracker, first.ids.run_id).await),
+        vec![vec![Failed, Passed, Unknown, Warning]]
+    );
+
+    let said = |item: crate::ItemDetail| (item.message, item.details);
+    let read = |id: TestId| {
+        let tracker = &tracker;
+        async move {
+            said(
+                tracker
+                    .item(ItemRef::Test(id))
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}")),
+            )
+        }
+    };
+    assert_eq!(
+        read(ids[0]).await,
+        (
+            Some("assert 1 == 2 — «wrong»".to_owned()),
+            Some(details.clone())
+        ),
+        "kept exactly"
+    );
+    assert_eq!(read(ids[1]).await, (None, None), "its stop said nothing");
+    assert_eq!(read(ids[2]).await, (None, None), "closed by a start");
+    assert_eq!(read(ids[3]).await, (Some("slow".to_owned()), None));
+    let scenario = tracker
+        .item(ItemRef::Scenario(first.ids.scenario_ids[0]))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(said(scenario), (None, None), "scenarios say nothing");
+
+    // The same test in the next run stops without details: nothing carries over, and the
+    // first run keeps its own.
+    let second = record_plan(&tracker, plan("rig", at(10), &[("s.py", &["dup.py"])])).await;
+    let again = second.ids.test_ids[0][0];
+    tracker
+        .record_test_event(by_id(again, TestAction::Start, 11), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    tracker
+        .record_test_event(by_id(again, TestAction::Stop(Failed), 12), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read(again).await, (None, None));
+    assert_eq!(read(ids[0]).await.1, Some(details));
+}
+
 /// [Rule 3](crate::rules#rule-3): stopping a test as `cancelled` cancels every ongoing test of its
 /// run.
 pub async fn rule3_cancel_cancels_whole_run(store: Arc<dyn Store>) {
@@ -1084,6 +1218,7 @@ fn by_id(test: TestId, action: TestAction, time: i64) -> TestEvent {
         target: TestTarget::Id(test),
         action,
         at: at(time).into(),
+        failure: None,
     }
 }
 

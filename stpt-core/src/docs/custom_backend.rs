@@ -256,12 +256,19 @@ impl Store for TableStore {
                 (planned(s)?.tests.get(t).ok_or_else(not_found)?, Ok(test))
             }
         };
-        let (status, timestamp_start, timestamp_stop) = match aggregate_or_test {
-            Ok(test) => (test.status, test.timestamp_start, test.timestamp_stop),
+        let (status, timestamp_start, timestamp_stop, failure) = match aggregate_or_test {
+            // The index keeps what each test's stop said about how it ended.
+            Ok(test) => (
+                test.status,
+                test.timestamp_start,
+                test.timestamp_stop,
+                test.failure.map(|failure| *failure).unwrap_or_default(),
+            ),
             Err(aggregate) => (
                 aggregate.status(),
                 aggregate.timestamp_start,
                 aggregate.timestamp_stop,
+                Default::default(),
             ),
         };
         Ok(ItemDetail {
@@ -273,6 +280,8 @@ impl Store for TableStore {
             status,
             timestamp_start,
             timestamp_stop,
+            message: failure.message,
+            details: failure.details,
         })
     }
 }

@@ -3,8 +3,9 @@
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, SecondsFormat, Utc};
+use std::collections::HashMap;
 use stpt_core::history::TestHistory;
-use stpt_core::{RunDetail, Status};
+use stpt_core::{FailureDetails, ItemRef, RunDetail, Status, TestId, Tracker};
 
 use crate::ApiError;
 
@@ -117,6 +118,45 @@ fn escape(text: &str) -> std::borrow::Cow<'_, str> {
     quick_xml::escape::escape(text)
 }
 
+/// `text` escaped, with the control characters XML 1.0 cannot hold even as references
+/// (terminal colour codes in a log tail) shown as U+FFFD.
+fn escape_text(text: &str) -> String {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && !matches!(c, '\u{FFFE}' | '\u{FFFF}'))
+    };
+    let text: String = text
+        .chars()
+        .map(|c| if allowed(c) { c } else { '\u{FFFD}' })
+        .collect();
+    escape(&text).into_owned()
+}
+
+/// What the stops of a run's finished tests said, other than `passed` ones (which seldom
+/// say anything), read test by test: a run's detail holds no failure texts, so that live
+/// pages of big runs stay small.
+pub(crate) async fn failures(
+    tracker: &Tracker,
+    run: &RunDetail,
+) -> Result<HashMap<TestId, FailureDetails>, ApiError> {
+    let mut failures = HashMap::new();
+    for test in run.scenarios.iter().flat_map(|scenario| &scenario.tests) {
+        if !test.status.is_finished() || test.status == Status::Passed {
+            continue;
+        }
+        let item = tracker.item(ItemRef::Test(test.id)).await?;
+        if item.message.is_some() || item.details.is_some() {
+            failures.insert(
+                test.id,
+                FailureDetails {
+                    message: item.message,
+                    details: item.details,
+                },
+            );
+        }
+    }
+    Ok(failures)
+}
+
 fn seconds(start: Option<DateTime<Utc>>, stop: Option<DateTime<Utc>>) -> String {
     stpt_core::duration(start, stop)
         .map(|d| format!("{:.3}", d.num_milliseconds() as f64 / 1000.0))
@@ -127,8 +167,9 @@ fn seconds(start: Option<DateTime<Utc>>, stop: Option<DateTime<Utc>>) -> String 
 /// `<testcase>` named by its file (classname: its path). `failed` is a `<failure>`, `error`
 /// an `<error>`, and a test that did not run its course (`waiting`, `running`, `unknown`,
 /// `cancelled`) is `<skipped>` with its status as the message; `warning` passes with the
-/// status in `<system-out>`.
-pub(crate) fn run_junit(run: &RunDetail) -> String {
+/// status in `<system-out>`. A test's failure message and details (`failures`) become the
+/// element's `message` and text (the message follows the status in `<system-out>`).
+pub(crate) fn run_junit(run: &RunDetail, failures: &HashMap<TestId, FailureDetails>) -> String {
     let counts = run.summary.statistics.counts;
     let skipped = counts.get(Status::Waiting)
         + counts.get(Status::Running)
@@ -166,21 +207,53 @@ pub(crate) fn run_junit(run: &RunDetail) -> String {
                 escape(&test.file.file_path),
                 seconds(test.timestamp_start, test.timestamp_stop),
             ));
+            let failure = failures.get(&test.id);
+            let message = failure.and_then(|f| f.message.as_deref());
+            let details = failure.and_then(|f| f.details.as_deref());
+            // `<failure message="…" type="…">details</failure>`, or empty without details.
+            let element = |name: &str, status: &str| {
+                let head = format!(
+                    "      <{name} message=\"{}\"{}",
+                    escape_text(message.unwrap_or(status)),
+                    if name == "skipped" {
+                        String::new()
+                    } else {
+                        format!(" type=\"{status}\"")
+                    },
+                );
+                match details {
+                    Some(details) => format!("{head}>{}</{name}>\n", escape_text(details)),
+                    None => format!("{head}/>\n"),
+                }
+            };
             match test.status {
-                Status::Passed => xml.push_str("/>\n"),
-                Status::Warning => xml.push_str(
-                    ">\n      <system-out>status: warning</system-out>\n    </testcase>\n",
-                ),
-                Status::Failed => xml.push_str(
-                    ">\n      <failure message=\"failed\" type=\"failed\"/>\n    </testcase>\n",
-                ),
-                Status::Error => xml.push_str(
-                    ">\n      <error message=\"error\" type=\"error\"/>\n    </testcase>\n",
-                ),
-                other => xml.push_str(&format!(
-                    ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
-                    other.as_str()
-                )),
+                Status::Passed if failure.is_none() => xml.push_str("/>\n"),
+                Status::Passed | Status::Warning => {
+                    let said: Vec<String> = [Some(format!("status: {}", test.status))]
+                        .into_iter()
+                        .chain([message, details].map(|text| text.map(str::to_owned)))
+                        .flatten()
+                        .collect();
+                    xml.push_str(&format!(
+                        ">\n      <system-out>{}</system-out>\n    </testcase>\n",
+                        escape_text(&said.join("\n"))
+                    ));
+                }
+                Status::Failed => {
+                    xml.push_str(">\n");
+                    xml.push_str(&element("failure", "failed"));
+                    xml.push_str("    </testcase>\n");
+                }
+                Status::Error => {
+                    xml.push_str(">\n");
+                    xml.push_str(&element("error", "error"));
+                    xml.push_str("    </testcase>\n");
+                }
+                other => {
+                    xml.push_str(">\n");
+                    xml.push_str(&element("skipped", other.as_str()));
+                    xml.push_str("    </testcase>\n");
+                }
             }
         }
         xml.push_str("  </testsuite>\n");

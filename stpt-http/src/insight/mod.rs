@@ -194,7 +194,7 @@ async fn run_export(
             &format!("run-{id}.csv"),
         ),
         Format::Junit => export::download(
-            export::run_junit(&run),
+            export::run_junit(&run, &export::failures(&state.tracker, &run).await?),
             "application/xml; charset=utf-8",
             &format!("run-{id}.junit.xml"),
         ),

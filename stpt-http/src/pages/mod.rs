@@ -791,7 +791,11 @@ async fn run_page(
             }
             None => None,
         };
-        let machine = MachineLinks::of_run(&run, &cx.prefix);
+        let mut machine = MachineLinks::of_run(&run, &cx.prefix);
+        machine.backlog = cx
+            .tracker()
+            .backlog(run.summary.machine_id)
+            .map(|backlog| views::describe_backlog(backlog, cx.tracker().now()));
         let insight = run_insight(&cx, &run, &query).await?;
         let live = run
             .summary

@@ -92,6 +92,9 @@ pub(crate) struct MachineLinks {
     pub(crate) clock_notice: Option<String>,
     /// Failed and error tests of its latest run, where the page reads them.
     pub(crate) failed: Option<u32>,
+    /// "replaying a backlog for 2 min: 312 events left", while its runner sends what
+    /// its spool kept during an outage.
+    pub(crate) backlog: Option<String>,
 }
 
 impl MachineLinks {
@@ -108,6 +111,9 @@ impl MachineLinks {
                 .clock_offset
                 .filter(|offset| offset.is_notable())
                 .map(ClockOffset::describe),
+            backlog: machine
+                .backlog
+                .map(|backlog| describe_backlog(backlog, now)),
             name: machine.name,
             failed: None,
         }
@@ -127,8 +133,23 @@ impl MachineLinks {
             liveness: None,
             clock_notice: None,
             failed: None,
+            backlog: None,
         }
     }
+}
+
+/// A backlog as pages say it.
+pub(crate) fn describe_backlog(backlog: stpt_core::Backlog, now: DateTime<Utc>) -> String {
+    let events = if backlog.events_left == 1 {
+        "event"
+    } else {
+        "events"
+    };
+    format!(
+        "replaying a backlog for {}: {} {events} left",
+        human_duration(now - backlog.since),
+        backlog.events_left,
+    )
 }
 
 pub(crate) fn machine_url(prefix: &str, id: i64) -> String {
@@ -692,6 +713,12 @@ pub(crate) struct ItemView {
     history_url: Option<String>,
     /// A master scenario's test × machine matrix.
     matrix_url: Option<String>,
+    /// What a test's stop said about how it ended: the message, shown first.
+    message: Option<String>,
+    /// The longer text (traceback, log tail), folded away.
+    details: Option<String>,
+    /// How many lines `details` has, for its summary.
+    details_lines: usize,
 }
 
 impl ItemView {
@@ -737,6 +764,12 @@ impl ItemView {
             run_url: run_url(prefix, item.run_id.get()),
             file_name: item.file.file_name,
             file_path: item.file.file_path,
+            details_lines: item
+                .details
+                .as_deref()
+                .map_or(0, |text| text.lines().count()),
+            message: item.message,
+            details: item.details,
         }
     }
 }

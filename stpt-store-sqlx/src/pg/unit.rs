@@ -176,10 +176,13 @@ impl PgUnit {
 }
 
 /// The one run's work of a test event that neither closes a run's tests at once nor records
-/// a client event id: what the combined commit writes.
+/// a client event id, nor carries a test's failure text: what the combined commit writes.
 fn plain_event(changes: &Changes) -> Option<&stpt_core::rules::RunWork> {
     match (&changes.runs[..], &changes.new_run, &changes.record) {
-        ([work], None, None) if work.closed.is_none() => Some(work),
+        // The combined commit writes no failure text: a stop that carries some commits alone.
+        ([work], None, None) if work.closed.is_none() && !crate::rows::carries_failure(work) => {
+            Some(work)
+        }
         _ => None,
     }
 }

@@ -136,10 +136,13 @@ impl SqliteUnit {
 }
 
 /// The one run's work of a test event that neither closes a run's tests at once nor records
-/// a client event id: what goes into the writer's buffer.
+/// a client event id, nor carries a test's failure text: what goes into the writer's buffer.
 fn plain_event(changes: &Changes) -> Option<&RunWork> {
     match (&changes.runs[..], &changes.new_run, &changes.record) {
-        ([work], None, None) if work.closed.is_none() => Some(work),
+        // A test's failure text is bound as a parameter, never written into the buffered SQL.
+        ([work], None, None) if work.closed.is_none() && !crate::rows::carries_failure(work) => {
+            Some(work)
+        }
         _ => None,
     }
 }
