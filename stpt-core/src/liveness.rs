@@ -59,17 +59,17 @@ impl Default for LivenessPolicy {
     }
 }
 
-/// One machine's own liveness thresholds, set by an admin ([`crate::Store::set_machine_timeouts`]):
-/// each one set replaces the server's [`LivenessPolicy`] field for that machine, each one unset
-/// (`null`) leaves the server's.
+/// One machine's own liveness thresholds, set by an admin (`Store::set_machine_timeouts`):
+/// each one set replaces the server's for that machine (`--quiet-after`, `--offline-after`),
+/// each one unset (`null`) leaves the server's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MachineTimeouts {
     /// Silence, in seconds, after which the machine running a test is quiet, at the least
-    /// (as [`LivenessPolicy::quiet_after`]); `null`: the server's.
+    /// (longer when its tests usually take longer); `null`: the server's.
     pub quiet_after_secs: Option<u32>,
-    /// Silence, in seconds, after which the machine is offline, at the least (as
-    /// [`LivenessPolicy::offline_after`]); `null`: the server's.
+    /// Silence, in seconds, after which the machine is offline, at the least (while running,
+    /// also longer than three times its tests' usual duration); `null`: the server's.
     pub offline_after_secs: Option<u32>,
 }
 

@@ -8,17 +8,17 @@ use crate::{Error, PageRequest, Result, RunId, Tracker};
 /// Which finished runs to keep. A run is deleted when it is finished and either older than
 /// `keep_days` (by receipt) or beyond the newest `keep_runs_per_machine` of its machine; an
 /// ongoing run is never deleted, and neither is a machine's latest run nor a run an admin
-/// marked kept ([`crate::Store::set_run_kept`]).
+/// marked kept.
 ///
-/// The server has one ([`Tracker::with_retention`]); an admin may give a machine its own
-/// ([`crate::Store::set_machine_retention`]), which replaces the server's for that machine
-/// whole: an own policy with neither limit keeps every run of the machine.
+/// The server has one (`--keep-days`, `--keep-runs-per-machine`); an admin may give a machine
+/// its own, which replaces the server's for that machine whole: an own policy with neither
+/// limit keeps every run of the machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetentionPolicy {
-    /// Runs received longer ago than this many days go; `None` keeps them whatever their age.
+    /// Runs received longer ago than this many days go; `null` keeps them whatever their age.
     pub keep_days: Option<u32>,
-    /// Each machine keeps at most this many runs (its newest); `None` keeps them all.
+    /// Each machine keeps at most this many runs (its newest); `null` keeps them all.
     pub keep_runs_per_machine: Option<u32>,
 }
 
