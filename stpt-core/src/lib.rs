@@ -44,7 +44,7 @@ pub use live::{
     Delivery, Fanout, InProcessBus, LiveBus, LiveEvent, LiveStream, RunChange, ScenarioChange,
     TestChange, Topic,
 };
-pub use liveness::{Activity, Liveness, LivenessPolicy};
+pub use liveness::{Activity, Liveness, LivenessPolicy, MachineTimeouts};
 pub use model::{
     FileRef, ItemDetail, ItemRef, MachineSummary, RunDetail, RunSummary, ScenarioView, Statistics,
     TestView, duration,

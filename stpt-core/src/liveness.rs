@@ -59,6 +59,55 @@ impl Default for LivenessPolicy {
     }
 }
 
+/// One machine's own liveness thresholds, set by an admin (`Store::set_machine_timeouts`):
+/// each one set replaces the server's for that machine (`--quiet-after`, `--offline-after`),
+/// each one unset (`null`) leaves the server's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MachineTimeouts {
+    /// Silence, in seconds, after which the machine running a test is quiet, at the least
+    /// (longer when its tests usually take longer); `null`: the server's.
+    pub quiet_after_secs: Option<u32>,
+    /// Silence, in seconds, after which the machine is offline, at the least (while running,
+    /// also longer than three times its tests' usual duration); `null`: the server's.
+    pub offline_after_secs: Option<u32>,
+}
+
+impl MachineTimeouts {
+    /// The longest threshold a machine may have: 30 days.
+    pub const MAX_SECS: u32 = 30 * 24 * 3600;
+
+    /// Whether the machine uses the server's thresholds only.
+    pub fn is_empty(&self) -> bool {
+        self.quiet_after_secs.is_none() && self.offline_after_secs.is_none()
+    }
+
+    /// [`crate::Error::InvalidInput`] unless each threshold set is between 1 second and
+    /// [`MachineTimeouts::MAX_SECS`], and quiet comes no later than offline when both are set.
+    pub fn check(&self) -> crate::Result<()> {
+        for (field, secs) in [
+            ("quiet threshold", self.quiet_after_secs),
+            ("offline threshold", self.offline_after_secs),
+        ] {
+            if secs.is_some_and(|secs| secs == 0 || secs > Self::MAX_SECS) {
+                return Err(crate::Error::invalid(
+                    field,
+                    "must be between 1 second and 30 days",
+                ));
+            }
+        }
+        if let (Some(quiet), Some(offline)) = (self.quiet_after_secs, self.offline_after_secs) {
+            if quiet > offline {
+                return Err(crate::Error::invalid(
+                    "quiet threshold",
+                    "must not be longer than the offline threshold",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What liveness is judged from: when the machine was last heard, and its latest run if that
 /// is still going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +149,17 @@ impl Activity {
 }
 
 impl LivenessPolicy {
+    /// This policy with machine's own thresholds in place of the server's where it has them.
+    pub fn for_machine(&self, own: &MachineTimeouts) -> LivenessPolicy {
+        let seconds = |secs: Option<u32>, server: Duration| {
+            secs.map_or(server, |secs| Duration::seconds(i64::from(secs)))
+        };
+        LivenessPolicy {
+            quiet_after: seconds(own.quiet_after_secs, self.quiet_after),
+            offline_after: seconds(own.offline_after_secs, self.offline_after),
+        }
+    }
+
     /// Silence after which a machine doing `activity` is quiet, if it can be.
     pub fn quiet_threshold(&self, activity: &Activity) -> Option<Duration> {
         let usual = activity.running?;
@@ -130,5 +190,47 @@ impl LivenessPolicy {
         } else {
             Liveness::Online
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_machines_own_thresholds_replace_the_servers_one_by_one() {
+        let server = LivenessPolicy::default();
+        assert_eq!(server.for_machine(&MachineTimeouts::default()), server);
+        let own = MachineTimeouts {
+            quiet_after_secs: None,
+            offline_after_secs: Some(60),
+        };
+        let policy = server.for_machine(&own);
+        assert_eq!(policy.quiet_after, server.quiet_after);
+        assert_eq!(policy.offline_after, Duration::seconds(60));
+    }
+
+    #[test]
+    fn thresholds_out_of_range_are_refused() {
+        let refused = [
+            (Some(0), None),
+            (None, Some(MachineTimeouts::MAX_SECS + 1)),
+            (Some(600), Some(60)),
+        ];
+        for (quiet, offline) in refused {
+            let timeouts = MachineTimeouts {
+                quiet_after_secs: quiet,
+                offline_after_secs: offline,
+            };
+            assert!(
+                matches!(timeouts.check(), Err(crate::Error::InvalidInput { .. })),
+                "{timeouts:?}"
+            );
+        }
+        let fine = MachineTimeouts {
+            quiet_after_secs: Some(60),
+            offline_after_secs: Some(MachineTimeouts::MAX_SECS),
+        };
+        assert!(fine.check().is_ok());
     }
 }

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::rules::Aggregate;
 use crate::{
-    ClockOffset, ItemKind, Liveness, MachineId, MachineStatus, RunId, RunnerTimezone, ScenarioId,
-    Status, StatusCounts, TestId,
+    ClockOffset, ItemKind, Liveness, MachineId, MachineStatus, MachineTimeouts, RetentionPolicy,
+    RunId, RunnerTimezone, ScenarioId, Status, StatusCounts, TestId,
 };
 
 /// A machine with its live status.
@@ -32,6 +32,15 @@ pub struct MachineSummary {
     /// `null`: the server's default (`--runner-timezone`, UTC unless set).
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, example = "Europe/Warsaw"))]
     pub runner_timezone: Option<RunnerTimezone>,
+    /// Its own liveness thresholds, when an admin set them; each `null` one is the server's
+    /// (`--quiet-after`, `--offline-after`).
+    #[serde(default)]
+    pub timeouts: MachineTimeouts,
+    /// Its own retention policy, when an admin set one: it replaces the server's
+    /// (`--keep-days`, `--keep-runs-per-machine`) for this machine; with neither limit set, the
+    /// machine keeps every run. `null`: the server's applies.
+    #[serde(default)]
+    pub retention: Option<RetentionPolicy>,
     /// Whether it is being heard from: `online`, `quiet` (silent longer than its tests
     /// usually take) or `offline`.
     // Judged by the tracker when it reads the machine (`Tracker::liveness`); stores leave it
@@ -64,6 +73,8 @@ impl MachineSummary {
             last_seen,
             clock_offset,
             runner_timezone: None,
+            timeouts: MachineTimeouts::default(),
+            retention: None,
             liveness: None,
             backlog: None,
         }
@@ -116,6 +127,10 @@ pub struct RunSummary {
     /// Set when the server closed the run because its runner went silent: when the runner was
     /// last heard from.
     pub went_silent_at: Option<DateTime<Utc>>,
+    /// Whether an admin marked it kept: pruning never deletes it, whatever the retention
+    /// policy.
+    #[serde(default)]
+    pub kept: bool,
 }
 
 impl RunSummary {
@@ -144,6 +159,7 @@ impl RunSummary {
             timestamp_start: aggregate.timestamp_start,
             timestamp_stop: aggregate.timestamp_stop,
             went_silent_at,
+            kept: false,
         }
     }
 

@@ -13,8 +13,9 @@ use crate::history::{
 };
 use crate::rules::{Aggregate, RunState, RunWork, ScenarioState, TestState};
 use crate::{
-    ClockOffset, FileRef, ItemDetail, ItemRef, MachineId, MachineName, MachineSummary, Page,
-    PageRequest, Plan, Result, RunDetail, RunId, RunSummary, RunnerTimezone, ScenarioId, TestId,
+    ClockOffset, FileRef, ItemDetail, ItemRef, MachineId, MachineName, MachineSummary,
+    MachineTimeouts, Page, PageRequest, Plan, Result, RetentionPolicy, RunDetail, RunId,
+    RunSummary, RunnerTimezone, ScenarioId, TestId,
 };
 
 /// Where runs live. Object-safe: hold it as `Arc<dyn Store>`.
@@ -43,8 +44,9 @@ use crate::{
 ///   [`Store::run`], [`Store::item`]) — required.
 /// - Every [`StoreTx`] method — required, [`StoreTx::test`] and [`StoreTx::recorded_event`]
 ///   included (events by id and idempotent retries are part of the protocol).
-/// - [`Store::delete_run`], [`Store::delete_machine`] and [`Store::set_machine_timezone`] —
-///   optional; the default answers [`crate::Error::NotSupported`] and the suite skips their
+/// - [`Store::delete_run`], [`Store::delete_machine`] and the admin's settings
+///   ([`Store::set_machine_timezone`], [`Store::set_machine_timeouts`],
+///   [`Store::set_machine_retention`], [`Store::set_run_kept`]) — optional; the default answers [`crate::Error::NotSupported`] and the suite skips their
 ///   scenarios.
 ///
 /// [`RunIndex`](crate::RunIndex) keeps one run's scenario and test states indexed for the
@@ -252,6 +254,42 @@ pub trait Store: Send + Sync + Debug + 'static {
         let _ = (id, timezone);
         Err(crate::Error::NotSupported {
             operation: "set_machine_timezone",
+        })
+    }
+
+    /// Sets machine `id`'s own liveness thresholds, which [`MachineSummary::timeouts`] then
+    /// answers ([`MachineTimeouts::default`]: none, the server's apply). The caller checked
+    /// them ([`MachineTimeouts::check`]). [`crate::Error::NotFound`] if unknown. Optional, as
+    /// [`Store::delete_run`]: without it every machine has the server's thresholds.
+    async fn set_machine_timeouts(&self, id: MachineId, timeouts: MachineTimeouts) -> Result<()> {
+        let _ = (id, timeouts);
+        Err(crate::Error::NotSupported {
+            operation: "set_machine_timeouts",
+        })
+    }
+
+    /// Sets machine `id`'s own retention policy, which [`MachineSummary::retention`] then
+    /// answers (`None`: the server's applies). The caller checked it
+    /// ([`RetentionPolicy::check`]). [`crate::Error::NotFound`] if unknown. Optional, as
+    /// [`Store::delete_run`].
+    async fn set_machine_retention(
+        &self,
+        id: MachineId,
+        retention: Option<RetentionPolicy>,
+    ) -> Result<()> {
+        let _ = (id, retention);
+        Err(crate::Error::NotSupported {
+            operation: "set_machine_retention",
+        })
+    }
+
+    /// Marks run `id` kept or not: [`RunSummary::kept`], which exempts it from pruning
+    /// ([`crate::Tracker::prune`]). [`crate::Error::NotFound`] if unknown. Optional, as
+    /// [`Store::delete_run`].
+    async fn set_run_kept(&self, id: RunId, kept: bool) -> Result<()> {
+        let _ = (id, kept);
+        Err(crate::Error::NotSupported {
+            operation: "set_run_kept",
         })
     }
 

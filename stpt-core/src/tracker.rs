@@ -17,8 +17,9 @@ use crate::store::{
 };
 use crate::{
     ClockOffset, Error, FailureDetails, ItemDetail, ItemRef, LivenessPolicy, MachineId,
-    MachineStatus, MachineSummary, NoMatch, Page, PageRequest, Plan, Result, RunDetail, RunId,
-    RunSummary, RunnerTimezone, Statistics, Status, TestId, TestStart, TestStop,
+    MachineStatus, MachineSummary, MachineTimeouts, NoMatch, Page, PageRequest, Plan, Result,
+    RetentionPolicy, RunDetail, RunId, RunSummary, RunnerTimezone, Statistics, Status, TestId,
+    TestStart, TestStop,
 };
 
 /// Where the tracker takes the server's time from.
@@ -86,6 +87,8 @@ pub struct Tracker {
     bus: Arc<dyn LiveBus>,
     clock: Arc<dyn Clock>,
     liveness: LivenessPolicy,
+    /// Which finished runs to keep, on machines without a policy of their own.
+    retention: RetentionPolicy,
     max_plan_tests: usize,
     /// How naive runner timestamps are read on machines without a zone of their own.
     runner_timezone: RunnerTimezone,
@@ -110,6 +113,7 @@ impl Tracker {
             bus,
             clock: Arc::new(SystemClock),
             liveness: LivenessPolicy::default(),
+            retention: RetentionPolicy::default(),
             max_plan_tests: Self::DEFAULT_MAX_PLAN_TESTS,
             runner_timezone: RunnerTimezone::UTC,
             finished: Arc::default(),
@@ -137,6 +141,49 @@ impl Tracker {
     /// When silence makes a machine quiet or offline.
     pub fn liveness_policy(&self) -> LivenessPolicy {
         self.liveness
+    }
+
+    /// The same tracker pruning by `policy` (see [`Tracker::prune`]) on machines without a
+    /// policy of their own; the default keeps every run.
+    pub fn with_retention(mut self, policy: RetentionPolicy) -> Self {
+        self.retention = policy;
+        self
+    }
+
+    /// Which finished runs to keep on machines without a policy of their own.
+    pub fn retention_policy(&self) -> RetentionPolicy {
+        self.retention
+    }
+
+    /// Sets machine `id`'s own liveness thresholds (see [`Store::set_machine_timeouts`]);
+    /// [`MachineTimeouts::default`] clears them. [`Error::InvalidInput`] for a threshold out
+    /// of range, storing nothing.
+    pub async fn set_machine_timeouts(
+        &self,
+        id: MachineId,
+        timeouts: MachineTimeouts,
+    ) -> Result<()> {
+        timeouts.check()?;
+        self.store.set_machine_timeouts(id, timeouts).await
+    }
+
+    /// Gives machine `id` its own retention policy, or with `None` puts it back under the
+    /// server's (see [`Store::set_machine_retention`]). [`Error::InvalidInput`] for a limit of
+    /// 0, storing nothing.
+    pub async fn set_machine_retention(
+        &self,
+        id: MachineId,
+        retention: Option<RetentionPolicy>,
+    ) -> Result<()> {
+        if let Some(policy) = &retention {
+            policy.check()?;
+        }
+        self.store.set_machine_retention(id, retention).await
+    }
+
+    /// Marks run `id` kept (exempt from pruning) or not (see [`Store::set_run_kept`]).
+    pub async fn set_run_kept(&self, id: RunId, kept: bool) -> Result<()> {
+        self.store.set_run_kept(id, kept).await
     }
 
     /// The same tracker reading naive runner timestamps in `zone` (UTC unless set, as the
@@ -285,6 +332,7 @@ impl Tracker {
             timestamp_start: None,
             timestamp_stop: None,
             went_silent_at: None,
+            kept: false,
         };
         self.publish_machine_status(machine_id, machine_name, run.status);
         self.publish_machine_failures(machine_id, run.id, run.statistics.counts.failures());

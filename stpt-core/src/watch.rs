@@ -82,7 +82,7 @@ impl Tracker {
 
     /// The liveness of `machine`, and its latest run if it is ongoing and was read.
     async fn judge(&self, machine: &MachineSummary) -> Result<(Liveness, Option<RunSummary>)> {
-        let policy = self.liveness_policy();
+        let policy = self.liveness_policy().for_machine(&machine.timeouts);
         let now = self.now();
         let quick = Activity::of(machine.status, machine.last_seen, None);
         let quick_liveness = policy.judge(&quick, now);

@@ -68,8 +68,9 @@ use crate::history::{
 use crate::rules::{RunState, ScenarioState, TestState};
 use crate::{
     Changes, Committed, Durability, FileRef, ItemDetail, ItemRef, MachineId, MachineName,
-    MachineRecord, MachineSummary, Page, PageRequest, RecordedEvent, Result, RunDetail, RunId,
-    RunSummary, RunnerTimezone, ScenarioId, Store, StoreTx, TestId, TestLocation,
+    MachineRecord, MachineSummary, MachineTimeouts, Page, PageRequest, RecordedEvent, Result,
+    RetentionPolicy, RunDetail, RunId, RunSummary, RunnerTimezone, ScenarioId, Store, StoreTx,
+    TestId, TestLocation,
 };
 
 /// A [`Store`] that wraps another: every method forwards to [`WrapStore::inner`] unless
@@ -167,6 +168,22 @@ pub trait WrapStore: Send + Sync + Debug + 'static {
     ) -> Result<()> {
         self.inner().set_machine_timezone(id, timezone).await
     }
+    /// [`Store::set_machine_timeouts`].
+    async fn set_machine_timeouts(&self, id: MachineId, timeouts: MachineTimeouts) -> Result<()> {
+        self.inner().set_machine_timeouts(id, timeouts).await
+    }
+    /// [`Store::set_machine_retention`].
+    async fn set_machine_retention(
+        &self,
+        id: MachineId,
+        retention: Option<RetentionPolicy>,
+    ) -> Result<()> {
+        self.inner().set_machine_retention(id, retention).await
+    }
+    /// [`Store::set_run_kept`].
+    async fn set_run_kept(&self, id: RunId, kept: bool) -> Result<()> {
+        self.inner().set_run_kept(id, kept).await
+    }
 }
 
 #[async_trait]
@@ -239,6 +256,19 @@ impl<W: WrapStore> Store for W {
         timezone: Option<RunnerTimezone>,
     ) -> Result<()> {
         WrapStore::set_machine_timezone(self, id, timezone).await
+    }
+    async fn set_machine_timeouts(&self, id: MachineId, timeouts: MachineTimeouts) -> Result<()> {
+        WrapStore::set_machine_timeouts(self, id, timeouts).await
+    }
+    async fn set_machine_retention(
+        &self,
+        id: MachineId,
+        retention: Option<RetentionPolicy>,
+    ) -> Result<()> {
+        WrapStore::set_machine_retention(self, id, retention).await
+    }
+    async fn set_run_kept(&self, id: RunId, kept: bool) -> Result<()> {
+        WrapStore::set_run_kept(self, id, kept).await
     }
 }
 
@@ -420,6 +450,19 @@ macro_rules! forward_store {
                 timezone: Option<RunnerTimezone>,
             ) -> Result<()> {
                 (**self).set_machine_timezone(id, timezone).await
+            }
+            async fn set_machine_timeouts(&self, id: MachineId, timeouts: MachineTimeouts) -> Result<()> {
+                (**self).set_machine_timeouts(id, timeouts).await
+            }
+            async fn set_machine_retention(
+                &self,
+                id: MachineId,
+                retention: Option<RetentionPolicy>,
+            ) -> Result<()> {
+                (**self).set_machine_retention(id, retention).await
+            }
+            async fn set_run_kept(&self, id: RunId, kept: bool) -> Result<()> {
+                (**self).set_run_kept(id, kept).await
             }
         }
     };

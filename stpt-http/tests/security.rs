@@ -1877,3 +1877,188 @@ async fn naive_runner_times_are_read_in_the_servers_then_the_machines_zone() {
     assert_eq!(tests[0]["timestamp_stop"], "2026-11-24T13:00:02Z", "{run}");
     assert_eq!(tests[1]["timestamp_start"], "2026-11-24T13:00:03Z", "{run}");
 }
+
+/// An admin gives a machine its own liveness thresholds and retention policy on the admin
+/// page (the server's shown beside), and keeps a run from its page; each form is CSRF-checked,
+/// a bad value is refused with its reason and changes nothing, and the API shows the result.
+#[tokio::test]
+async fn admins_set_machine_thresholds_retention_and_kept_runs() {
+    let lab = lab(HttpConfig::default().with_ingest_access(IngestAccess::open()));
+    let mut runner = Client::new(&lab.app);
+    let plan = json!({"machine_name": "rig-7", "timestamp": "2026-11-24 15:00:00",
+        "master_scenario": {"file_path": "/m", "file_name": "master.py", "script": null,
+            "scenarios": [{"file_path": "/s", "file_name": "s.py", "script": null,
+                "tests": [{"file_path": "/t", "file_name": "a.py", "script": null}]}]}});
+    let created = runner.post_json("/api/v1/plans", None, &plan).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let run_id = created.json()["run_id"].as_i64().unwrap();
+    let machine_id = created.json()["machine_id"].as_i64().unwrap();
+    let machine = runner
+        .get(&format!("/api/v1/machines/{machine_id}"))
+        .await
+        .json();
+    assert_eq!(
+        machine["timeouts"],
+        json!({"quiet_after_secs": null, "offline_after_secs": null}),
+        "{machine}"
+    );
+    assert_eq!(machine["retention"], Value::Null, "{machine}");
+
+    lab.accounts
+        .create_user("ada", None, "correct horse", Role::Admin)
+        .await
+        .unwrap();
+    let mut admin = Client::new(&lab.app);
+    admin.sign_in("ada", "correct horse").await;
+    let page = admin.get("/admin/").await;
+    assert!(page.body.contains("2m (server)"), "{}", page.body);
+    assert!(page.body.contains("10m (server)"), "{}", page.body);
+    assert!(
+        page.body.contains("server&#x27;s (every run)")
+            || page.body.contains("server's (every run)"),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+
+    let timeouts = format!("/admin/machines/{machine_id}/timeouts");
+    for (quiet, offline, reason) in [
+        ("soon", "", "duration"),
+        ("0s", "", "1 second"),
+        ("20m", "5m", "longer than the offline"),
+    ] {
+        let refused = admin
+            .form(
+                &timeouts,
+                &[
+                    ("quiet_after", quiet),
+                    ("offline_after", offline),
+                    ("csrf_token", &csrf),
+                ],
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{quiet} {offline}");
+        assert!(refused.body.contains(reason), "{}", refused.body);
+    }
+    let forged = admin
+        .form(&timeouts, &[("offline_after", "1m"), ("csrf_token", "x")])
+        .await;
+    assert_ne!(forged.status, StatusCode::SEE_OTHER);
+    let set = admin
+        .form(
+            &timeouts,
+            &[
+                ("quiet_after", ""),
+                ("offline_after", "1h 30m"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.body);
+
+    let retention = format!("/admin/machines/{machine_id}/retention");
+    let refused = admin
+        .form(
+            &retention,
+            &[("policy", "own"), ("keep_days", "0"), ("csrf_token", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let refused = admin
+        .form(
+            &retention,
+            &[
+                ("policy", "own"),
+                ("keep_runs", "many"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("whole number"), "{}", refused.body);
+    let set = admin
+        .form(
+            &retention,
+            &[
+                ("policy", "own"),
+                ("keep_days", ""),
+                ("keep_runs", "500"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(set.status, StatusCode::SEE_OTHER, "{}", set.body);
+    let machine = runner
+        .get(&format!("/api/v1/machines/{machine_id}"))
+        .await
+        .json();
+    assert_eq!(
+        machine["timeouts"],
+        json!({"quiet_after_secs": null, "offline_after_secs": 5400}),
+        "{machine}"
+    );
+    assert_eq!(
+        machine["retention"],
+        json!({"keep_days": null, "keep_runs_per_machine": 500}),
+        "{machine}"
+    );
+    let page = admin.get("/admin/").await;
+    assert!(page.body.contains("value=\"1h 30m\""), "{}", page.body);
+    assert!(page.body.contains("value=\"500\""), "{}", page.body);
+
+    // Keeping a run, from its page.
+    let run_page = admin.get(&format!("/machine/run_data/{run_id}")).await;
+    assert!(run_page.body.contains("Keep this run"), "{}", run_page.body);
+    let keep = format!("/admin/runs/{run_id}/keep");
+    let refused = admin
+        .form(&keep, &[("kept", "maybe"), ("csrf_token", &csrf)])
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    let kept = admin
+        .form(&keep, &[("kept", "true"), ("csrf_token", &csrf)])
+        .await;
+    assert_eq!(kept.status, StatusCode::SEE_OTHER, "{}", kept.body);
+    assert_eq!(kept.location(), format!("/machine/run_data/{run_id}"));
+    let run = runner.get(&format!("/api/v1/runs/{run_id}")).await.json();
+    assert_eq!(run["summary"]["kept"], true, "{run}");
+    let run_page = admin.get(&format!("/machine/run_data/{run_id}")).await;
+    assert!(run_page.body.contains("Stop keeping"), "{}", run_page.body);
+    // Someone not signed in is sent to sign in, and nothing changes.
+    let anonymous = runner
+        .form(&keep, &[("kept", "false"), ("csrf_token", &csrf)])
+        .await;
+    assert!(
+        anonymous.location().contains("/login/"),
+        "{}",
+        anonymous.location()
+    );
+    let run = runner.get(&format!("/api/v1/runs/{run_id}")).await.json();
+    assert_eq!(run["summary"]["kept"], true, "{run}");
+
+    // Back to the server's.
+    let cleared = admin
+        .form(
+            &timeouts,
+            &[
+                ("quiet_after", ""),
+                ("offline_after", ""),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(cleared.status, StatusCode::SEE_OTHER);
+    let cleared = admin
+        .form(&retention, &[("policy", "server"), ("csrf_token", &csrf)])
+        .await;
+    assert_eq!(cleared.status, StatusCode::SEE_OTHER);
+    let machine = runner
+        .get(&format!("/api/v1/machines/{machine_id}"))
+        .await
+        .json();
+    assert_eq!(
+        machine["timeouts"]["offline_after_secs"],
+        Value::Null,
+        "{machine}"
+    );
+    assert_eq!(machine["retention"], Value::Null, "{machine}");
+}

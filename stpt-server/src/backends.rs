@@ -73,6 +73,9 @@ pub struct Stores {
     pub runs: Arc<dyn Store>,
     /// Users, sessions, runner tokens and reset grants.
     pub accounts: Arc<dyn AccountStore>,
+    /// The same store when the database is an SQLite file, whose free pages pruning gives
+    /// back ([`SqliteStore::reclaim_free_pages`]).
+    pub sqlite: Option<SqliteStore>,
 }
 
 impl Stores {
@@ -81,6 +84,7 @@ impl Stores {
         Stores {
             runs: Arc::clone(&store) as Arc<dyn Store>,
             accounts: store,
+            sqlite: None,
         }
     }
 }
@@ -95,7 +99,11 @@ pub async fn open_store(url: &DatabaseUrl) -> Result<Stores> {
             }
             let store = SqliteStore::open(path).await?;
             store.migrate().await?;
-            Stores::of(store)
+            // Clones share the pool and the writer.
+            Stores {
+                sqlite: Some(store.clone()),
+                ..Stores::of(store)
+            }
         }
         DatabaseUrl::Postgres(url) => {
             let store = PgStore::connect(url).await?;

@@ -48,6 +48,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bus = stpt_server::open_bus(settings.redis_url.as_deref(), &settings.redis_prefix)?;
     let tracker = Tracker::new(stores.runs, bus)
         .with_liveness(settings.liveness_policy())
+        .with_retention(settings.retention_policy())
         .with_max_plan_tests(settings.max_plan_tests)
         .with_runner_timezone(settings.runner_timezone);
     let ingest = settings.ingest_access();
@@ -107,10 +108,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     });
-    let retention = settings.retention_policy();
-    if retention.is_active() {
-        tokio::spawn(prune_forever(tracker.clone(), retention));
-    }
+    // Always: a machine may have a retention policy of its own while the server keeps all.
+    tokio::spawn(prune_forever(tracker.clone(), stores.sqlite.clone()));
     // Liveness is pushed to pages and silent runs are closed without waiting for an event.
     tokio::spawn(LivenessWatch::new().run(tracker.clone(), LIVENESS_TICK));
     let metrics = stpt_server::install_recorder()?;
@@ -155,16 +154,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Deletes what the retention policy no longer keeps: a pass every few minutes, in small
-/// batches with pauses between them, so ingestion never waits long for a machine's lock.
-async fn prune_forever(tracker: Tracker, policy: stpt_core::RetentionPolicy) {
+/// Deletes what the retention policies no longer keep (the server's, and machines' own): a
+/// pass every few minutes, in small batches with pauses between them, so ingestion never
+/// waits long for a machine's lock. Then gives an SQLite file's free pages back, a few at a
+/// time, for the same reason.
+async fn prune_forever(tracker: Tracker, sqlite: Option<stpt_store_sqlx::SqliteStore>) {
     const BATCH: usize = 50;
     let mut passes = tokio::time::interval(Duration::from_secs(300));
     loop {
         passes.tick().await;
         let mut pruned = 0;
         loop {
-            match tracker.prune(&policy, BATCH).await {
+            match tracker.prune(BATCH).await {
                 Ok(deleted) => {
                     pruned += deleted.len();
                     metrics::counter!("stpt_runs_pruned_total").increment(deleted.len() as u64);
@@ -180,8 +181,50 @@ async fn prune_forever(tracker: Tracker, policy: stpt_core::RetentionPolicy) {
             }
         }
         if pruned > 0 {
-            tracing::info!(pruned, ?policy, "old runs deleted by the retention policy");
+            let policy = tracker.retention_policy();
+            tracing::info!(
+                pruned,
+                ?policy,
+                "old runs deleted by the retention policies"
+            );
         }
+        if let Some(store) = &sqlite {
+            reclaim_sqlite_space(store).await;
+        }
+    }
+}
+
+/// Gives the SQLite file's free pages back to the file system in steps of 1 MiB or so, each
+/// a short write between events, until none is left (or a step frees nothing).
+async fn reclaim_sqlite_space(store: &stpt_store_sqlx::SqliteStore) {
+    const STEP_PAGES: u32 = 256;
+    let before = match store.free_pages().await {
+        Ok(free) => free,
+        Err(error) => {
+            tracing::warn!(%error, "reading the SQLite file's free pages failed");
+            return;
+        }
+    };
+    let mut left = before;
+    while left > 0 {
+        match store.reclaim_free_pages(STEP_PAGES).await {
+            Ok(free) if free < left => left = free,
+            // Nothing given back: the file does not use incremental vacuum.
+            Ok(_) => break,
+            Err(error) => {
+                tracing::warn!(%error, "giving free SQLite pages back failed; trying again next pass");
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reclaimed = before - left;
+    if reclaimed > 0 {
+        metrics::counter!("stpt_sqlite_pages_reclaimed_total").increment(reclaimed);
+        tracing::info!(
+            pages = reclaimed,
+            "free SQLite pages given back to the file system"
+        );
     }
 }
 

@@ -19,8 +19,9 @@ use stpt_core::history::{
 use stpt_core::rules::{RunState, ScenarioState, TestState};
 use stpt_core::{
     Changes, Committed, FileRef, FinishedTest, ItemDetail, ItemRef, MachineId, MachineName,
-    MachineRecord, MachineSummary, Page, PageRequest, RecordedEvent, Result, RunDetail, RunId,
-    RunRemaining, RunSummary, RunnerTimezone, ScenarioId, Store, StoreTx, TestId,
+    MachineRecord, MachineSummary, MachineTimeouts, Page, PageRequest, RecordedEvent, Result,
+    RetentionPolicy, RunDetail, RunId, RunRemaining, RunSummary, RunnerTimezone, ScenarioId, Store,
+    StoreTx, TestId,
 };
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
 
@@ -134,6 +135,25 @@ impl Store for MemoryStore {
         timezone: Option<RunnerTimezone>,
     ) -> Result<()> {
         self.state.write().await.set_machine_timezone(id, timezone)
+    }
+
+    async fn set_machine_timeouts(&self, id: MachineId, timeouts: MachineTimeouts) -> Result<()> {
+        self.state.write().await.set_machine_timeouts(id, timeouts)
+    }
+
+    async fn set_machine_retention(
+        &self,
+        id: MachineId,
+        retention: Option<RetentionPolicy>,
+    ) -> Result<()> {
+        self.state
+            .write()
+            .await
+            .set_machine_retention(id, retention)
+    }
+
+    async fn set_run_kept(&self, id: RunId, kept: bool) -> Result<()> {
+        self.state.write().await.set_run_kept(id, kept)
     }
 }
 

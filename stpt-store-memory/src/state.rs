@@ -9,10 +9,10 @@ use stpt_core::history::{FlakyWindow, Outcome, TestIdentity, TestKey};
 use stpt_core::rules::{RunState, RunWork, ScenarioState, TestState};
 use stpt_core::{
     Changes, ClockOffset, Committed, DurationHistory, Error, FailureDetails, FileRef, FinishedTest,
-    ItemDetail, ItemKind, ItemRef, MachineId, MachineRecord, MachineSummary, NewRun, Page,
-    PageRequest, PlannedIds, RecordedEvent, RemainingWork, Result, RunDetail, RunId, RunIndex,
-    RunRemaining, RunSummary, RunnerTimezone, ScenarioId, ScenarioView, ScriptFile, Status, TestId,
-    TestView,
+    ItemDetail, ItemKind, ItemRef, MachineId, MachineRecord, MachineSummary, MachineTimeouts,
+    NewRun, Page, PageRequest, PlannedIds, RecordedEvent, RemainingWork, Result, RetentionPolicy,
+    RunDetail, RunId, RunIndex, RunRemaining, RunSummary, RunnerTimezone, ScenarioId, ScenarioView,
+    ScriptFile, Status, TestId, TestView,
 };
 
 #[derive(Debug, Default)]
@@ -46,6 +46,8 @@ struct MachineRow {
     last_seen: Option<DateTime<Utc>>,
     clock_offset: Option<ClockOffset>,
     timezone: Option<RunnerTimezone>,
+    timeouts: MachineTimeouts,
+    retention: Option<RetentionPolicy>,
     /// In receipt order; the last one is the latest run.
     runs: Vec<RunId>,
     ongoing: BTreeSet<RunId>,
@@ -60,6 +62,7 @@ struct RunRow {
     master: StoredFile,
     states: RunStates,
     went_silent_at: Option<DateTime<Utc>>,
+    kept: bool,
 }
 
 /// The state of a run and of its scenarios and tests in plan order: a [`RunIndex`] while the
@@ -309,6 +312,32 @@ impl State {
         Ok(())
     }
 
+    /// Sets a machine's own liveness thresholds.
+    pub(crate) fn set_machine_timeouts(
+        &mut self,
+        id: MachineId,
+        timeouts: MachineTimeouts,
+    ) -> Result<()> {
+        self.machine_row_mut(id)?.timeouts = timeouts;
+        Ok(())
+    }
+
+    /// Sets or clears a machine's own retention policy.
+    pub(crate) fn set_machine_retention(
+        &mut self,
+        id: MachineId,
+        retention: Option<RetentionPolicy>,
+    ) -> Result<()> {
+        self.machine_row_mut(id)?.retention = retention;
+        Ok(())
+    }
+
+    /// Marks a run kept or not.
+    pub(crate) fn set_run_kept(&mut self, id: RunId, kept: bool) -> Result<()> {
+        self.run_row_mut(id)?.kept = kept;
+        Ok(())
+    }
+
     pub(crate) fn ongoing_runs(&self, machine: MachineId) -> Vec<RunState> {
         let Ok(row) = self.machine_row(machine) else {
             return Vec::new();
@@ -435,6 +464,8 @@ impl State {
             last_seen: None,
             clock_offset: None,
             timezone: None,
+            timeouts: MachineTimeouts::default(),
+            retention: None,
             runs: Vec::new(),
             ongoing: BTreeSet::new(),
         });
@@ -519,6 +550,7 @@ impl State {
             master,
             states,
             went_silent_at: None,
+            kept: false,
         });
         if let Some(row) = slot(machine_id.get()).and_then(|i| self.machines.get_mut(i)) {
             row.runs.push(run_id);
@@ -551,6 +583,8 @@ impl State {
         let latest_run = row.runs.last().and_then(|&id| self.run_row(id).ok());
         MachineSummary {
             runner_timezone: row.timezone,
+            timeouts: row.timeouts,
+            retention: row.retention,
             ..MachineSummary::new(
                 row.id,
                 row.name.clone(),
@@ -578,15 +612,18 @@ impl State {
     }
 
     fn run_summary(&self, run: &RunRow) -> RunSummary {
-        RunSummary::new(
-            run.id,
-            run.machine_id,
-            run.timestamp,
-            run.received_at,
-            &run.states.state().aggregate,
-            run.states.scenarios().len(),
-            run.went_silent_at,
-        )
+        RunSummary {
+            kept: run.kept,
+            ..RunSummary::new(
+                run.id,
+                run.machine_id,
+                run.timestamp,
+                run.received_at,
+                &run.states.state().aggregate,
+                run.states.scenarios().len(),
+                run.went_silent_at,
+            )
+        }
     }
 
     pub(crate) fn runs(&self, machine: MachineId, page: PageRequest) -> Result<Page<RunSummary>> {

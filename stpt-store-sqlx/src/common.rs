@@ -68,13 +68,14 @@ impl Sql {
         let run_cols = "r.id, r.machine_id, r.planned_at, r.received_at, r.status, \
              r.scenario_count, r.n_waiting, r.n_running, r.n_passed, r.n_warning, r.n_failed, \
              r.n_error, r.n_unknown, r.n_cancelled, r.timestamp_start, r.timestamp_stop, \
-             r.went_silent_at";
+             r.went_silent_at, r.kept";
         let aggregate_set = "status = $2, n_waiting = $3, n_running = $4, n_passed = $5, \
              n_warning = $6, n_failed = $7, n_error = $8, n_unknown = $9, n_cancelled = $10, \
              timestamp_start = $11, timestamp_stop = $12";
         let machine_cols = format!(
             "SELECT m.id, m.name, m.latest_run_id, m.last_seen, m.clock_offset_ms, \
-             m.runner_timezone, r.status AS run_status \
+             m.runner_timezone, m.quiet_after_secs, m.offline_after_secs, m.own_retention, \
+             m.keep_days, m.keep_runs, r.status AS run_status \
              FROM {p}machines m LEFT JOIN {p}runs r ON r.id = m.latest_run_id"
         );
         let item_cols = "c.file_path, c.file_name, s.body AS script, c.status, \
@@ -575,6 +576,30 @@ macro_rules! sql_store {
                 timezone: Option<::stpt_core::RunnerTimezone>,
             ) -> ::stpt_core::Result<()> {
                 self.set_machine_timezone_now(id, timezone).await
+            }
+
+            async fn set_machine_timeouts(
+                &self,
+                id: ::stpt_core::MachineId,
+                timeouts: ::stpt_core::MachineTimeouts,
+            ) -> ::stpt_core::Result<()> {
+                self.set_machine_timeouts_now(id, timeouts).await
+            }
+
+            async fn set_machine_retention(
+                &self,
+                id: ::stpt_core::MachineId,
+                retention: Option<::stpt_core::RetentionPolicy>,
+            ) -> ::stpt_core::Result<()> {
+                self.set_machine_retention_now(id, retention).await
+            }
+
+            async fn set_run_kept(
+                &self,
+                id: ::stpt_core::RunId,
+                kept: bool,
+            ) -> ::stpt_core::Result<()> {
+                self.set_run_kept_now(id, kept).await
             }
         }
 

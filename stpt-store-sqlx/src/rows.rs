@@ -193,6 +193,7 @@ pub(crate) struct RunRow {
     status: String,
     scenario_count: i64,
     went_silent_at: Option<DateTime<Utc>>,
+    kept: bool,
     #[sqlx(flatten)]
     aggregate: AggregateRow,
 }
@@ -213,6 +214,7 @@ impl RunRow {
             timestamp_start: aggregate.timestamp_start,
             timestamp_stop: aggregate.timestamp_stop,
             went_silent_at: self.went_silent_at,
+            kept: self.kept,
         })
     }
 }
@@ -365,6 +367,11 @@ pub(crate) struct MachineRow {
     last_seen: Option<DateTime<Utc>>,
     clock_offset_ms: Option<i64>,
     runner_timezone: Option<String>,
+    quiet_after_secs: Option<i64>,
+    offline_after_secs: Option<i64>,
+    own_retention: bool,
+    keep_days: Option<i64>,
+    keep_runs: Option<i64>,
     run_status: Option<String>,
 }
 
@@ -388,10 +395,30 @@ impl MachineRow {
             last_seen: self.last_seen,
             clock_offset: self.clock_offset_ms.map(ClockOffset::from_millis),
             runner_timezone: runner_timezone(self.id, self.runner_timezone.as_deref()),
+            timeouts: stpt_core::MachineTimeouts {
+                quiet_after_secs: setting("machines.quiet_after_secs", self.quiet_after_secs)?,
+                offline_after_secs: setting(
+                    "machines.offline_after_secs",
+                    self.offline_after_secs,
+                )?,
+            },
+            retention: if self.own_retention {
+                Some(stpt_core::RetentionPolicy {
+                    keep_days: setting("machines.keep_days", self.keep_days)?,
+                    keep_runs_per_machine: setting("machines.keep_runs", self.keep_runs)?,
+                })
+            } else {
+                None
+            },
             liveness: None,
             backlog: None,
         })
     }
+}
+
+/// A stored machine setting, when set: a count or a number of seconds.
+fn setting(column: &'static str, value: Option<i64>) -> Result<Option<u32>> {
+    value.map(|value| count(column, value)).transpose()
 }
 
 /// A machine as a unit of work sees it.

@@ -146,7 +146,8 @@ async fn migrations_are_idempotent_and_apart_from_the_host() {
             "clocks and liveness",
             "machine timezone",
             "test history",
-            "failure details"
+            "failure details",
+            "machine settings"
         ]
     );
     let theirs: Vec<String> = sqlx::query_scalar("SELECT description FROM _sqlx_migrations")
@@ -425,4 +426,103 @@ async fn in_memory_database_is_shared_with_the_writer() {
         .unwrap();
     let run = tracker.run(receipt.ids.run_id).await.unwrap();
     assert_eq!(run.scenarios[0].tests[0].status, Status::Passed);
+}
+
+async fn pragma(store: &SqliteStore, name: &str) -> i64 {
+    sqlx::query_scalar(&format!("PRAGMA {name}"))
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+/// Pruned runs' space goes back to the file system: the file grows with runs, pruning frees
+/// their pages, and giving them back in small steps shrinks the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pruned_space_is_given_back_in_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stpt.sqlite3");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.migrate().await.unwrap();
+    assert_eq!(pragma(&store, "auto_vacuum").await, 2, "incremental");
+    let tracker = tracker(Arc::new(store.clone())).with_retention(stpt_core::RetentionPolicy {
+        keep_days: None,
+        keep_runs_per_machine: Some(1),
+    });
+    let empty_pages = pragma(&store, "page_count").await;
+    let mut latest = None;
+    for _ in 0..12 {
+        latest = Some(tracker.record_plan(plan("rig", 10, 200)).await.unwrap());
+    }
+    let full_pages = pragma(&store, "page_count").await;
+    assert!(
+        full_pages > empty_pages + 500,
+        "{empty_pages} → {full_pages} pages"
+    );
+
+    let pruned = tracker.prune(100).await.unwrap();
+    assert_eq!(pruned.len(), 11);
+    let free = store.free_pages().await.unwrap();
+    assert!(free > 500, "pruning freed {free} pages");
+    assert_eq!(
+        pragma(&store, "page_count").await,
+        full_pages,
+        "not given back yet"
+    );
+
+    let mut steps = 0;
+    let mut left = free;
+    while left > 0 {
+        let now = store.reclaim_free_pages(64).await.unwrap();
+        assert!(left - now <= 64, "at most a step's pages at a time");
+        assert!(now < left, "each step gives pages back");
+        left = now;
+        steps += 1;
+    }
+    assert!(steps > 3, "{steps} steps");
+    let after = pragma(&store, "page_count").await;
+    // Pointer-map pages of the freed ones may go too.
+    assert!(
+        after <= full_pages - i64::try_from(free).unwrap(),
+        "{full_pages} - {free} → {after}"
+    );
+    // The file on disk shrinks once the WAL is copied back into it.
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let page_size = pragma(&store, "page_size").await;
+    let bytes = std::fs::metadata(&path).unwrap().len();
+    assert_eq!(bytes, u64::try_from(after * page_size).unwrap());
+    // The run left is intact.
+    let latest = tracker.run(latest.unwrap().ids.run_id).await.unwrap();
+    assert_eq!(latest.summary.statistics.tests, 2000);
+}
+
+/// A file made before incremental vacuum (`auto_vacuum = NONE`) is switched to it once, on
+/// migrate, keeping its data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_file_is_switched_to_incremental_vacuum() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite3");
+    let old = SqliteStore::open(&path).await.unwrap();
+    old.migrate().await.unwrap();
+    let receipt = tracker(Arc::new(old.clone()))
+        .record_plan(plan("rig", 1, 2))
+        .await
+        .unwrap();
+    // As an older stpt made it.
+    let mut conn = old.pool().acquire().await.unwrap();
+    sqlx::raw_sql("PRAGMA auto_vacuum = NONE; VACUUM;")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    drop(old);
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(pragma(&store, "auto_vacuum").await, 0, "none before");
+    store.migrate().await.unwrap();
+    assert_eq!(pragma(&store, "auto_vacuum").await, 2, "incremental after");
+    let run = store.run(receipt.ids.run_id).await.unwrap();
+    assert_eq!(run.summary.statistics.tests, 2);
 }

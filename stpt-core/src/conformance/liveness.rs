@@ -370,33 +370,24 @@ pub async fn retention_prunes_finished_runs(store: Arc<dyn Store>) {
                 .run_id,
         );
     }
-    let by_count = crate::RetentionPolicy {
+    let tracker = tracker.with_retention(crate::RetentionPolicy {
         keep_days: None,
         keep_runs_per_machine: Some(2),
-    };
+    });
     // A store that cannot delete runs prunes nothing.
     let unknown = crate::RunId(i64::MAX);
     if let Err(Error::NotSupported { .. }) = tracker.store().delete_run(unknown).await {
         return;
     }
-    let first = tracker
-        .prune(&by_count, 2)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let first = tracker.prune(2).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         first,
         vec![runs[0], runs[1]],
         "oldest first, a batch at a time"
     );
-    let second = tracker
-        .prune(&by_count, 2)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let second = tracker.prune(2).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(second, vec![runs[2]]);
-    let third = tracker
-        .prune(&by_count, 2)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let third = tracker.prune(2).await.unwrap_or_else(|e| panic!("{e}"));
     assert!(third.is_empty());
     for (n, run) in runs.iter().enumerate() {
         assert_eq!(tracker.run(*run).await.is_ok(), n >= 3, "run {n}");
@@ -405,14 +396,11 @@ pub async fn retention_prunes_finished_runs(store: Arc<dyn Store>) {
     // Forty days later, a 30-day policy takes the old finished run, not the latest one.
     clock.set(days(40));
     let other = record_plan(&tracker, plan("other", days(40), TWO_BY_TWO)).await;
-    let by_age = crate::RetentionPolicy {
+    let tracker = tracker.with_retention(crate::RetentionPolicy {
         keep_days: Some(30),
         keep_runs_per_machine: None,
-    };
-    let pruned = tracker
-        .prune(&by_age, 100)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    });
+    let pruned = tracker.prune(100).await.unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(pruned, vec![runs[3]]);
     assert!(tracker.run(runs[4]).await.is_ok(), "the latest run stays");
     assert!(tracker.run(other.ids.run_id).await.is_ok());

@@ -66,6 +66,7 @@ mod accounts;
 mod history;
 mod live;
 mod liveness;
+mod settings;
 mod store;
 mod support;
 
@@ -74,6 +75,7 @@ pub use accounts::*;
 pub use history::*;
 pub use live::*;
 pub use liveness::*;
+pub use settings::*;
 pub use store::*;
 
 /// Stamps one test per [`Store`](crate::Store) scenario of the suite.
@@ -128,6 +130,9 @@ macro_rules! store_conformance_tests {
             deleting_a_run,
             deleting_a_machine,
             machine_timezone_reads_naive_times,
+            machine_timeouts_override_the_servers,
+            machine_retention_overrides_the_servers,
+            kept_runs_are_not_pruned,
             history_lists_results_newest_first,
             flaky_windows_follow_finished_tests,
             run_diff_against_previous_run,

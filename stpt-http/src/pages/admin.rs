@@ -9,7 +9,10 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use stpt_core::accounts::{Role, RunnerToken, RunnerTokenId, UserId};
-use stpt_core::{MachineId, PageRequest, RunId, RunnerTimezone};
+use stpt_core::{
+    MachineId, MachineSummary, MachineTimeouts, PageRequest, RetentionPolicy, RunId,
+    RunnerTimezone, Tracker,
+};
 
 use super::account::{CsrfForm, ResetAsker, check_csrf, mail_reset_link, with_status};
 use super::views::{Crumb, iso};
@@ -39,6 +42,12 @@ pub(super) fn actions() -> Router<PagesState> {
         .route("/admin/machines/{id}/delete", post(delete_machine))
         .route("/admin/runs/{id}/delete", post(delete_run))
         .route("/admin/machines/{id}/timezone", post(set_machine_timezone))
+        .route("/admin/machines/{id}/timeouts", post(set_machine_timeouts))
+        .route(
+            "/admin/machines/{id}/retention",
+            post(set_machine_retention),
+        )
+        .route("/admin/runs/{id}/keep", post(set_run_kept))
 }
 
 /// Why a request may not do an admin's thing: not signed in (sent to stpt's sign-in page,
@@ -109,22 +118,96 @@ impl From<RunnerToken> for TokenRow {
     }
 }
 
-/// A machine with the zone its runner's naive timestamps are read in.
+/// A machine with what an admin may set on it: each its own, if one was set.
 #[derive(Debug, Serialize)]
-struct MachineZoneRow {
+struct MachineSettingsRow {
     id: i64,
     name: String,
-    /// Its own zone, if an admin set one.
+    /// The zone its runner's naive timestamps are read in.
     timezone: Option<&'static str>,
+    /// Its quiet and offline thresholds, as durations (`90s`, `10m`).
+    quiet_after: Option<String>,
+    offline_after: Option<String>,
+    /// Whether it has a retention policy of its own, and that policy's limits.
+    own_retention: bool,
+    keep_days: Option<u32>,
+    keep_runs: Option<u32>,
+}
+
+impl From<MachineSummary> for MachineSettingsRow {
+    fn from(machine: MachineSummary) -> Self {
+        let own = machine.retention.unwrap_or_default();
+        MachineSettingsRow {
+            id: machine.id.get(),
+            timezone: machine.runner_timezone.map(RunnerTimezone::name),
+            quiet_after: machine.timeouts.quiet_after_secs.map(seconds_text),
+            offline_after: machine.timeouts.offline_after_secs.map(seconds_text),
+            own_retention: machine.retention.is_some(),
+            keep_days: own.keep_days,
+            keep_runs: own.keep_runs_per_machine,
+            name: machine.name,
+        }
+    }
+}
+
+/// The server's settings that machines without their own follow.
+#[derive(Debug, Serialize)]
+struct ServerDefaults {
+    /// The zone for naive runner timestamps (`--runner-timezone`).
+    timezone: &'static str,
+    /// `--quiet-after` and `--offline-after`, as durations.
+    quiet_after: String,
+    offline_after: String,
+    /// `--keep-days` and `--keep-runs-per-machine` in words.
+    retention: String,
+}
+
+impl ServerDefaults {
+    fn of(tracker: &Tracker) -> Self {
+        let liveness = tracker.liveness_policy();
+        let retention = tracker.retention_policy();
+        let as_text = |duration: chrono::Duration| {
+            humantime::format_duration(duration.to_std().unwrap_or_default()).to_string()
+        };
+        ServerDefaults {
+            timezone: tracker.runner_timezone().name(),
+            quiet_after: as_text(liveness.quiet_after),
+            offline_after: as_text(liveness.offline_after),
+            retention: retention_text(&retention),
+        }
+    }
+}
+
+/// A retention policy in words: "30 days, 100 runs", "every run".
+fn retention_text(policy: &RetentionPolicy) -> String {
+    let limits: Vec<String> = [
+        policy.keep_days.map(|days| format!("{days} days")),
+        policy
+            .keep_runs_per_machine
+            .map(|runs| format!("{runs} runs")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if limits.is_empty() {
+        "every run".to_owned()
+    } else {
+        limits.join(", ")
+    }
+}
+
+/// Whole seconds as a duration an admin reads and types back: `90` is `1m 30s`.
+fn seconds_text(seconds: u32) -> String {
+    humantime::format_duration(std::time::Duration::from_secs(u64::from(seconds))).to_string()
 }
 
 #[derive(Debug, Serialize)]
 struct AdminData {
     users: Vec<UserRow>,
     tokens: Vec<TokenRow>,
-    machines: Vec<MachineZoneRow>,
-    /// The server's zone for naive runner timestamps (`--runner-timezone`).
-    default_timezone: &'static str,
+    machines: Vec<MachineSettingsRow>,
+    /// What machines without settings of their own follow.
+    server: ServerDefaults,
     notice: Option<&'static str>,
     error: Option<String>,
 }
@@ -149,6 +232,10 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "timezone-changed" => {
             Some("Time zone changed; the machine's next naive timestamps are read in it.")
         }
+        "timeouts-changed" => {
+            Some("Liveness thresholds changed; the machine is judged by them from the next check.")
+        }
+        "retention-changed" => Some("Retention changed; the next pruning pass follows it."),
         _ => None,
     }
 }
@@ -187,11 +274,7 @@ async fn render_admin(
     loop {
         let listed = cx.tracker().store().machines(page).await?;
         let more = listed.has_next();
-        machines.extend(listed.items.into_iter().map(|machine| MachineZoneRow {
-            id: machine.id.get(),
-            name: machine.name,
-            timezone: machine.runner_timezone.map(RunnerTimezone::name),
-        }));
+        machines.extend(listed.items.into_iter().map(MachineSettingsRow::from));
         if !more {
             break;
         }
@@ -207,7 +290,7 @@ async fn render_admin(
             users,
             tokens,
             machines,
-            default_timezone: cx.tracker().runner_timezone().name(),
+            server: ServerDefaults::of(cx.tracker()),
             notice,
             error,
         },
@@ -577,6 +660,149 @@ async fn set_machine_timezone(
         } else {
             format!("{prefix}/machine/{id}")
         }))
+    })
+    .await
+}
+
+/// Where an admin's machine setting sends them: the admin page's machines with stpt's
+/// accounts (it lists them), else the machine's page.
+fn after_machine_setting(prefix: &str, with_accounts: bool, done: &str, id: MachineId) -> String {
+    if with_accounts {
+        format!("{prefix}/admin/?done={done}#machines")
+    } else {
+        format!("{prefix}/machine/{id}")
+    }
+}
+
+fn machine_id(text: &str) -> Result<MachineId, stpt_core::Error> {
+    parse_id("machine", text)
+        .map(MachineId)
+        .map_err(|_| stpt_core::Error::invalid("machine", "id is not a number"))
+}
+
+#[derive(Debug, Deserialize)]
+struct TimeoutsForm {
+    /// A duration (`90s`, `5m`, `1h 30m`); empty: the server's.
+    #[serde(default)]
+    quiet_after: String,
+    #[serde(default)]
+    offline_after: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// A threshold typed by an admin, in whole seconds; empty: none.
+fn parse_threshold(field: &'static str, text: &str) -> Result<Option<u32>, stpt_core::Error> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || {
+        stpt_core::Error::invalid(
+            field,
+            "must be a duration such as 90s, 5m or 1h 30m, from 1 second to 30 days",
+        )
+    };
+    let duration = humantime::parse_duration(text).map_err(|_| invalid())?;
+    let seconds = u32::try_from(duration.as_secs()).map_err(|_| invalid())?;
+    Ok(Some(seconds))
+}
+
+async fn set_machine_timeouts(
+    cx: Cx,
+    Path(id): Path<String>,
+    Form(form): Form<TimeoutsForm>,
+) -> Response {
+    let tracker = cx.tracker().clone();
+    let prefix = cx.prefix.clone();
+    let with_accounts = cx.state.security.sign_in.is_some();
+    admin_form(&cx, &form.csrf_token, |me| async move {
+        let id = machine_id(&id)?;
+        let timeouts = MachineTimeouts {
+            quiet_after_secs: parse_threshold("quiet threshold", &form.quiet_after)?,
+            offline_after_secs: parse_threshold("offline threshold", &form.offline_after)?,
+        };
+        tracker.set_machine_timeouts(id, timeouts).await?;
+        tracing::info!(admin = %loggable(&me.name), machine = %id, quiet_after_secs = ?timeouts.quiet_after_secs, offline_after_secs = ?timeouts.offline_after_secs, "machine liveness thresholds set");
+        Ok(see_other(&after_machine_setting(&prefix, with_accounts, "timeouts-changed", id)))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct RetentionForm {
+    /// `own` for a policy of the machine's own; anything else: the server's.
+    #[serde(default)]
+    policy: String,
+    /// Limits of the own policy; empty: no such limit.
+    #[serde(default)]
+    keep_days: String,
+    #[serde(default)]
+    keep_runs: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// A retention limit typed by an admin; empty: none.
+fn parse_limit(field: &'static str, text: &str) -> Result<Option<u32>, stpt_core::Error> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        stpt_core::Error::invalid(field, "must be a whole number, or empty for no limit")
+    })
+}
+
+async fn set_machine_retention(
+    cx: Cx,
+    Path(id): Path<String>,
+    Form(form): Form<RetentionForm>,
+) -> Response {
+    let tracker = cx.tracker().clone();
+    let prefix = cx.prefix.clone();
+    let with_accounts = cx.state.security.sign_in.is_some();
+    admin_form(&cx, &form.csrf_token, |me| async move {
+        let id = machine_id(&id)?;
+        let retention = match form.policy.as_str() {
+            "own" => Some(RetentionPolicy {
+                keep_days: parse_limit("keep days", &form.keep_days)?,
+                keep_runs_per_machine: parse_limit("keep runs", &form.keep_runs)?,
+            }),
+            "server" => None,
+            _ => return Err(stpt_core::Error::invalid("policy", "must be server or own")),
+        };
+        tracker.set_machine_retention(id, retention).await?;
+        tracing::info!(admin = %loggable(&me.name), machine = %id, ?retention, "machine retention set");
+        Ok(see_other(&after_machine_setting(&prefix, with_accounts, "retention-changed", id)))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+struct KeepForm {
+    /// `true` to keep the run, `false` to stop keeping it.
+    #[serde(default)]
+    kept: String,
+    #[serde(default)]
+    csrf_token: String,
+}
+
+async fn set_run_kept(cx: Cx, Path(id): Path<String>, Form(form): Form<KeepForm>) -> Response {
+    let tracker = cx.tracker().clone();
+    let prefix = cx.prefix.clone();
+    admin_form(&cx, &form.csrf_token, |me| async move {
+        let id = parse_id("run", &id)
+            .map(RunId)
+            .map_err(|_| stpt_core::Error::invalid("run", "id is not a number"))?;
+        let kept = match form.kept.as_str() {
+            "true" => true,
+            "false" => false,
+            _ => return Err(stpt_core::Error::invalid("kept", "must be true or false")),
+        };
+        tracker.set_run_kept(id, kept).await?;
+        tracing::info!(admin = %loggable(&me.name), run = %id, kept, "run kept flag set");
+        Ok(see_other(&format!("{prefix}/machine/run_data/{id}")))
     })
     .await
 }

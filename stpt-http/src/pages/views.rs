@@ -217,6 +217,8 @@ pub(crate) struct RunView {
     went_silent: Option<TimeText>,
     /// When the runner was heard again after that, if it was.
     came_back: Option<TimeText>,
+    /// Whether an admin marked it kept (exempt from pruning).
+    kept: bool,
     done: u32,
     total: u32,
     /// Failed and error tests, shown beside the status.
@@ -420,6 +422,7 @@ impl RunView {
                 iso: iso(Some(at)),
             }),
             came_back: None,
+            kept: summary.kept,
             done: counts.finished(),
             total: counts.total(),
             failed: counts.failures(),

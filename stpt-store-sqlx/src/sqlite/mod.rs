@@ -79,7 +79,9 @@ impl SqliteStore {
     /// of the process (`NORMAL` would be faster, and still safe against a process crash);
     /// a [`BUSY_TIMEOUT`] for writers of other processes; foreign keys enforced; a 512 KiB
     /// page cache per connection (events touch a handful of indexed pages, and the operating
-    /// system caches the file anyway).
+    /// system caches the file anyway). Not `auto_vacuum`: setting it writes the file's header
+    /// on every new connection, which the writer would take for another process's write
+    /// ([`SqliteStore::migrate`] sets it once).
     pub fn connect_options(path: impl AsRef<Path>) -> SqliteConnectOptions {
         SqliteConnectOptions::new()
             .filename(path)
@@ -122,7 +124,15 @@ impl SqliteStore {
     /// Applies stpt's embedded migrations that are not applied yet, in one transaction, and
     /// records them in `stpt_migrations`. Idempotent. Fails if the file holds a migration this
     /// build does not know or one that changed since it was applied.
+    ///
+    /// First, a file not using incremental vacuum yet (`auto_vacuum = NONE`: a new file, or
+    /// one made by an older stpt) is switched to it, so the space of deleted runs can be given
+    /// back ([`SqliteStore::reclaim_free_pages`]). That takes a full `VACUUM`, instant on a new
+    /// file; an older file is rewritten once (it needs as much free disk again, and about a
+    /// second per 100 MB) before the store is used, and never again. A file set to `FULL` by
+    /// its owner is left so (it gives space back at every commit).
     pub async fn migrate(&self) -> Result<()> {
+        self.switch_to_incremental_vacuum().await?;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.db()?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS stpt_migrations (\
@@ -187,6 +197,71 @@ impl SqliteStore {
         tx.commit().await.db()?;
         self.backfill_identities().await?;
         Ok(())
+    }
+
+    /// See [`SqliteStore::migrate`]. `VACUUM` cannot run in a transaction, so not in a
+    /// migration: it runs here, on one connection of the pool.
+    async fn switch_to_incremental_vacuum(&self) -> Result<()> {
+        /// `PRAGMA auto_vacuum`'s answer for `NONE`.
+        const NONE: i64 = 0;
+        let mut conn = self.pool.acquire().await.db()?;
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+            .fetch_one(&mut *conn)
+            .await
+            .db()?;
+        if mode != NONE {
+            return Ok(());
+        }
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&mut *conn)
+            .await
+            .db()?;
+        if pages > 1 {
+            tracing::info!(
+                pages,
+                "switching the SQLite file to incremental vacuum: a one-time full VACUUM"
+            );
+        }
+        sqlx::Executor::execute(
+            &mut *conn,
+            sqlx::raw_sql("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;"),
+        )
+        .await
+        .db()?;
+        Ok(())
+    }
+
+    /// Gives at most `max_pages` of the file's free pages (left by deleted runs) back to the
+    /// file system (`PRAGMA incremental_vacuum`), and answers how many free pages remain.
+    /// It is one short write through the store's writer, between events like any unit of
+    /// work: call it repeatedly with a small `max_pages` (a few hundred pages, a few MB) so
+    /// that ingestion never waits long. Frees nothing in a file whose `auto_vacuum` is not
+    /// `INCREMENTAL` (see [`SqliteStore::migrate`]).
+    pub async fn reclaim_free_pages(&self, max_pages: u32) -> Result<u64> {
+        let mut units = self.writer().await?.begin().await?;
+        let mut conn = units.connect(false).await?;
+        conn.savepoint().await?;
+        // 0 would mean every free page at once.
+        let max_pages = max_pages.max(1);
+        sqlx::query(&format!("PRAGMA incremental_vacuum({max_pages})"))
+            .execute(&mut *conn)
+            .await
+            .db()?;
+        let released = units.release(Some(&mut conn), false).await?;
+        drop(conn);
+        drop(units);
+        released.wait().await?;
+        self.free_pages().await
+    }
+
+    /// How many pages of the file are free (`PRAGMA freelist_count`): space deleted rows
+    /// left, reused by later writes or given back by [`SqliteStore::reclaim_free_pages`].
+    pub async fn free_pages(&self) -> Result<u64> {
+        let free: i64 = sqlx::query_scalar("PRAGMA freelist_count")
+            .fetch_one(&self.pool)
+            .await
+            .db()?;
+        Ok(u64::try_from(free).unwrap_or(0))
     }
 
     /// The store's writer, started on first use.
@@ -373,6 +448,6 @@ mod tests {
 #[cfg(feature = "accounts")]
 sql_account_store!(store: SqliteStore, ts: ts);
 sql_deletes!(store: SqliteStore);
-sql_machine_settings!(store: SqliteStore);
+sql_machine_settings!(store: SqliteStore, tx: SqliteTx, db: Sqlite);
 sql_durations!(store: SqliteStore, ts: ts, json_rows: true);
 sql_history!(store: SqliteStore, db: Sqlite, ts: ts, collate: "", json_rows: true);
