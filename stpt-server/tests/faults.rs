@@ -132,18 +132,23 @@ async fn redis_going_away_mid_load_keeps_ingestion_and_pages_catch_up() {
         return;
     };
     let _turn = ONE_AT_A_TIME.lock().await;
-    let target = redis
-        .trim_start_matches("redis://")
-        .trim_end_matches('/')
-        .to_owned();
-    let proxy = Proxy::start(&target).await;
+    // `redis://[user:password@]host:port[/db]`: the server gets the same URL, through the proxy.
+    let authority = redis
+        .split("://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let target = authority.rsplit('@').next().unwrap();
+    let proxy = Proxy::start(target).await;
     let prefix = stpt_testkit::unique_name("stpt-faults");
     let mut server = Server::start_with(
         "memory",
         "127.0.0.1",
         &[
             "--redis-url",
-            &format!("redis://127.0.0.1:{}", proxy.port()),
+            &redis.replacen(target, &format!("127.0.0.1:{}", proxy.port()), 1),
             "--redis-prefix",
             &prefix,
         ],
