@@ -73,6 +73,15 @@ pub enum Error {
         /// What changed underneath.
         message: String,
     },
+    /// The storage backend cannot be reached or cannot write (its server is down, its
+    /// connections are gone, its disk is full). Nothing may have been stored, or the last
+    /// write may have been; retrying the same request (with the same idempotency key, so it
+    /// applies once) may succeed once the backend is back.
+    #[error("storage unavailable, retry later: {message}")]
+    Unavailable {
+        /// What failed.
+        message: String,
+    },
     /// The backend does not offer this optional ability.
     #[error("not supported by this backend: {operation}")]
     NotSupported {
@@ -109,9 +118,13 @@ impl Error {
         }
     }
 
-    /// Whether retrying the same request may succeed ([`Error::Busy`], [`Error::Stale`]).
+    /// Whether retrying the same request may succeed ([`Error::Busy`], [`Error::Stale`],
+    /// [`Error::Unavailable`]).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Busy { .. } | Error::Stale { .. })
+        matches!(
+            self,
+            Error::Busy { .. } | Error::Stale { .. } | Error::Unavailable { .. }
+        )
     }
 
     /// An [`Error::Backend`] wrapping any error.

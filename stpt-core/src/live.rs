@@ -174,6 +174,9 @@ pub enum Delivery {
         /// How many events it missed (0 when the transport cannot tell).
         missed: u64,
     },
+    /// The transport lost its connection: events may not arrive until it is back, which a
+    /// [`Delivery::Lagged`] then says. A page shows that it is behind meanwhile.
+    Interrupted,
 }
 
 /// A subscription: a stream of deliveries that ends when the bus goes away.
@@ -243,6 +246,13 @@ impl Fanout {
     pub fn lagged_all(&self) {
         let mut topics = self.topics();
         topics.retain(|_, sender| sender.send(Delivery::Lagged { missed: 0 }).is_ok());
+    }
+
+    /// Tells every subscriber of every topic that events may not arrive for a while (the
+    /// transport lost its connection); a [`Fanout::lagged_all`] follows once it is back.
+    pub fn interrupted_all(&self) {
+        let mut topics = self.topics();
+        topics.retain(|_, sender| sender.send(Delivery::Interrupted).is_ok());
     }
 
     /// Whether anyone listens to `topic`.

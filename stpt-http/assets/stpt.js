@@ -100,7 +100,7 @@
         indicator.dataset.state = state;
         indicator.textContent = text;
       }
-      liveNow = state !== 'reconnecting' && state !== 'connecting';
+      liveNow = state !== 'reconnecting' && state !== 'connecting' && state !== 'behind';
       body.classList.toggle('offline', state === 'reconnecting');
     }
 
@@ -130,6 +130,10 @@
       socket.onmessage = function (event) {
         var message;
         try { message = JSON.parse(event.data); } catch (e) { return; }
+        // The server's live feed is interrupted (its Redis is away): what is shown may be
+        // out of date until it says it caught up.
+        if (message.behind === true) { show('behind', 'behind: catching up…'); return; }
+        if (message.behind === false) { show('live', 'live'); return; }
         onMessage(message);
       };
       socket.onclose = function () {

@@ -132,6 +132,16 @@ impl From<Error> for ApiError {
                     "a concurrent update got in the way and nothing was changed; retry: {message}"
                 ),
             ),
+            Error::Unavailable { message } => {
+                // Not a bug: the database is down or full. Said once per request, without
+                // the stack of a failure, and the runner retries after `Retry-After`.
+                tracing::warn!(%message, "request refused: the store is unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    "the database is unavailable; retry with the same Idempotency-Key",
+                )
+            }
             Error::Conflict { message } => Self::new(
                 StatusCode::CONFLICT,
                 "conflict",
@@ -305,6 +315,20 @@ mod tests {
             assert_eq!(body["code"], "busy");
             assert!(body["message"].as_str().unwrap().contains("retry"));
         }
+    }
+
+    #[test]
+    fn an_unavailable_store_is_503_with_retry_after_and_no_detail() {
+        let (status, retry_after, body) = answer(Error::Unavailable {
+            message: "pool timed out while waiting for an open connection".to_owned(),
+        });
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after.as_deref(), Some("1"));
+        assert_eq!(body["code"], "busy");
+        assert!(
+            !body["message"].as_str().unwrap().contains("pool"),
+            "{body}"
+        );
     }
 
     #[test]

@@ -49,6 +49,10 @@
 //! `{"snapshot": {"now", "run": {"summary", "machine_name", "master", "scenarios"}, "parts": n}}`
 //! (scenarios without their tests), then `n` messages `{"snapshot_part": {"run_id",
 //! "statuses": {"passed": [test ids], …}}}` of at most 2,000 tests each, before any change.
+//!
+//! On every `/ws/v1/` socket, `{"behind": true}` says the live feed is interrupted (with
+//! several instances: their Redis went away) and changes may not arrive; `{"behind": false}`
+//! follows once it is back, after the messages that catch the page up.
 
 use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -84,11 +88,16 @@ pub(crate) const SEED_MACHINE_DATA_EVERY: Duration = Duration::from_millis(250);
 /// (64 MiB) would let each socket pin that much memory.
 pub(crate) const MAX_INCOMING_MESSAGE: usize = 4 * 1024;
 
-/// The upgrade with stpt's limits: small incoming messages and frames.
+/// Each socket's read buffer, in bytes. The library's default (128 KiB, allocated up front)
+/// made 2,000 open sockets take about 270 MiB; peers send only pongs and close frames.
+const READ_BUFFER: usize = 4 * 1024;
+
+/// The upgrade with stpt's limits: small incoming messages and frames, a small read buffer.
 fn limited(upgrade: WebSocketUpgrade) -> WebSocketUpgrade {
     upgrade
         .max_message_size(MAX_INCOMING_MESSAGE)
         .max_frame_size(MAX_INCOMING_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
 }
 
 /// The socket routes, each with and without its trailing slash.
@@ -386,6 +395,9 @@ enum Outgoing<'a> {
         run_id: RunId,
         statuses: BTreeMap<Status, Vec<TestId>>,
     },
+    /// `true` when the live feed is interrupted (the page is behind), `false` once the
+    /// messages that caught it up are sent.
+    Behind(bool),
 }
 
 impl Outgoing<'_> {
@@ -437,6 +449,17 @@ impl Follow {
         *last_sent = Some(tokio::time::Instant::now());
         let data = crate::seed::machine_last_data(tracker, *machine).await?;
         Ok(vec![SeedOutgoing::MachineData(&data).text()?])
+    }
+
+    /// Tells the peer that it is behind (the bus is interrupted) or caught up again; the
+    /// seed's sockets have no such message.
+    fn behind(&self, behind: bool) -> Result<Vec<Message>, Error> {
+        match self {
+            Follow::SeedMachines | Follow::SeedRuns { .. } | Follow::SeedLatest { .. } => {
+                Ok(Vec::new())
+            }
+            _ => Ok(vec![Outgoing::Behind(behind).text()?]),
+        }
     }
 
     /// The current state, read after subscribing.
@@ -844,6 +867,8 @@ async fn forward(
     // Whether the peer has said nothing (not even a pong) since the last ping: a peer that
     // has not answered one ping by the next is gone, and its socket is closed.
     let mut ping_unanswered = false;
+    // Whether the bus said it was interrupted and no lag has caught the peer up since.
+    let mut behind = false;
     loop {
         let flush_at = follow.flush_due();
         tokio::select! {
@@ -856,9 +881,21 @@ async fn forward(
                     // The bus went away: let the page reconnect to a new one.
                     None => return Ok(()),
                     Some(Delivery::Event(event)) => follow.on_event(tracker, &event).await,
+                    Some(Delivery::Interrupted) => {
+                        behind = true;
+                        follow.behind(true)
+                    }
                     Some(Delivery::Lagged { missed }) => {
                         tracing::debug!(missed, ?follow, "live socket lagged; sending a snapshot");
-                        follow.snapshot(tracker, true).await
+                        let caught_up = if std::mem::take(&mut behind) {
+                            follow.behind(false).map_err(Stop::Failed)?
+                        } else {
+                            Vec::new()
+                        };
+                        follow.snapshot(tracker, true).await.map(|mut messages| {
+                            messages.extend(caught_up);
+                            messages
+                        })
                     }
                 };
                 send_all(socket, messages.map_err(Stop::Failed)?).await?;

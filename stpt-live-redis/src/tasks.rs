@@ -113,8 +113,9 @@ pub(crate) async fn publish(
     }
 }
 
-/// Listens on every channel under the prefix and hands events to local subscribers. After a
-/// lost connection, every local subscriber is told it may have missed events.
+/// Listens on every channel under the prefix and hands events to local subscribers. When the
+/// connection is lost, every local subscriber is told it is interrupted; once it is back,
+/// that it may have missed events.
 pub(crate) async fn subscribe(
     client: redis::Client,
     shared: Arc<Shared>,
@@ -166,7 +167,8 @@ pub(crate) async fn subscribe(
         }
         subscribed.send_replace(false);
         tracing::warn!("Redis subscriber connection lost; reconnecting");
-        shared.fanout.lagged_all();
+        // Pages say they are behind until the reconnection's `lagged_all` resynchronises them.
+        shared.fanout.interrupted_all();
         backoff.wait().await;
     }
 }

@@ -114,10 +114,12 @@ async fn redis_restart_mid_stream() {
     let redis = OwnRedis::start(port).await.unwrap();
     bus.wait_subscribed(Duration::from_secs(10)).await.unwrap();
     let mut lagged = false;
+    let mut interrupted = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         tracker.record_plan(plan("after")).await.unwrap();
         match tokio::time::timeout(Duration::from_millis(500), machines.next()).await {
+            Ok(Some(Delivery::Interrupted)) => interrupted = true,
             Ok(Some(Delivery::Lagged { .. })) => lagged = true,
             Ok(Some(Delivery::Event(event))) => {
                 if let LiveEvent::MachineStatus { machine_name, .. } = event.as_ref() {
@@ -133,6 +135,10 @@ async fn redis_restart_mid_stream() {
             "live updates did not resume"
         );
     }
+    assert!(
+        interrupted,
+        "subscribers were not told of the lost connection"
+    );
     assert!(bus.stats().reconnects >= 1, "{:?}", bus.stats());
     let listed = tracker
         .machines(stpt_core::PageRequest::new(1, 100).unwrap())

@@ -25,7 +25,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use stpt_core::{RunDetail, RunSummary, Status, StatusCounts};
 use support::Server;
-use tokio::io::AsyncReadExt;
 
 /// Concurrent runners, one machine each.
 const RUNNERS: usize = 6;
@@ -73,7 +72,7 @@ async fn crash_and_check(store: &str, url: &str) {
     let mut runners: Vec<Runner> = (0..RUNNERS).map(Runner::new).collect();
     let mut report = Vec::new();
     for cycle in 1..=CYCLES {
-        let logs = drain_logs(&mut server);
+        let logs = server.drain_logs();
         let shared = Arc::new(Shared {
             client: client(),
             base: server.base.clone(),
@@ -470,16 +469,6 @@ fn plan(machine: &str, time: i64) -> Value {
         "machine_name": machine,
         "timestamp": runner_time(time),
         "master_scenario": {"file_path": "/rig", "file_name": "master.py", "script": "", "scenarios": scenarios}
-    })
-}
-
-/// Keeps the server's log (its stdout) so a failure can show it, and so the pipe never fills.
-fn drain_logs(server: &mut Server) -> tokio::task::JoinHandle<String> {
-    let mut stdout = server.child.stdout.take().unwrap();
-    tokio::spawn(async move {
-        let mut logs = Vec::new();
-        let _ = stdout.read_to_end(&mut logs).await;
-        String::from_utf8_lossy(&logs).into_owned()
     })
 }
 

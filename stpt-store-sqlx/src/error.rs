@@ -78,11 +78,18 @@ pub enum RowError {
 
 /// Maps a sqlx error: failures that a retry may cure (serialization failure, deadlock, unique
 /// violation of a concurrent writer, a busy SQLite file) become [`stpt_core::Error::Busy`];
-/// text PostgreSQL cannot store (a NUL character) [`stpt_core::Error::InvalidInput`]; the rest
-/// [`stpt_core::Error::Backend`] with the sqlx error as source.
+/// a database that cannot be reached or cannot write ([`is_unavailable`])
+/// [`stpt_core::Error::Unavailable`]; text PostgreSQL cannot store (a NUL character)
+/// [`stpt_core::Error::InvalidInput`]; the rest [`stpt_core::Error::Backend`] with the sqlx
+/// error as source.
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 pub(crate) fn from_sqlx(error: sqlx::Error) -> stpt_core::Error {
     use stpt_core::Error;
+    if is_unavailable(&error) {
+        return Error::Unavailable {
+            message: error.to_string(),
+        };
+    }
     if let sqlx::Error::Database(db) = &error {
         let code = db.code().unwrap_or_default();
         let retryable = db.is_unique_violation()
@@ -105,6 +112,35 @@ pub(crate) fn from_sqlx(error: sqlx::Error) -> stpt_core::Error {
         }
     }
     Error::backend(error)
+}
+
+/// Whether `error` says the database is out of reach or out of space rather than that the
+/// request was wrong: a lost or refused connection, a pool that found no connection in
+/// time; PostgreSQL's connection exceptions (class `08`), shutdowns (`57P01`-`57P03`) and
+/// insufficient resources (class `53`, a full disk among them); SQLite's full disk
+/// (`SQLITE_FULL`) and failed file I/O (`SQLITE_IOERR` and its extended codes).
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+pub(crate) fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            if code.len() == 5 {
+                // A PostgreSQL SQLSTATE (SQLite's codes have at most four digits).
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+            } else {
+                let primary = code.parse::<u32>().ok().map(|code| code & 0xff);
+                matches!(primary, Some(10 | 13))
+            }
+        }
+        _ => false,
+    }
 }
 
 /// Maps the error of an insert whose unique key the caller chose (a username, a token hash):

@@ -35,6 +35,7 @@ async fn next_event_id(stream: &mut LiveStream) -> i64 {
             other => panic!("unexpected event {other:?}"),
         },
         Delivery::Lagged { missed } => panic!("unexpected lag of {missed}"),
+        Delivery::Interrupted => panic!("unexpected interruption"),
     }
 }
 
@@ -123,7 +124,7 @@ pub async fn bus_tells_slow_subscriber_it_lagged(bus: Arc<dyn LiveBus>) {
             tokio::time::timeout(Duration::from_millis(200), slow.next()).await
         {
             match delivery {
-                Delivery::Lagged { .. } => lagged = true,
+                Delivery::Lagged { .. } | Delivery::Interrupted => lagged = true,
                 Delivery::Event(event) => {
                     if let LiveEvent::MachineStatus { machine_id, .. } = event.as_ref() {
                         assert!(machine_id.get() >= last, "events out of order");

@@ -335,9 +335,9 @@ where
                 stpt_core::Error::InvalidInput { .. } => Some(StatusCode::BAD_REQUEST),
                 stpt_core::Error::Conflict { .. } => Some(StatusCode::CONFLICT),
                 stpt_core::Error::NotFound { .. } => Some(StatusCode::NOT_FOUND),
-                stpt_core::Error::Busy { .. } | stpt_core::Error::Stale { .. } => {
-                    Some(StatusCode::SERVICE_UNAVAILABLE)
-                }
+                stpt_core::Error::Busy { .. }
+                | stpt_core::Error::Stale { .. }
+                | stpt_core::Error::Unavailable { .. } => Some(StatusCode::SERVICE_UNAVAILABLE),
                 _ => None,
             };
             match status {
@@ -358,6 +358,9 @@ fn describe(error: &stpt_core::Error) -> String {
         stpt_core::Error::Conflict { message } => format!("Not done: {message}."),
         stpt_core::Error::Busy { .. } | stpt_core::Error::Stale { .. } => {
             "Not done: another change got in the way. Nothing was changed; try again.".to_owned()
+        }
+        stpt_core::Error::Unavailable { .. } => {
+            "Not done: the database is unavailable; try again later.".to_owned()
         }
         other => format!("Not done: {other}."),
     }

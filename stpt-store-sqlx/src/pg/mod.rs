@@ -30,6 +30,10 @@ pub const SCHEMA: &str = "stpt";
 /// application's own advisory locks on the same database.
 const LOCK_CLASS: i32 = 0x5354_5054;
 
+/// The longest [`PgStore::connect`]'s pool (and the writer's own connection) waits for a
+/// connection: a short outage (a restart) is ridden out, a longer one is answered.
+pub(crate) const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// PostgreSQL allows 65535 bind parameters a statement.
 const MAX_BINDS: usize = 65_535;
 
@@ -102,8 +106,16 @@ impl PgStore {
     }
 
     /// Connects a pool to `url` (e.g. `postgres://user@host/db`). Does not migrate.
+    ///
+    /// A request waits at most 5 s for a connection: while PostgreSQL is
+    /// down, callers get [`stpt_core::Error::Unavailable`] in bounded time instead of
+    /// waiting for it to come back.
     pub async fn connect(url: &str) -> Result<Self> {
-        let pool = PgPoolOptions::new().connect(url).await.db()?;
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await
+            .db()?;
         Ok(Self::new(pool))
     }
 

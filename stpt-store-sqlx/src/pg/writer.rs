@@ -93,6 +93,9 @@ async fn write_batches(pool: PgPool, mut queue: mpsc::UnboundedReceiver<Job>) {
                 Err(sqlx::Error::Database(error)) => Err(Error::Stale {
                     message: format!("a combined commit failed: {error}"),
                 }),
+                Err(error) if crate::error::is_unavailable(error) => Err(Error::Unavailable {
+                    message: format!("combined commit: {error}"),
+                }),
                 Err(error) => Err(Error::backend(format!("combined commit: {error}"))),
             };
             // The caller may have given up waiting; nothing to do then.
@@ -110,7 +113,12 @@ async fn writer_connection<'c>(
     connection: &'c mut Option<PgConnection>,
 ) -> Result<&'c mut PgConnection, sqlx::Error> {
     if connection.is_none() {
-        let mut fresh = PgConnection::connect_with(&pool.connect_options()).await?;
+        // Bounded like the pool's acquire: a PostgreSQL that does not answer is unavailable.
+        let options = pool.connect_options();
+        let connecting = PgConnection::connect_with(&options);
+        let mut fresh = tokio::time::timeout(super::ACQUIRE_TIMEOUT, connecting)
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
         sqlx::query("SET plan_cache_mode = force_generic_plan")
             .execute(&mut fresh)
             .await?;

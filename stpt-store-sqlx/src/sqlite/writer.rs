@@ -61,6 +61,22 @@ enum Failure {
     Stale,
     /// The group's statements or its commit failed.
     Failed(String),
+    /// The file could not be written (a full disk, failed I/O): retry later.
+    Unavailable(String),
+}
+
+impl Failure {
+    /// The failure of a group that `error` stopped; logged (a full disk is a warning, not a
+    /// bug).
+    fn of(error: &sqlx::Error) -> Failure {
+        if crate::error::is_unavailable(error) {
+            tracing::warn!(%error, "group commit failed: the file cannot be written");
+            Failure::Unavailable(error.to_string())
+        } else {
+            tracing::error!(%error, "group commit failed");
+            Failure::Failed(error.to_string())
+        }
+    }
 }
 
 type Answer = oneshot::Sender<std::result::Result<(), Failure>>;
@@ -300,8 +316,7 @@ impl UnitGuard {
         conn.group.append(&mut self.units.buffered);
         if !sql.is_empty() {
             if let Err(error) = conn.run(&sql).await {
-                let message = error.to_string();
-                conn.abort(&self.shared, &message).await;
+                conn.abort(&self.shared, Failure::of(&error)).await;
                 self.units.clear(|| Failure::Stale);
                 return Err(crate::error::from_sqlx(error));
             }
@@ -410,6 +425,9 @@ impl Released {
             Ok(Err(Failure::Failed(message))) => {
                 Err(Error::backend(format!("group commit failed: {message}")))
             }
+            Ok(Err(Failure::Unavailable(message))) => Err(Error::Unavailable {
+                message: format!("group commit failed: {message}"),
+            }),
             Err(_) => Err(Error::backend(
                 "the SQLite writer stopped before the commit",
             )),
@@ -492,8 +510,7 @@ impl Conn {
             }
             Failure::Stale
         } else {
-            tracing::error!(error = %failure, "group commit failed");
-            Failure::Failed(failure.to_string())
+            Failure::of(&failure)
         };
         for unit in units {
             let _ = unit.send(Err(failure.clone()));
@@ -514,7 +531,8 @@ impl Conn {
         if self.interrupted {
             self.interrupted = false;
             self.rollback_pending = false;
-            self.fail_group("a write was interrupted").await;
+            self.fail_group(Failure::Failed("a write was interrupted".to_owned()))
+                .await;
             return;
         }
         if !self.rollback_pending {
@@ -529,26 +547,28 @@ impl Conn {
         }
         if let Err(error) = undone {
             tracing::error!(%error, "rolling back a unit failed: rolling back its group");
-            self.fail_group(&format!("rolling back a unit failed: {error}"))
-                .await;
+            self.fail_group(Failure::Failed(format!(
+                "rolling back a unit failed: {error}"
+            )))
+            .await;
         }
     }
 
     /// Rolls back the open group and fails its units.
-    async fn fail_group(&mut self, message: &str) {
+    async fn fail_group(&mut self, failure: Failure) {
         if let Err(error) = sqlx::query("ROLLBACK").execute(&mut self.conn).await {
             tracing::warn!(%error, "rollback after a failed group");
         }
         self.in_group = false;
         for unit in self.group.drain(..) {
-            let _ = unit.send(Err(Failure::Failed(message.to_owned())));
+            let _ = unit.send(Err(failure.clone()));
         }
     }
 
     /// [`Conn::fail_group`], and voids the memory built on the group.
-    async fn abort(&mut self, shared: &Shared, message: &str) {
+    async fn abort(&mut self, shared: &Shared, failure: Failure) {
         shared.void.store(true, Ordering::Release);
-        self.fail_group(message).await;
+        self.fail_group(failure).await;
     }
 }
 
@@ -586,6 +606,7 @@ async fn flush_when_asked(shared: Arc<Shared>) {
                         conn.data_version = Some(version);
                         Err(Failure::Stale)
                     }
+                    Err(Error::Unavailable { message }) => Err(Failure::Unavailable(message)),
                     Err(error) => Err(Failure::Failed(error.to_string())),
                 }
             };
@@ -610,10 +631,7 @@ async fn flush_when_asked(shared: Arc<Shared>) {
                         let _ = unit.send(Ok(()));
                     }
                 }
-                Err(error) => {
-                    tracing::error!(%error, "group commit failed");
-                    conn.abort(&shared, &error.to_string()).await;
-                }
+                Err(error) => conn.abort(&shared, Failure::of(&error)).await,
             }
         }
         if closed {
