@@ -39,10 +39,10 @@ pub(crate) struct ErrorEnvelope {
 pub(crate) struct ErrorBody {
     /// Stable, for programs: `malformed_json`, `malformed_xml`, `malformed_form`,
     /// `invalid_input`, `unreadable_body`, `unsupported_media_type`, `body_too_large`,
-    /// `unauthorized`, `forbidden`, `not_found`,
-    /// `no_match`, `conflict` (not retryable as it is), `idempotency_key_reused` (never
-    /// retry with that key), `busy` (`503`: retry after `Retry-After` seconds),
-    /// `method_not_allowed`, `request_timeout`, `not_supported` or `internal_error`.
+    /// `unauthorized`, `forbidden`, `not_found`, `no_match`, `conflict` (not retryable as it
+    /// is), `idempotency_key_reused` (never retry with that key), `busy` (`503`: retry after
+    /// `Retry-After` seconds), `method_not_allowed`, `request_timeout`, `not_supported` or
+    /// `internal_error`.
     #[schema(value_type = String, example = "invalid_input")]
     code: &'static str,
     /// For people; wording may change.

@@ -219,8 +219,12 @@ async fn multipart_fields<S: Send + Sync>(
             ));
         };
         let bytes = field.bytes().await.map_err(unreadable)?;
-        let text = String::from_utf8(bytes.into())
-            .map_err(|_| malformed_form(format!("multipart part `{name}` is not UTF-8 text")))?;
+        let text = String::from_utf8(bytes.into()).map_err(|_| {
+            malformed_form(format!(
+                "multipart part `{}` is not UTF-8 text",
+                crate::seed::form::shown(&name)
+            ))
+        })?;
         fields.push((name, text));
     }
     Ok(fields)

@@ -162,7 +162,7 @@ fn describe_runner_posts(document: &mut Document) {
     // The seed's runner paths also take forms, as the seed did.
     let seed_media = error(
         "The body is sent as neither `application/json`, `application/x-www-form-urlencoded` nor `multipart/form-data` (`unsupported_media_type`). Nothing is changed.",
-        None,
+        Some(examples::seed_media_type()),
     )
     .build();
     let seed_forbidden = error(

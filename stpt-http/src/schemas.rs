@@ -181,6 +181,14 @@ pub(crate) mod examples {
         )
     }
 
+    /// A `415` on the seed's runner paths, which also take forms.
+    pub(crate) fn seed_media_type() -> Value {
+        error(
+            "unsupported_media_type",
+            "expected `Content-Type: application/json`, `application/x-www-form-urlencoded` or `multipart/form-data`, got `text/plain`",
+        )
+    }
+
     /// A `415`.
     pub(crate) fn media_type() -> Value {
         error(

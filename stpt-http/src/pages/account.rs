@@ -270,6 +270,13 @@ impl Cx {
         }
     }
 
+    /// The sign-in page, coming back to `path` (under the prefix) after.
+    pub(super) fn sign_in_url(&self, path: &str) -> String {
+        let next = format!("{}{path}", self.prefix);
+        let query = serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default();
+        format!("{}/login/?{query}", self.prefix)
+    }
+
     /// Where links in emails point: the configured public address, else this request's host.
     pub(super) fn public_base(&self) -> String {
         if let Some(url) = &self.state.security.public_url {
@@ -521,11 +528,7 @@ impl Cx {
     /// The signed-in user, or the answer sending an anonymous visitor to sign in first (and
     /// back here after).
     async fn signed_in_user(&self) -> Result<stpt_core::accounts::User, Response> {
-        let to_sign_in = || {
-            let next = format!("{}/account/password/", self.prefix);
-            let query = serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default();
-            see_other(&format!("{}/login/?{query}", self.prefix))
-        };
+        let to_sign_in = || see_other(&self.sign_in_url("/account/password/"));
         let Some(secret) = crate::security::cookies::cookie(&self.headers, SESSION_COOKIE) else {
             return Err(to_sign_in());
         };

@@ -70,12 +70,7 @@ impl Cx {
             Some(viewer) if viewer.is_admin => Ok(viewer),
             Some(_) => Err(not_admin()),
             None if self.state.security.sign_in.is_none() => Err(not_admin()),
-            None => {
-                let next = format!("{}/admin/", self.prefix);
-                let query =
-                    serde_urlencoded::to_string([("next", next.as_str())]).unwrap_or_default();
-                Err(Refused::SignIn(format!("{}/login/?{query}", self.prefix)))
-            }
+            None => Err(Refused::SignIn(self.sign_in_url("/admin/"))),
         }
     }
 

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use stpt_core::{PlanPayload, TestStartPayload, TestStopPayload};
 
 use crate::ApiError;
+use crate::extract::malformed_form;
 
 /// What the form reader needs to know of a payload: its top-level fields (others are
 /// ignored, as the seed's serializers ignored them) and those a blank value makes `null`.
@@ -140,17 +141,13 @@ pub(crate) fn nest<T: SeedForm>(
 fn insert(root: &mut Node, parts: &[Part<'_>], value: String) -> Result<(), ApiError> {
     let conflict = |depth: usize, had: &Node| {
         let wanted = Node::for_part(parts.get(depth));
-        ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "malformed_form",
-            format!(
-                "form field `{}`: `{}` is given both as {} and as {}; JSON can say only one",
-                display(parts),
-                display(&parts[..depth]),
-                had.shape(),
-                wanted.shape()
-            ),
-        )
+        malformed_form(format!(
+            "form field `{}`: `{}` is given both as {} and as {}; JSON can say only one",
+            shown(&display(parts)),
+            shown(&display(&parts[..depth])),
+            had.shape(),
+            wanted.shape()
+        ))
     };
     let mut node = root;
     for (depth, part) in parts.iter().enumerate() {
@@ -172,6 +169,16 @@ fn insert(root: &mut Node, parts: &[Part<'_>], value: String) -> Result<(), ApiE
             Ok(())
         }
         other => Err(conflict(parts.len(), other)),
+    }
+}
+
+/// A name as an error message shows it: cut to 120 characters, as a client may send any.
+pub(crate) fn shown(name: &str) -> String {
+    let kept = crate::security::text::clip(name, 120);
+    if kept.len() < name.len() {
+        format!("{kept}…")
+    } else {
+        kept.to_owned()
     }
 }
 
@@ -199,14 +206,11 @@ fn display(parts: &[Part<'_>]) -> String {
 /// The parts of a field name, or a `400` saying how the seed's names look.
 fn parse_name(name: &str) -> Result<Vec<Part<'_>>, ApiError> {
     let malformed = || {
-        ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "malformed_form",
-            format!(
-                "form field `{name}` is not a name the seed's forms use: a field of an object is \
-                 `master_scenario.file_name`, of a list item `master_scenario.scenarios[0]file_name`"
-            ),
-        )
+        malformed_form(format!(
+            "form field `{}` is not a name the seed's forms use: a field of an object is \
+             `master_scenario.file_name`, of a list item `master_scenario.scenarios[0]file_name`",
+            shown(name)
+        ))
     };
     let mut parts = Vec::new();
     let mut rest = name;
@@ -219,14 +223,10 @@ fn parse_name(name: &str) -> Result<Vec<Part<'_>>, ApiError> {
         rest = &rest[end..];
         loop {
             if parts.len() > MAX_DEPTH {
-                return Err(ApiError::new(
-                    axum::http::StatusCode::BAD_REQUEST,
-                    "malformed_form",
-                    format!(
-                        "form field `{}…` is nested deeper than any field of the seed's payloads",
-                        crate::security::text::clip(name, 120)
-                    ),
-                ));
+                return Err(malformed_form(format!(
+                    "form field `{}` is nested deeper than any field of the seed's payloads",
+                    shown(name)
+                )));
             }
             if rest.is_empty() {
                 return Ok(parts);
@@ -362,6 +362,8 @@ mod tests {
                 "{bad}"
             );
         }
+        let long = format!("master_scenario[{}]", "x".repeat(100_000));
+        assert!(parse_name(&long).unwrap_err().message().len() < 400, "cut");
         let deep = format!("a{}", ".a".repeat(100_000));
         let error = parse_name(&deep).unwrap_err();
         assert!(error.message().contains("nested deeper"));
