@@ -289,7 +289,7 @@ impl SpooledClient {
         test: usize,
         at: DateTime<Utc>,
     ) -> Result<EventId, SpoolError> {
-        self.test_event(plan, scenario, test, EntryKind::TestStart, None, None, at)
+        self.test_event(plan, (scenario, test), EntryKind::TestStart, None, None, at)
     }
 
     /// Records that test `test` of scenario `scenario` of `plan` stopped now with the final
@@ -340,8 +340,7 @@ impl SpooledClient {
         });
         self.test_event(
             plan,
-            scenario,
-            test,
+            (scenario, test),
             EntryKind::TestStop,
             Some(status),
             failure,
@@ -352,8 +351,7 @@ impl SpooledClient {
     fn test_event(
         &self,
         plan: &SpooledPlan,
-        scenario: usize,
-        test: usize,
+        (scenario, test): (usize, usize),
         kind: EntryKind,
         status: Option<Status>,
         failure: Option<FailureDetails>,

@@ -548,8 +548,7 @@ impl Tracker {
             event.failure.as_ref(),
             EventTime::new(at, now),
             machine_name.as_str(),
-            &file_path,
-            &file_name,
+            (&file_path, &file_name),
             by_id,
         )
         .await;
@@ -869,8 +868,7 @@ async fn decide_test_event(
     failure: Option<&FailureDetails>,
     time: EventTime,
     machine_name: &str,
-    file_path: &str,
-    file_name: &str,
+    (file_path, file_name): (&str, &str),
     by_id: Option<(TestId, RunId)>,
 ) -> Result<(MachineRecord, Status, RunWork, TestId)> {
     let (machine, run) = ongoing_run(tx, machine_name).await?;

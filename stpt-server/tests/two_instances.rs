@@ -371,9 +371,9 @@ async fn redis_restart_mid_stream_at_the_server_level() {
     .await;
 
     let port = redis.stop().await;
-    // B notices the loss: its page resynchronises at once (with nothing new yet).
-    next_matching(&mut last, PATIENCE, "snapshot on the loss", |m| {
-        m.get("snapshot").is_some()
+    // B notices the loss: its page is told it is behind.
+    next_matching(&mut last, PATIENCE, "behind on the loss", |m| {
+        m.get("behind") == Some(&Value::Bool(true))
     })
     .await;
 

@@ -65,6 +65,7 @@ async fn host_migrations_and_ours_share_a_database() {
             "machine timezone",
             "test history",
             "failure details",
+            "machine settings",
         ]
     );
     // The pool's connections were not left with our search_path.
