@@ -195,16 +195,24 @@ async fn redis_going_away_mid_load_keeps_ingestion_and_pages_catch_up() {
         view.matches(&latest)
     })
     .await;
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("stpt_bus_reconnects_total"),
-        "the bus never reconnected: the cut did not happen"
-    );
+    // The publisher and the subscriber reconnect each after its own backoff: wait for one.
+    let reconnect_deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = reqwest::get(format!("{}/metrics", server.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics.contains("stpt_bus_reconnects_total") {
+            break;
+        }
+        assert!(
+            Instant::now() < reconnect_deadline,
+            "the bus never reconnected: the cut did not happen"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     server.stop().await;
     drop(logs);
     println!(
