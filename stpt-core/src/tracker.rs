@@ -2,6 +2,7 @@
 //! commits, then tells live subscribers what changed.
 
 use chrono::{DateTime, Utc};
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::sync::Arc;
 
@@ -93,8 +94,9 @@ pub struct Tracker {
     /// How naive runner timestamps are read on machines without a zone of their own.
     runner_timezone: RunnerTimezone,
     /// Finished tests not yet added to the histories (see
-    /// [`Tracker::flush_finished`]).
-    finished: Arc<std::sync::Mutex<Vec<FinishedTest>>>,
+    /// [`Tracker::flush_finished`]), oldest first: a queue, so dropping the oldest at the
+    /// cap costs no copy of the rest.
+    finished: Arc<std::sync::Mutex<VecDeque<FinishedTest>>>,
     /// Watched runs' remaining work, for estimates without a store read each time.
     eta_cache: Arc<crate::eta_cache::EtaCache>,
     /// Machines replaying a backlog (see [`Tracker::note_backlog`]).
@@ -104,6 +106,12 @@ pub struct Tracker {
 /// Durations held for the histories at most; beyond, the oldest are dropped (estimates lose
 /// a little, memory stays bounded while a store refuses them).
 const MAX_PENDING_FINISHED: usize = 100_000;
+
+/// Drops the oldest held durations beyond [`MAX_PENDING_FINISHED`].
+fn keep_newest_finished(pending: &mut VecDeque<FinishedTest>) {
+    let excess = pending.len().saturating_sub(MAX_PENDING_FINISHED);
+    pending.drain(..excess);
+}
 
 impl Tracker {
     /// A tracker on the system clock.
@@ -637,8 +645,7 @@ impl Tracker {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         pending.extend(samples);
-        let excess = pending.len().saturating_sub(MAX_PENDING_FINISHED);
-        pending.drain(..excess);
+        keep_newest_finished(&mut pending);
     }
 
     /// Adds the tests finished since the last flush to the store's histories
@@ -647,12 +654,13 @@ impl Tracker {
     /// few seconds, and a crash loses at most those. A store that does not keep histories
     /// answers [`Error::NotSupported`]; the samples are then dropped.
     pub async fn flush_finished(&self) -> Result<usize> {
-        let samples = std::mem::take(
+        let samples: Vec<FinishedTest> = std::mem::take(
             &mut *self
                 .finished
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        )
+        .into();
         if samples.is_empty() {
             return Ok(0);
         }
@@ -668,10 +676,9 @@ impl Tracker {
                     .finished
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
-                let newer = std::mem::replace(&mut *pending, samples);
+                let newer = std::mem::replace(&mut *pending, samples.into());
                 pending.extend(newer);
-                let excess = pending.len().saturating_sub(MAX_PENDING_FINISHED);
-                pending.drain(..excess);
+                keep_newest_finished(&mut pending);
                 Err(error)
             }
         }
@@ -979,4 +986,42 @@ fn count_event<T>(kind: &'static str, result: &Result<Recorded<T>>) {
         Err(_) => "error",
     };
     metrics::counter!("stpt_events_total", "kind" => kind, "outcome" => outcome).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::FileRef;
+    use crate::{Status, TestId};
+
+    fn finished(test_id: i64) -> FinishedTest {
+        FinishedTest {
+            machine_id: MachineId(1),
+            test_id: TestId(test_id),
+            file: FileRef {
+                file_path: "/t".to_owned(),
+                file_name: "t.py".to_owned(),
+            },
+            status: Status::Passed,
+            millis: Some(1),
+        }
+    }
+
+    #[test]
+    fn held_durations_keep_the_newest_at_the_cap() {
+        let extra = 5;
+        let mut pending: VecDeque<FinishedTest> = (0..MAX_PENDING_FINISHED + extra)
+            .map(|i| finished(i as i64))
+            .collect();
+        keep_newest_finished(&mut pending);
+        assert_eq!(pending.len(), MAX_PENDING_FINISHED);
+        assert_eq!(
+            pending.front().map(|t| t.test_id),
+            Some(TestId(extra as i64))
+        );
+        assert_eq!(
+            pending.back().map(|t| t.test_id),
+            Some(TestId((MAX_PENDING_FINISHED + extra - 1) as i64))
+        );
+    }
 }

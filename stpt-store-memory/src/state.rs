@@ -31,12 +31,22 @@ pub(crate) struct State {
     /// (a run's states are freed) and every lookup skips them.
     deleted_runs: HashSet<RunId>,
     deleted_machines: HashSet<MachineId>,
-    /// Duration histories by test identity: on one machine, or (`None`) across machines.
-    durations: HashMap<(Option<MachineId>, FileRef), DurationHistory>,
+    /// Duration histories by test identity: keyed by the file alone, so adding a sample
+    /// finds them without building (cloning) a key.
+    durations: HashMap<FileRef, FileDurations>,
     /// Each test identity with its tests in id order: history reads never walk all runs.
     identities: HashMap<TestKey, (TestIdentity, Vec<TestId>)>,
     /// Each identity's latest outcomes per machine.
     flaky: HashMap<(MachineId, TestKey), FlakyWindow>,
+}
+
+/// One test identity's duration histories.
+#[derive(Debug, Default)]
+struct FileDurations {
+    /// Across machines.
+    everywhere: DurationHistory,
+    /// On each machine.
+    by_machine: HashMap<MachineId, DurationHistory>,
 }
 
 #[derive(Debug)]
@@ -680,9 +690,15 @@ impl State {
     pub(crate) fn record_finished(&mut self, samples: &[FinishedTest]) {
         for sample in samples {
             if let Some(millis) = sample.duration_sample() {
-                for machine in [Some(sample.machine_id), None] {
+                if !self.durations.contains_key(&sample.file) {
                     self.durations
-                        .entry((machine, sample.file.clone()))
+                        .insert(sample.file.clone(), FileDurations::default());
+                }
+                if let Some(histories) = self.durations.get_mut(&sample.file) {
+                    histories.everywhere.push(millis);
+                    histories
+                        .by_machine
+                        .entry(sample.machine_id)
                         .or_default()
                         .push(millis);
                 }
@@ -715,15 +731,13 @@ impl State {
                 file_name: test.file_name.clone(),
             };
             let at = *by_file.entry(file.clone()).or_insert_with(|| {
-                let history = |machine| {
-                    self.durations
-                        .get(&(machine, file.clone()))
-                        .cloned()
-                        .unwrap_or_default()
-                };
+                let histories = self.durations.get(&file);
                 work.push(RemainingWork {
-                    on_machine: history(Some(run.machine_id)),
-                    everywhere: history(None),
+                    on_machine: histories
+                        .and_then(|h| h.by_machine.get(&run.machine_id))
+                        .cloned()
+                        .unwrap_or_default(),
+                    everywhere: histories.map(|h| h.everywhere.clone()).unwrap_or_default(),
                     file: file.clone(),
                     waiting: 0,
                     running: None,
