@@ -7,11 +7,15 @@
 /// Machine id of the histories across all machines.
 pub(crate) const EVERYWHERE: i64 = 0;
 
+/// Histories read or written by one statement of a flush (four binds each: under both
+/// backends' bind limits).
+pub(crate) const KEYS_PER_STATEMENT: usize = 500;
+
 /// Implements `record_finished_now` and `remaining_work_now` for `$store`, whose
 /// `begin_tx` opens a locked unit of work with a `tx` field and whose unit has
 /// `finish_side_write`; `$json_rows` reads a run's remaining work as one row of JSON (SQLite).
 macro_rules! sql_durations {
-    (store: $store:ident, ts: $ts:path, json_rows: $json_rows:expr $(,)?) => {
+    (store: $store:ident, db: $db:ty, ts: $ts:path, json_rows: $json_rows:expr $(,)?) => {
         impl $store {
             pub(crate) async fn record_finished_now(
                 &self,
@@ -38,53 +42,73 @@ macro_rules! sql_durations {
                     // A machine deleted meanwhile: its results are gone, and so are these.
                     let Some(name) = name else { continue };
                     let mut unit = self.begin_tx(&name).await?;
-                    let mut histories: HashMap<(i64, FileRef), DurationHistory> = HashMap::new();
+                    // Each identity's two histories (this machine's, everywhere's), read once
+                    // and written once a flush, a chunk of keys a statement: the machine's
+                    // events wait while its flush holds the lock.
                     let mut order: Vec<(i64, FileRef)> = Vec::new();
+                    let mut added: HashMap<(i64, FileRef), Vec<i64>> = HashMap::new();
                     for (sample, millis) in samples
                         .iter()
                         .filter_map(|sample| Some((sample, sample.duration_sample()?)))
                     {
                         for owner in [machine_id, $crate::durations::EVERYWHERE] {
                             let key = (owner, sample.file.clone());
-                            if !histories.contains_key(&key) {
-                                let text: Option<String> = ::sqlx::query_scalar(&format!(
-                                    "SELECT samples FROM {p}durations WHERE machine_id = $1 \
-                                     AND file_path = $2 AND file_name = $3"
-                                ))
-                                .bind(owner)
-                                .bind(sample.file.file_path.as_str())
-                                .bind(sample.file.file_name.as_str())
-                                .fetch_optional(&mut *unit.tx)
-                                .await
-                                .db()?;
-                                let history = text
-                                    .as_deref()
-                                    .map(DurationHistory::from_text)
-                                    .unwrap_or_default();
-                                histories.insert(key.clone(), history);
-                                order.push(key.clone());
-                            }
-                            if let Some(history) = histories.get_mut(&key) {
-                                history.push(millis);
+                            match added.get_mut(&key) {
+                                Some(millis_added) => millis_added.push(millis),
+                                None => {
+                                    order.push(key.clone());
+                                    added.insert(key, vec![millis]);
+                                }
                             }
                         }
                     }
-                    for key in order {
-                        let Some(history) = histories.get(&key) else {
-                            continue;
-                        };
-                        ::sqlx::query(&format!(
-                            "INSERT INTO {p}durations (machine_id, file_path, file_name, samples) \
-                             VALUES ($1, $2, $3, $4) ON CONFLICT (machine_id, file_path, file_name) \
-                             DO UPDATE SET samples = excluded.samples"
-                        ))
-                        .bind(key.0)
-                        .bind(key.1.file_path.as_str())
-                        .bind(key.1.file_name.as_str())
-                        .bind(history.to_text())
-                        .execute(&mut *unit.tx)
-                        .await
-                        .db()?;
+                    let mut stored: HashMap<(i64, FileRef), DurationHistory> =
+                        HashMap::with_capacity(order.len());
+                    for chunk in order.chunks($crate::durations::KEYS_PER_STATEMENT) {
+                        let mut builder = ::sqlx::QueryBuilder::<$db>::new(
+                            "WITH wanted (machine_id, file_path, file_name) AS (",
+                        );
+                        builder.push_values(chunk, |mut row, (owner, file)| {
+                            row.push_bind(*owner)
+                                .push_bind(file.file_path.as_str())
+                                .push_bind(file.file_name.as_str());
+                        });
+                        builder.push(format!(
+                            ") SELECT d.machine_id, d.file_path, d.file_name, d.samples \
+                             FROM wanted w JOIN {p}durations d ON d.machine_id = w.machine_id \
+                             AND d.file_path = w.file_path AND d.file_name = w.file_name"
+                        ));
+                        let rows: Vec<(i64, String, String, String)> = builder
+                            .build_query_as()
+                            .fetch_all(&mut *unit.tx)
+                            .await
+                            .db()?;
+                        for (owner, file_path, file_name, text) in rows {
+                            stored.insert(
+                                (owner, FileRef { file_path, file_name }),
+                                DurationHistory::from_text(&text),
+                            );
+                        }
+                    }
+                    for chunk in order.chunks($crate::durations::KEYS_PER_STATEMENT) {
+                        let mut builder = ::sqlx::QueryBuilder::<$db>::new(format!(
+                            "INSERT INTO {p}durations (machine_id, file_path, file_name, samples) "
+                        ));
+                        builder.push_values(chunk, |mut row, key| {
+                            let mut history = stored.remove(key).unwrap_or_default();
+                            for millis in added.get(key).into_iter().flatten() {
+                                history.push(*millis);
+                            }
+                            row.push_bind(key.0)
+                                .push_bind(key.1.file_path.as_str())
+                                .push_bind(key.1.file_name.as_str())
+                                .push_bind(history.to_text());
+                        });
+                        builder.push(
+                            " ON CONFLICT (machine_id, file_path, file_name) \
+                             DO UPDATE SET samples = excluded.samples",
+                        );
+                        builder.build().execute(&mut *unit.tx).await.db()?;
                     }
                     self.push_outcomes_in(&mut *unit.tx, machine_id, &samples)
                         .await?;

@@ -508,55 +508,63 @@ macro_rules! sql_history {
                         builder.build_query_as().fetch_all(&mut *tx).await.db()?;
                     keys.extend(found);
                 }
-                let mut windows: HashMap<i64, FlakyWindow> = HashMap::new();
+                // Every window this flush moves, read in one statement a chunk and written
+                // the same way (the machine's lock is held meanwhile).
                 let mut order: Vec<i64> = Vec::new();
+                let mut added: HashMap<i64, Vec<::stpt_core::Status>> = HashMap::new();
                 for sample in counted {
                     // A test deleted meanwhile: nothing to add it to.
                     let Some(&key) = keys.get(&sample.test_id.get()) else {
                         continue;
                     };
-                    if !windows.contains_key(&key) {
-                        let stored: Option<String> = ::sqlx::query_scalar(&format!(
-                            "SELECT outcomes FROM {p}flaky \
-                             WHERE machine_id = $1 AND identity_key = $2"
-                        ))
-                        .bind(machine_id)
-                        .bind(key)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .db()?;
-                        windows.insert(
-                            key,
-                            stored
-                                .as_deref()
-                                .map(FlakyWindow::from_text)
-                                .unwrap_or_default(),
-                        );
-                        order.push(key);
-                    }
-                    if let Some(window) = windows.get_mut(&key) {
-                        window.push_status(sample.status);
+                    match added.get_mut(&key) {
+                        Some(statuses) => statuses.push(sample.status),
+                        None => {
+                            order.push(key);
+                            added.insert(key, vec![sample.status]);
+                        }
                     }
                 }
-                for key in order {
-                    let Some(window) = windows.get(&key) else {
-                        continue;
-                    };
-                    ::sqlx::query(&format!(
-                        "INSERT INTO {p}flaky (machine_id, identity_key, outcomes, flips, \
-                         failures) VALUES ($1, $2, $3, $4, $5) \
-                         ON CONFLICT (machine_id, identity_key) DO UPDATE SET \
+                let mut windows: HashMap<i64, FlakyWindow> = HashMap::with_capacity(order.len());
+                for chunk in order.chunks(500) {
+                    let mut builder = ::sqlx::QueryBuilder::<$db>::new(format!(
+                        "SELECT identity_key, outcomes FROM {p}flaky WHERE machine_id = "
+                    ));
+                    builder.push_bind(machine_id).push(" AND identity_key IN (");
+                    let mut list = builder.separated(", ");
+                    for key in chunk {
+                        list.push_bind(*key);
+                    }
+                    builder.push(")");
+                    let found: Vec<(i64, String)> =
+                        builder.build_query_as().fetch_all(&mut *tx).await.db()?;
+                    windows.extend(
+                        found
+                            .into_iter()
+                            .map(|(key, text)| (key, FlakyWindow::from_text(&text))),
+                    );
+                }
+                for chunk in order.chunks(500) {
+                    let mut builder = ::sqlx::QueryBuilder::<$db>::new(format!(
+                        "INSERT INTO {p}flaky (machine_id, identity_key, outcomes, flips, failures) "
+                    ));
+                    builder.push_values(chunk, |mut row, key| {
+                        let mut window = windows.remove(key).unwrap_or_default();
+                        for status in added.get(key).into_iter().flatten() {
+                            window.push_status(*status);
+                        }
+                        row.push_bind(machine_id)
+                            .push_bind(*key)
+                            .push_bind(window.to_text())
+                            .push_bind(i64::from(window.flips()))
+                            .push_bind(i64::from(window.failures()));
+                    });
+                    builder.push(
+                        " ON CONFLICT (machine_id, identity_key) DO UPDATE SET \
                          outcomes = excluded.outcomes, flips = excluded.flips, \
-                         failures = excluded.failures"
-                    ))
-                    .bind(machine_id)
-                    .bind(key)
-                    .bind(window.to_text())
-                    .bind(i64::from(window.flips()))
-                    .bind(i64::from(window.failures()))
-                    .execute(&mut *tx)
-                    .await
-                    .db()?;
+                         failures = excluded.failures",
+                    );
+                    builder.build().execute(&mut *tx).await.db()?;
                 }
                 Ok(())
             }

@@ -349,6 +349,62 @@ pub async fn flaky_windows_follow_finished_tests(store: Arc<dyn Store>) {
     );
 }
 
+/// One flush carrying many identities, each twice, moves every duration history and flaky
+/// window once per sample, in order: a backend that reads and writes them in chunks loses
+/// none at a chunk's edge. Skipped by a store without histories.
+pub async fn one_flush_moves_many_histories(store: Arc<dyn Store>) {
+    const TESTS: usize = 1_234;
+    let (tracker, _clock) = tracker(store);
+    let names: Vec<String> = (0..TESTS).map(|i| format!("t{i}.py")).collect();
+    let tests: Vec<&str> = names.iter().map(String::as_str).collect();
+    let plan = shared_plan("rig", "master.py", at(0), &[("big.py", tests.as_slice())]);
+    let receipt = begin(&tracker, plan).await;
+    let ids = &receipt.ids.test_ids[0];
+    let finished = |status: Status, base: i64| {
+        names
+            .iter()
+            .zip(ids)
+            .enumerate()
+            .map(move |(i, (test, id))| crate::FinishedTest {
+                machine_id: receipt.machine_id,
+                test_id: *id,
+                file: fref(SHARED, test),
+                status,
+                millis: Some(base + i as i64),
+            })
+    };
+    let samples: Vec<crate::FinishedTest> = finished(Passed, 1_000_000)
+        .chain(finished(Failed, 2_000_000))
+        .collect();
+    if supported(tracker.store().record_finished(&samples).await).is_none() {
+        return;
+    }
+    if let Some(remaining) = supported(tracker.store().remaining_work(receipt.ids.run_id).await) {
+        assert_eq!(remaining.work.len(), TESTS);
+        for work in &remaining.work {
+            let i: i64 = work
+                .file
+                .file_name
+                .trim_start_matches('t')
+                .trim_end_matches(".py")
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}"));
+            let expected = vec![1_000_000 + i, 2_000_000 + i];
+            assert_eq!(work.on_machine.samples(), expected.as_slice(), "{i}");
+            assert_eq!(work.everywhere.samples(), expected.as_slice(), "{i}");
+        }
+    }
+    if let Some(badges) = supported(tracker.store().run_flakiness(receipt.ids.run_id, 0).await) {
+        assert_eq!(badges.len(), TESTS);
+        assert!(
+            badges
+                .iter()
+                .all(|b| b.window.to_text() == "PF" && b.window.flips() == 1),
+            "every window took both results in order"
+        );
+    }
+}
+
 /// The previous run is the machine's last earlier run of the same master file; the diff
 /// sorts tests into new failures, fixed, still failing, new, removed and not executed.
 pub async fn run_diff_against_previous_run(store: Arc<dyn Store>) {

@@ -135,6 +135,7 @@ macro_rules! store_conformance_tests {
             kept_runs_are_not_pruned,
             history_lists_results_newest_first,
             flaky_windows_follow_finished_tests,
+            one_flush_moves_many_histories,
             run_diff_against_previous_run,
             matrix_shows_latest_results_per_machine,
             search_finds_runs_and_tests,

@@ -243,7 +243,7 @@ sql_store_tx!(tx: PgTx);
 sql_account_store!(store: PgStore, ts: ts);
 sql_deletes!(store: PgStore);
 sql_machine_settings!(store: PgStore, tx: PgTx, db: Postgres);
-sql_durations!(store: PgStore, ts: ts, json_rows: false);
+sql_durations!(store: PgStore, db: Postgres, ts: ts, json_rows: false);
 sql_history!(store: PgStore, db: Postgres, ts: ts, collate: " COLLATE \"C\"", json_rows: false);
 
 #[cfg(test)]

@@ -449,5 +449,5 @@ mod tests {
 sql_account_store!(store: SqliteStore, ts: ts);
 sql_deletes!(store: SqliteStore);
 sql_machine_settings!(store: SqliteStore, tx: SqliteTx, db: Sqlite);
-sql_durations!(store: SqliteStore, ts: ts, json_rows: true);
+sql_durations!(store: SqliteStore, db: Sqlite, ts: ts, json_rows: true);
 sql_history!(store: SqliteStore, db: Sqlite, ts: ts, collate: "", json_rows: true);
