@@ -103,10 +103,10 @@ impl Tracker {
                 }
                 // Oldest first, so an interrupted pass leaves the newest.
                 for run in doomed.into_iter().rev() {
-                    match self.store().delete_run(run).await {
-                        Ok(()) => deleted.push(run),
-                        // Deleted meanwhile (another instance, an admin): nothing to do.
-                        Err(Error::NotFound { .. }) => {}
+                    match self.prune_one(run).await {
+                        Ok(true) => deleted.push(run),
+                        // Kept, or deleted, meanwhile (an admin, another instance).
+                        Ok(false) | Err(Error::NotFound { .. }) => {}
                         Err(Error::NotSupported { .. }) => return Ok(deleted),
                         Err(error) => return Err(error),
                     }
@@ -119,6 +119,16 @@ impl Tracker {
                 return Ok(deleted);
             }
             machines_page += 1;
+        }
+    }
+
+    /// Deletes `run` if retention may still take it ([`Store::prune_run`]); a store without
+    /// that check deletes it outright ([`Store::delete_run`]), as the pass just read it
+    /// finished and not kept.
+    async fn prune_one(&self, run: RunId) -> Result<bool> {
+        match self.store().prune_run(run).await {
+            Err(Error::NotSupported { .. }) => self.store().delete_run(run).await.map(|()| true),
+            answered => answered,
         }
     }
 }

@@ -242,6 +242,20 @@ pub trait Store: Send + Sync + Debug + 'static {
         })
     }
 
+    /// Deletes run `id` as [`Store::delete_run`] does, but only if retention may take it:
+    /// finished, not [kept](RunSummary::kept), and not its machine's latest run, judged
+    /// under the lock [`Store::set_run_kept`] and units of work take, so a run marked kept
+    /// while a pruning pass was deciding stays. Answers whether it deleted;
+    /// [`crate::Error::NotFound`] if unknown. Optional: without it,
+    /// [`crate::Tracker::prune`] reads first and calls [`Store::delete_run`], and a run
+    /// marked kept between the two is lost.
+    async fn prune_run(&self, id: RunId) -> Result<bool> {
+        let _ = id;
+        Err(crate::Error::NotSupported {
+            operation: "prune_run",
+        })
+    }
+
     /// Sets (or, with `None`, clears) the time zone machine `id`'s runner writes naive
     /// timestamps in ([`MachineRecord::timezone`]). Units of work begun after this returns
     /// see it. [`crate::Error::NotFound`] if unknown. Optional, as [`Store::delete_run`]:

@@ -156,6 +156,10 @@ pub trait WrapStore: Send + Sync + Debug + 'static {
     async fn delete_run(&self, id: RunId) -> Result<()> {
         self.inner().delete_run(id).await
     }
+    /// [`Store::prune_run`].
+    async fn prune_run(&self, id: RunId) -> Result<bool> {
+        self.inner().prune_run(id).await
+    }
     /// [`Store::delete_machine`].
     async fn delete_machine(&self, id: MachineId) -> Result<()> {
         self.inner().delete_machine(id).await
@@ -246,6 +250,9 @@ impl<W: WrapStore> Store for W {
     }
     async fn delete_run(&self, id: RunId) -> Result<()> {
         WrapStore::delete_run(self, id).await
+    }
+    async fn prune_run(&self, id: RunId) -> Result<bool> {
+        WrapStore::prune_run(self, id).await
     }
     async fn delete_machine(&self, id: MachineId) -> Result<()> {
         WrapStore::delete_machine(self, id).await
@@ -440,6 +447,9 @@ macro_rules! forward_store {
             }
             async fn delete_run(&self, id: RunId) -> Result<()> {
                 (**self).delete_run(id).await
+            }
+            async fn prune_run(&self, id: RunId) -> Result<bool> {
+                (**self).prune_run(id).await
             }
             async fn delete_machine(&self, id: MachineId) -> Result<()> {
                 (**self).delete_machine(id).await

@@ -125,6 +125,10 @@ impl Store for MemoryStore {
         self.state.write().await.delete_run(id)
     }
 
+    async fn prune_run(&self, id: RunId) -> Result<bool> {
+        self.state.write().await.prune_run(id)
+    }
+
     async fn delete_machine(&self, id: MachineId) -> Result<()> {
         self.state.write().await.delete_machine(id)
     }

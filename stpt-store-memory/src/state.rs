@@ -343,6 +343,16 @@ impl State {
     }
 
     /// Marks a run kept or not.
+    /// Deletes run `id` if retention may take it: finished, not kept, not the latest.
+    pub(crate) fn prune_run(&mut self, id: RunId) -> Result<bool> {
+        let run = self.run_row(id)?;
+        let latest = self.machine_row(run.machine_id)?.runs.last() == Some(&id);
+        if run.kept || latest || run.states.state().aggregate.status().is_ongoing() {
+            return Ok(false);
+        }
+        self.delete_run(id).map(|()| true)
+    }
+
     pub(crate) fn set_run_kept(&mut self, id: RunId, kept: bool) -> Result<()> {
         self.run_row_mut(id)?.kept = kept;
         Ok(())

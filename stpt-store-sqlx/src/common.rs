@@ -563,7 +563,11 @@ macro_rules! sql_store {
             }
 
             async fn delete_run(&self, id: ::stpt_core::RunId) -> ::stpt_core::Result<()> {
-                self.delete_run_now(id).await
+                self.delete_run_now(id, false).await.map(|_| ())
+            }
+
+            async fn prune_run(&self, id: ::stpt_core::RunId) -> ::stpt_core::Result<bool> {
+                self.delete_run_now(id, true).await
             }
 
             async fn delete_machine(&self, id: ::stpt_core::MachineId) -> ::stpt_core::Result<()> {

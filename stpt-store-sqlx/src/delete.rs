@@ -21,10 +21,14 @@ macro_rules! sql_deletes {
                 name.map(::stpt_core::MachineName::new).transpose()
             }
 
+            /// Deletes run `id`; with `only_prunable`, only if it is finished, not kept
+            /// and not its machine's latest run, checked under the machine's lock (which
+            /// `set_run_kept` takes too). Answers whether it deleted.
             pub(crate) async fn delete_run_now(
                 &self,
                 id: ::stpt_core::RunId,
-            ) -> ::stpt_core::Result<()> {
+                only_prunable: bool,
+            ) -> ::stpt_core::Result<bool> {
                 let p = self.sql.prefix;
                 let not_found =
                     || ::stpt_core::Error::not_found(::stpt_core::ItemKind::Run, id.get());
@@ -39,14 +43,21 @@ macro_rules! sql_deletes {
                     .await?
                     .ok_or_else(not_found)?;
                 let mut unit = self.begin_tx(&name).await?;
-                let machine: Option<i64> =
-                    ::sqlx::query_scalar(&format!("SELECT machine_id FROM {p}runs WHERE id = $1"))
-                        .bind(id.get())
-                        .fetch_optional(&mut *unit.tx)
-                        .await
-                        .db()?;
+                let row: Option<(i64, bool, String, Option<i64>)> = ::sqlx::query_as(&format!(
+                    "SELECT r.machine_id, r.kept, r.status, m.latest_run_id FROM {p}runs r \
+                     JOIN {p}machines m ON m.id = r.machine_id WHERE r.id = $1"
+                ))
+                .bind(id.get())
+                .fetch_optional(&mut *unit.tx)
+                .await
+                .db()?;
                 // Another deleter may have got there while this one waited for the lock.
-                let machine = machine.ok_or_else(not_found)?;
+                let (machine, kept, status, latest) = row.ok_or_else(not_found)?;
+                let ongoing = $crate::rows::status("status", &status)?.is_ongoing();
+                if only_prunable && (kept || ongoing || latest == Some(id.get())) {
+                    Box::new(unit).finish_side_write().await?;
+                    return Ok(false);
+                }
                 ::sqlx::query(&format!(
                     "UPDATE {p}machines SET version = version + 1, latest_run_id = \
                      (SELECT MAX(id) FROM {p}runs WHERE machine_id = $2 AND id <> $1) WHERE id = $2"
@@ -71,7 +82,8 @@ macro_rules! sql_deletes {
                         .await
                         .db()?;
                 }
-                Box::new(unit).finish().await
+                Box::new(unit).finish().await?;
+                Ok(true)
             }
 
             pub(crate) async fn delete_machine_now(

@@ -133,6 +133,7 @@ macro_rules! store_conformance_tests {
             machine_timeouts_override_the_servers,
             machine_retention_overrides_the_servers,
             kept_runs_are_not_pruned,
+            prune_run_judges_when_it_deletes,
             history_lists_results_newest_first,
             flaky_windows_follow_finished_tests,
             one_flush_moves_many_histories,

@@ -236,6 +236,50 @@ pub async fn kept_runs_are_not_pruned(store: Arc<dyn Store>) {
     assert_eq!(pruned, vec![kept]);
 }
 
+/// [`Store::prune_run`] deletes a run only if retention may take it, judged when it runs:
+/// not a run marked kept since the pass read it, not an ongoing run, not the machine's latest
+/// (even finished). Skipped by a store without it.
+pub async fn prune_run_judges_when_it_deletes(store: Arc<dyn Store>) {
+    let (tracker, clock) = tracker(store);
+    match tracker.store().prune_run(RunId(i64::MAX)).await {
+        Err(Error::NotSupported { .. }) => return,
+        other => assert!(matches!(other, Err(Error::NotFound { .. })), "{other:?}"),
+    }
+    clock.set(at(0));
+    let runs = four_runs(&tracker, "rig").await;
+    let prune = |run: RunId| {
+        let store = Arc::clone(tracker.store());
+        async move { store.prune_run(run).await.unwrap_or_else(|e| panic!("{e}")) }
+    };
+    assert!(!prune(runs[3].ids.run_id).await, "ongoing and latest");
+    assert!(prune(runs[0].ids.run_id).await);
+    assert!(
+        matches!(
+            tracker.run(runs[0].ids.run_id).await,
+            Err(Error::NotFound { .. })
+        ),
+        "deleted"
+    );
+    assert!(matches!(
+        tracker.store().prune_run(runs[0].ids.run_id).await,
+        Err(Error::NotFound { .. })
+    ));
+    let kept = runs[1].ids.run_id;
+    if tracker.set_run_kept(kept, true).await.is_ok() {
+        assert!(!prune(kept).await, "marked kept after the pass read it");
+        assert!(tracker.run(kept).await.is_ok());
+        tracker
+            .set_run_kept(kept, false)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    assert!(prune(kept).await);
+    // A plan with nothing to run finishes at once: the latest run, finished, stays.
+    let finished_latest = record_plan(&tracker, plan("rig", at(10), &[])).await;
+    assert!(!prune(finished_latest.ids.run_id).await, "the latest run");
+    assert!(prune(runs[2].ids.run_id).await, "finished, not the latest");
+}
+
 async fn set_timeouts(tracker: &Tracker, machine: MachineId, timeouts: MachineTimeouts) {
     tracker
         .set_machine_timeouts(machine, timeouts)
