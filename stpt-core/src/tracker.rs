@@ -636,10 +636,15 @@ impl Tracker {
 
     /// Holds the tests `work` finished, for [`Tracker::flush_finished`].
     fn hold_finished(&self, machine_id: MachineId, work: &RunWork) {
-        let samples = work
+        let mut samples = work
             .tests
             .iter()
-            .filter_map(|test| FinishedTest::of(machine_id, test));
+            .filter_map(|test| FinishedTest::of(machine_id, test))
+            .peekable();
+        // A start usually finishes nothing: no lock for it.
+        if samples.peek().is_none() {
+            return;
+        }
         let mut pending = self
             .finished
             .lock()
