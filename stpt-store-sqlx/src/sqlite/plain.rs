@@ -1,9 +1,9 @@
 //! The writes of plain test events, gathered per group: each test, scenario, run and machine
 //! a group changed once (the last state wins), written at commit time in one statement per
-//! table, however many events the group holds.
+//! table, however many events the group holds: statements of fixed text, the rows bound as JSON.
 //!
 //! Every value comes from the rules' own types (ids, statuses, counts, timestamps the store
-//! formats itself); no text a client sent is ever written into the SQL.
+//! formats itself); no text a client sent is ever written into the rows.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -57,96 +57,170 @@ impl PendingWrites {
         machine.2 += 1;
     }
 
-    /// The statements that write everything gathered, and an empty gathering.
-    pub(crate) fn take_sql(&mut self, prefix: &str) -> String {
+    /// Whether nothing is gathered.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.machines.is_empty()
+    }
+
+    /// Everything gathered, as the rows [`PlainStatements`] bind, and an empty gathering.
+    pub(crate) fn take_rows(&mut self) -> PlainRows {
         let pending = std::mem::take(self);
-        let mut sql = String::new();
-        if !pending.tests.is_empty() {
+        let mut json = String::from("{\"tests\":");
+        json_array(&mut json, &pending.tests, |row, (id, (run_id, test))| {
             let _ = write!(
-                sql,
-                "UPDATE {prefix}tests SET status = v.column3, timestamp_start = v.column4, \
-                 timestamp_stop = v.column5 FROM (VALUES "
+                row,
+                "[{id},{run_id},\"{status}\",{start},{stop}]",
+                status = test.status.as_str(),
+                start = json_time(test.timestamp_start),
+                stop = json_time(test.timestamp_stop),
             );
-            for (i, (id, (run_id, test))) in pending.tests.iter().enumerate() {
+        });
+        json.push_str(",\"scenarios\":");
+        json_array(&mut json, &pending.scenarios, aggregate_row);
+        json.push_str(",\"runs\":");
+        json_array(&mut json, &pending.runs, aggregate_row);
+        json.push_str(",\"machines\":");
+        json_array(
+            &mut json,
+            &pending.machines,
+            |row, (id, (seen_at, offset, events))| {
                 let _ = write!(
-                    sql,
-                    "{comma}({id}, {run_id}, '{status}', {start}, {stop})",
-                    comma = if i == 0 { "" } else { ", " },
-                    status = test.status.as_str(),
-                    start = time(test.timestamp_start),
-                    stop = time(test.timestamp_stop),
-                );
-            }
-            let _ = write!(
-                sql,
-                ") AS v WHERE {prefix}tests.id = v.column1 AND {prefix}tests.run_id = v.column2; "
-            );
-        }
-        push_aggregates(&mut sql, prefix, "scenarios", "run_id", &pending.scenarios);
-        push_aggregates(&mut sql, prefix, "runs", "machine_id", &pending.runs);
-        if !pending.machines.is_empty() {
-            let _ = write!(
-                sql,
-                "UPDATE {prefix}machines SET last_seen = v.column2, \
-                 version = {prefix}machines.version + v.column3, \
-                 clock_offset_ms = COALESCE(v.column4, {prefix}machines.clock_offset_ms) \
-                 FROM (VALUES "
-            );
-            for (i, (id, (seen_at, offset, events))) in pending.machines.iter().enumerate() {
-                let _ = write!(
-                    sql,
-                    "{comma}({id}, '{seen}', {events}, {offset})",
-                    comma = if i == 0 { "" } else { ", " },
+                    row,
+                    "[{id},\"{seen}\",{events},{offset}]",
                     seen = ts(*seen_at),
-                    offset = offset.map_or_else(|| "NULL".to_owned(), |ms| ms.to_string()),
+                    offset = offset.map_or_else(|| "null".to_owned(), |ms| ms.to_string()),
                 );
-            }
-            let _ = write!(sql, ") AS v WHERE {prefix}machines.id = v.column1; ");
-        }
-        sql
+            },
+        );
+        json.push('}');
+        PlainRows { json }
     }
 }
 
-/// One statement for every changed row of an aggregate table (`scenarios` or `runs`), each
-/// row also checked against its parent (`run_id` or `machine_id`).
-fn push_aggregates(
-    sql: &mut String,
-    prefix: &str,
-    table: &str,
-    parent: &str,
-    rows: &BTreeMap<i64, (i64, Aggregate)>,
-) {
-    if rows.is_empty() {
-        return;
-    }
-    let _ = write!(sql, "UPDATE {prefix}{table} SET status = v.column3");
-    for (i, column) in COUNT_COLUMNS.iter().enumerate() {
-        let _ = write!(sql, ", {column} = v.column{}", i + 4);
-    }
-    let _ = write!(
-        sql,
-        ", timestamp_start = v.column12, timestamp_stop = v.column13 FROM (VALUES "
-    );
-    for (i, (id, (parent_id, aggregate))) in rows.iter().enumerate() {
-        let _ = write!(
-            sql,
-            "{comma}({id}, {parent_id}, '{status}'",
-            comma = if i == 0 { "" } else { ", " },
-            status = aggregate.status().as_str()
-        );
-        for status in Status::ALL {
-            let _ = write!(sql, ", {}", count_i64(aggregate.counts.get(status)));
+/// What a group's plain events changed: one JSON object, the parameter `?1` of every
+/// [`PlainStatements`] statement, with an array of rows per table (`tests`: `[id, run_id,
+/// status, start, stop]`; `scenarios` and `runs`: `[id, parent id, status, 8 counts, start,
+/// stop]`; `machines`: `[id, last_seen, events, clock offset in ms]`). Every value is a
+/// number, a status name or a timestamp the store formatted: nothing needs escaping. One
+/// parameter shared by every statement, as sqlx binds `?N` per statement of a script and
+/// leaves one unbound when a statement skips lower numbers.
+#[derive(Debug)]
+pub(crate) struct PlainRows {
+    json: String,
+}
+
+impl PlainRows {
+    /// No rows: the statements then write nothing.
+    pub(crate) fn none() -> Self {
+        PlainRows {
+            json: r#"{"tests":[],"scenarios":[],"runs":[],"machines":[]}"#.to_owned(),
         }
-        let _ = write!(
-            sql,
-            ", {start}, {stop})",
-            start = time(aggregate.timestamp_start),
-            stop = time(aggregate.timestamp_stop),
+    }
+
+    /// The rows, with the `data_version` a checked commit expects.
+    pub(crate) fn checked(&self, data_version: i64) -> String {
+        let mut json = self.json.clone();
+        json.pop();
+        let _ = write!(json, ",\"data_version\":{data_version}}}");
+        json
+    }
+
+    /// The rows, as bound.
+    pub(crate) fn json(&self) -> &str {
+        &self.json
+    }
+}
+
+/// The statements that write a group's [`PlainRows`], for one table prefix. Their text never
+/// changes, so the writer connection compiles them once and keeps them (sqlx's statement
+/// cache); a script with the values written into it was compiled anew for every group, which
+/// cost most of a group's time on the CPU (about 0.8 ms of 1.2 ms for a group of 8 events).
+#[derive(Debug)]
+pub(crate) struct PlainStatements {
+    /// The four updates, one per table, binding [`PlainRows`] as `?1`.
+    pub(crate) write: String,
+    /// [`Self::write`], then `COMMIT`.
+    pub(crate) write_and_commit: String,
+    /// `BEGIN IMMEDIATE`, then a check that `data_version` is still the one `?1` holds
+    /// ([`PlainRows::checked`]; else the statements stop with an integer overflow, see
+    /// [`STALE_CHECK`]), then [`Self::write_and_commit`].
+    pub(crate) checked_commit: String,
+}
+
+/// Stops a script, by overflowing `abs()`, when `data_version` is not the one `?1` holds: how
+/// a group's commit fails when another connection wrote to the file since the last group.
+pub(crate) const STALE_CHECK: &str = "SELECT CASE WHEN data_version = ?1 ->> 'data_version' \
+     THEN 0 \
+     ELSE abs(-9223372036854775807 - 1) END FROM pragma_data_version; ";
+
+impl PlainStatements {
+    pub(crate) fn new(prefix: &str) -> Self {
+        let counts: String = COUNT_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, column)| format!(", {column} = r.value ->> {}", i + 3))
+            .collect();
+        let aggregate = |table: &str, parent: &str| {
+            format!(
+                "UPDATE {prefix}{table} SET status = r.value ->> 2{counts}, \
+                 timestamp_start = r.value ->> 11, timestamp_stop = r.value ->> 12 \
+                 FROM json_each(?1, '$.{table}') AS r \
+                 WHERE {prefix}{table}.id = r.value ->> 0 AND {prefix}{table}.{parent} = r.value ->> 1; "
+            )
+        };
+        let write = format!(
+            "UPDATE {prefix}tests SET status = r.value ->> 2, timestamp_start = r.value ->> 3, \
+             timestamp_stop = r.value ->> 4 FROM json_each(?1, '$.tests') AS r \
+             WHERE {prefix}tests.id = r.value ->> 0 AND {prefix}tests.run_id = r.value ->> 1; \
+             {scenarios}{runs}\
+             UPDATE {prefix}machines SET last_seen = r.value ->> 1, \
+             version = {prefix}machines.version + (r.value ->> 2), \
+             clock_offset_ms = COALESCE(r.value ->> 3, {prefix}machines.clock_offset_ms) \
+             FROM json_each(?1, '$.machines') AS r WHERE {prefix}machines.id = r.value ->> 0; ",
+            scenarios = aggregate("scenarios", "run_id"),
+            runs = aggregate("runs", "machine_id"),
         );
+        let write_and_commit = format!("{write}COMMIT;");
+        let checked_commit = format!("BEGIN IMMEDIATE; {STALE_CHECK}{write_and_commit}");
+        PlainStatements {
+            write,
+            write_and_commit,
+            checked_commit,
+        }
+    }
+}
+
+/// `[row, row, …]` into `out`.
+fn json_array<K, V>(
+    out: &mut String,
+    rows: &BTreeMap<K, V>,
+    mut row: impl FnMut(&mut String, (&K, &V)),
+) {
+    out.push('[');
+    for (i, entry) in rows.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        row(out, entry);
+    }
+    out.push(']');
+}
+
+/// A scenario's or run's row: `[id, parent, status, 8 counts, start, stop]`.
+fn aggregate_row(row: &mut String, (id, (parent_id, aggregate)): (&i64, &(i64, Aggregate))) {
+    let _ = write!(
+        row,
+        "[{id},{parent_id},\"{status}\"",
+        status = aggregate.status().as_str()
+    );
+    for status in Status::ALL {
+        let _ = write!(row, ",{}", count_i64(aggregate.counts.get(status)));
     }
     let _ = write!(
-        sql,
-        ") AS v WHERE {prefix}{table}.id = v.column1 AND {prefix}{table}.{parent} = v.column2; "
+        row,
+        ",{start},{stop}]",
+        start = json_time(aggregate.timestamp_start),
+        stop = json_time(aggregate.timestamp_stop),
     );
 }
 
@@ -162,6 +236,85 @@ const COUNT_COLUMNS: [&str; 8] = [
     "n_cancelled",
 ];
 
-fn time(time: Option<DateTime<Utc>>) -> String {
-    time.map_or_else(|| "NULL".to_owned(), |time| format!("'{}'", ts(time)))
+fn json_time(time: Option<DateTime<Utc>>) -> String {
+    time.map_or_else(|| "null".to_owned(), |time| format!("\"{}\"", ts(time)))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use stpt_core::rules::{RunState, ScenarioState};
+    use stpt_core::{ClockOffset, RunId, ScenarioId, TestId};
+
+    use super::*;
+
+    fn at(second: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 3, 7, 0, second)
+            .single()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn rows_are_json_with_the_last_state_of_each_row() {
+        let mut pending = PendingWrites::default();
+        assert!(pending.is_empty());
+        let mut test = TestState {
+            id: TestId::from(7),
+            scenario_id: ScenarioId::from(3),
+            file_path: "dir".to_owned(),
+            file_name: "a \"quoted\" name.py".to_owned(),
+            status: Status::Running,
+            timestamp_start: Some(at(1)),
+            timestamp_stop: None,
+            failure: None,
+        };
+        let mut aggregate = Aggregate::planned(2);
+        aggregate.shift(Status::Waiting, Status::Running, 1, at(1));
+        let mut work = RunWork::new(
+            RunState {
+                id: RunId::from(2),
+                aggregate,
+            },
+            vec![ScenarioState {
+                id: ScenarioId::from(3),
+                aggregate,
+            }],
+        );
+        work.tests.push(test.clone());
+        pending.add(1, at(1), Some(ClockOffset::from_millis(-5)), &work);
+        test.status = Status::Passed;
+        test.timestamp_stop = Some(at(2));
+        work.tests = vec![test];
+        pending.add(1, at(2), None, &work);
+        let rows = pending.take_rows();
+        assert!(pending.is_empty());
+        let json: serde_json::Value =
+            serde_json::from_str(&rows.checked(42)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            json["tests"],
+            serde_json::json!([[7, 2, "passed", ts(at(1)), ts(at(2))]])
+        );
+        assert_eq!(json["scenarios"][0][0], 3);
+        assert_eq!(
+            (
+                &json["runs"][0][0],
+                &json["runs"][0][1],
+                &json["runs"][0][2]
+            ),
+            (
+                &serde_json::json!(2),
+                &serde_json::json!(1),
+                &serde_json::json!("running")
+            )
+        );
+        assert_eq!(
+            json["machines"],
+            serde_json::json!([[1, ts(at(2)), 2, -5]]),
+            "two events, the latest offset kept"
+        );
+        assert_eq!(json["data_version"], 42);
+        let none: serde_json::Value =
+            serde_json::from_str(PlainRows::none().json()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(none["tests"], serde_json::json!([]));
+    }
 }

@@ -46,7 +46,7 @@ use tokio::sync::{Mutex, Notify, OwnedMutexGuard, oneshot};
 use chrono::{DateTime, Utc};
 use stpt_core::rules::RunWork;
 
-use super::plain::PendingWrites;
+use super::plain::{PendingWrites, PlainRows, PlainStatements};
 use crate::error::SqlxResultExt;
 use crate::memory::MachineMemory;
 
@@ -81,10 +81,6 @@ impl Failure {
 
 type Answer = oneshot::Sender<std::result::Result<(), Failure>>;
 
-/// `abs()` of this overflows, which stops a script with an error: how a group's script fails
-/// when its check finds the file changed.
-const STALE_SENTINEL: &str = "-9223372036854775807 - 1";
-
 /// The writer of one store; clones of the store share it.
 #[derive(Debug)]
 pub(crate) struct Writer {
@@ -99,8 +95,8 @@ struct Shared {
     waiting: AtomicUsize,
     /// Wakes the flusher task.
     flush: Notify,
-    /// The tables' prefix.
-    prefix: &'static str,
+    /// The statements that write plain events, for the tables' prefix.
+    statements: PlainStatements,
     /// The store is gone: the flusher commits what is open and ends.
     closed: AtomicBool,
     /// Groups committed, for the checkpointer.
@@ -156,7 +152,7 @@ impl Writer {
             })),
             waiting: AtomicUsize::new(0),
             flush: Notify::new(),
-            prefix,
+            statements: PlainStatements::new(prefix),
             closed: AtomicBool::new(false),
             commits: AtomicU64::new(0),
             void: AtomicBool::new(false),
@@ -312,10 +308,13 @@ impl UnitGuard {
                 });
             }
         }
-        let sql = self.units.pending.take_sql(self.shared.prefix);
+        let rows = (!self.units.pending.is_empty()).then(|| self.units.pending.take_rows());
         conn.group.append(&mut self.units.buffered);
-        if !sql.is_empty() {
-            if let Err(error) = conn.run(&sql).await {
+        if let Some(rows) = rows {
+            if let Err(error) = conn
+                .run_plain(&self.shared.statements.write, &rows, None)
+                .await
+            {
                 conn.abort(&self.shared, Failure::of(&error)).await;
                 self.units.clear(|| Failure::Stale);
                 return Err(crate::error::from_sqlx(error));
@@ -467,22 +466,20 @@ impl Conn {
         }
     }
 
-    /// Commits buffered writes as one script, the whole group in one call: takes the write
-    /// lock, checks that no other connection wrote since the last group (a failing
-    /// expression stops the script if `data_version` moved), writes, commits.
+    /// Commits buffered writes in one call, the whole group: takes the write lock, checks
+    /// that no other connection wrote since the last group (a failing expression stops the
+    /// statements if `data_version` moved), writes, commits.
     async fn commit_checked(
         &mut self,
         shared: &Shared,
         expected: i64,
-        sql: String,
+        rows: &PlainRows,
         units: Vec<Answer>,
     ) {
-        let script = format!(
-            "BEGIN IMMEDIATE; SELECT CASE WHEN data_version = {expected} THEN 0 \
-             ELSE abs({STALE_SENTINEL}) END FROM pragma_data_version; {sql}COMMIT;"
-        );
         let started = std::time::Instant::now();
-        let outcome = self.run(&script).await;
+        let outcome = self
+            .run_plain(&shared.statements.checked_commit, rows, Some(expected))
+            .await;
         tracing::debug!(units = units.len(), elapsed = ?started.elapsed(), "checked group committed");
         let failure = match outcome {
             Ok(()) => {
@@ -517,7 +514,21 @@ impl Conn {
         }
     }
 
-    /// Runs a script, noting if it is interrupted half-way.
+    /// Runs statements that write plain events' `rows` (and, for a checked commit, bind the
+    /// `data_version` expected), noting if they are interrupted half-way.
+    async fn run_plain(
+        &mut self,
+        sql: &str,
+        rows: &PlainRows,
+        expected: Option<i64>,
+    ) -> std::result::Result<(), sqlx::Error> {
+        self.interrupted = true;
+        let result = run_plain(&mut self.conn, sql, rows, expected).await;
+        self.interrupted = false;
+        result
+    }
+
+    /// Runs a statement without parameters, noting if it is interrupted half-way.
     async fn run(&mut self, sql: &str) -> std::result::Result<(), sqlx::Error> {
         self.interrupted = true;
         let result = run_script(&mut self.conn, sql).await;
@@ -581,14 +592,16 @@ async fn flush_when_asked(shared: Arc<Shared>) {
         let mut units = Arc::clone(&shared.units).lock_owned().await;
         units.clear_if_void(&shared);
         let mut conn = shared.conn.lock().await;
-        let mut sql = units.pending.take_sql(shared.prefix);
+        let mut rows = (!units.pending.is_empty()).then(|| units.pending.take_rows());
         let buffered = std::mem::take(&mut units.buffered);
         // Units go on with the memory while this commit runs.
         drop(units);
         conn.settle().await;
         if !buffered.is_empty() && !conn.in_group {
             if let Some(expected) = conn.data_version {
-                conn.commit_checked(&shared, expected, sql, buffered).await;
+                let rows = rows.unwrap_or_else(PlainRows::none);
+                conn.commit_checked(&shared, expected, &rows, buffered)
+                    .await;
                 if closed {
                     return;
                 }
@@ -617,13 +630,19 @@ async fn flush_when_asked(shared: Arc<Shared>) {
                     for unit in buffered {
                         let _ = unit.send(Err(failure.clone()));
                     }
-                    sql.clear();
+                    rows = None;
                 }
             }
         }
         if conn.in_group {
-            sql.push_str("COMMIT;");
-            match conn.run(&sql).await {
+            let committed = match &rows {
+                Some(rows) => {
+                    let statements = &shared.statements.write_and_commit;
+                    conn.run_plain(statements, rows, None).await
+                }
+                None => conn.run("COMMIT").await,
+            };
+            match committed {
                 Ok(()) => {
                     shared.commits.fetch_add(1, Ordering::Relaxed);
                     conn.in_group = false;
@@ -683,6 +702,23 @@ fn run_script<'c>(
 ) -> BoxFuture<'c, std::result::Result<(), sqlx::Error>> {
     Box::pin(async move {
         sqlx::Executor::execute(conn, sqlx::raw_sql(sql)).await?;
+        Ok(())
+    })
+}
+
+/// [`PlainStatements`] with their rows bound, in one call. Boxed, as [`run_script`].
+fn run_plain<'c>(
+    conn: &'c mut SqliteConnection,
+    sql: &'c str,
+    rows: &'c PlainRows,
+    expected: Option<i64>,
+) -> BoxFuture<'c, std::result::Result<(), sqlx::Error>> {
+    Box::pin(async move {
+        let query = match expected {
+            Some(version) => sqlx::query(sql).bind(rows.checked(version)),
+            None => sqlx::query(sql).bind(rows.json()),
+        };
+        query.execute(conn).await?;
         Ok(())
     })
 }
