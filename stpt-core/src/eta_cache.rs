@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -29,6 +30,10 @@ struct Cached {
 #[derive(Debug, Default)]
 pub(crate) struct EtaCache {
     runs: Mutex<HashMap<RunId, Cached>>,
+    /// Whether `runs` holds any: every committed event asks, and most servers hold none (no
+    /// one watches an ETA), so the answer is kept outside the lock. A run put while an event
+    /// skipped it misses that event, which [`EtaCache::summary`]'s agreement check catches.
+    holds_any: AtomicBool,
 }
 
 impl EtaCache {
@@ -37,10 +42,14 @@ impl EtaCache {
     /// The most runs held; beyond, the oldest read goes.
     const MAX_RUNS: usize = 64;
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, Cached>> {
-        self.runs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> Held<'_> {
+        Held {
+            runs: self
+                .runs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            holds_any: &self.holds_any,
+        }
     }
 
     /// Run `id`'s summary if its remaining work is held, younger than [`Self::MAX_AGE`] at
@@ -103,6 +112,9 @@ impl EtaCache {
     /// Applies committed `work` to its run, if held: its summary's status, counts and times,
     /// and each changed test's identity's waiting count and running test.
     pub(crate) fn apply(&self, work: &RunWork) {
+        if !self.holds_any.load(Ordering::Acquire) {
+            return;
+        }
         let mut runs = self.lock();
         let aggregate = &work.run.aggregate;
         if !aggregate.status().is_ongoing() {
@@ -182,5 +194,32 @@ impl EtaCache {
     pub(crate) fn forget_machine(&self, id: MachineId) {
         self.lock()
             .retain(|_, cached| cached.remaining.run.machine_id != id);
+    }
+}
+
+/// The held runs, locked; on unlock, [`EtaCache::holds_any`] is set from what is left.
+struct Held<'a> {
+    runs: std::sync::MutexGuard<'a, HashMap<RunId, Cached>>,
+    holds_any: &'a AtomicBool,
+}
+
+impl std::ops::Deref for Held<'_> {
+    type Target = HashMap<RunId, Cached>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.runs
+    }
+}
+
+impl std::ops::DerefMut for Held<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.runs
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.holds_any
+            .store(!self.runs.is_empty(), Ordering::Release);
     }
 }
