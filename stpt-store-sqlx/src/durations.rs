@@ -1,8 +1,9 @@
 //! Test duration histories and a run's remaining work, for both SQL backends (through
 //! [`sql_durations!`]). A history is one row per identity and machine (machine 0: across
 //! machines) holding its last samples as text ([`stpt_core::DurationHistory::to_text`]), so
-//! an estimate is a primary-key lookup. Histories are written under the machine's lock, as
-//! a unit of work is, so on SQLite they go through the one writer.
+//! an estimate is a primary-key lookup. Flushes take turns (on SQLite as a unit of work
+//! through the one writer; on PostgreSQL on an advisory lock of their own, leaving the
+//! machines' locks to their events).
 
 /// Machine id of the histories across all machines.
 pub(crate) const EVERYWHERE: i64 = 0;
@@ -12,8 +13,8 @@ pub(crate) const EVERYWHERE: i64 = 0;
 pub(crate) const KEYS_PER_STATEMENT: usize = 500;
 
 /// Implements `record_finished_now` and `remaining_work_now` for `$store`, whose
-/// `begin_tx` opens a locked unit of work with a `tx` field and whose unit has
-/// `finish_side_write`; `$json_rows` reads a run's remaining work as one row of JSON (SQLite).
+/// `begin_side_write` opens a unit of work for the flush (flushes take turns) with a `tx` field
+/// and `finish_side_write`; `$json_rows` reads a run's remaining work as one row of JSON (SQLite).
 macro_rules! sql_durations {
     (store: $store:ident, db: $db:ty, ts: $ts:path, json_rows: $json_rows:expr $(,)?) => {
         impl $store {
@@ -41,10 +42,9 @@ macro_rules! sql_durations {
                         .await?;
                     // A machine deleted meanwhile: its results are gone, and so are these.
                     let Some(name) = name else { continue };
-                    let mut unit = self.begin_tx(&name).await?;
+                    let mut unit = self.begin_side_write(&name).await?;
                     // Each identity's two histories (this machine's, everywhere's), read once
-                    // and written once a flush, a chunk of keys a statement: the machine's
-                    // events wait while its flush holds the lock.
+                    // and written once a flush, a chunk of keys a statement.
                     let mut order: Vec<(i64, FileRef)> = Vec::new();
                     let mut added: HashMap<(i64, FileRef), Vec<i64>> = HashMap::new();
                     for (sample, millis) in samples

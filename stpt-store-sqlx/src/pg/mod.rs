@@ -30,6 +30,10 @@ pub const SCHEMA: &str = "stpt";
 /// application's own advisory locks on the same database.
 const LOCK_CLASS: i32 = 0x5354_5054;
 
+/// Second key of the lock duration flushes take turns on (migrations take 0, machines the
+/// hash of their key: a machine whose key hashes to this only shares turns with the flushes).
+const FLUSH_LOCK_KEY: i32 = 1;
+
 /// The longest [`PgStore::connect`]'s pool (and the writer's own connection) waits for a
 /// connection: a short outage (a restart) is ridden out, a longer one is answered.
 pub(crate) const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -186,6 +190,27 @@ impl PgStore {
             tx,
             version: row.as_ref().map(|row| row.version),
             machine: row.map(MachineRecordRow::record),
+            sql: Arc::clone(&self.sql),
+        })
+    }
+
+    /// A transaction for the duration histories' flush. Flushes read and rewrite histories
+    /// every machine shares (a test's history everywhere), so they take turns on a lock of
+    /// their own, across instances; they leave the machine's lock alone, since holding its
+    /// row would stall the writer's combined commit, and with it every machine's events, for
+    /// as long as the flush runs.
+    async fn begin_side_write(&self, _machine: &MachineName) -> Result<PgTx> {
+        let mut tx = self.pool.begin().await.db()?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind(LOCK_CLASS)
+            .bind(FLUSH_LOCK_KEY)
+            .execute(&mut *tx)
+            .await
+            .db()?;
+        Ok(PgTx {
+            tx,
+            version: None,
+            machine: None,
             sql: Arc::clone(&self.sql),
         })
     }

@@ -282,6 +282,12 @@ impl SqliteStore {
         Ok(tx)
     }
 
+    /// A transaction for the duration histories' flush: a unit of the machine's, as every
+    /// write goes through the one writer connection anyway.
+    async fn begin_side_write(&self, machine: &MachineName) -> Result<SqliteTx> {
+        self.begin_tx(machine).await
+    }
+
     /// Reads the machine's row on the writer connection.
     async fn read_machine(&self, mut conn: ConnGuard, key: String) -> Result<SqliteTx> {
         let row: Option<MachineRecordRow> = sqlx::query_as(&self.sql.machine_by_key)
