@@ -45,6 +45,7 @@ impl MachineMemory {
     }
 
     /// A test of any ongoing run, with its run.
+    #[cfg(feature = "sqlite")]
     pub(crate) fn locate(&self, id: TestId) -> Option<(RunId, TestState)> {
         self.runs
             .iter()
