@@ -119,8 +119,10 @@ macro_rules! sql_deletes {
                          (SELECT id FROM {p}runs WHERE machine_id = $1)"
                     ),
                     format!("DELETE FROM {p}runs WHERE machine_id = $1"),
-                    format!("DELETE FROM {p}durations WHERE machine_id = $1"),
                     format!("DELETE FROM {p}machines WHERE id = $1"),
+                    // After the machine's row: a flush holding that row finishes first, and
+                    // what it wrote goes too.
+                    format!("DELETE FROM {p}durations WHERE machine_id = $1"),
                 ] {
                     ::sqlx::query(&statement)
                         .bind(id.get())

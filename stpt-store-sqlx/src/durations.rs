@@ -13,8 +13,8 @@ pub(crate) const EVERYWHERE: i64 = 0;
 pub(crate) const KEYS_PER_STATEMENT: usize = 500;
 
 /// Implements `record_finished_now` and `remaining_work_now` for `$store`, whose
-/// `begin_side_write` opens a unit of work for the flush (flushes take turns) with a `tx` field
-/// and `finish_side_write`; `$json_rows` reads a run's remaining work as one row of JSON (SQLite).
+/// `begin_side_write` opens a unit of work for the flush of a machine still there (flushes take
+/// turns) with a `tx` field and `finish_side_write`; `$json_rows` reads a run's remaining work as one row of JSON (SQLite).
 macro_rules! sql_durations {
     (store: $store:ident, db: $db:ty, ts: $ts:path, json_rows: $json_rows:expr $(,)?) => {
         impl $store {
@@ -42,7 +42,9 @@ macro_rules! sql_durations {
                         .await?;
                     // A machine deleted meanwhile: its results are gone, and so are these.
                     let Some(name) = name else { continue };
-                    let mut unit = self.begin_side_write(&name).await?;
+                    let Some(mut unit) = self.begin_side_write(machine_id, &name).await? else {
+                        continue;
+                    };
                     // Each identity's two histories (this machine's, everywhere's), read once
                     // and written once a flush, a chunk of keys a statement.
                     let mut order: Vec<(i64, FileRef)> = Vec::new();

@@ -194,12 +194,14 @@ impl PgStore {
         })
     }
 
-    /// A transaction for the duration histories' flush. Flushes read and rewrite histories
-    /// every machine shares (a test's history everywhere), so they take turns on a lock of
-    /// their own, across instances; they leave the machine's lock alone, since holding its
-    /// row would stall the writer's combined commit, and with it every machine's events, for
-    /// as long as the flush runs.
-    async fn begin_side_write(&self, _machine: &MachineName) -> Result<PgTx> {
+    /// A transaction for the duration histories' flush of machine `id`. Flushes read and
+    /// rewrite histories every machine shares (a test's history everywhere), so they take
+    /// turns on a lock of their own, across instances. They leave the machine's lock alone,
+    /// since holding its row for update would stall the writer's combined commit, and with it
+    /// every machine's events, for as long as the flush runs; a key-share lock on the row
+    /// holds off only its deletion (whose last statement removes the histories). `None` if
+    /// the machine is gone.
+    async fn begin_side_write(&self, id: i64, _machine: &MachineName) -> Result<Option<PgTx>> {
         let mut tx = self.pool.begin().await.db()?;
         sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
             .bind(LOCK_CLASS)
@@ -207,12 +209,20 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .db()?;
-        Ok(PgTx {
+        let exists: Option<i32> = sqlx::query_scalar(&format!(
+            "SELECT 1 FROM {}machines WHERE id = $1 FOR KEY SHARE",
+            self.sql.prefix
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .db()?;
+        Ok(exists.map(|_| PgTx {
             tx,
             version: None,
             machine: None,
             sql: Arc::clone(&self.sql),
-        })
+        }))
     }
 
     async fn read_tx(&self) -> Result<Transaction<'static, Postgres>> {

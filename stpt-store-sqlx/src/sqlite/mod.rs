@@ -282,10 +282,13 @@ impl SqliteStore {
         Ok(tx)
     }
 
-    /// A transaction for the duration histories' flush: a unit of the machine's, as every
-    /// write goes through the one writer connection anyway.
-    async fn begin_side_write(&self, machine: &MachineName) -> Result<SqliteTx> {
-        self.begin_tx(machine).await
+    /// A transaction for the duration histories' flush of machine `id`: a unit of the
+    /// machine's, as every write goes through the one writer connection anyway. `None` if the
+    /// machine is gone (deleted since its name was read).
+    async fn begin_side_write(&self, id: i64, machine: &MachineName) -> Result<Option<SqliteTx>> {
+        let tx = self.begin_tx(machine).await?;
+        let exists = tx.machine.as_ref().is_some_and(|m| m.id.get() == id);
+        Ok(exists.then_some(tx))
     }
 
     /// Reads the machine's row on the writer connection.
