@@ -8,7 +8,9 @@
 //! `STPT_BENCH_PAIRS` sets the start/stop pairs each machine times (default 200: the memory
 //! store then times a few milliseconds only, so compare it with e.g. 20000), and
 //! `STPT_BENCH_STORES` which stores run (`memory,sqlite,postgres`, the default);
-//! `STPT_BENCH_FLUSH_SECONDS` how often finished tests go to the duration histories (1).
+//! `STPT_BENCH_FLUSH_SECONDS` how often finished tests go to the duration histories (1);
+//! `STPT_BENCH_SHAPES` which columns run, as `machines x tests` (e.g. `16x10,16x10000`; every
+//! column when unset), for profiling one of them.
 
 use chrono::Utc;
 use std::sync::Arc;
@@ -41,6 +43,15 @@ fn flush_interval() -> Duration {
 fn wanted(store: &str) -> bool {
     std::env::var("STPT_BENCH_STORES").map_or(true, |stores| {
         stores.split(',').any(|name| name.trim() == store)
+    })
+}
+
+/// Whether `STPT_BENCH_SHAPES` (a comma-separated list of `machines x tests`; every column
+/// when unset) names the column of `machines` machines running `run_size`-test runs.
+fn shape_wanted(machines: usize, run_size: usize) -> bool {
+    let shape = format!("{machines}x{run_size}");
+    std::env::var("STPT_BENCH_SHAPES").map_or(true, |shapes| {
+        shapes.split(',').any(|wanted| wanted.trim() == shape)
     })
 }
 
@@ -156,6 +167,10 @@ async fn measure(name: &str, open: Opener) {
     }
     let mut row = format!("| {name} |");
     for (machines, run_size) in [(1, 10), (1, 10_000), (16, 10), (16, 10_000)] {
+        if !shape_wanted(machines, run_size) {
+            row.push_str(" – |");
+            continue;
+        }
         let rate = events_per_second(open().await, machines, run_size).await;
         row.push_str(&format!(" {rate:.0} |"));
     }

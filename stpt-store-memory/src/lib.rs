@@ -12,6 +12,7 @@ mod state;
 
 use async_trait::async_trait;
 use std::sync::Arc;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use stpt_core::history::{
     FlakyTest, HistoryQuery, MatrixEntry, RunListing, RunSearch, TestFlakiness, TestHistory,
     TestKey, TestListing, TextFilter,
@@ -23,9 +24,13 @@ use stpt_core::{
     RetentionPolicy, RunDetail, RunId, RunRemaining, RunSummary, RunnerTimezone, ScenarioId, Store,
     StoreTx, TestId,
 };
-use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use state::State;
+
+/// Finished tests added to the histories under one hold of the store's lock: a flush of many
+/// lets units in between.
+const FINISHED_PER_HOLD: usize = 1024;
 
 /// A [`Store`] that keeps everything in memory.
 #[cfg_attr(
@@ -36,9 +41,14 @@ use state::State;
 )]
 #[derive(Debug, Default)]
 pub struct MemoryStore {
+    /// A blocking lock, held only for one synchronous read or write (never across an
+    /// `await`): units of work on different machines run side by side and meet here only
+    /// briefly, without queueing as tasks.
     state: Arc<RwLock<State>>,
+    /// The turn units on machines not stored yet take; each stored machine has its own.
+    new_machines: Arc<Mutex<()>>,
     #[cfg(feature = "accounts")]
-    accounts: tokio::sync::Mutex<accounts::AccountTables>,
+    accounts: Mutex<accounts::AccountTables>,
 }
 
 impl MemoryStore {
@@ -46,59 +56,106 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        read(&self.state)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        write(&self.state)
+    }
+
+    /// Waits for machine `id`'s turn, as a unit on it would: deleting its runs while a unit
+    /// on it is open would leave the unit's reads stale.
+    async fn machine_turn(&self, id: MachineId) -> Result<OwnedMutexGuard<()>> {
+        let turn = self.read().machine_turn(id)?;
+        Ok(turn.lock_owned().await)
+    }
+
+    /// Waits for the turn of the machine that ran run `id`.
+    async fn run_turn(&self, id: RunId) -> Result<OwnedMutexGuard<()>> {
+        let machine = self.read().run_machine(id)?;
+        self.machine_turn(machine).await
+    }
+}
+
+// A panic under the lock cannot leave the state half-written: `State::apply` checks a commit
+// in full before it writes, so a poisoned lock is still consistent.
+fn read(state: &RwLock<State>) -> RwLockReadGuard<'_, State> {
+    state.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write(state: &RwLock<State>) -> RwLockWriteGuard<'_, State> {
+    state.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[async_trait]
 impl Store for MemoryStore {
     async fn begin(&self, machine: &MachineName) -> Result<Box<dyn StoreTx>> {
-        let state = Arc::clone(&self.state).write_owned().await;
-        let machine = state.machine_record(&machine.key());
-        Ok(Box::new(MemoryTx { state, machine }))
+        let key = machine.key();
+        loop {
+            let turn = self.read().machine_turn_by_key(&key);
+            let (id, guard) = match turn {
+                Some((id, turn)) => (Some(id), turn.lock_owned().await),
+                None => (None, Arc::clone(&self.new_machines).lock_owned().await),
+            };
+            // While this unit waited, its machine may have been created or deleted.
+            let machine = self.read().machine_record(&key);
+            if machine.as_ref().map(|m| m.id) == id {
+                return Ok(Box::new(MemoryTx {
+                    state: Arc::clone(&self.state),
+                    _turn: guard,
+                    machine,
+                }));
+            }
+        }
     }
 
     async fn machines(&self, page: PageRequest) -> Result<Page<MachineSummary>> {
-        Ok(self.state.read().await.machines(page))
+        Ok(self.read().machines(page))
     }
 
     async fn machine(&self, id: MachineId) -> Result<MachineSummary> {
-        self.state.read().await.machine(id)
+        self.read().machine(id)
     }
 
     async fn runs(&self, machine: MachineId, page: PageRequest) -> Result<Page<RunSummary>> {
-        self.state.read().await.runs(machine, page)
+        self.read().runs(machine, page)
     }
 
     async fn run(&self, id: RunId) -> Result<RunDetail> {
-        self.state.read().await.run_detail(id)
+        self.read().run_detail(id)
     }
 
     async fn item(&self, item: ItemRef) -> Result<ItemDetail> {
-        self.state.read().await.item(item)
+        self.read().item(item)
     }
 
     async fn record_finished(&self, samples: &[FinishedTest]) -> Result<()> {
-        self.state.write().await.record_finished(samples);
+        for chunk in samples.chunks(FINISHED_PER_HOLD) {
+            self.write().record_finished(chunk);
+        }
         Ok(())
     }
 
     async fn remaining_work(&self, run: RunId) -> Result<RunRemaining> {
-        self.state.read().await.remaining_work(run)
+        self.read().remaining_work(run)
     }
 
     async fn test_history(&self, key: TestKey, query: HistoryQuery) -> Result<TestHistory> {
-        self.state.read().await.test_history(key, query)
+        self.read().test_history(key, query)
     }
 
     async fn previous_run(&self, run: RunId) -> Result<Option<RunId>> {
-        self.state.read().await.previous_run(run)
+        self.read().previous_run(run)
     }
 
     async fn run_flakiness(&self, run: RunId, min_flips: u32) -> Result<Vec<TestFlakiness>> {
-        self.state.read().await.run_flakiness(run, min_flips)
+        self.read().run_flakiness(run, min_flips)
     }
 
     async fn flaky_tests(&self, min_flips: u32, limit: u32) -> Result<Vec<FlakyTest>> {
-        Ok(self.state.read().await.flaky_tests(min_flips, limit))
+        Ok(self.read().flaky_tests(min_flips, limit))
     }
 
     async fn matrix_entries(
@@ -106,11 +163,11 @@ impl Store for MemoryStore {
         master: &FileRef,
         machines: &[MachineId],
     ) -> Result<Vec<MatrixEntry>> {
-        Ok(self.state.read().await.matrix_entries(master, machines))
+        Ok(self.read().matrix_entries(master, machines))
     }
 
     async fn search_runs(&self, search: &RunSearch, page: PageRequest) -> Result<Page<RunListing>> {
-        Ok(self.state.read().await.search_runs(search, page))
+        Ok(self.read().search_runs(search, page))
     }
 
     async fn search_tests(
@@ -118,19 +175,22 @@ impl Store for MemoryStore {
         text: Option<&TextFilter>,
         page: PageRequest,
     ) -> Result<Page<TestListing>> {
-        Ok(self.state.read().await.search_tests(text, page))
+        Ok(self.read().search_tests(text, page))
     }
 
     async fn delete_run(&self, id: RunId) -> Result<()> {
-        self.state.write().await.delete_run(id)
+        let _turn = self.run_turn(id).await?;
+        self.write().delete_run(id)
     }
 
     async fn prune_run(&self, id: RunId) -> Result<bool> {
-        self.state.write().await.prune_run(id)
+        let _turn = self.run_turn(id).await?;
+        self.write().prune_run(id)
     }
 
     async fn delete_machine(&self, id: MachineId) -> Result<()> {
-        self.state.write().await.delete_machine(id)
+        let _turn = self.machine_turn(id).await?;
+        self.write().delete_machine(id)
     }
 
     async fn set_machine_timezone(
@@ -138,11 +198,11 @@ impl Store for MemoryStore {
         id: MachineId,
         timezone: Option<RunnerTimezone>,
     ) -> Result<()> {
-        self.state.write().await.set_machine_timezone(id, timezone)
+        self.write().set_machine_timezone(id, timezone)
     }
 
     async fn set_machine_timeouts(&self, id: MachineId, timeouts: MachineTimeouts) -> Result<()> {
-        self.state.write().await.set_machine_timeouts(id, timeouts)
+        self.write().set_machine_timeouts(id, timeouts)
     }
 
     async fn set_machine_retention(
@@ -150,21 +210,20 @@ impl Store for MemoryStore {
         id: MachineId,
         retention: Option<RetentionPolicy>,
     ) -> Result<()> {
-        self.state
-            .write()
-            .await
-            .set_machine_retention(id, retention)
+        self.write().set_machine_retention(id, retention)
     }
 
     async fn set_run_kept(&self, id: RunId, kept: bool) -> Result<()> {
-        self.state.write().await.set_run_kept(id, kept)
+        self.write().set_run_kept(id, kept)
     }
 }
 
-/// A unit of work: holds the store's write lock until committed or dropped. Nothing is
-/// written before `commit`, so dropping it needs no rollback.
+/// A unit of work: holds its machine's turn until committed or dropped, the store's lock only
+/// for each read and for the commit. Nothing is written before `commit`, so dropping it needs
+/// no rollback.
 struct MemoryTx {
-    state: OwnedRwLockWriteGuard<State>,
+    state: Arc<RwLock<State>>,
+    _turn: OwnedMutexGuard<()>,
     machine: Option<MachineRecord>,
 }
 
@@ -176,17 +235,17 @@ impl StoreTx for MemoryTx {
 
     async fn ongoing_runs(&mut self) -> Result<Vec<RunState>> {
         Ok(match &self.machine {
-            Some(machine) => self.state.ongoing_runs(machine.id),
+            Some(machine) => read(&self.state).ongoing_runs(machine.id),
             None => Vec::new(),
         })
     }
 
     async fn scenarios(&mut self, run: RunId) -> Result<Vec<ScenarioState>> {
-        self.state.scenario_states(run)
+        read(&self.state).scenario_states(run)
     }
 
     async fn scenario(&mut self, id: ScenarioId) -> Result<ScenarioState> {
-        self.state.scenario_state(id)
+        read(&self.state).scenario_state(id)
     }
 
     async fn first_waiting_test(
@@ -195,33 +254,34 @@ impl StoreTx for MemoryTx {
         file_path: &str,
         file_name: &str,
     ) -> Result<Option<TestState>> {
-        self.state.first_waiting_test(run, file_path, file_name)
+        // A write: the run's index forgets, on the way, tests no longer waiting.
+        write(&self.state).first_waiting_test(run, file_path, file_name)
     }
 
     async fn running_test(&mut self, run: RunId) -> Result<Option<TestState>> {
-        self.state.running_test(run)
+        read(&self.state).running_test(run)
     }
 
     async fn test(&mut self, id: TestId) -> Result<Option<TestState>> {
         Ok(match &self.machine {
-            Some(machine) => self.state.machine_test(machine.id, id),
+            Some(machine) => read(&self.state).machine_test(machine.id, id),
             None => None,
         })
     }
 
     async fn confirm(&mut self) -> Result<()> {
-        // Read under the machine's lock: always current.
+        // Read under the machine's turn: always current.
         Ok(())
     }
 
     async fn recorded_event(&mut self, event_id: &str) -> Result<Option<RecordedEvent>> {
         Ok(match &self.machine {
-            Some(machine) => self.state.recorded_event(machine.id, event_id),
+            Some(machine) => read(&self.state).recorded_event(machine.id, event_id),
             None => None,
         })
     }
 
-    async fn commit(mut self: Box<Self>, changes: Changes) -> Result<Committed> {
-        self.state.apply(self.machine.as_ref(), changes)
+    async fn commit(self: Box<Self>, changes: Changes) -> Result<Committed> {
+        write(&self.state).apply(self.machine.as_ref(), changes)
     }
 }

@@ -61,6 +61,8 @@ struct MachineRow {
     /// In receipt order; the last one is the latest run.
     runs: Vec<RunId>,
     ongoing: BTreeSet<RunId>,
+    /// Units of work on this machine, and deletions of its runs, take turns on it.
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Debug)]
@@ -300,6 +302,25 @@ impl State {
         Ok(())
     }
 
+    /// Machine `id`'s turn.
+    pub(crate) fn machine_turn(&self, id: MachineId) -> Result<Arc<tokio::sync::Mutex<()>>> {
+        Ok(Arc::clone(&self.machine_row(id)?.turn))
+    }
+
+    /// The machine stored under the case-insensitive name key `key`, with its turn.
+    pub(crate) fn machine_turn_by_key(
+        &self,
+        key: &str,
+    ) -> Option<(MachineId, Arc<tokio::sync::Mutex<()>>)> {
+        let id = *self.machine_by_key.get(key)?;
+        Some((id, self.machine_turn(id).ok()?))
+    }
+
+    /// The machine that ran run `id`.
+    pub(crate) fn run_machine(&self, id: RunId) -> Result<MachineId> {
+        Ok(self.run_row(id)?.machine_id)
+    }
+
     pub(crate) fn machine_record(&self, key: &str) -> Option<MachineRecord> {
         let id = *self.machine_by_key.get(key)?;
         let row = self.machine_row(id).ok()?;
@@ -418,6 +439,11 @@ impl State {
     ) -> Result<Committed> {
         // A unit on a machine that does not exist yet creates it, named as in its plan.
         let name = match (machine, &changes.new_run) {
+            // Deleting a machine waits for its unit's turn, so no unit should see it go;
+            // should one, nothing lands on the tombstone.
+            (Some(machine), _) if self.deleted_machines.contains(&machine.id) => {
+                return Err(Error::not_found(ItemKind::Machine, machine.id.get()));
+            }
             (Some(machine), _) => machine.name.as_str(),
             (None, Some(new_run)) => new_run.plan.machine.as_str(),
             (None, None) => {
@@ -488,6 +514,7 @@ impl State {
             retention: None,
             runs: Vec::new(),
             ongoing: BTreeSet::new(),
+            turn: Arc::default(),
         });
         self.machine_by_key.insert(stpt_core::machine_key(name), id);
         id
