@@ -53,8 +53,9 @@ pub struct RunIndex {
     test_at: IdMap<TestId>,
     /// Plan positions of waiting tests by a hash of their file, in plan order. Tests never
     /// return to `waiting`, so entries of tests that left it are dropped lazily from the
-    /// front: a file listed many times is still found in O(1).
-    waiting: HashMap<u64, VecDeque<usize>>,
+    /// front: a file listed many times is still found in O(1). The keys are hashes already,
+    /// so the map's own hash need not be strong.
+    waiting: HashMap<u64, VecDeque<usize>, BuildHasherDefault<IdHasher>>,
     /// Plan positions of running tests (the rules keep at most one).
     running: BTreeSet<usize>,
 }
@@ -72,7 +73,8 @@ impl RunIndex {
             .enumerate()
             .map(|(at, test)| (test.id, at))
             .collect();
-        let mut waiting: HashMap<u64, VecDeque<usize>> = HashMap::new();
+        let mut waiting: HashMap<u64, VecDeque<usize>, BuildHasherDefault<IdHasher>> =
+            HashMap::default();
         let mut running = BTreeSet::new();
         for (at, test) in tests.iter().enumerate() {
             match test.status {

@@ -515,23 +515,24 @@ impl Tracker {
         }
         let now = self.clock.now();
         // By id, the test's run, machine and file are fixed facts, read before locking.
+        let located;
         let (machine_name, file_path, file_name, by_id) = match &event.target {
             TestTarget::Named {
                 machine,
                 file_path,
                 file_name,
-            } => (machine.clone(), file_path.clone(), file_name.clone(), None),
+            } => (machine, file_path, file_name, None),
             &TestTarget::Id(test_id) => {
-                let location = self.store.locate_test(test_id).await?;
+                located = self.store.locate_test(test_id).await?;
                 (
-                    location.machine,
-                    location.file.file_path,
-                    location.file.file_name,
-                    Some((test_id, location.run_id)),
+                    &located.machine,
+                    &located.file.file_path,
+                    &located.file.file_name,
+                    Some((test_id, located.run_id)),
                 )
             }
         };
-        let mut tx = self.store.begin(&machine_name).await?;
+        let mut tx = self.store.begin(machine_name).await?;
         if let (Some(event_id), true) = (event_id, tx.machine().is_some()) {
             if let Some(recorded) = tx.recorded_event(event_id.as_str()).await? {
                 let receipt = recorded
@@ -556,7 +557,7 @@ impl Tracker {
             event.failure.as_ref(),
             EventTime::new(at, now),
             machine_name.as_str(),
-            (&file_path, &file_name),
+            (file_path, file_name),
             by_id,
         )
         .await;
