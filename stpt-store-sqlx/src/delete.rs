@@ -123,6 +123,7 @@ macro_rules! sql_deletes {
                     // After the machine's row: a flush holding that row finishes first, and
                     // what it wrote goes too.
                     format!("DELETE FROM {p}durations WHERE machine_id = $1"),
+                    format!("DELETE FROM {p}flaky WHERE machine_id = $1"),
                 ] {
                     ::sqlx::query(&statement)
                         .bind(id.get())

@@ -9,7 +9,9 @@ mod support;
 use sqlx::migrate::Migrator;
 use std::sync::Arc;
 use stpt_core::{ItemRef, PageRequest, Store};
-use support::{TempDatabase, assert_backend, plan, postgres_url, tracker};
+use support::{
+    TempDatabase, assert_backend, delete_a_machine_with_histories, plan, postgres_url, tracker,
+};
 
 /// A host application with its own sqlx migrations (version 1, like ours) and stpt share one
 /// database: both migrate, in either order, twice, and neither sees the other's bookkeeping.
@@ -333,4 +335,38 @@ async fn failed_commit_leaves_no_trace() {
         return;
     };
     support::failed_commit_leaves_no_trace(Arc::new(store)).await;
+}
+
+/// A deleted machine takes its duration histories and flaky windows with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_machines_histories_go_with_it() {
+    let Some(owned) = support::fresh_pg().await else {
+        return;
+    };
+    let (store, _database) = owned.into_parts();
+    let store = Arc::new(store);
+    let (gone, kept) = delete_a_machine_with_histories(store.clone()).await;
+    for table in ["stpt.durations", "stpt.flaky"] {
+        let count = |machine: i64| {
+            let store = store.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(&format!(
+                    "SELECT COUNT(*) FROM {table} WHERE machine_id = $1"
+                ))
+                .bind(machine)
+                .fetch_one(store.pool())
+                .await
+                .unwrap()
+            }
+        };
+        assert_eq!(
+            count(gone).await,
+            0,
+            "{table} kept rows of a deleted machine"
+        );
+        assert!(
+            count(kept).await > 0,
+            "{table} lost the other machine's rows"
+        );
+    }
 }

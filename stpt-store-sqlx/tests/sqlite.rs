@@ -7,7 +7,9 @@ mod support;
 use std::sync::Arc;
 use stpt_core::{ItemRef, PageRequest, Status, Store};
 use stpt_store_sqlx::SqliteStore;
-use support::{assert_backend, plan, test_start, test_stop, tracker};
+use support::{
+    assert_backend, delete_a_machine_with_histories, plan, test_start, test_stop, tracker,
+};
 
 /// Every acknowledged event is in the file after the store is dropped without any shutdown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -525,4 +527,35 @@ async fn an_older_file_is_switched_to_incremental_vacuum() {
     assert_eq!(pragma(&store, "auto_vacuum").await, 2, "incremental after");
     let run = store.run(receipt.ids.run_id).await.unwrap();
     assert_eq!(run.summary.statistics.tests, 2);
+}
+
+/// A deleted machine takes its duration histories and flaky windows with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_machines_histories_go_with_it() {
+    let owned = support::fresh_sqlite().await;
+    let store = Arc::new(owned.store);
+    let (gone, kept) = delete_a_machine_with_histories(store.clone()).await;
+    for table in ["stpt_durations", "stpt_flaky"] {
+        let count = |machine: i64| {
+            let store = store.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(&format!(
+                    "SELECT COUNT(*) FROM {table} WHERE machine_id = ?1"
+                ))
+                .bind(machine)
+                .fetch_one(store.pool())
+                .await
+                .unwrap()
+            }
+        };
+        assert_eq!(
+            count(gone).await,
+            0,
+            "{table} kept rows of a deleted machine"
+        );
+        assert!(
+            count(kept).await > 0,
+            "{table} lost the other machine's rows"
+        );
+    }
 }

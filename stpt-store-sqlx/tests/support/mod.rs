@@ -320,3 +320,26 @@ pub async fn failed_commit_leaves_no_trace(store: Arc<dyn Store>) {
         .await
         .unwrap();
 }
+
+/// Runs one finished test on machines `gone` and `kept`, flushes their histories (durations
+/// and flaky windows), then deletes `gone`. Answers both machines' ids, for a backend's test
+/// to count what is left of each in its tables.
+pub async fn delete_a_machine_with_histories(store: Arc<dyn Store>) -> (i64, i64) {
+    let tracker = tracker(store);
+    let mut ids = Vec::new();
+    for machine in ["gone", "kept"] {
+        let receipt = tracker.record_plan(plan(machine, 1, 1)).await.unwrap();
+        tracker
+            .record_test_start(test_start(machine, 0, 0, 1))
+            .await
+            .unwrap();
+        tracker
+            .record_test_stop(test_stop(machine, 0, 0, Status::Failed, 2))
+            .await
+            .unwrap();
+        ids.push(receipt.machine_id);
+    }
+    assert_eq!(tracker.flush_finished().await.unwrap(), 2);
+    tracker.delete_machine(ids[0]).await.unwrap();
+    (ids[0].get(), ids[1].get())
+}
