@@ -321,10 +321,15 @@ pub async fn failed_commit_leaves_no_trace(store: Arc<dyn Store>) {
         .unwrap();
 }
 
-/// Runs one finished test on machines `gone` and `kept`, flushes their histories (durations
-/// and flaky windows), then deletes `gone`. Answers both machines' ids, for a backend's test
-/// to count what is left of each in its tables.
-pub async fn delete_a_machine_with_histories(store: Arc<dyn Store>) -> (i64, i64) {
+/// A deleted machine takes its duration histories and flaky windows with it: runs one
+/// finished test on machines `gone` and `kept`, flushes their histories, deletes `gone`, and
+/// counts each machine's rows with `count(sql, machine_id)` in the tables named `{prefix}durations`
+/// and `{prefix}flaky`.
+pub async fn deleted_machines_histories_go<F, Fut>(store: Arc<dyn Store>, prefix: &str, count: F)
+where
+    F: Fn(String, i64) -> Fut,
+    Fut: std::future::Future<Output = i64>,
+{
     let tracker = tracker(store);
     let mut ids = Vec::new();
     for machine in ["gone", "kept"] {
@@ -337,9 +342,23 @@ pub async fn delete_a_machine_with_histories(store: Arc<dyn Store>) -> (i64, i64
             .record_test_stop(test_stop(machine, 0, 0, Status::Failed, 2))
             .await
             .unwrap();
-        ids.push(receipt.machine_id);
+        ids.push(receipt.machine_id.get());
     }
     assert_eq!(tracker.flush_finished().await.unwrap(), 2);
-    tracker.delete_machine(ids[0]).await.unwrap();
-    (ids[0].get(), ids[1].get())
+    tracker
+        .delete_machine(stpt_core::MachineId(ids[0]))
+        .await
+        .unwrap();
+    for table in ["durations", "flaky"] {
+        let sql = format!("SELECT COUNT(*) FROM {prefix}{table} WHERE machine_id = $1");
+        assert_eq!(
+            count(sql.clone(), ids[0]).await,
+            0,
+            "{table} kept rows of a deleted machine"
+        );
+        assert!(
+            count(sql, ids[1]).await > 0,
+            "{table} lost the other machine's rows"
+        );
+    }
 }
