@@ -79,8 +79,8 @@ impl MemoryStore {
     }
 }
 
-// A panic under the lock cannot leave the state half-written: `State::apply` checks a commit
-// in full before it writes, so a poisoned lock is still consistent.
+// `State::apply` checks a commit in full before it writes, so only a bug panics under the
+// lock; the state then stays readable instead of every later call panicking too.
 fn read(state: &RwLock<State>) -> RwLockReadGuard<'_, State> {
     state.read().unwrap_or_else(PoisonError::into_inner)
 }
