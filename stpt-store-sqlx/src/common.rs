@@ -110,9 +110,11 @@ impl Sql {
                  WHERE run_id = $1 AND file_key = $2 AND status = 'waiting' \
                  AND file_path = $3 AND file_name = $4 ORDER BY seq LIMIT 1"
             ),
+            // The run names its running test; the status check keeps a stale name harmless.
             running_test: format!(
-                "SELECT {test_cols} FROM {p}tests \
-                 WHERE run_id = $1 AND status = 'running' ORDER BY seq LIMIT 1"
+                "SELECT {test_cols} FROM {p}tests WHERE id = \
+                 (SELECT running_test_id FROM {p}runs WHERE id = $1) \
+                 AND run_id = $1 AND status = 'running'"
             ),
             machine_test: format!(
                 "SELECT t.id, t.scenario_id, t.file_path, t.file_name, t.status, \
@@ -140,7 +142,9 @@ impl Sql {
                 "UPDATE {p}scenarios SET {aggregate_set} WHERE id = $1 AND run_id = $13"
             ),
             update_run: format!(
-                "UPDATE {p}runs SET {aggregate_set} WHERE id = $1 AND machine_id = $13"
+                "UPDATE {p}runs SET {aggregate_set}, \
+                 running_test_id = NULLIF(COALESCE($14, running_test_id), 0) \
+                 WHERE id = $1 AND machine_id = $13"
             ),
             upsert_machine: format!(
                 "INSERT INTO {p}machines (name, name_key) VALUES ($1, $2) \
@@ -796,6 +800,7 @@ macro_rules! sql_store {
                     .bind(aggregate.timestamp_start.map($ts))
                     .bind(aggregate.timestamp_stop.map($ts))
                     .bind(machine_id)
+                    .bind($crate::rows::running_test_change(work))
                     .execute(&mut *self.tx)
                     .await
                     .db()?;

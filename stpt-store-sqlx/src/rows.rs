@@ -485,6 +485,21 @@ pub(crate) fn carries_failure(work: &stpt_core::rules::RunWork) -> bool {
     work.tests.iter().any(|test| test.failure.is_some())
 }
 
+/// How `work` moves its run's `running_test_id`, as the statements that store it take it
+/// (`NULLIF(COALESCE(change, running_test_id), 0)`): `None` keeps it, `Some(0)` clears it (no
+/// row has id 0) and `Some(id)` names the test that started. The rules keep at most one test
+/// running per run, so a run with a running test whose work started none still runs the same.
+pub(crate) fn running_test_change(work: &stpt_core::rules::RunWork) -> Option<i64> {
+    if work.run.aggregate.counts.get(Status::Running) == 0 {
+        return Some(0);
+    }
+    work.tests
+        .iter()
+        .rev()
+        .find(|test| test.status == Status::Running)
+        .map(|test| test.id.get())
+}
+
 /// Checks that every timestamp `changes` would store has a year the backend can store and read
 /// back (`years`): a runner's odd clock is invalid input, not a run that cannot be read.
 pub(crate) fn check_years(

@@ -68,6 +68,7 @@ async fn host_migrations_and_ours_share_a_database() {
             "test history",
             "failure details",
             "machine settings",
+            "running test on run",
         ]
     );
     // The pool's connections were not left with our search_path.
@@ -212,6 +213,46 @@ async fn alternating_instances_apply_every_event_once() {
         }
         assert!(run.summary.status.is_finished());
     }
+}
+
+/// Migration 10 names each run's running test on the run's row: a database migrated before
+/// it, with a test running, gets the name, and a run finishes with none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_running_test_migration_names_tests_already_running() {
+    use stpt_core::Status;
+    let Some(url) = postgres_url() else { return };
+    let db = TempDatabase::create(&url).await;
+    let store = support::pg_store(&db).await;
+    let pool = store.pool().clone();
+    let a = tracker(Arc::new(store));
+    let planned = a.record_plan(plan("rig", 1, 2)).await.unwrap();
+    a.record_test_start(support::test_start("rig", 0, 1, 1))
+        .await
+        .unwrap();
+    // The database as migration 9 left it.
+    sqlx::raw_sql(
+        "ALTER TABLE stpt.runs DROP COLUMN running_test_id; \
+         CREATE INDEX tests_running ON stpt.tests (run_id, seq) WHERE status = 'running'; \
+         DELETE FROM stpt._sqlx_migrations WHERE version = 10;",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let b = tracker(Arc::new(support::pg_store(&db).await));
+    let named: Option<i64> = sqlx::query_scalar("SELECT running_test_id FROM stpt.runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(named, Some(planned.ids.test_ids[0][1].get()));
+    // Once the test stops, the run names none.
+    b.record_test_stop(support::test_stop("rig", 0, 1, Status::Passed, 2))
+        .await
+        .unwrap();
+    let named: Option<i64> = sqlx::query_scalar("SELECT running_test_id FROM stpt.runs")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(named, None);
 }
 
 /// A status text the domain does not know is a backend error on every read, never a panic.

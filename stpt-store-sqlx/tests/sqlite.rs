@@ -149,7 +149,8 @@ async fn migrations_are_idempotent_and_apart_from_the_host() {
             "machine timezone",
             "test history",
             "failure details",
-            "machine settings"
+            "machine settings",
+            "running test on run"
         ]
     );
     let theirs: Vec<String> = sqlx::query_scalar("SELECT description FROM _sqlx_migrations")

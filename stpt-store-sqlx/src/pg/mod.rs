@@ -309,7 +309,7 @@ mod tests {
         let sql = &store.sql;
         for (name, (statement, arguments, index)) in [
             (&sql.first_waiting_test, "1, 1, 'x', 'y'", "tests_by_file"),
-            (&sql.running_test, "1", "tests_running"),
+            (&sql.running_test, "1", "tests_pkey"),
             (&sql.ongoing_runs, "1", "runs_unfinished"),
             (&sql.machine_by_key_locked, "'x'", "machines_name_key_key"),
         ]

@@ -157,6 +157,7 @@ async fn execute(conn: &mut PgConnection, batch: &[Job]) -> Result<HashSet<i64>,
     let mut seen_at = Vec::with_capacity(batch.len());
     let mut clock_offsets = Vec::with_capacity(batch.len());
     let mut run_ids = Vec::with_capacity(batch.len());
+    let mut running_test_ids = Vec::with_capacity(batch.len());
     let mut test_counts = Vec::with_capacity(batch.len());
     let mut scenario_counts = Vec::with_capacity(batch.len());
     let mut runs = Aggregates::default();
@@ -181,6 +182,7 @@ async fn execute(conn: &mut PgConnection, batch: &[Job]) -> Result<HashSet<i64>,
         versions.push(*version);
         seen_at.push(*seen);
         run_ids.push(work.run.id.get());
+        running_test_ids.push(crate::rows::running_test_change(work));
         test_counts.push(i64::try_from(work.tests.len()).unwrap_or(i64::MAX));
         scenario_counts.push(i64::try_from(work.scenarios.len()).unwrap_or(i64::MAX));
         runs.push(&work.run.aggregate);
@@ -236,6 +238,7 @@ async fn execute(conn: &mut PgConnection, batch: &[Job]) -> Result<HashSet<i64>,
         .bind(test_start)
         .bind(test_stop)
         .bind(clock_offsets)
+        .bind(running_test_ids)
         .fetch_all(conn)
         .await?;
     Ok(applied.into_iter().map(|(machine, _)| machine).collect())
@@ -250,10 +253,10 @@ WITH g AS (
     SELECT * FROM unnest($1::int8[], $2::int8[], $3::timestamptz[], $4::int8[], $5::int8[],
         $6::int8[], $7::text[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[],
         $13::int8[], $14::int8[], $15::int8[], $16::timestamptz[], $17::timestamptz[],
-        $36::int8[])
+        $36::int8[], $37::int8[])
     AS g(machine_id, version, seen_at, run_id, n_tests, n_scenarios, status, n_waiting,
         n_running, n_passed, n_warning, n_failed, n_error, n_unknown, n_cancelled,
-        timestamp_start, timestamp_stop, clock_offset_ms)
+        timestamp_start, timestamp_stop, clock_offset_ms, running_test_id)
 ),
 m AS (
     UPDATE stpt.machines x SET version = x.version + 1, last_seen = g.seen_at,
@@ -266,7 +269,8 @@ r AS (
         n_running = g.n_running, n_passed = g.n_passed, n_warning = g.n_warning,
         n_failed = g.n_failed, n_error = g.n_error, n_unknown = g.n_unknown,
         n_cancelled = g.n_cancelled, timestamp_start = g.timestamp_start,
-        timestamp_stop = g.timestamp_stop
+        timestamp_stop = g.timestamp_stop,
+        running_test_id = NULLIF(COALESCE(g.running_test_id, x.running_test_id), 0)
     FROM g JOIN m ON m.id = g.machine_id
     WHERE x.id = g.run_id AND x.machine_id = g.machine_id
     RETURNING g.machine_id

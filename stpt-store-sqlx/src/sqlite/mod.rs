@@ -430,12 +430,10 @@ mod tests {
             let expected = match name {
                 "first_waiting_test" => "USING INDEX stpt_tests_by_file (run_id=? AND file_key=?)",
                 // All of a run's tests: any index on `run_id` serves.
-                "running_test" | "close_ongoing" | "run_tests_json" | "test_ids_json" => {
-                    "(run_id=?)"
-                }
+                "close_ongoing" | "run_tests_json" | "test_ids_json" => "(run_id=?)",
                 "ongoing_runs" => "USING INDEX stpt_runs_unfinished (machine_id=?)",
                 "update_test" | "update_scenario" | "update_run" | "touch_machine"
-                | "set_latest_run" | "scenario_state" | "machine_test" => {
+                | "set_latest_run" | "scenario_state" | "machine_test" | "running_test" => {
                     "USING INTEGER PRIMARY KEY (rowid=?)"
                 }
                 _ => "",
