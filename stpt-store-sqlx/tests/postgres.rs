@@ -69,6 +69,7 @@ async fn host_migrations_and_ours_share_a_database() {
             "failure details",
             "machine settings",
             "running test on run",
+            "one history index",
         ]
     );
     // The pool's connections were not left with our search_path.

@@ -150,7 +150,8 @@ async fn migrations_are_idempotent_and_apart_from_the_host() {
             "test history",
             "failure details",
             "machine settings",
-            "running test on run"
+            "running test on run",
+            "one history index"
         ]
     );
     let theirs: Vec<String> = sqlx::query_scalar("SELECT description FROM _sqlx_migrations")
