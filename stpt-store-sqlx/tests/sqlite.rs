@@ -548,3 +548,36 @@ async fn a_deleted_machines_histories_go_with_it() {
     })
     .await;
 }
+
+/// The run's row names its running test whichever way an event is written (the buffered
+/// group commit of events answered from memory, here), so a read by query finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_run_names_its_running_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("running.sqlite3"))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let pool = store.pool().clone();
+    let tracker = tracker(Arc::new(store));
+    let planned = tracker.record_plan(plan("rig", 1, 3)).await.unwrap();
+    let named = || async {
+        sqlx::query_scalar::<_, Option<i64>>("SELECT running_test_id FROM stpt_runs")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(named().await, None);
+    for test in 0..2 {
+        tracker
+            .record_test_start(test_start("rig", 0, test, 1))
+            .await
+            .unwrap();
+        assert_eq!(named().await, Some(planned.ids.test_ids[0][test].get()));
+    }
+    tracker
+        .record_test_stop(test_stop("rig", 0, 1, Status::Passed, 2))
+        .await
+        .unwrap();
+    assert_eq!(named().await, None);
+}

@@ -22,8 +22,9 @@ pub(crate) struct PendingWrites {
     tests: BTreeMap<i64, (i64, TestState)>,
     /// Scenario id → its run and new aggregate.
     scenarios: BTreeMap<i64, (i64, Aggregate)>,
-    /// Run id → its machine and new aggregate.
-    runs: BTreeMap<i64, (i64, Aggregate)>,
+    /// Run id → its machine, new aggregate and running test change
+    /// ([`crate::rows::running_test_change`], the group's events composed).
+    runs: BTreeMap<i64, (i64, Aggregate, Option<i64>)>,
     /// Machine id → last seen, the latest clock offset estimate (milliseconds), and how many
     /// events (each bumps the row's version).
     machines: BTreeMap<i64, (DateTime<Utc>, Option<i64>, i64)>,
@@ -47,7 +48,10 @@ impl PendingWrites {
             self.scenarios
                 .insert(scenario.id.get(), (run_id, scenario.aggregate));
         }
-        self.runs.insert(run_id, (machine_id, work.run.aggregate));
+        let change = crate::rows::running_test_change(work);
+        let earlier = self.runs.get(&run_id).and_then(|run| run.2);
+        self.runs
+            .insert(run_id, (machine_id, work.run.aggregate, change.or(earlier)));
         let machine = self
             .machines
             .entry(machine_id)
@@ -76,9 +80,27 @@ impl PendingWrites {
             );
         });
         json.push_str(",\"scenarios\":");
-        json_array(&mut json, &pending.scenarios, aggregate_row);
+        json_array(
+            &mut json,
+            &pending.scenarios,
+            |row, (id, (run_id, aggregate))| {
+                aggregate_row(row, *id, *run_id, aggregate);
+                row.push(']');
+            },
+        );
         json.push_str(",\"runs\":");
-        json_array(&mut json, &pending.runs, aggregate_row);
+        json_array(
+            &mut json,
+            &pending.runs,
+            |row, (id, (machine_id, aggregate, running))| {
+                aggregate_row(row, *id, *machine_id, aggregate);
+                let _ = write!(
+                    row,
+                    ",{}]",
+                    running.map_or_else(|| "null".to_owned(), |id| id.to_string())
+                );
+            },
+        );
         json.push_str(",\"machines\":");
         json_array(
             &mut json,
@@ -99,8 +121,8 @@ impl PendingWrites {
 
 /// What a group's plain events changed: one JSON object, the parameter `?1` of every
 /// [`PlainStatements`] statement, with an array of rows per table (`tests`: `[id, run_id,
-/// status, start, stop]`; `scenarios` and `runs`: `[id, parent id, status, 8 counts, start,
-/// stop]`; `machines`: `[id, last_seen, events, clock offset in ms]`). Every value is a
+/// status, start, stop]`; `scenarios`: `[id, parent id, status, 8 counts, start, stop]`; `runs`
+/// the same and the running test change ([`crate::rows::running_test_change`]); `machines`: `[id, last_seen, events, clock offset in ms]`). Every value is a
 /// number, a status name or a timestamp the store formatted: nothing needs escaping. One
 /// parameter shared by every statement, as sqlx binds `?N` per statement of a script and
 /// leaves one unbound when a statement skips lower numbers.
@@ -160,10 +182,10 @@ impl PlainStatements {
             .enumerate()
             .map(|(i, column)| format!(", {column} = r.value ->> {}", i + 3))
             .collect();
-        let aggregate = |table: &str, parent: &str| {
+        let aggregate = |table: &str, parent: &str, more: &str| {
             format!(
                 "UPDATE {prefix}{table} SET status = r.value ->> 2{counts}, \
-                 timestamp_start = r.value ->> 11, timestamp_stop = r.value ->> 12 \
+                 timestamp_start = r.value ->> 11, timestamp_stop = r.value ->> 12{more} \
                  FROM json_each(?1, '$.{table}') AS r \
                  WHERE {prefix}{table}.id = r.value ->> 0 AND {prefix}{table}.{parent} = r.value ->> 1; "
             )
@@ -177,8 +199,15 @@ impl PlainStatements {
              version = {prefix}machines.version + (r.value ->> 2), \
              clock_offset_ms = COALESCE(r.value ->> 3, {prefix}machines.clock_offset_ms) \
              FROM json_each(?1, '$.machines') AS r WHERE {prefix}machines.id = r.value ->> 0; ",
-            scenarios = aggregate("scenarios", "run_id"),
-            runs = aggregate("runs", "machine_id"),
+            scenarios = aggregate("scenarios", "run_id", ""),
+            runs = aggregate(
+                "runs",
+                "machine_id",
+                &format!(
+                    ", running_test_id = \
+                     NULLIF(COALESCE(r.value ->> 13, {prefix}runs.running_test_id), 0)"
+                ),
+            ),
         );
         let write_and_commit = format!("{write}COMMIT;");
         let checked_commit = format!("BEGIN IMMEDIATE; {STALE_CHECK}{write_and_commit}");
@@ -207,7 +236,8 @@ fn json_array<K, V>(
 }
 
 /// A scenario's or run's row: `[id, parent, status, 8 counts, start, stop]`.
-fn aggregate_row(row: &mut String, (id, (parent_id, aggregate)): (&i64, &(i64, Aggregate))) {
+/// `[id, parent id, status, 8 counts, start, stop` (unclosed: runs add a column).
+fn aggregate_row(row: &mut String, id: i64, parent_id: i64, aggregate: &Aggregate) {
     let _ = write!(
         row,
         "[{id},{parent_id},\"{status}\"",
@@ -218,7 +248,7 @@ fn aggregate_row(row: &mut String, (id, (parent_id, aggregate)): (&i64, &(i64, A
     }
     let _ = write!(
         row,
-        ",{start},{stop}]",
+        ",{start},{stop}",
         start = json_time(aggregate.timestamp_start),
         stop = json_time(aggregate.timestamp_stop),
     );
@@ -307,6 +337,17 @@ mod tests {
                 &serde_json::json!("running")
             )
         );
+        assert_eq!(
+            json["runs"][0][13], 7,
+            "the first event's running test, which the second left running"
+        );
+        // A group in which the run's running test stops clears it.
+        aggregate.shift(Status::Running, Status::Passed, 1, at(2));
+        work.run.aggregate = aggregate;
+        pending.add(1, at(3), None, &work);
+        let later: serde_json::Value =
+            serde_json::from_str(pending.take_rows().json()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(later["runs"][0][13], 0);
         assert_eq!(
             json["machines"],
             serde_json::json!([[1, ts(at(2)), 2, -5]]),
