@@ -122,7 +122,8 @@ impl PendingWrites {
 /// What a group's plain events changed: one JSON object, the parameter `?1` of every
 /// [`PlainStatements`] statement, with an array of rows per table (`tests`: `[id, run_id,
 /// status, start, stop]`; `scenarios`: `[id, parent id, status, 8 counts, start, stop]`; `runs`
-/// the same and the running test change ([`crate::rows::running_test_change`]); `machines`: `[id, last_seen, events, clock offset in ms]`). Every value is a
+/// the same and the running test change ([`crate::rows::running_test_change`]); `machines`:
+/// `[id, last_seen, events, clock offset in ms]`). Every value is a
 /// number, a status name or a timestamp the store formatted: nothing needs escaping. One
 /// parameter shared by every statement, as sqlx binds `?N` per statement of a script and
 /// leaves one unbound when a statement skips lower numbers.
