@@ -275,7 +275,9 @@ macro_rules! bind_counts {
 /// `remembered_test(&self, TestId) -> Option<TestLocation>` (a test of a remembered ongoing
 /// run).
 /// `$tx` has fields `tx` (a transaction or a guard that dereferences to a `$db` connection),
-/// `machine: Option<MachineRecord>` and `sql: Arc<Sql>`, and an inherent
+/// `machine: Option<MachineRecord>`, `sql: Arc<Sql>`, `known_identities: Arc<KnownIdentities>`
+/// and `written_identities: Vec<i64>` (which the caller learns once the commit is durable),
+/// and an inherent
 /// `async fn finish(self: Box<Self>) -> Result<()>` that commits. `$ts` turns a `DateTime<Utc>` into the backend's bind value;
 /// `$years` the years it can store and read back; `$max_binds` is the most bind parameters one
 /// statement may carry; `$json_rows` reads a run's tests and a plan's new ids as one row of
@@ -1010,8 +1012,14 @@ macro_rules! sql_store {
                 }
                 let test_ids = in_plan_order(returned, rows.tests.len(), "tests")?;
 
-                // Identities, each once: the same tests are planned night after night.
-                for chunk in rows.identities.chunks(max_binds / 6) {
+                // Identities, each once: the same tests are planned night after night, so
+                // those known committed are not even upserted again.
+                let new_identities: Vec<_> = rows
+                    .identities
+                    .iter()
+                    .filter(|identity| !self.known_identities.contains(identity.key().get()))
+                    .collect();
+                for chunk in new_identities.chunks(max_binds / 6) {
                     let mut builder = ::sqlx::QueryBuilder::<$db>::new(format!(
                         "INSERT INTO {}test_identities (identity_key, scenario_path, \
                          scenario_name, file_path, file_name, search_text) ",
@@ -1028,6 +1036,8 @@ macro_rules! sql_store {
                     builder.push(" ON CONFLICT (identity_key) DO NOTHING");
                     builder.build().execute(&mut *self.tx).await.db()?;
                 }
+                self.written_identities
+                    .extend(new_identities.iter().map(|identity| identity.key().get()));
 
                 let version: i64 = ::sqlx::query_scalar(&self.sql.set_latest_run)
                     .bind(machine_id)

@@ -22,6 +22,8 @@ mod error;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod history;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod known_identities;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod machine_settings;
 #[cfg(any(feature = "postgres", feature = "sqlite"))]
 mod memory;

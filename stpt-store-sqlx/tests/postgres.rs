@@ -379,6 +379,15 @@ async fn failed_commit_leaves_no_trace() {
     support::failed_commit_leaves_no_trace(Arc::new(store)).await;
 }
 
+/// A plan whose commit fails leaves its test identities to the next plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_plan_leaves_its_identities_to_the_next() {
+    let Some(store) = support::fresh_pg().await else {
+        return;
+    };
+    support::failed_plan_leaves_its_identities_to_the_next(Arc::new(store)).await;
+}
+
 /// A deleted machine takes its duration histories and flaky windows with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_machines_histories_go_with_it() {

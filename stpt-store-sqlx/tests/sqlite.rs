@@ -531,6 +531,13 @@ async fn an_older_file_is_switched_to_incremental_vacuum() {
     assert_eq!(run.summary.statistics.tests, 2);
 }
 
+/// A plan whose commit fails leaves its test identities to the next plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_plan_leaves_its_identities_to_the_next() {
+    let store = support::fresh_sqlite().await;
+    support::failed_plan_leaves_its_identities_to_the_next(Arc::new(store)).await;
+}
+
 /// A deleted machine takes its duration histories and flaky windows with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_machines_histories_go_with_it() {

@@ -19,6 +19,7 @@ use crate::delete::sql_deletes;
 use crate::durations::sql_durations;
 use crate::error::SqlxResultExt;
 use crate::history::sql_history;
+use crate::known_identities::KnownIdentities;
 use crate::machine_settings::sql_machine_settings;
 use crate::rows::MachineRecordRow;
 use writer::Writer;
@@ -60,6 +61,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 pub struct PgStore {
     pool: PgPool,
     sql: Arc<Sql>,
+    known_identities: Arc<KnownIdentities>,
     memories: Arc<Memories>,
     writer: Arc<OnceLock<Writer>>,
 }
@@ -104,6 +106,7 @@ impl PgStore {
         PgStore {
             pool,
             sql: Arc::new(Sql::new("stpt.")),
+            known_identities: Arc::default(),
             memories: Arc::default(),
             writer: Arc::default(),
         }
@@ -191,6 +194,8 @@ impl PgStore {
             version: row.as_ref().map(|row| row.version),
             machine: row.map(MachineRecordRow::record),
             sql: Arc::clone(&self.sql),
+            known_identities: Arc::clone(&self.known_identities),
+            written_identities: Vec::new(),
         })
     }
 
@@ -222,6 +227,8 @@ impl PgStore {
             version: None,
             machine: None,
             sql: Arc::clone(&self.sql),
+            known_identities: Arc::clone(&self.known_identities),
+            written_identities: Vec::new(),
         }))
     }
 
@@ -242,6 +249,9 @@ pub(crate) struct PgTx {
     /// The machine row's version, read under the lock.
     version: Option<i64>,
     sql: Arc<Sql>,
+    known_identities: Arc<KnownIdentities>,
+    /// Identity keys this unit wrote: known committed once its commit is durable.
+    written_identities: Vec<i64>,
 }
 
 impl PgStore {
@@ -255,7 +265,20 @@ impl PgStore {
 impl PgTx {
     /// Commits the unit's transaction.
     async fn finish(self: Box<Self>) -> Result<()> {
-        self.tx.commit().await.db()
+        self.commit_unit().await
+    }
+
+    /// Commits the unit's transaction; then the identities it wrote are known committed.
+    async fn commit_unit(self) -> Result<()> {
+        let PgTx {
+            tx,
+            known_identities,
+            written_identities,
+            ..
+        } = self;
+        tx.commit().await.db()?;
+        known_identities.learn(&written_identities);
+        Ok(())
     }
 
     /// Commits a write beside the runs (duration histories).

@@ -139,7 +139,7 @@ impl PgUnit {
             std::mem::replace(&mut self.mode, Mode::Remembered)
         {
             let written = tx.write_changes(changes).await?;
-            tx.tx.commit().await.db()?;
+            tx.commit_unit().await?;
             return Ok(written);
         }
         let Some(memory) = memory else {
@@ -170,7 +170,7 @@ impl PgUnit {
             return Err(self.forget(format!("machine {machine_id} changed since it was read")));
         }
         let written = tx.write_changes(changes).await?;
-        tx.tx.commit().await.db()?;
+        tx.commit_unit().await?;
         Ok(written)
     }
 }

@@ -23,6 +23,7 @@ use crate::delete::sql_deletes;
 use crate::durations::sql_durations;
 use crate::error::{RowError, SqlxResultExt};
 use crate::history::sql_history;
+use crate::known_identities::KnownIdentities;
 use crate::machine_settings::sql_machine_settings;
 use crate::rows::MachineRecordRow;
 use writer::{ConnGuard, UnitGuard, Writer};
@@ -47,6 +48,7 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 pub struct SqliteStore {
     pool: SqlitePool,
     sql: Arc<Sql>,
+    known_identities: Arc<KnownIdentities>,
     writer: Arc<OnceCell<Writer>>,
 }
 
@@ -57,6 +59,7 @@ impl SqliteStore {
         SqliteStore {
             pool,
             sql: Arc::new(Sql::new("stpt_")),
+            known_identities: Arc::default(),
             writer: Arc::default(),
         }
     }
@@ -305,6 +308,8 @@ impl SqliteStore {
             version: row.as_ref().map(|row| row.version),
             machine: row.map(MachineRecordRow::record),
             sql: Arc::clone(&self.sql),
+            known_identities: Arc::clone(&self.known_identities),
+            written_identities: Vec::new(),
         })
     }
 
@@ -332,6 +337,9 @@ pub(crate) struct SqliteTx {
     /// The machine row's version.
     version: Option<i64>,
     sql: Arc<Sql>,
+    known_identities: Arc<KnownIdentities>,
+    /// Identity keys this unit wrote: known committed once its commit is durable.
+    written_identities: Vec<i64>,
 }
 
 impl SqliteTx {
@@ -352,7 +360,12 @@ impl SqliteTx {
 
     async fn finish(self: Box<Self>) -> Result<()> {
         let SqliteTx {
-            mut tx, units, key, ..
+            mut tx,
+            units,
+            key,
+            known_identities,
+            written_identities,
+            ..
         } = *self;
         let Some(mut units) = units else {
             return Err(Error::invariant("a delete without the units lock"));
@@ -361,7 +374,9 @@ impl SqliteTx {
         let released = units.release(Some(&mut tx), false).await?;
         drop(tx);
         drop(units);
-        released.wait().await
+        released.wait().await?;
+        known_identities.learn(&written_identities);
+        Ok(())
     }
 }
 

@@ -3,6 +3,7 @@
 //! buffer, any other unit's into its savepoint (see [`super::writer`]).
 
 use async_trait::async_trait;
+use std::sync::Arc;
 use stpt_core::rules::{RunState, RunWork, ScenarioState, TestState};
 use stpt_core::{
     Changes, Committed, Durability, Error, MachineName, MachineRecord, RecordedEvent, Result,
@@ -118,6 +119,12 @@ impl SqliteUnit {
             .units
             .release(self.conn.as_mut().map(|tx| &mut tx.tx), deferred)
             .await?;
+        let written_identities = self
+            .conn
+            .as_mut()
+            .map(|tx| std::mem::take(&mut tx.written_identities))
+            .unwrap_or_default();
+        let known_identities = Arc::clone(&self.store.known_identities);
         if let Some(memory) = memory {
             self.units
                 .units_mut()
@@ -127,9 +134,11 @@ impl SqliteUnit {
         // Lets the next unit in.
         drop(self);
         if deferred {
+            // Not learnt: whether the group commits is known only to the waiter.
             Ok((committed, released.durability()))
         } else {
             released.wait().await?;
+            known_identities.learn(&written_identities);
             Ok((committed, Durability::done()))
         }
     }

@@ -321,6 +321,55 @@ pub async fn failed_commit_leaves_no_trace(store: Arc<dyn Store>) {
         .unwrap();
 }
 
+/// A plan whose commit fails after its test identities were written leaves the store
+/// believing nothing about them: the next plan of the same tests writes them, and they are
+/// found. (The store skips identities it knows committed; it must learn them only from a
+/// durable commit.) The first commit fails on a client event id already recorded, which is
+/// written after the identities.
+pub async fn failed_plan_leaves_its_identities_to_the_next(store: Arc<dyn Store>) {
+    use stpt_core::{Changes, EventRecord, NewRun, RunnerTimezone};
+    let tracker = tracker(Arc::clone(&store));
+    let name = MachineName::new("rig").unwrap();
+    let commit_plan = |plan: Plan| {
+        let store = Arc::clone(&store);
+        let name = name.clone();
+        async move {
+            let tx = store.begin(&name).await?;
+            let new_run = NewRun::from_plan(plan, RunnerTimezone::UTC, at(0))?;
+            tx.commit(Changes {
+                seen_at: at(0),
+                clock_offset: None,
+                runs: Vec::new(),
+                new_run: Some(new_run),
+                record: Some(EventRecord {
+                    event_id: "plan-1".to_owned(),
+                    receipt: None,
+                }),
+            })
+            .await
+        }
+    };
+    commit_plan(plan("rig", 1, 1)).await.unwrap();
+    let identities = |store: Arc<dyn Store>| async move {
+        store
+            .search_tests(None, stpt_core::PageRequest::default())
+            .await
+            .unwrap()
+            .total
+    };
+    assert_eq!(identities(Arc::clone(&store)).await, 1);
+
+    let failed = commit_plan(plan("rig", 1, 3)).await;
+    assert!(
+        failed.is_err(),
+        "a second record of one event id: {failed:?}"
+    );
+    assert_eq!(identities(Arc::clone(&store)).await, 1, "rolled back");
+
+    tracker.record_plan(plan("rig", 1, 3)).await.unwrap();
+    assert_eq!(identities(Arc::clone(&store)).await, 3);
+}
+
 /// A deleted machine takes its duration histories and flaky windows with it: runs one
 /// finished test on machines `gone` and `kept`, flushes their histories, deletes `gone`, and
 /// counts each machine's rows with `count(sql, machine_id)` in the tables named `{prefix}durations`
