@@ -751,6 +751,8 @@ pub async fn fields_round_trip(store: Arc<dyn Store>) {
                     file("/t", "empty.py", Some("")),
                     file("/t", "big.py", Some(&big_script)),
                     file("", "", Some("same")),
+                    // What a JSON or SQL text would have to escape.
+                    file("/t/q\"uote\\back", "tab\there 🚦\u{2028}\u{7f}.py", None),
                 ],
             },
             PlannedScenario {
