@@ -560,12 +560,8 @@ async fn a_deleted_machines_histories_go_with_it() {
 /// group commit of events answered from memory, here), so a read by query finds it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_run_names_its_running_test() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("running.sqlite3"))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    let pool = store.pool().clone();
+    let store = support::fresh_sqlite().await;
+    let pool = store.store.pool().clone();
     let tracker = tracker(Arc::new(store));
     let planned = tracker.record_plan(plan("rig", 1, 3)).await.unwrap();
     let named = || async {

@@ -94,11 +94,12 @@ impl PendingWrites {
             &pending.runs,
             |row, (id, (machine_id, aggregate, running))| {
                 aggregate_row(row, *id, *machine_id, aggregate);
-                let _ = write!(
-                    row,
-                    ",{}]",
-                    running.map_or_else(|| "null".to_owned(), |id| id.to_string())
-                );
+                match running {
+                    Some(id) => {
+                        let _ = write!(row, ",{id}]");
+                    }
+                    None => row.push_str(",null]"),
+                }
             },
         );
         json.push_str(",\"machines\":");
@@ -236,8 +237,8 @@ fn json_array<K, V>(
     out.push(']');
 }
 
-/// A scenario's or run's row: `[id, parent, status, 8 counts, start, stop]`.
-/// `[id, parent id, status, 8 counts, start, stop` (unclosed: runs add a column).
+/// A scenario's or run's row: `[id, parent id, status, 8 counts, start, stop` (unclosed:
+/// runs add a column).
 fn aggregate_row(row: &mut String, id: i64, parent_id: i64, aggregate: &Aggregate) {
     let _ = write!(
         row,
